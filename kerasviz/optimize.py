@@ -1,0 +1,493 @@
+"""Feature visualization by gradient ascent, batched and compiled.
+
+The method, in the order it runs: param -> transforms -> preprocess -> model -> objective -> step.
+One image per filter, all in one batch with one objective; the step is compiled once per shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+import weakref
+from collections.abc import Iterable, Sequence
+
+import keras
+import numpy as np
+
+from kerasviz import backend, images, models, objectives, params, presets, transforms, updates
+from kerasviz.progress import Callback, ProgressBar, StepRecord, run_callbacks
+
+DEFAULT_MEMORY_BUDGET = 2 * 1024**3  # bytes of activations (and their gradients) per chunk
+ACTIVATION_OVERHEAD = 3  # forward activations + gradients + workspace, per activation element
+MAX_AUTO_BATCH = 64
+DEFAULT_FILTER_COUNT = 64  # an 8x8 atlas
+
+
+@dataclasses.dataclass
+class Result:
+    """What a visualization run returns: data, no drawing.
+
+    Attributes:
+        images: uint8 `(N, H, W, C)`, ready to save or stitch.
+        activations: float32 `(N,)`, each image's final score (its objective on the final image,
+            without transforms).
+        history: float32 `(steps, N)`, the score at every step (with that step's transforms).
+        filters: the filter index (or key) of each image.
+        layer: the layer name, when one layer was visualized.
+        raw: float32 images before deprocessing: [0, 1] images, or model inputs for
+            `input_space` presets.
+        settings: the settings used (preset fields, seed, model, objective).
+        seconds: wall time of the run.
+        clipped: share of pixels clipped when converting to uint8.
+        interrupted: True when the run was stopped early (Ctrl-C); what was done is kept.
+        finished: how many of the images (the first ones) ran all their steps; after an interruption
+            the rest are the interrupted batch, returned as far as they got.
+    """
+
+    images: np.ndarray
+    activations: np.ndarray
+    history: np.ndarray
+    filters: list
+    layer: str | None
+    raw: np.ndarray
+    settings: dict
+    seconds: float = 0.0
+    clipped: float = 0.0
+    interrupted: bool = False
+    finished: int = 0
+
+    def __len__(self):
+        return len(self.filters)
+
+    def __repr__(self):
+        shape = "x".join(str(s) for s in self.images.shape)
+        return (f"Result(layer={self.layer!r}, filters={len(self.filters)}, images={shape}, "
+                f"mean activation={float(np.mean(self.activations)) if len(self) else 0:.4g})")
+
+
+# ------------------------------------------------------------------------ extractors and chunks
+
+_EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def get_extractor(network: models.Network, layers: Sequence[str], pre_activation: bool):
+    """A cached feature extractor for `layers` of `network`."""
+    cache = _EXTRACTORS.setdefault(network.model, {})
+    key = (tuple(layers), bool(pre_activation))
+    if key not in cache:
+        cache[key] = models.feature_extractor(network, layers, pre_activation=pre_activation)
+    return cache[key]
+
+
+def estimate_batch_size(extractor, size: tuple[int, int], channels: int, memory_budget: int) -> int:
+    """How many images fit `memory_budget` bytes of activations, from a probe of the extractor's
+    layer sizes at 32x32 scaled to `size`."""
+    probe = 32
+    try:
+        outs = [
+            layer.output for layer in extractor.layers
+            if not isinstance(layer, keras.layers.InputLayer)
+            and not isinstance(layer.output, (list, tuple)) and len(layer.output.shape) >= 2
+        ]
+        sizer = keras.Model(extractor.inputs[0], outs)
+        acts = sizer(np.zeros((1, probe, probe, channels), "float32"))
+        elements = sum(int(np.prod(a.shape)) for a in acts)
+    except Exception:  # an exotic graph: a safe default
+        return 8
+    per_image = elements * (size[0] * size[1]) / (probe * probe) * 4 * ACTIVATION_OVERHEAD
+    return int(max(1, min(MAX_AUTO_BATCH, memory_budget // max(per_image, 1))))
+
+
+def _chunks(items: list, batch_size: int) -> list[list]:
+    n_chunks = math.ceil(len(items) / batch_size)
+    per = math.ceil(len(items) / n_chunks)
+    return [items[i : i + per] for i in range(0, len(items), per)]
+
+
+# ------------------------------------------------------------------------ the renderer
+
+
+def octave_sizes(size, octaves: int, scale: float) -> list[tuple[int, int]]:
+    """`(height, width)` of each octave, ending at `size` (an int or a pair): `size / scale**k` for
+    k = octaves-1 .. 0."""
+    if octaves < 1:
+        raise ValueError(f"octaves must be >= 1. Received: {octaves}.")
+    h, w = (size, size) if isinstance(size, (int, np.integer)) else size
+    return [(max(8, int(round(h / scale**k))), max(8, int(round(w / scale**k))))
+            for k in range(octaves - 1, -1, -1)]
+
+
+_RENDERERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def get_renderer(network, objective, settings: presets.Preset) -> Renderer:
+    """A cached `Renderer`: the same model, objective and settings reuse the compiled steps."""
+    cache = _RENDERERS.setdefault(network.model, {})
+    key = (objective.description, settings, repr(network.preprocess))
+    renderer = cache.get(key)
+    if renderer is None:
+        renderer = cache[key] = Renderer(network, objective, settings)
+    return renderer
+
+
+class Renderer:
+    """Compiled machinery for one (network, objective, settings): call `run(keys)` per chunk.
+
+    The step is compiled once per shape and reused for every chunk of the same size.
+    """
+
+    def __init__(self, network, objective, settings: presets.Preset, *, size=None):
+        self.network = network
+        self.objective = objective
+        self.settings = settings
+        self.param = params.get(settings.param)
+        self.update = updates.get(settings.update)
+        self.transform = transforms.compose(list(settings.transforms))
+        layers = list(objective.layers)
+        if not layers:
+            raise ValueError(f"The objective {objective.description} reads no layer.")
+        self.layers = layers
+        self.extractor = get_extractor(network, layers, settings.pre_activation)
+        self.channels = network.input_channels
+        preprocess = (lambda x: x) if settings.input_space else network.preprocess
+        extractor, transform, param, objective_ = self.extractor, self.transform, self.param, objective
+
+        def score_fn(values, u, filters):
+            imgs = param.draw(values)
+            x = transform(imgs, u) if transform.n_random or u is not None else imgs
+            outs = extractor(preprocess(x), training=False)
+            outs = outs if isinstance(outs, (list, tuple)) else [outs]
+            acts = dict(zip(layers, outs, strict=True))
+            return objective_(objectives.Context(acts, imgs, filters))
+
+        def clean_fn(values, u, filters):
+            imgs = param.draw(values)
+            outs = extractor(preprocess(imgs), training=False)
+            outs = outs if isinstance(outs, (list, tuple)) else [outs]
+            return objective_(objectives.Context(dict(zip(layers, outs, strict=True)), imgs, filters))
+
+        self._step = backend.compile_step(score_fn, self.update)
+        self._clean = backend.compile_scores(clean_fn)
+
+    def _draw_uniforms(self, keys, seed, steps, octave):
+        n = self.transform.n_random
+        rows = [params.rng(seed, k).spawn(octave + 1)[-1].uniform(size=(steps, n)) for k in keys]
+        return np.stack(rows, axis=1).astype("float32")  # [steps, batch, n]
+
+    def run(self, keys: Sequence[int], filters: Sequence[int], *, seed: int = 0, init=None,
+            on_step=None):
+        """Optimize one batch. Returns `(images, scores, history, interrupted)` as NumPy arrays;
+        `images` are in the space the param draws (see `Preset.input_space`)."""
+        s = self.settings
+        batch = len(keys)
+        final = tuple(np.asarray(init).shape[1:3]) if init is not None else s.size
+        sizes = octave_sizes(final, s.octaves, s.octave_scale)
+        filters_t = backend.to_tensor(np.asarray(filters, "int32"))
+        lr = backend.to_tensor(np.float32(s.lr))
+        history, values, interrupted = [], None, False
+        steps_per = [s.steps] * len(sizes)
+        total = sum(steps_per)
+        done = 0
+        for octave, size in enumerate(sizes):
+            if values is None and init is None:
+                arrays = self.param.init(batch, size, self.channels, keys=keys, seed=seed)
+            else:
+                start = np.asarray(init, "float32") if values is None else self._current(values)
+                if start.shape[1:3] != size:
+                    start = np.stack([images.resize(np.clip(im, 0, 1), size) for im in start])
+                if s.octave_blur and values is not None:
+                    start = backend.to_numpy(transforms.blur_images(backend.to_tensor(start),
+                                                                    s.octave_blur))
+                arrays = self.param.encode(start)
+            values = [backend.to_tensor(a) for a in arrays]
+            state = self.update.init(values)
+            u_all = backend.to_tensor(self._draw_uniforms(keys, seed, steps_per[octave], octave))
+            try:
+                for t in range(steps_per[octave]):
+                    values, state, scores = self._step(
+                        values, state, backend.to_tensor(np.int32(t)), lr, u_all, filters_t
+                    )
+                    history.append(scores)
+                    done += 1
+                    if on_step is not None:
+                        on_step(done, total)
+            except KeyboardInterrupt:
+                interrupted = True
+                break
+        final = backend.to_numpy(self._clean(values, None, filters_t))
+        hist = np.stack([backend.to_numpy(h) for h in history]) if history else np.zeros((0, batch))
+        return self._current(values), final.astype("float32"), hist.astype("float32"), interrupted
+
+    def _current(self, values):
+        return backend.to_numpy(self.param.draw(values)).astype("float32")
+
+
+def _deprocess(raw: np.ndarray, s: presets.Preset, network) -> tuple[np.ndarray, float]:
+    if s.input_space and isinstance(network.preprocess, models.Preprocessing) and network.preprocess.bgr:
+        raw = raw[..., ::-1]  # show caffe models' BGR inputs as RGB
+    if s.deprocess == "normalize":
+        return images.deprocess(raw, std=s.deprocess_std, crop=s.crop), _clipped_normalized(raw, s)
+    if s.deprocess == "clip":
+        cropped = images.center_crop(raw, border=s.crop) if s.crop else raw
+        return images.to_uint8(cropped), float(np.mean((cropped < 0) | (cropped > 1)))
+    raise ValueError(f"deprocess must be 'clip' or 'normalize'. Received: {s.deprocess!r}.")
+
+
+def _clipped_normalized(raw, s):
+    axes = (1, 2, 3)
+    x = (raw - raw.mean(axis=axes, keepdims=True)) / (raw.std(axis=axes, keepdims=True) + 1e-5)
+    x = x * s.deprocess_std + 0.5
+    return float(np.mean((x < 0) | (x > 1)))
+
+
+def _resolve_settings(preset, overrides: dict) -> presets.Preset:
+    base = presets.get(preset)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "transforms" in given:
+        given["transforms"] = tuple(given["transforms"])
+    if "param" in given:
+        given["param"] = params.get(given["param"])
+    if "update" in given and not isinstance(given["update"], str):
+        updates.get(given["update"])
+    s = dataclasses.replace(base, **given)
+    if not isinstance(s.steps, (int, np.integer)) or s.steps <= 0:
+        raise ValueError(f"steps must be a positive int. Received: steps={s.steps!r}.")
+    if not isinstance(s.size, (int, np.integer)) or s.size < 8:
+        raise ValueError(f"size must be an int >= 8 (pixels). Received: size={s.size!r}.")
+    if s.crop and 2 * s.crop >= s.size:
+        raise ValueError(f"crop={s.crop} leaves nothing of a {s.size} px image.")
+    return s
+
+
+def _resolve_filters(filters, n_channels: int, layer: str) -> list[int]:
+    if filters is None:
+        return list(range(min(DEFAULT_FILTER_COUNT, n_channels)))
+    if isinstance(filters, str):
+        if filters == "all":
+            return list(range(n_channels))
+        raise ValueError(f"filters must be an int, a list of ints or 'all'. Received: {filters!r}.")
+    if isinstance(filters, (int, np.integer)):
+        filters = [int(filters)]
+    filters = [int(f) for f in filters]
+    if not filters:
+        raise ValueError("filters is empty: give at least one filter index.")
+    bad = [f for f in filters if not 0 <= f < n_channels]
+    if bad:
+        raise ValueError(
+            f"Filter {bad[0]} is out of range for layer {layer!r}, which has {n_channels} channels "
+            f"(valid: 0-{n_channels - 1})."
+        )
+    return filters
+
+
+def check_size(network, layer: str, size: int, pre_activation: bool = True) -> None:
+    """Raise a clear error when `size` px is too small for `layer` (its map would be empty)."""
+    extractor = get_extractor(network, [layer], pre_activation)
+    try:
+        out = extractor.compute_output_spec(keras.KerasTensor((1, size, size, network.input_channels)))
+    except Exception as e:
+        raise ValueError(
+            f"An image of {size} px is too small for layer {layer!r} of {network.name}: the layers "
+            f"before it downsample it to nothing. Use a larger size. ({str(e).splitlines()[0][:120]})"
+        ) from e
+    out = out[0] if isinstance(out, (list, tuple)) else out
+    if len(out.shape) == 4 and (not out.shape[1] or not out.shape[2] or out.shape[1] < 1):
+        raise ValueError(f"An image of {size} px is too small for layer {layer!r}; use a larger size.")
+
+
+def render(
+    model,
+    objective: objectives.Objective,
+    *,
+    keys: Iterable[int] | None = None,
+    batch: int | None = None,
+    filters: Sequence[int] | None = None,
+    init=None,
+    preset: str | presets.Preset | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    callbacks: Sequence[Callback] | None = None,
+    **overrides,
+) -> Result:
+    """Optimize images for any objective (one batch): the general form of `visualize_filters`.
+
+    Args:
+        model: a model name, `keras.Model` or `Network`.
+        objective: an `Objective` (see `kerasviz.objectives`); use `objectives.per_image` to give each
+            image its own.
+        keys: one key per image: seeds each image's random start and transforms (and is its
+            `filters` entry unless `filters` is given). Defaults to `range(batch)`.
+        batch: number of images when `keys` is None. Defaults to 1 (or `len(init)`).
+        filters: the per-image channel for objectives that follow it. Defaults to `keys`.
+        init: start from these images (`[batch, H, W, C]` in [0, 1]) instead of noise, e.g. a photo
+            for DeepDream.
+        preset: a preset name or `Preset`. Defaults to `"quality"`.
+        seed: the random seed. Defaults to 0.
+        progress: show a progress bar. Defaults to True.
+        callbacks: `Callback` objects told about every step.
+        **overrides: any `Preset` field (`size`, `steps`, `lr`, `param`, `transforms`, `update`, ...).
+
+    Returns:
+        A `Result`.
+
+    Example:
+    >>> dream = kv.render("VGG16", kv.objectives.deepdream("block4_conv3"), init=photo[None],
+    ...                   weights="hed", steps=20)
+    """
+    weights = overrides.pop("weights", "imagenet")
+    network = models.as_network(model, weights=weights)
+    s = _resolve_settings(preset, overrides)
+    objective.validate(network)
+    if init is not None:
+        init = np.asarray(init, "float32")
+        if init.ndim != 4 or init.shape[-1] != network.input_channels:
+            raise ValueError(
+                f"init must be a batch (N, H, W, {network.input_channels}) of images in [0, 1]. "
+                f"Received shape {init.shape}."
+            )
+        if s.input_space and isinstance(network.preprocess, models.Preprocessing):
+            init = network.preprocess(init)
+        batch = len(init)
+    keys = list(range(batch or 1)) if keys is None else [int(k) for k in keys]
+    filters = keys if filters is None else list(filters)
+    renderer = get_renderer(network, objective, s)
+    cbs = _callbacks(progress, callbacks)
+    return _run_chunks(renderer, network, s, [keys], [filters], seed, cbs, layer=None, init=init)
+
+
+def _callbacks(progress, callbacks):
+    cbs = list(callbacks or [])
+    if progress:
+        cbs.insert(0, ProgressBar())
+    return cbs
+
+
+def _run_chunks(renderer, network, s, key_chunks, filter_chunks, seed, cbs, *, layer, init=None):
+    start = time.perf_counter()
+    n_total = sum(len(c) for c in key_chunks)
+    raws, finals, hists, done_keys = [], [], [], []
+    interrupted, finished = False, 0
+    steps_total = s.steps * s.octaves
+    with run_callbacks(cbs, n_items=n_total, steps=steps_total) as notify:
+        for i, (keys, filt) in enumerate(zip(key_chunks, filter_chunks, strict=True)):
+            def on_step(done, total, i=i, keys=keys):
+                notify(StepRecord(step=done, steps=total, chunk=i, chunks=len(key_chunks),
+                                  items_done=len(done_keys), items=n_total))
+
+            try:
+                raw, final, hist, stopped = renderer.run(keys, filt, seed=seed, init=init,
+                                                         on_step=on_step)
+            except KeyboardInterrupt:
+                interrupted = True
+                break
+            raws.append(raw)
+            finals.append(final)
+            hists.append(hist)
+            done_keys.extend(keys)
+            if stopped:
+                interrupted = True
+                break
+            finished = len(done_keys)
+            notify(StepRecord(step=steps_total, steps=steps_total, chunk=i, chunks=len(key_chunks),
+                              items_done=len(done_keys), items=n_total))
+    if interrupted:
+        warnings.warn(f"Interrupted: returning {len(done_keys)} of {n_total} images, of which the first "
+                      f"{finished} finished all steps.", stacklevel=3)
+    if not raws:
+        raise KeyboardInterrupt("Interrupted before any image was finished.")
+    raw = np.concatenate(raws)
+    steps = min(h.shape[0] for h in hists)
+    hist = np.concatenate([h[:steps] for h in hists], axis=1)
+    imgs, clipped = _deprocess(raw, s, network)
+    settings = dataclasses.asdict(s)
+    settings.update(param=repr(s.param), transforms=[t.name for t in s.transforms], seed=seed,
+                    model=network.name, weights=network.weights,
+                    objective=renderer.objective.description, backend=backend.name())
+    return Result(images=imgs, activations=np.concatenate(finals), history=hist, filters=done_keys,
+                  layer=layer, raw=raw, settings=settings, seconds=time.perf_counter() - start,
+                  clipped=clipped, interrupted=interrupted, finished=finished)
+
+
+def visualize_filters(
+    model,
+    layer: str,
+    filters: int | Iterable[int] | str | None = None,
+    *,
+    preset: str | presets.Preset | None = None,
+    size: int | None = None,
+    steps: int | None = None,
+    lr: float | None = None,
+    param=None,
+    transforms: Sequence | None = None,
+    update: str | None = None,
+    octaves: int | None = None,
+    octave_scale: float | None = None,
+    pre_activation: bool | None = None,
+    objective: objectives.Objective | None = None,
+    batch_size: int | None = None,
+    memory_budget: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    callbacks: Sequence[Callback] | None = None,
+    weights: str | None = "imagenet",
+    preprocess=None,
+    input_range: tuple[float, float] | None = None,
+) -> Result:
+    """Images that maximally excite filters of a layer, one per filter, optimized in batches.
+
+    Each image is scored by the mean activation of its own filter and optimized by gradient ascent in
+    one compiled step per shape; the model's preprocessing runs inside the step, so images stay in
+    [0, 1] RGB (except for the `"keras-io"` preset, which works in the model's input space exactly as
+    the tutorial does). A filter's picture depends only on the seed and the filter, not on the batch.
+
+    Args:
+        model: a `keras.applications` name (`"ResNet50V2"`), a `.keras` path, a `keras.Model`, or a
+            `Network` from `get_model`.
+        layer: the layer name (or `outer/inner` path).
+        filters: an index, a list/range of indices, or `"all"`. Defaults to the first 64.
+        preset: `"quality"` (default), `"fast"`, `"lucid"`, `"keras-io"` or `"blog2016"`, or a `Preset`.
+        size, steps, lr, param, transforms, update, octaves, octave_scale, pre_activation: override the
+            preset's fields (see `Preset`).
+        objective: replaces the default `channel(layer)` objective; it must follow each image's filter
+            (e.g. `objectives.channel(layer) - 0.05 * objectives.total_variation()`).
+        batch_size: images per compiled batch. Defaults to what fits `memory_budget`.
+        memory_budget: bytes of activations per batch for the automatic batch size. Defaults to 2 GiB.
+        seed: random seed; the same seed gives the same pictures. Defaults to 0.
+        progress: show a progress bar (a widget in Jupyter). Defaults to True.
+        callbacks: extra `Callback` objects.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+        preprocess: the model's preprocessing, for a `keras.Model` (a family name or a callable).
+        input_range: `(low, high)` input range, for a `keras.Model` that takes scaled images.
+
+    Returns:
+        A `Result` with `images` (uint8), `activations`, `history` and the settings.
+
+    Raises:
+        ValueError: unknown model or layer, a filter out of range, a layer without channels, a size too
+            small for the layer, or `steps <= 0`.
+
+    Example:
+    >>> result = kv.visualize_filters("VGG16", "block3_conv3", range(16), weights="hed")
+    >>> kv.save_image(kv.stitch(result.images), "atlas.png")
+    """
+    network = models.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
+    path, _ = models.find_layer(network, layer)
+    n_channels = models.channels_of(network, path)
+    filters = _resolve_filters(filters, n_channels, path)
+    s = _resolve_settings(preset, dict(size=size, steps=steps, lr=lr, param=param, transforms=transforms,
+                                       update=update, octaves=octaves, octave_scale=octave_scale,
+                                       pre_activation=pre_activation))
+    check_size(network, path, min(octave_sizes(s.size, s.octaves, s.octave_scale)[0]), s.pre_activation)
+    obj = objective if objective is not None else objectives.channel(path, border=s.border)
+    obj.validate(network)
+    renderer = get_renderer(network, obj, s)
+    if batch_size is None:
+        batch_size = estimate_batch_size(renderer.extractor, (s.size, s.size), network.input_channels,
+                                         memory_budget or DEFAULT_MEMORY_BUDGET)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1. Received: {batch_size}.")
+    chunks = _chunks(filters, batch_size)
+    return _run_chunks(renderer, network, s, chunks, chunks, seed, _callbacks(progress, callbacks),
+                       layer=path)

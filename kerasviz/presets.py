@@ -1,0 +1,91 @@
+"""Presets: named bundles of optimization settings. Every field can be overridden per call."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from kerasviz import names, params, transforms
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Settings of a filter visualization run.
+
+    Attributes:
+        size: final image size in pixels (square).
+        steps: optimization steps (per octave when `octaves > 1`).
+        lr: learning rate (in the units of the space optimized).
+        param: the parameterization (`params.Pixel`, `params.Fourier`).
+        transforms: random transforms applied before the model at each step.
+        update: the update rule: `"l2"`, `"rms"` or `"adam"`.
+        octaves: number of scales; the image grows by `octave_scale` between them.
+        octave_scale: growth factor between octaves (the fastai notebook: 1.2).
+        octave_blur: Gaussian blur sigma (px) applied between octaves; 0 for none.
+        border: activation positions dropped at each border in the channel objective.
+        pre_activation: optimize the value before a fused ReLU.
+        input_space: optimize the model's input directly (no preprocessing; the keras.io tutorial).
+        deprocess: `"clip"` ([0, 1] images to uint8) or `"normalize"` (the tutorial's mean/std).
+        deprocess_std: standard deviation for `"normalize"`.
+        crop: pixels cropped at each border of the returned images.
+    """
+
+    size: int = 128
+    steps: int = 64
+    lr: float = 0.05
+    param: object = dataclasses.field(default_factory=params.fourier)
+    transforms: tuple = dataclasses.field(default_factory=lambda: tuple(transforms.standard_transforms()))
+    update: str = "adam"
+    octaves: int = 1
+    octave_scale: float = 1.2
+    octave_blur: float = 0.0
+    border: int = 0
+    pre_activation: bool = True
+    input_space: bool = False
+    deprocess: str = "clip"
+    deprocess_std: float = 0.15
+    crop: int = 0
+
+
+def _presets() -> dict[str, Preset]:
+    return {
+        # The keras.io tutorial, exactly: model-input space, 180 px, 30 steps of lr 10 on the
+        # L2-normalized gradient, 2 border positions dropped, mean/std deprocess, 25 px crop.
+        "keras-io": Preset(
+            size=180, steps=30, lr=10.0,
+            param=params.pixel(init="uniform", scale=0.25, sigmoid=False, decorrelate=False),
+            transforms=(), update="l2", border=2, pre_activation=False, input_space=True,
+            deprocess="normalize", deprocess_std=0.15, crop=25,
+        ),
+        # Chollet's 2016 blog: gray + noise, RMS-normalized gradient, 40 steps of one gray level.
+        "blog2016": Preset(
+            size=128, steps=40, lr=1.0 / 255.0,
+            param=params.pixel(init="uniform", scale=20.0 / 255.0, offset=0.5, sigmoid=False,
+                               decorrelate=False),
+            transforms=(), update="rms", pre_activation=False, deprocess="normalize",
+            deprocess_std=0.1,
+        ),
+        # Quick and robust: Fourier + decorrelated color + jitter, few steps.
+        "fast": Preset(size=96, steps=48, lr=0.05, transforms=(transforms.jitter(4),)),
+        # Lucid's recipe: Fourier + decorrelated color + standard transforms + Adam, many steps.
+        "lucid": Preset(size=128, steps=256, lr=0.05),
+        # The default: Lucid's pipeline on two octaves, sized to the time of the 2016 recipe.
+        "quality": Preset(size=128, steps=48, lr=0.05, octaves=2, octave_scale=1.6),
+    }
+
+
+PRESETS = _presets()
+DEFAULT_PRESET = "quality"
+
+
+def get(preset: str | Preset | None) -> Preset:
+    """A preset by name (case/punctuation-insensitive) or a `Preset`; None gives the default."""
+    if preset is None:
+        preset = DEFAULT_PRESET
+    if isinstance(preset, Preset):
+        return preset
+    return PRESETS[names.lookup(preset, PRESETS, "preset")]
+
+
+def list_presets() -> list[str]:
+    """Names of the built-in presets."""
+    return list(PRESETS)

@@ -1,0 +1,78 @@
+"""Progress reporting as callbacks: `on_begin`, `on_step`, `on_end`; a context manager makes sure
+`on_end` runs, even when the run is interrupted."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class StepRecord:
+    """What a callback hears after each step.
+
+    Attributes:
+        step: steps done in the current chunk (all octaves counted).
+        steps: steps per chunk.
+        chunk: index of the current chunk (batch of images).
+        chunks: number of chunks.
+        items_done: images finished so far.
+        items: images in the run.
+    """
+
+    step: int
+    steps: int
+    chunk: int
+    chunks: int
+    items_done: int
+    items: int
+
+
+class Callback:
+    """Base class: override what you need."""
+
+    def on_begin(self, items: int, steps: int) -> None:
+        pass
+
+    def on_step(self, record: StepRecord) -> None:
+        pass
+
+    def on_end(self) -> None:
+        pass
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over all steps of all chunks (a widget in Jupyter, one line in a terminal)."""
+
+    def on_begin(self, items, steps):
+        from tqdm.auto import tqdm
+
+        self._bar = None
+        self._items = items
+        self._make = tqdm
+        self._last = 0
+
+    def on_step(self, record):
+        if self._bar is None:
+            self._bar = self._make(total=record.steps * record.chunks, unit="step", leave=False,
+                                   desc="kerasviz")
+        position = record.chunk * record.steps + record.step
+        self._bar.update(max(0, position - self._last))
+        self._last = position
+        self._bar.set_postfix_str(f"filters {record.items_done}/{record.items}", refresh=False)
+
+    def on_end(self):
+        if getattr(self, "_bar", None) is not None:
+            self._bar.close()
+
+
+@contextlib.contextmanager
+def run_callbacks(callbacks, *, n_items: int, steps: int):
+    """Call `on_begin` now, yield a function that forwards `StepRecord`s, call `on_end` at exit."""
+    for cb in callbacks:
+        cb.on_begin(n_items, steps)
+    try:
+        yield lambda record: [cb.on_step(record) for cb in callbacks]
+    finally:
+        for cb in callbacks:
+            cb.on_end()

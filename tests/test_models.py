@@ -1,0 +1,130 @@
+import importlib
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+import kerasviz as kv
+from kerasviz import models
+
+
+@pytest.mark.parametrize("name", sorted(models.FAMILY_OF))
+def test_preprocessing_matches_keras_applications(name):
+    module = importlib.import_module(f"keras.applications.{models.module_name(name)}")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(2, 5, 7, 3)).astype("float32")
+    expected = module.preprocess_input(x * 255.0)  # keras works in 0-255 (and may change its input)
+    ours = kv.Preprocessing.family(models.FAMILY_OF[name])(x)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(expected), rtol=1e-5, atol=1e-4)
+
+
+def test_preprocessing_inverts():
+    p = kv.Preprocessing.family("caffe")
+    x = np.random.default_rng(1).uniform(size=(1, 4, 4, 3)).astype("float32")
+    np.testing.assert_allclose(p.invert(p(x)), x, atol=1e-5)
+
+
+def test_list_models_covers_the_families():
+    assert {"ResNet50V2", "VGG16", "EfficientNetB0", "ConvNeXtTiny", "DenseNet121"} <= set(kv.list_models())
+    assert kv.list_models("vgg*") == ["VGG16", "VGG19"]
+
+
+@pytest.mark.parametrize("spelling", ["resnet50v2", "ResNet50_V2", "RESNET50-V2"])
+def test_get_model_is_insensitive_to_case_and_punctuation(spelling, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(keras.applications, "ResNet50V2", lambda **kw: seen.setdefault("kw", kw) and "m")
+    net = kv.get_model(spelling, weights=None)
+    assert net.name == "ResNet50V2" and net.preprocess.name == "tf"
+    assert seen["kw"]["weights"] is None and seen["kw"]["include_top"] is False
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(ValueError, match=r"Unknown model 'ResNet50V3'.*Did you mean 'ResNet50V2'"):
+        kv.get_model("ResNet50V3")
+
+
+def test_failed_download_names_the_offline_ways(monkeypatch):
+    def fail(**kw):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x: None -- [Errno -3]")
+
+    monkeypatch.setattr(keras.applications, "VGG19", fail)
+    with pytest.raises(ValueError, match=r"Could not download.*weights='hed'.*local weights file"):
+        kv.get_model("VGG19")
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, message",
+    [
+        ("ResNet50V2", {"weights": "hed"}, "fits only VGG16"),
+        ("VGG16", {"weights": "hed", "include_top": True}, "no classifier"),
+        ("VGG16", {"weights": "/no/such/file.h5"}, "no such file"),
+    ],
+)
+def test_bad_weights_are_explained(name, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kv.get_model(name, **kwargs)
+
+
+def test_hed_weights_are_the_shipped_backbone(hed_vgg16):
+    with h5py.File(models.hed_weights_path()) as f:
+        kernel = f["block3/layers/conv2d_2/vars/0"][()]
+    np.testing.assert_array_equal(hed_vgg16.model.get_layer("block3_conv3").get_weights()[0], kernel)
+    assert hed_vgg16.weights == "hed" and hed_vgg16.preprocess.name == "caffe"
+
+
+def test_keras_model_preprocessing_is_inferred_or_given(tiny_cnn):
+    assert kv.as_network(tiny_cnn).preprocess.name == "range(0, 1)"
+    assert kv.as_network(tiny_cnn, input_range=(-1, 1)).preprocess.name == "range(-1, 1)"
+    assert kv.as_network(tiny_cnn, preprocess="caffe").preprocess.name == "caffe"
+    vgg = keras.applications.VGG16(weights=None, include_top=False)
+    assert kv.as_network(vgg).preprocess.name == "caffe"
+
+
+def test_as_network_rejects_other_types():
+    with pytest.raises(TypeError, match="keras.applications name"):
+        kv.as_network(42)
+
+
+def test_layer_lookup_suggests_close_names(tiny_cnn):
+    with pytest.raises(ValueError, match=r"Layer 'conv3' not found in tiny_cnn\. Did you mean"):
+        kv.find_layer(tiny_cnn, "conv3")
+
+
+def test_nested_layers_are_found_by_name_and_path(tiny_cnn):
+    outer = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Rescaling(1.0), tiny_cnn])
+    path, layer = kv.find_layer(outer, "conv2")
+    assert path == "tiny_cnn/conv2" and layer.name == "conv2"
+    assert kv.find_layer(outer, "tiny_cnn/conv2")[1] is layer
+    ext = kv.feature_extractor(outer, ["tiny_cnn/conv2"], pre_activation=False)
+    x = np.random.default_rng(0).uniform(size=(1, 8, 8, 3)).astype("float32")
+    direct = keras.Model(tiny_cnn.inputs, tiny_cnn.get_layer("conv2").output)(x)
+    np.testing.assert_allclose(np.asarray(ext(x)), np.asarray(direct), atol=1e-6)
+
+
+def test_pre_activation_removes_fused_and_separate_relus(tiny_cnn):
+    x = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype("float32")
+    pre = kv.feature_extractor(tiny_cnn, ["conv1", "relu2"], pre_activation=True)(x)
+    post = kv.feature_extractor(tiny_cnn, ["conv1", "relu2"], pre_activation=False)(x)
+    for a, b in zip(pre, post, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.min() < 0 and b.min() >= 0
+        np.testing.assert_allclose(np.maximum(a, 0), b, atol=1e-6)
+    # the original layer keeps its activation
+    assert tiny_cnn.get_layer("conv1").activation.__name__ == "relu"
+
+
+def test_channels_and_layer_list(tiny_cnn):
+    assert models.channels_of(tiny_cnn, "conv2") == 16
+    rows = {r.path: r for r in kv.list_layers(tiny_cnn)}
+    assert rows["conv1"].type == "Conv2D" and rows["conv1"].channels == 8
+    assert rows["gap"].output_shape == (None, 16)
+
+
+def test_layer_without_channels_is_explained():
+    inputs = keras.Input((4, 4, 3))
+    flat = keras.layers.Reshape((48,))(inputs)
+    scalar = keras.layers.Lambda(lambda t: keras.ops.sum(t, axis=-1), name="total")(flat)
+    model = keras.Model(inputs, scalar)
+    with pytest.raises(ValueError, match="no channel axis"):
+        models.channels_of(model, "total")

@@ -1,0 +1,145 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ANGLES, angle_difference, dominant_orientation
+
+import kerasviz as kv
+from kerasviz import backend, optimize, params
+
+
+def tutorial_visualize_filter(feature_extractor, filter_index, init):
+    """The keras.io tutorial's code, one filter at a time (its init replaced by `init`)."""
+
+    def compute_loss(input_image, filter_index):
+        activation = feature_extractor(input_image)
+        filter_activation = activation[:, 2:-2, 2:-2, filter_index]
+        return tf.reduce_mean(filter_activation)
+
+    @tf.function
+    def gradient_ascent_step(img, filter_index, learning_rate):
+        with tf.GradientTape() as tape:
+            tape.watch(img)
+            loss = compute_loss(img, filter_index)
+        grads = tape.gradient(loss, img)
+        grads = tf.math.l2_normalize(grads)
+        img += learning_rate * grads
+        return loss, img
+
+    img = tf.constant(init)
+    for _ in range(30):
+        loss, img = gradient_ascent_step(img, filter_index, 10.0)
+    return img[0].numpy()
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return kv.get_model("ResNet50V2", weights=None)
+
+
+def test_keras_io_preset_reproduces_the_tutorial(resnet):
+    filters = [0, 5]
+    seed = 3
+    result = kv.visualize_filters(resnet, "conv3_block4_out", filters, preset="keras-io", seed=seed,
+                                  progress=False)
+    layer = resnet.model.get_layer("conv3_block4_out")
+    extractor = keras.Model(inputs=resnet.model.inputs, outputs=layer.output)
+    for i, f in enumerate(filters):
+        init = params.pixel(init="uniform", scale=0.25, sigmoid=False, decorrelate=False).init(
+            1, (180, 180), 3, keys=[f], seed=seed)[0]
+        expected = tutorial_visualize_filter(extractor, f, init)
+        np.testing.assert_allclose(result.raw[i], expected, atol=1e-4)
+    assert result.images.shape == (2, 130, 130, 3) and result.images.dtype == np.uint8
+
+
+def test_batched_filters_match_single_runs_and_seed_repeats(tiny_cnn):
+    kw = dict(preset="fast", size=24, steps=6, progress=False, seed=7)
+    both = kv.visualize_filters(tiny_cnn, "conv2", [3, 9], **kw)
+    alone = kv.visualize_filters(tiny_cnn, "conv2", [9], **kw)
+    again = kv.visualize_filters(tiny_cnn, "conv2", [3, 9], **kw)
+    np.testing.assert_allclose(both.raw[1], alone.raw[0], atol=1e-5)
+    np.testing.assert_array_equal(both.images, again.images)
+    other_seed = kv.visualize_filters(tiny_cnn, "conv2", [3, 9], **{**kw, "seed": 8})
+    assert not np.array_equal(both.images, other_seed.images)
+
+
+def test_step_is_traced_once_per_shape(tiny_cnn):
+    kw = dict(preset="fast", size=16, steps=3, progress=False)
+    kv.visualize_filters(tiny_cnn, "conv1", [0, 1], **kw)  # warm up this shape
+    before = backend.trace_count()
+    result = kv.visualize_filters(tiny_cnn, "conv1", list(range(8)), batch_size=2, **kw)
+    # 4 chunks of 2 images, new filter indices each time: no retrace
+    assert backend.trace_count() == before
+    assert result.filters == list(range(8)) and result.history.shape == (3, 8)
+
+
+def test_chunks_are_even_and_cover_every_filter():
+    chunks = optimize._chunks(list(range(10)), 4)
+    assert [len(c) for c in chunks] == [4, 4, 2] or [len(c) for c in chunks] == [4, 4, 2]
+    assert sum(chunks, []) == list(range(10))
+
+
+def test_activation_rises_for_every_filter(tiny_cnn):
+    result = kv.visualize_filters(tiny_cnn, "conv2", range(16), preset="fast", size=32, steps=20,
+                                  progress=False)
+    assert result.history.shape == (20, 16)
+    assert np.all(result.history[-1] > result.history[0])
+
+
+@pytest.mark.parametrize("preset", ["fast", "quality", "blog2016"])
+def test_grating_filters_recover_their_orientation(grating_model, preset):
+    result = kv.visualize_filters(grating_model, "gabor", range(4), preset=preset, size=48,
+                                  steps=40, progress=False)
+    for angle, image in zip(ANGLES, result.raw, strict=True):
+        assert angle_difference(dominant_orientation(image), angle) <= 15.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(layer="gabr"), "Did you mean 'gabor'"),
+        (dict(filters=[4]), r"Filter 4 is out of range for layer 'gabor', which has 4 channels"),
+        (dict(steps=0), "steps must be a positive int"),
+        (dict(size=12), "too small for layer 'gabor'"),
+        (dict(preset="lucyd"), "Did you mean 'lucid'"),
+        (dict(filters="some"), "filters must be"),
+    ],
+)
+def test_bad_arguments_are_explained(grating_model, kwargs, message):
+    call = dict(layer="gabor", filters=[0], progress=False, size=32, steps=2)
+    call.update(kwargs)
+    layer = call.pop("layer")
+    filters = call.pop("filters")
+    with pytest.raises(ValueError, match=message):
+        kv.visualize_filters(grating_model, layer, filters, **call)
+
+
+def test_render_any_objective_from_an_image(tiny_cnn):
+    photo = np.random.default_rng(0).uniform(size=(1, 24, 24, 3)).astype("float32")
+    obj = kv.objectives.deepdream("conv2")
+    result = kv.render(tiny_cnn, obj, init=photo, steps=5, lr=0.02, transforms=(), progress=False)
+    assert result.raw.shape == photo.shape
+    assert result.history[-1, 0] > result.history[0, 0]
+
+
+def test_interrupt_returns_finished_chunks(tiny_cnn):
+    calls = {"n": 0}
+
+    class StopAfterFirstChunk(kv.progress.Callback):
+        def on_step(self, record):
+            if record.chunk == 1:
+                calls["n"] += 1
+                raise KeyboardInterrupt
+
+    with pytest.warns(UserWarning, match="returning 4 of 4 images, of which the first 2 finished"):
+        result = kv.visualize_filters(tiny_cnn, "conv1", range(4), batch_size=2, preset="fast", size=16,
+                                      steps=2, progress=False, callbacks=[StopAfterFirstChunk()])
+    assert result.interrupted and result.finished == 2 and result.filters == [0, 1, 2, 3]
+    assert calls["n"] == 1 and result.history.shape == (1, 4)
+
+
+def test_hed_vgg16_block3_filters_all_rise_off_gray(hed_vgg16):
+    result = kv.visualize_filters(hed_vgg16, "block3_conv3", range(8), size=64, progress=False)
+    assert np.all(result.history[-1] > result.history[0])
+    # no flat gray picture: every image has structure
+    assert np.all(result.images.reshape(8, -1).std(axis=1) > 10)
