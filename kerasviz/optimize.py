@@ -251,6 +251,8 @@ def _resolve_settings(preset, overrides: dict) -> presets.Preset:
         given["param"] = params.get(given["param"])
     if "update" in given and not isinstance(given["update"], str):
         updates.get(given["update"])
+    if "size" in given and "crop" not in given and base.crop and isinstance(given["size"], (int, np.integer)):
+        given["crop"] = int(round(base.crop * given["size"] / base.size))  # the crop scales with the image
     s = dataclasses.replace(base, **given)
     if not isinstance(s.steps, (int, np.integer)) or s.steps <= 0:
         raise ValueError(f"steps must be a positive int. Received: steps={s.steps!r}.")

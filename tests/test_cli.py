@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from kerasviz import cli
+
+
+@pytest.mark.parametrize(
+    "text, expected", [("0-3", [0, 1, 2, 3]), ("0,3,5-7", [0, 3, 5, 6, 7]), ("all", "all"), ("4", [4])]
+)
+def test_parse_filters(text, expected):
+    assert cli.parse_filters(text) == expected
+
+
+@pytest.mark.parametrize("text", ["a-b", "5-2", "1,,2"])
+def test_parse_filters_rejects_nonsense(text):
+    with pytest.raises(ValueError, match="--filters"):
+        cli.parse_filters(text)
+
+
+def test_atlas_writes_a_mosaic(tmp_path, capsys):
+    out = tmp_path / "atlas.png"
+    code = cli.main(["atlas", "VGG16", "block1_conv2", "--weights", "hed", "--filters", "0-3", "--out", str(out),
+                     "--preset", "fast", "--size", "24", "--steps", "2", "--labels"])
+    assert code == 0
+    img = np.asarray(Image.open(out))
+    assert img.shape == (2 * 24 + 5, 2 * 24 + 5, 3)
+    assert "4 filters of block1_conv2" in capsys.readouterr().out
+
+
+def test_layers_lists_every_layer(capsys):
+    assert cli.main(["layers", "VGG16"]) == 0
+    out = capsys.readouterr().out
+    assert "block3_conv3" in out and "Conv2D" in out and "256" in out
+
+
+def test_models_and_presets(capsys):
+    assert cli.main(["models", "vgg*"]) == 0
+    assert capsys.readouterr().out.split() == ["VGG16", "VGG19"]
+    assert cli.main(["presets"]) == 0
+    assert "quality (default)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["atlas", "VGG61", "block1_conv1", "--weights", "none"], "'VGG16'?"),
+        (["atlas", "VGG16", "block9_conv1", "--weights", "none"], "Layer 'block9_conv1' not found"),
+        (["atlas", "VGG16", "block1_conv1", "--weights", "none", "--filters", "70"], "Filter 70 is out of range"),
+        (["atlas", "VGG16", "block1_conv1", "--weights", "none", "--steps", "0"], "steps must be a positive"),
+        (["atlas", "VGG16", "block1_conv1", "--weights", "none", "--out", "/proc/x/a.png"], "Cannot write"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_2(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
