@@ -333,3 +333,43 @@ def test_expanded_weights_in_a_nested_model(chain):
     assert path == "chain/b"
     np.testing.assert_allclose(kvw.expanded_weights(outer, "chain/a", "chain/b", size=3), k2, atol=1e-6)
     assert kvw.top_inputs(outer, "b", 0).input_layer == "chain/a"
+
+
+def _impulse_expanded(model, size, c_from, hw=15):
+    """Expanded weights read off a linear stride-1 model's impulse responses: an impulse in channel i at
+    offset d from the centre moves output channel j at the centre by w[d, i, j]."""
+    c, r = hw // 2, size // 2
+    batch = np.zeros((size * size * c_from, hw, hw, c_from), "float32")
+    index = 0
+    for dy in range(size):
+        for dx in range(size):
+            for i in range(c_from):
+                batch[index, c + dy - r, c + dx - r, i] = 1.0
+                index += 1
+    out = keras.ops.convert_to_numpy(model(batch))[:, c, c, :]
+    return out.reshape(size, size, c_from, -1)
+
+
+@pytest.mark.parametrize(
+    "middle",
+    [
+        lambda: keras.layers.Conv2D(3, 3, dilation_rate=2, padding="same", use_bias=False, name="m"),
+        lambda: keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="m"),
+        lambda: keras.layers.SeparableConv2D(3, 3, padding="same", use_bias=False, name="m"),
+        lambda: keras.layers.ZeroPadding2D(0, name="m"),
+    ],
+    ids=["dilated", "depthwise", "separable", "padding"],
+)
+def test_expanded_weights_equal_the_impulse_response_of_a_linear_model(middle):
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((None, None, 2))
+    x = keras.layers.Conv2D(2, 3, padding="same", use_bias=False, name="a")(inputs)
+    x = middle()(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    out = keras.layers.Conv2D(3, 3, padding="same", use_bias=False, name="b")(x)
+    model = keras.Model(inputs, out)
+    bn = model.get_layer("bn")
+    channels = bn.gamma.shape[0]
+    bn.set_weights([np.linspace(0.5, 2, channels), np.zeros(channels), np.zeros(channels), np.linspace(1, 3, channels)])
+    expanded = kvw.expanded_weights(model, model.layers[0].name, "b", size=7)  # from the input, through a
+    np.testing.assert_allclose(expanded, _impulse_expanded(model, 7, 2), atol=1e-5)
