@@ -1,0 +1,512 @@
+"""What an image activates: class predictions, layer activations, top filters, heatmaps, DeepDream.
+
+Every function takes images the way users have them (a file path, a PIL image, or an array in [0, 1]
+or uint8) and applies the network's own preprocessing, so the numbers are the ones the model computes
+on that photo. Activations are read after the layer's activation (post-ReLU), as feature-map plots show
+them.
+
+Image conversions (documented once, done by `kerasviz.images.load_image`): a grayscale image is repeated
+to RGB, an alpha channel is dropped, uint8 is divided by 255. A float array outside [0, 1], an array
+with another channel count (e.g. 5), or a file that is not an image raises a `ValueError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import keras
+import numpy as np
+
+from kerasviz import images, models, objectives, optimize, params, transforms
+
+CLASS_INDEX_PATH = os.path.join(os.path.dirname(__file__), "data", "imagenet_class_index.json")
+IMAGENET_CLASSES = 1000
+
+# DeepDream defaults: the keras.io example's 3 octaves of scale 1.4 and 20 steps per octave; the step
+# moves pixels by `DREAM_LR` (in [0, 1] units) per step on average, the RMS-normalized update of the
+# 2016 blog; a small random shift per step keeps the grid of the strided layers out of the picture.
+DREAM_STEPS = 20
+DREAM_LR = 0.01
+DREAM_OCTAVES = 3
+DREAM_OCTAVE_SCALE = 1.4
+DREAM_JITTER = 4
+MIN_DREAM_SIZE = 8  # the smallest octave, in pixels
+
+
+class Prediction(NamedTuple):
+    """One row of `predict`: the class index, its name, and the probability the model gives it."""
+
+    class_id: int
+    class_name: str
+    probability: float
+
+
+class TopFilters(NamedTuple):
+    """What `top_filters` returns: filter indices, most active first, and their scores."""
+
+    indices: np.ndarray
+    values: np.ndarray
+
+
+# ------------------------------------------------------------------------------------------ classes
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_class_index() -> dict[int, tuple[str, str]]:
+    """The 1000 ImageNet classes, shipped with kerasviz (no download): index -> (WordNet id, name).
+
+    The same table as Keras's `imagenet_class_index.json` (`{"0": ["n01440764", "tench"], ...}`),
+    built from the ILSVRC-2012 synsets (the `imagenet-classes` package's mappings, MIT license): the
+    name is the synset's first lemma with spaces as underscores.
+
+    Returns:
+        A dict from class index (0-999) to `(wnid, name)`.
+
+    Example:
+    >>> kv.analysis.imagenet_class_index()[285]
+    ('n02124075', 'Egyptian_cat')
+    """
+    with open(CLASS_INDEX_PATH, encoding="utf-8") as f:
+        raw = json.load(f)
+    return {int(k): (v[0], v[1]) for k, v in raw.items()}
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet class names, in index order (`'tench'`, `'goldfish'`, ...)."""
+    index = imagenet_class_index()
+    return [index[i][1] for i in range(len(index))]
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+def _input_hw(network: models.Network) -> tuple[int | None, int | None]:
+    shape = network.model.inputs[0].shape
+    return shape[1], shape[2]
+
+
+def prepare_image(network: models.Network, image, size: int | tuple[int, int] | None = None) -> np.ndarray:
+    """Load `image` for `network`: float32 `(H, W, C)` in [0, 1], with the network's channel count.
+
+    The image is resized to the model's input size when the model has a fixed one (a classifier),
+    else to `size` when given, else kept as it is.
+
+    Args:
+        network: a `Network`.
+        image: a path, a PIL image, or an array `(H, W)`, `(H, W, C)` or `(1, H, W, C)`.
+        size: the size to work at, for models that take any size: one int (both sides) or
+            `(height, width)`. Defaults to the image's own size.
+
+    Returns:
+        float32 `(H, W, C)` in [0, 1].
+
+    Raises:
+        ValueError: the image cannot be read or has the wrong shape (see `kerasviz.images.load_image`).
+    """
+    if isinstance(image, np.ndarray) and image.ndim == 4:
+        if image.shape[0] != 1:
+            raise ValueError(
+                f"Expected one image (H, W, C), not a batch. Received shape {image.shape}; "
+                "pass the images one at a time."
+            )
+        image = image[0]
+    fixed_h, fixed_w = _input_hw(network)
+    if fixed_h and fixed_w:
+        size = (int(fixed_h), int(fixed_w))
+    return images.load_image(image, size=size, channels=network.input_channels)
+
+
+def _model_input(network: models.Network, image: np.ndarray) -> np.ndarray:
+    # keras.applications' preprocess_input changes NumPy arrays in place: hand it a copy.
+    x = network.preprocess(np.array(image[None], dtype="float32", copy=True))
+    return keras.ops.convert_to_numpy(x).astype("float32") if not isinstance(x, np.ndarray) else x
+
+
+def _to_numpy(x) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+# ------------------------------------------------------------------------------------------ predict
+
+
+def predict(
+    model,
+    image,
+    top: int = 5,
+    *,
+    class_names: Sequence[str] | None = None,
+    weights: str | None = "imagenet",
+) -> list[Prediction]:
+    """The classes a classifier sees in an image, most probable first, with ImageNet names offline.
+
+    Args:
+        model: a classifier: a `Network` (e.g. `kv.get_model("VGG16", include_top=True)`), a
+            `keras.Model`, a name (built with `include_top=True`) or a `.keras` path.
+        image: a path, PIL image or array (see `prepare_image`); resized to the model's input size.
+        top: how many classes to return. Defaults to 5.
+        class_names: one name per output class. Defaults to the ImageNet names for a 1000-class
+            output, else `"class <i>"`.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+
+    Returns:
+        A list of `Prediction(class_id, class_name, probability)`. A model whose last layer has no
+        softmax has one applied to its outputs.
+
+    Raises:
+        ValueError: the model has no classifier (`include_top=False`), `top` is out of range, or the
+            image cannot be read.
+
+    Example:
+    >>> net = kv.get_model("MobileNetV2", include_top=True)
+    >>> kv.analysis.predict(net, "cat.jpg", top=3)
+    [Prediction(class_id=285, class_name='Egyptian_cat', probability=0.61), ...]
+    """
+    if isinstance(model, str) and not model.endswith(".keras"):
+        network = models.get_model(model, weights=weights, include_top=True)
+    else:
+        network = models.as_network(model, weights=weights)
+    out_shape = tuple(network.model.outputs[0].shape)
+    if len(network.model.outputs) != 1 or len(out_shape) != 2:
+        raise ValueError(
+            f"predict needs a classifier with one (batch, classes) output; {network.name} outputs shape "
+            f"{out_shape}. Build it with its top: kv.get_model({network.name!r}, include_top=True)."
+        )
+    n_classes = int(out_shape[1])
+    if class_names is None:
+        class_names = imagenet_class_names() if n_classes == IMAGENET_CLASSES else None
+    elif len(class_names) != n_classes:
+        raise ValueError(f"class_names has {len(class_names)} names for a model with {n_classes} classes.")
+    if not isinstance(top, (int, np.integer)) or not 1 <= top <= n_classes:
+        raise ValueError(f"top must be an int in 1-{n_classes}. Received: top={top!r}.")
+    x = _model_input(network, prepare_image(network, image))
+    probs = _to_numpy(network.model(x, training=False))[0].astype("float64")
+    activation = getattr(network.model.layers[-1], "activation", None)
+    if getattr(activation, "__name__", "") != "softmax":
+        probs = np.exp(probs - probs.max())
+        probs = probs / probs.sum()
+    order = np.argsort(-probs, kind="stable")[:top]
+    return [
+        Prediction(int(i), class_names[i] if class_names is not None else f"class {i}", float(probs[i]))
+        for i in order
+    ]
+
+
+# ------------------------------------------------------------------------------------------ activations
+
+
+def activations(
+    model,
+    layers: str | Sequence[str],
+    image,
+    *,
+    size: int | tuple[int, int] | None = None,
+    weights: str | None = "imagenet",
+) -> dict[str, np.ndarray]:
+    """The activations of one or more layers for an image, from one forward pass.
+
+    Values are read after the layer's activation (post-ReLU), in the model's own units.
+
+    Args:
+        model: a `Network`, `keras.Model`, name or `.keras` path.
+        layers: a layer name (or `outer/inner` path), or a list of them.
+        image: a path, PIL image or array in [0, 1] / uint8 (see `prepare_image`).
+        size: resize the image first (models that take any size). Defaults to its own size.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+
+    Returns:
+        A dict from each name in `layers` (as given) to its activation for the image, without the
+        batch axis: `(H', W', C)` for a convolution, `(C,)` for a dense layer.
+
+    Raises:
+        ValueError: unknown layer (with close names) or an unreadable image.
+
+    Example:
+    >>> acts = kv.analysis.activations(net, ["block1_conv2", "block3_conv3"], "cat.jpg")
+    >>> acts["block3_conv3"].shape
+    (56, 56, 256)
+    """
+    network = models.as_network(model, weights=weights)
+    names = [layers] if isinstance(layers, str) else list(layers)
+    if not names:
+        raise ValueError("layers is empty: give at least one layer name.")
+    paths = [models.find_layer(network, name)[0] for name in names]
+    x = _model_input(network, prepare_image(network, image, size))
+    extractor = optimize.get_extractor(network, paths, pre_activation=False)
+    outs = extractor(x, training=False)
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    return {name: _to_numpy(out)[0] for name, out in zip(names, outs, strict=True)}
+
+
+def filter_scores(act: np.ndarray, by: str = "mean") -> np.ndarray:
+    """One score per filter from one image's activation `(..., C)`: its `"mean"` or `"max"` over the
+    spatial positions (a dense layer's `(C,)` is returned as it is)."""
+    axes = tuple(range(act.ndim - 1))
+    if by == "mean":
+        return act.mean(axis=axes) if axes else act
+    if by == "max":
+        return act.max(axis=axes) if axes else act
+    raise ValueError(f"by must be 'mean' or 'max'. Received: by={by!r}.")
+
+
+def mean_activations(
+    model, layer: str, image, *, size: int | tuple[int, int] | None = None, weights: str | None = "imagenet"
+) -> np.ndarray:
+    """Each filter's mean activation over the image (post-ReLU), one value per channel.
+
+    Args:
+        model: a `Network`, `keras.Model`, name or `.keras` path.
+        layer: the layer name.
+        image: a path, PIL image or array (see `prepare_image`).
+        size: resize the image first. Defaults to its own size.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+
+    Returns:
+        float32 `(C,)`.
+
+    Example:
+    >>> means = kv.analysis.mean_activations(net, "block4_conv3", "cat.jpg")
+    >>> means.shape
+    (512,)
+    """
+    act = activations(model, layer, image, size=size, weights=weights)[layer]
+    return filter_scores(act, "mean").astype("float32")
+
+
+def rank_filters(scores, k: int) -> TopFilters:
+    """The `k` largest of per-filter `scores`, largest first (ties: the lower index first)."""
+    scores = np.asarray(scores)
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= len(scores):
+        raise ValueError(f"k must be an int in 1-{len(scores)} (the layer's channels). Received: k={k!r}.")
+    order = np.argsort(-scores, kind="stable")[: int(k)]
+    return TopFilters(order.astype("int64"), scores[order].astype("float32"))
+
+
+def top_filters(
+    model,
+    layer: str,
+    image,
+    k: int = 6,
+    *,
+    by: str = "mean",
+    size: int | tuple[int, int] | None = None,
+    weights: str | None = "imagenet",
+) -> TopFilters:
+    """The filters of a layer that an image activates most (the fastai notebook's "top activations").
+
+    Args:
+        model: a `Network`, `keras.Model`, name or `.keras` path.
+        layer: the layer name.
+        image: a path, PIL image or array (see `prepare_image`).
+        k: how many filters. Defaults to 6.
+        by: `"mean"` (mean activation over the map) or `"max"` (its strongest position).
+            Defaults to `"mean"`.
+        size: resize the image first. Defaults to its own size.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+
+    Returns:
+        `TopFilters(indices, values)`: int64 filter indices, most active first, and their scores.
+
+    Raises:
+        ValueError: `k` outside 1..channels, unknown `by`, unknown layer or unreadable image.
+
+    Example:
+    >>> indices, values = kv.analysis.top_filters(net, "block4_conv3", "cat.jpg", k=6)
+    """
+    act = activations(model, layer, image, size=size, weights=weights)[layer]
+    return rank_filters(filter_scores(act, by), k)
+
+
+def upsample(activation_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a 2-D map to `(height, width)` with bilinear interpolation (values not clipped)."""
+    from PIL import Image
+
+    h, w = size
+    img = Image.fromarray(np.asarray(activation_map, "float32"), mode="F")
+    return np.asarray(img.resize((int(w), int(h)), Image.BILINEAR), dtype="float32")
+
+
+def heatmap(
+    model,
+    layer: str,
+    index: int,
+    image,
+    *,
+    size: int | tuple[int, int] | None = None,
+    weights: str | None = "imagenet",
+) -> np.ndarray:
+    """Where in the image one filter fires: its activation map, upsampled to the image's size.
+
+    Args:
+        model: a `Network`, `keras.Model`, name or `.keras` path.
+        layer: a convolutional layer (its output has a spatial map).
+        index: the filter.
+        image: a path, PIL image or array (see `prepare_image`).
+        size: resize the image first. Defaults to its own size.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+
+    Returns:
+        float32 `(H, W)` activation values (post-ReLU, model units), bilinear-upsampled to the size of
+        the image the model saw.
+
+    Raises:
+        ValueError: the layer has no spatial map, or `index` is out of range.
+
+    Example:
+    >>> heat = kv.analysis.heatmap(net, "block1_conv2", 29, "cat.jpg")
+    """
+    network = models.as_network(model, weights=weights)
+    img = prepare_image(network, image, size)
+    act = activations(network, layer, img)[layer]
+    if act.ndim != 3:
+        raise ValueError(f"Layer {layer!r} outputs shape {act.shape} per image, with no spatial map to draw; "
+                         "choose a convolution, pooling or activation layer.")
+    if not isinstance(index, (int, np.integer)) or not 0 <= index < act.shape[-1]:
+        raise ValueError(f"Filter {index!r} is out of range for layer {layer!r}, which has {act.shape[-1]} "
+                         f"channels (valid: 0-{act.shape[-1] - 1}).")
+    return upsample(act[..., int(index)], img.shape[:2])
+
+
+# ------------------------------------------------------------------------------------------ DeepDream
+
+
+def dream_objective(layer_or_objective) -> objectives.Objective:
+    """DeepDream's objective from a layer name, a list of names, `{name: weight}`, or an `Objective`."""
+    if isinstance(layer_or_objective, objectives.Objective):
+        return layer_or_objective
+    if isinstance(layer_or_objective, str):
+        return objectives.deepdream(layer_or_objective)
+    if isinstance(layer_or_objective, Mapping) and layer_or_objective:
+        return sum(float(w) * objectives.deepdream(name) for name, w in layer_or_objective.items())
+    if isinstance(layer_or_objective, Sequence) and layer_or_objective and all(
+        isinstance(n, str) for n in layer_or_objective
+    ):
+        return sum(objectives.deepdream(name) for name in layer_or_objective)
+    raise TypeError(
+        "layer_or_objective must be a layer name, a list of names, a {name: weight} dict or an Objective. "
+        f"Received: {layer_or_objective!r}."
+    )
+
+
+def dream(
+    model,
+    layer_or_objective,
+    image,
+    *,
+    steps: int = DREAM_STEPS,
+    lr: float = DREAM_LR,
+    octaves: int = DREAM_OCTAVES,
+    octave_scale: float = DREAM_OCTAVE_SCALE,
+    jitter: int = DREAM_JITTER,
+    size: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    weights: str | None = "imagenet",
+) -> np.ndarray:
+    """DeepDream: change a photo so that a layer (or any objective) fires more, octave by octave.
+
+    The keras.io recipe: the photo is shrunk to the smallest octave, optimized by gradient ascent on
+    the mean squared activation of the layer (`objectives.deepdream`, post-ReLU), enlarged to the next
+    octave with the detail lost by shrinking added back, optimized again, up to full size. Each step
+    moves pixels by `lr` on average (RMS-normalized gradient) under a random shift of up to `jitter`
+    pixels. Runs through `kv.render(..., init=photo)`.
+
+    Args:
+        model: a `Network`, `keras.Model`, name or `.keras` path.
+        layer_or_objective: a layer name (`"block5_conv3"`), a list of layers (their sum), a
+            `{layer: weight}` dict (the keras.io mix), or any `Objective`.
+        image: the photo: a path, PIL image or array in [0, 1] / uint8.
+        steps: steps per octave. Defaults to 20.
+        lr: step size in [0, 1] pixel units. Defaults to 0.01.
+        octaves: number of scales. Defaults to 3.
+        octave_scale: size ratio between octaves. Defaults to 1.4.
+        jitter: random shift per step in pixels; 0 for none. Defaults to 4.
+        size: work at this size (longest side, in pixels; the aspect ratio is kept); the result is
+            resized back to the input's size. Defaults to the input's size.
+        seed: seed of the random shifts. Defaults to 0.
+        progress: show a progress bar. Defaults to False.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+
+    Returns:
+        The dreamed image: float32 `(H, W, 3)` in [0, 1], the size of the input image.
+
+    Raises:
+        ValueError: an unreadable image, an unknown layer, bad settings, or an image whose smallest
+            octave is too small for the layer.
+
+    Example:
+    >>> from skimage import data
+    >>> out = kv.analysis.dream(kv.get_model("VGG16", weights="hed"), "block4_conv3", data.chelsea())
+    >>> kv.save_image(out, "dream.png")
+    """
+    network = models.as_network(model, weights=weights)
+    objective = dream_objective(layer_or_objective)
+    for layer in objective.layers:
+        models.find_layer(network, layer)  # an unknown layer fails here, named with the network's name
+    objective.validate(network)
+    for name, value in (("steps", steps), ("octaves", octaves)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}.")
+    if not octave_scale > 1.0:
+        raise ValueError(f"octave_scale must be > 1. Received: octave_scale={octave_scale!r}.")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0. Received: lr={lr!r}.")
+    fixed_h, fixed_w = _input_hw(network)
+    if fixed_h or fixed_w:
+        raise ValueError(
+            f"dream needs a model that takes any image size; {network.name} takes only "
+            f"{fixed_h}x{fixed_w}. Build it without its classifier (include_top=False)."
+        )
+    original = prepare_image(network, image)
+    input_hw = original.shape[:2]
+    work = original
+    if size is not None:
+        if not isinstance(size, (int, np.integer)) or size < MIN_DREAM_SIZE:
+            raise ValueError(f"size must be an int >= {MIN_DREAM_SIZE} (pixels). Received: size={size!r}.")
+        ratio = size / max(input_hw)
+        work = images.resize(original, (max(1, round(input_hw[0] * ratio)), max(1, round(input_hw[1] * ratio))))
+    sizes = optimize.octave_sizes(work.shape[:2], octaves, octave_scale)
+    for layer in objective.layers:
+        optimize.check_size(network, layer, min(sizes[0]), pre_activation=False)
+    settings = dict(
+        steps=int(steps), lr=float(lr), octaves=1, update="rms", pre_activation=False,
+        param=params.pixel(sigmoid=False, decorrelate=False),
+        transforms=(_jitter(int(jitter)),) if jitter else (),
+        deprocess="clip", crop=0,
+    )
+    current = images.resize(work, sizes[0])
+    shrunk = current
+    for octave, hw in enumerate(sizes):
+        if octave:
+            # enlarge the dream and add back the detail that shrinking the photo lost
+            detail = images.resize(work, hw) - _resize_free(shrunk, hw)
+            current = np.clip(_resize_free(current, hw) + detail, 0.0, 1.0)
+            shrunk = images.resize(work, hw)
+        result = optimize.render(network, objective, init=current[None], seed=seed + octave,
+                                 progress=progress, **settings)
+        current = np.clip(result.raw[0], 0.0, 1.0)
+    if current.shape[:2] != tuple(input_hw):
+        current = images.resize(current, input_hw)
+    return current.astype("float32")
+
+
+@functools.lru_cache(maxsize=8)
+def _jitter(pixels: int) -> transforms.Transform:
+    """One `jitter` transform per size, so that repeated dreams reuse the compiled steps (the
+    renderer cache compares settings, and a new transform object would not compare equal)."""
+    return transforms.jitter(pixels)
+
+
+def _resize_free(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bicubic resize of a float image without clipping (detail differences may be negative)."""
+    from PIL import Image
+
+    h, w = size
+    return np.stack([
+        np.asarray(Image.fromarray(image[..., c].astype("float32"), mode="F").resize((w, h), Image.BICUBIC),
+                   dtype="float32")
+        for c in range(image.shape[-1])
+    ], axis=-1)
