@@ -273,3 +273,33 @@ def show(image, *, title: str | None = None):
     if title:
         ax.set_title(title)
     plt.show()
+
+
+def channels_to_rgb(images, channels: Sequence[int] = (0, 1, 2)) -> np.ndarray:
+    """Show images with any number of channels (multispectral, 4 bands, ...) as RGB: pick three
+    channels (e.g. `(3, 2, 1)` for Sentinel-2 true color) or one channel as gray.
+
+    Args:
+        images: `(H, W, C)` or `(N, H, W, C)`, uint8 or float in [0, 1].
+        channels: the channel indices shown as red, green, blue (one index: gray).
+
+    Returns:
+        An array of the same kind with 3 channels.
+    """
+    x = np.asarray(images)
+    channels = list(channels)
+    if len(channels) not in (1, 3):
+        raise ValueError(f"channels must name 1 or 3 channels. Received: {channels}.")
+    if any(not 0 <= c < x.shape[-1] for c in channels):
+        raise ValueError(f"channels {channels} out of range for images with {x.shape[-1]} channels.")
+    picked = x[..., channels]
+    return np.repeat(picked, 3, axis=-1) if len(channels) == 1 else picked
+
+
+def channel_grid(image, *, cols: int | None = None, margin: int = 2) -> np.ndarray:
+    """Show every channel of one `(H, W, C)` image as a gray tile in a mosaic (C tiles)."""
+    x = np.asarray(image)
+    if x.ndim != 3:
+        raise ValueError(f"channel_grid expects one (H, W, C) image. Received shape {x.shape}.")
+    tiles = np.moveaxis(x, -1, 0)[..., None]
+    return stitch(tiles, cols=cols, margin=margin)

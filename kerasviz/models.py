@@ -135,11 +135,28 @@ class Network:
     name: str
     preprocess: Preprocessing | Callable
     weights: str | None = None
+    image_input: int = 0
+    other_inputs: dict = dataclasses.field(default_factory=dict)
 
     @property
     def input_channels(self) -> int:
-        shape = self.model.inputs[0].shape
+        shape = self.model.inputs[self.image_input].shape
         return int(shape[-1]) if shape[-1] is not None else 3
+
+    def model_inputs(self, images):
+        """The model's inputs for a batch of images: the image alone, or for a multi-input model the
+        list of inputs with the others held at their given values (repeated over the batch)."""
+        if len(self.model.inputs) == 1:
+            return images
+        batch = images.shape[0]
+        out = []
+        for i, spec in enumerate(self.model.inputs):
+            if i == self.image_input:
+                out.append(images)
+                continue
+            value = np.asarray(self.other_inputs[i], dtype=spec.dtype or "float32")
+            out.append(keras.ops.broadcast_to(value[None], (batch,) + value.shape))
+        return out
 
     def __repr__(self):
         return f"Network({self.name!r}, weights={self.weights!r}, preprocess={_describe(self.preprocess)})"
@@ -272,9 +289,12 @@ def load_model_file(path: str, **kwargs) -> Network:
 
 
 def infer_preprocessing(model: keras.Model) -> Preprocessing:
-    """Guess a model's preprocessing: its `keras.applications` family from its name, a leading
-    `Rescaling`/`Normalization` layer, else inputs in [0, 1]."""
+    """Guess a model's preprocessing: its `keras.applications` family from its name, else its own
+    leading `Rescaling`/`Normalization` layer (see `range_from_layers`), else inputs in [0, 1]."""
     channels = model.inputs[0].shape[-1] or 3
+    from_layers = range_from_layers(model, channels)
+    if from_layers is not None:
+        return from_layers
     key = names.normalize(model.name)
     for app, family in sorted(FAMILY_OF.items(), key=lambda kv: -len(kv[0])):
         if key.startswith(names.normalize(app)) and channels == 3:
@@ -286,12 +306,41 @@ def infer_preprocessing(model: keras.Model) -> Preprocessing:
     return Preprocessing.from_range(0.0, 1.0, channels)
 
 
+NORMALIZATION_SPAN = 2.0  # a Normalization layer's inputs are taken to span mean +- 2 standard deviations
+
+
+def range_from_layers(model: keras.Model, channels: int = 3) -> Preprocessing | None:
+    """The input range a model implies by its first layers, or None.
+
+    A `Rescaling(scale, offset)` layer maps raw inputs onto [0, 1] (offset 0) or [-1, 1] (offset -1):
+    `Rescaling(1 / 255)` means inputs in 0-255. A `Normalization` layer's raw inputs are taken to
+    span its mean +- 2 standard deviations per channel.
+    """
+    for layer in getattr(model, "layers", [])[:4]:
+        kind = type(layer).__name__
+        if kind == "Rescaling":
+            scale = float(np.mean(np.asarray(layer.scale)))
+            offset = float(np.mean(np.asarray(layer.offset)))
+            if scale <= 0:
+                return None
+            span = 1.0 if offset >= 0 else -2.0 * offset  # the output spans [0, 1] or [-1, 1]
+            return Preprocessing.from_range(0.0, span / scale, channels)
+        if kind == "Normalization" and getattr(layer, "mean", None) is not None:
+            mean = np.broadcast_to(np.asarray(layer.mean, "float64").reshape(-1), (channels,))
+            std = np.sqrt(np.broadcast_to(np.asarray(layer.variance, "float64").reshape(-1), (channels,)))
+            low = mean - NORMALIZATION_SPAN * std
+            return Preprocessing("normalization-range", tuple(2 * NORMALIZATION_SPAN * std), tuple(low))
+    return None
+
+
 def as_network(
     model,
     *,
     preprocess: Callable | Preprocessing | str | None = None,
     input_range: tuple[float, float] | None = None,
     weights: str | None = "imagenet",
+    image_input: int | str | None = None,
+    other_inputs: dict | None = None,
 ) -> Network:
     """Turn what the user passed (a name, a `.keras` path, a `keras.Model` or a `Network`) into a `Network`.
 
@@ -301,6 +350,9 @@ def as_network(
             `"torch"`, `"none"`), a `Preprocessing`, or a callable on tensors. Defaults to the model's own.
         input_range: `(low, high)` of the model's inputs, for a model that takes linearly scaled images.
         weights: used when `model` is a name. Defaults to `"imagenet"`.
+        image_input: for a multi-input model, the input to optimize (index or name). Defaults to 0.
+        other_inputs: for a multi-input model, the values (one example, no batch axis) at which the
+            other inputs are held, keyed by index or name.
 
     Returns:
         A `Network`.
@@ -318,6 +370,8 @@ def as_network(
             "model must be a keras.applications name (e.g. 'VGG16'), a .keras path, a keras.Model or "
             f"a kerasviz Network. Received: {type(model).__name__}."
         )
+    if image_input is not None or other_inputs:
+        net = _with_inputs(net, image_input, other_inputs or {})
     if isinstance(preprocess, str):
         preprocess = Preprocessing.family(preprocess)
     if input_range is not None:
@@ -325,6 +379,32 @@ def as_network(
     if preprocess is not None:
         net = dataclasses.replace(net, preprocess=preprocess)
     return net
+
+
+def _input_index(model, key, what: str) -> int:
+    input_names = [t.name for t in model.inputs]
+    if isinstance(key, (int, np.integer)):
+        if not 0 <= key < len(input_names):
+            raise ValueError(f"{what}={key} is out of range: the model has {len(input_names)} inputs {input_names}.")
+        return int(key)
+    return input_names.index(names.lookup(key, input_names, "input", f" of {model.name}"))
+
+
+def _with_inputs(net: Network, image_input, other_inputs: dict) -> Network:
+    model = net.model
+    index = _input_index(model, image_input or 0, "image_input")
+    others = {_input_index(model, k, "other_inputs"): v for k, v in other_inputs.items()}
+    missing = [model.inputs[i].name for i in range(len(model.inputs)) if i != index and i not in others]
+    if missing:
+        raise ValueError(
+            f"{model.name} has {len(model.inputs)} inputs; give values for the ones not optimized with "
+            f"other_inputs={{name: value}}. Missing: {missing}."
+        )
+    channels = model.inputs[index].shape[-1] or 3
+    preprocess = net.preprocess
+    if index != net.image_input and isinstance(preprocess, Preprocessing) and len(preprocess.scale) != channels:
+        preprocess = Preprocessing.from_range(0.0, 1.0, channels)
+    return dataclasses.replace(net, image_input=index, other_inputs=others, preprocess=preprocess)
 
 
 # ---------------------------------------------------------------- layers

@@ -157,14 +157,14 @@ class Renderer:
         def score_fn(values, u, filters):
             imgs = param.draw(values)
             x = transform(imgs, u) if transform.n_random or u is not None else imgs
-            outs = extractor(preprocess(x), training=False)
+            outs = extractor(network.model_inputs(preprocess(x)), training=False)
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
             acts = dict(zip(layers, outs, strict=True))
             return objective_(objectives.Context(acts, imgs, filters))
 
         def clean_fn(values, u, filters):
             imgs = param.draw(values)
-            outs = extractor(preprocess(imgs), training=False)
+            outs = extractor(network.model_inputs(preprocess(imgs)), training=False)
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
             return objective_(objectives.Context(dict(zip(layers, outs, strict=True)), imgs, filters))
 
@@ -288,7 +288,12 @@ def check_size(network, layer: str, size: int, pre_activation: bool = True) -> N
     """Raise a clear error when `size` px is too small for `layer` (its map would be empty)."""
     extractor = get_extractor(network, [layer], pre_activation)
     try:
-        out = extractor.compute_output_spec(keras.KerasTensor((1, size, size, network.input_channels)))
+        image = keras.KerasTensor((1, size, size, network.input_channels))
+        if len(network.model.inputs) > 1:
+            image = [image if i == network.image_input else
+                     keras.KerasTensor((1,) + np.shape(network.other_inputs[i]), dtype=t.dtype)
+                     for i, t in enumerate(network.model.inputs)]
+        out = extractor.compute_output_spec(image)
     except Exception as e:
         raise ValueError(
             f"An image of {size} px is too small for layer {layer!r} of {network.name}: the layers "

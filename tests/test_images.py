@@ -92,3 +92,14 @@ def test_load_image_conversions_and_errors(tmp_path):
         kv.load_image(np.zeros((5, 5, 5), "float32"))
     with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
         kv.load_image(np.full((5, 5, 3), 7.0))
+
+
+def test_multichannel_images_are_shown_as_rgb_or_a_channel_grid():
+    x = np.random.default_rng(0).uniform(size=(2, 6, 6, 13)).astype("float32")
+    rgb = images.channels_to_rgb(x, (3, 2, 1))
+    np.testing.assert_array_equal(rgb[..., 0], x[..., 3])
+    assert images.channels_to_rgb(x, (5,)).shape == (2, 6, 6, 3)
+    with pytest.raises(ValueError, match="out of range for images with 13 channels"):
+        images.channels_to_rgb(x, (0, 1, 13))
+    grid = images.channel_grid(x[0], margin=2)
+    assert grid.shape == (4 * 6 + 3 * 2, 4 * 6 + 3 * 2, 1)

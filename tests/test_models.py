@@ -128,3 +128,70 @@ def test_layer_without_channels_is_explained():
     model = keras.Model(inputs, scalar)
     with pytest.raises(ValueError, match="no channel axis"):
         models.channels_of(model, "total")
+
+
+def test_input_range_is_read_from_rescaling_and_normalization_layers():
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="c")(x))
+    p = kv.as_network(model).preprocess
+    np.testing.assert_allclose(p(np.ones((1, 1, 1, 3), "float32")), 255.0, rtol=1e-5)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1)(inputs)
+    p = kv.as_network(keras.Model(inputs, keras.layers.Conv2D(2, 3)(x))).preprocess
+    np.testing.assert_allclose(p(np.ones((1, 1, 1, 3), "float32")), 255.0, rtol=1e-5)
+    norm = keras.layers.Normalization(mean=[0.5, 0.4, 0.3], variance=[0.01, 0.04, 0.09])
+    inputs = keras.Input((None, None, 3))
+    p = kv.as_network(keras.Model(inputs, keras.layers.Conv2D(2, 3)(norm(inputs)))).preprocess
+    # [0, 1] spans mean +- 2 std per channel
+    np.testing.assert_allclose(np.asarray(p(np.zeros((1, 1, 1, 3), "float32")))[0, 0, 0], [0.3, 0.0, -0.3], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(p(np.ones((1, 1, 1, 3), "float32")))[0, 0, 0], [0.7, 0.8, 0.9], atol=1e-5)
+
+
+def test_multi_input_model_optimizes_one_input_and_holds_the_other():
+    image = keras.Input((None, None, 3), name="image")
+    gain = keras.Input((1,), name="gain")
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(image)
+    g = keras.layers.Reshape((1, 1, 1))(gain)
+    out = keras.layers.Multiply(name="scaled")([x, g])
+    model = keras.Model([image, gain], out)
+    with pytest.raises(ValueError, match="Missing: \\['gain'\\]"):
+        kv.as_network(model, image_input="image")
+    net = kv.as_network(model, image_input="image", other_inputs={"gain": np.array([2.0], "float32")})
+    result = kv.visualize_filters(net, "scaled", [0, 1], preset="fast", size=16, steps=3, progress=False)
+    assert result.images.shape == (2, 16, 16, 3)
+    assert np.all(np.isfinite(result.activations))
+
+
+@pytest.mark.parametrize("channels", [1, 4, 13])
+def test_any_number_of_input_channels(channels):
+    from conftest import make_tiny_cnn
+
+    model = make_tiny_cnn(channels=channels)
+    for preset in ("fast", "blog2016"):
+        result = kv.visualize_filters(model, "conv2", [0, 1], preset=preset, size=16, steps=3, progress=False)
+        assert result.images.shape == (2, 16, 16, channels)
+    assert kv.stitch(result.images).shape[-1] == channels
+
+
+def test_keras_file_paths_work_like_names(tmp_path, tiny_cnn):
+    path = str(tmp_path / "tiny.keras")
+    tiny_cnn.save(path)
+    net = kv.get_model(path)
+    assert [l.name for l in net.model.layers] == [l.name for l in tiny_cnn.layers]
+    result = kv.visualize_filters(path, "conv2", [0], preset="fast", size=16, steps=2, progress=False)
+    assert result.images.shape == (1, 16, 16, 3)
+
+
+def test_mixed_float16_model_gives_finite_pictures():
+    from conftest import make_tiny_cnn
+
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = make_tiny_cnn(seed=1)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert model.get_layer("conv2").compute_dtype == "float16"
+    result = kv.visualize_filters(model, "conv2", [0, 1, 2], preset="fast", size=24, steps=10, progress=False)
+    assert np.all(np.isfinite(result.raw)) and np.all(np.isfinite(result.activations))
+    assert np.all(result.history[-1] > result.history[0])
