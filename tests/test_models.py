@@ -178,7 +178,7 @@ def test_keras_file_paths_work_like_names(tmp_path, tiny_cnn):
     path = str(tmp_path / "tiny.keras")
     tiny_cnn.save(path)
     net = kv.get_model(path)
-    assert [l.name for l in net.model.layers] == [l.name for l in tiny_cnn.layers]
+    assert [layer.name for layer in net.model.layers] == [layer.name for layer in tiny_cnn.layers]
     result = kv.visualize_filters(path, "conv2", [0], preset="fast", size=16, steps=2, progress=False)
     assert result.images.shape == (1, 16, 16, 3)
 
