@@ -1,0 +1,300 @@
+"""Matplotlib figures of what an image activates and of visualization results.
+
+Every function returns a `matplotlib.figure.Figure` built without pyplot, so it works headless (the Agg
+canvas), leaves no figure open behind it, and shows itself when it is the last value of a Jupyter cell.
+Save one with `fig.savefig("fig.png")`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib
+import numpy as np
+
+from kerasviz import analysis, images, models, optimize
+
+MAPS_PER_ROW = 16  # feature-map grids: 16 maps per row
+TILE_INCHES = 1.6  # size of one small panel
+MAP_INCHES = 0.9  # size of one feature map in a grid
+MAP_MARGIN = 2  # pixels between feature maps in a grid
+CURVE_COLOR = "#4c72b0"
+MARK_COLOR = "#dd3333"
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _show_image(ax, image, title: str | None = None) -> None:
+    arr = np.asarray(image)
+    arr = arr if arr.dtype == np.uint8 else images.to_uint8(arr)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        ax.imshow(arr[..., 0], cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(arr)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+
+
+def top_filters_figure(
+    model,
+    layer: str,
+    image,
+    k: int = 6,
+    *,
+    by: str = "mean",
+    preset=None,
+    size: int | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    image_size: int | tuple[int, int] | None = None,
+    visualizations: optimize.Result | None = None,
+    progress: bool = False,
+    weights: str | None = "imagenet",
+):
+    """The fastai notebook's figure: an image, the activation of every filter of a layer on it with the
+    top `k` marked, and below, what each of those `k` filters looks for (`kv.visualize_filters`).
+
+    Args:
+        model: a `Network`, `keras.Model`, name or `.keras` path.
+        layer: the layer name.
+        image: a path, PIL image or array (see `kv.analysis.prepare_image`).
+        k: how many top filters to mark and visualize. Defaults to 6.
+        by: rank filters by `"mean"` or `"max"` activation. Defaults to `"mean"`.
+        preset, size, steps, seed: passed to `kv.visualize_filters` for the filter pictures.
+        image_size: resize the image before the forward pass. Defaults to its own size.
+        visualizations: a `Result` that already holds the top filters' pictures (skips the optimization).
+        progress: show a progress bar while visualizing. Defaults to False.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+
+    Returns:
+        A `Figure`: axes 0 is the image, axes 1 the curve, then one axes per top filter
+        (titled `filter <i>`).
+
+    Raises:
+        ValueError: as `top_filters` and `visualize_filters`, or `visualizations` that lack a top filter.
+
+    Example:
+    >>> fig = kv.plot.top_filters_figure(net, "block4_conv3", "cat.jpg", k=6, preset="fast")
+    >>> fig.savefig("top.png")
+    """
+    network = models.as_network(model, weights=weights)
+    img = analysis.prepare_image(network, image, image_size)
+    act = analysis.activations(network, layer, img)[layer]
+    scores = analysis.filter_scores(act, by)
+    top = analysis.rank_filters(scores, k)
+    if visualizations is None:
+        visualizations = optimize.visualize_filters(
+            network, layer, [int(i) for i in top.indices], preset=preset, size=size, steps=steps, seed=seed,
+            progress=progress,
+        )
+    pictures = _pick_images(visualizations, top.indices)
+
+    cols = max(int(k), 3)
+    fig = _figure(cols * TILE_INCHES, 2 * TILE_INCHES + 0.6)
+    grid = fig.add_gridspec(2, cols)
+    _show_image(fig.add_subplot(grid[0, 0]), img, "image")
+    curve = fig.add_subplot(grid[0, 1:])
+    curve.plot(np.arange(len(scores)), scores, color=CURVE_COLOR, linewidth=0.8)
+    curve.scatter(top.indices, top.values, color=MARK_COLOR, s=14, zorder=3)
+    for i, v in zip(top.indices, top.values, strict=True):
+        curve.annotate(str(int(i)), (i, v), textcoords="offset points", xytext=(3, 3), fontsize=7,
+                       color=MARK_COLOR)
+    curve.set_xlim(-0.5, len(scores) - 0.5)
+    curve.set_xlabel("filter")
+    curve.set_ylabel(f"{by} activation")
+    curve.set_title(f"{layer}: top {k} of {len(scores)} filters", fontsize=9)
+    for j, (i, v) in enumerate(zip(top.indices, top.values, strict=True)):
+        _show_image(fig.add_subplot(grid[1, j]), pictures[j], f"filter {int(i)} ({v:.3g})")
+    return fig
+
+
+def _pick_images(result: optimize.Result, indices) -> list[np.ndarray]:
+    where = {int(f): n for n, f in enumerate(result.filters)}
+    missing = [int(i) for i in indices if int(i) not in where]
+    if missing:
+        raise ValueError(f"visualizations has no picture of filter(s) {missing}; it holds {list(result.filters)}.")
+    return [result.images[where[int(i)]] for i in indices]
+
+
+def _normalize(fmap: np.ndarray) -> np.ndarray:
+    lo, hi = float(fmap.min()), float(fmap.max())
+    return (fmap - lo) / (hi - lo) if hi > lo else np.zeros_like(fmap, dtype="float32")
+
+
+def feature_maps_figure(
+    model,
+    layer: str,
+    image,
+    *,
+    filters: Sequence[int] | None = None,
+    cols: int = MAPS_PER_ROW,
+    cmap: str = "viridis",
+    image_size: int | tuple[int, int] | None = None,
+    weights: str | None = "imagenet",
+):
+    """A layer's feature maps for an image, as a grid: each map normalized to its own range.
+
+    Args:
+        model: a `Network`, `keras.Model`, name or `.keras` path.
+        layer: a layer with a spatial output (convolution, pooling, activation).
+        image: a path, PIL image or array (see `kv.analysis.prepare_image`).
+        filters: which maps to draw. Defaults to all channels (a 512-channel layer makes 32 rows).
+        cols: maps per row. Defaults to 16.
+        cmap: the matplotlib colormap. Defaults to `"viridis"`.
+        image_size: resize the image before the forward pass. Defaults to its own size.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+
+    Returns:
+        A `Figure` with one axes: the maps stitched row by row into one image (`MAP_MARGIN` white
+        pixels between them), so that a 512-map layer draws as fast as a 16-map one. The map in row r,
+        column c is `filters[r * cols + c]`: the row's tick label is its first filter, the column's
+        label the offset (`+3`); for `filters=None` the filter is the row label plus the column
+        offset. Each map is scaled from its own minimum (dark) to maximum (bright); a constant map
+        is drawn dark.
+
+    Raises:
+        ValueError: the layer has no spatial output, a filter index out of range, or `cols < 1`.
+
+    Example:
+    >>> fig = kv.plot.feature_maps_figure(net, "block1_conv2", "cat.jpg", filters=range(32))
+    """
+    act = analysis.activations(model, layer, image, size=image_size, weights=weights)[layer]
+    if act.ndim != 3:
+        raise ValueError(f"Layer {layer!r} outputs shape {act.shape} per image, with no spatial maps to draw; "
+                         "choose a convolution, pooling or activation layer.")
+    n_channels = act.shape[-1]
+    chosen = list(range(n_channels)) if filters is None else [int(f) for f in filters]
+    bad = [f for f in chosen if not 0 <= f < n_channels]
+    if not chosen or bad:
+        raise ValueError(f"filters must be indices in 0-{n_channels - 1} for layer {layer!r}. "
+                         f"Received: {list(filters)!r}.")
+    if not isinstance(cols, (int, np.integer)) or cols < 1:
+        raise ValueError(f"cols must be a positive int. Received: cols={cols!r}.")
+    cols = min(int(cols), len(chosen))
+    rows = math.ceil(len(chosen) / cols)
+    h, w = act.shape[:2]
+    colormap = matplotlib.colormaps[cmap]
+    tiles = [images.to_uint8(colormap(_normalize(act[..., f]))[..., :3]) for f in chosen]
+    mosaic = images.stitch(tiles, cols=cols, margin=MAP_MARGIN, background=255)
+    fig = _figure(cols * MAP_INCHES, rows * MAP_INCHES * h / w + 0.5)
+    ax = fig.add_subplot()
+    ax.imshow(mosaic, interpolation="nearest")
+    # read a map's filter as row label + column label: labels on ticks scale to 512 maps, texts do not
+    ax.set_xticks([c * (w + MAP_MARGIN) + (w - 1) / 2 for c in range(cols)], [f"+{c}" for c in range(cols)],
+                  fontsize=6)
+    ax.set_yticks([r * (h + MAP_MARGIN) + (h - 1) / 2 for r in range(rows)],
+                  [str(chosen[r * cols]) for r in range(rows)], fontsize=6)
+    ax.tick_params(length=0, pad=1)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(f"{layer}: {len(chosen)} feature maps ({h}x{w})", fontsize=9)
+    return fig
+
+
+def heatmap_figure(
+    model,
+    layer: str,
+    index: int,
+    image,
+    *,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    image_size: int | tuple[int, int] | None = None,
+    weights: str | None = "imagenet",
+):
+    """Where one filter fires on an image: the image beside its activation map laid over it.
+
+    The map is upsampled (bilinear) to the image's size; the overlay's colors run from 0 to the map's
+    maximum, so the brightest spot is the filter's strongest response.
+
+    Args:
+        model: a `Network`, `keras.Model`, name or `.keras` path.
+        layer: a layer with a spatial output.
+        index: the filter.
+        image: a path, PIL image or array (see `kv.analysis.prepare_image`).
+        alpha: opacity of the heatmap over the image. Defaults to 0.5.
+        cmap: the matplotlib colormap. Defaults to `"jet"`.
+        image_size: resize the image before the forward pass. Defaults to its own size.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+
+    Returns:
+        A `Figure`: axes 0 the image, axes 1 the overlay (its second image is the heatmap, the size of
+        the image), axes 2 the colorbar.
+
+    Raises:
+        ValueError: as `kv.analysis.heatmap`, or `alpha` outside [0, 1].
+
+    Example:
+    >>> fig = kv.plot.heatmap_figure(net, "block4_conv3", 42, "cat.jpg")
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1]. Received: alpha={alpha!r}.")
+    network = models.as_network(model, weights=weights)
+    img = analysis.prepare_image(network, image, image_size)
+    heat = analysis.heatmap(network, layer, index, img)
+    h, w = heat.shape
+    fig = _figure(2 * 3.0 * min(w / h, 2.0) + 0.8, 3.2)
+    ax_img, ax_heat = fig.subplots(1, 2)
+    _show_image(ax_img, img, "image")
+    _show_image(ax_heat, img, f"{layer} filter {index}")
+    peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    shown = ax_heat.imshow(heat, cmap=cmap, alpha=alpha, vmin=0.0, vmax=max(float(heat.max()), 1e-12),
+                           extent=(-0.5, w - 0.5, h - 0.5, -0.5))
+    ax_heat.plot([peak[1]], [peak[0]], marker="+", color="white", markersize=10)
+    fig.colorbar(shown, ax=ax_heat, shrink=0.8, label="activation")
+    return fig
+
+
+def results_grid(
+    result: optimize.Result,
+    *,
+    cols: int | None = None,
+    titles: Sequence[str] | None = None,
+    label: str = "fmap",
+    show_activation: bool = False,
+):
+    """A grid of visualizations from a `Result`, each titled with its filter (`fmap 12`).
+
+    Args:
+        result: what `kv.visualize_filters` or `kv.render` returned.
+        cols: pictures per row. Defaults to `ceil(sqrt(N))`.
+        titles: one title per picture. Defaults to `f"{label} {filter}"`.
+        label: the word before each filter index. Defaults to `"fmap"`.
+        show_activation: add each picture's final activation to its title. Defaults to False.
+
+    Returns:
+        A `Figure` with one axes per picture, in the result's order (empty cells switched off).
+
+    Raises:
+        ValueError: an empty result, or `titles` of the wrong length.
+
+    Example:
+    >>> result = kv.visualize_filters(net, "block3_conv3", range(16))
+    >>> kv.plot.results_grid(result).savefig("grid.png")
+    """
+    n = len(result.images)
+    if n == 0:
+        raise ValueError("result holds no images to draw.")
+    if titles is None:
+        titles = [f"{label} {f}" for f in result.filters[:n]]
+    elif len(titles) != n:
+        raise ValueError(f"Got {len(titles)} titles for {n} images.")
+    titles = list(titles)
+    if show_activation:
+        titles = [f"{t} ({a:.3g})" for t, a in zip(titles, result.activations[:n], strict=True)]
+    rows, cols = images.grid_shape(n, cols)
+    fig = _figure(cols * TILE_INCHES, rows * (TILE_INCHES + 0.25))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < n:
+            _show_image(ax, result.images[i], titles[i])
+        else:
+            ax.set_axis_off()
+    return fig
