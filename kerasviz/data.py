@@ -38,7 +38,8 @@ _POINTWISE = (
     "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Identity", "Lambda", "TFOpLambda",
 
 )
-_GLOBAL = ("GlobalAveragePooling2D", "GlobalMaxPooling2D", "Flatten", "Dense", "Reshape")
+_GLOBAL = ("GlobalAveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+           "Flatten")
 
 
 # ------------------------------------------------------------------------------ receptive field
@@ -128,10 +129,12 @@ def _transfer(layer, fields: list[_Field], in_shapes, out_shape) -> _Field:
     kind = type(layer).__name__
     if not fields:
         return _Field()
-    # merges: follow the input that sees most (its jump is the same in any well-formed network)
-    field = max(fields, key=lambda f: (f.spatial is False, f.size[0] * f.size[1]))
-    if not field.spatial:
-        return field
+    # merges: follow the spatial input that sees most (its jump is the same in any well-formed
+    # network); a global branch (a squeeze-and-excitation gate) scales positions but does not move them
+    spatial = [f for f in fields if f.spatial]
+    if not spatial:
+        return fields[0]
+    field = max(spatial, key=lambda f: f.size[0] * f.size[1])
     if "Transpose" in kind:
         raise ValueError(f"Layer {layer.name!r} ({kind}) upsamples by a transposed convolution, which "
                          "receptive_field does not handle.")
@@ -221,7 +224,8 @@ def receptive_field(model, layer: str, *, input_size: int | tuple[int, int] | No
 
     Walks the graph from the input to `layer` and composes every convolution and pooling window
     (kernel, stride, dilation, padding), `ZeroPadding2D`, `Cropping2D` and `UpSampling2D`; elementwise
-    layers keep positions. Where branches merge (ResNet, Inception) the larger field wins. `"same"`
+    layers keep positions. Where branches merge (ResNet, Inception) the larger field wins; a global
+    branch that only scales the map (a squeeze-and-excitation gate) is not counted. `"same"`
     padding pads `(k - s) // 2` pixels before the map when the size is a multiple of the stride, which
     is how TensorFlow pads; give `input_size` for the exact offsets at other sizes.
 
@@ -263,6 +267,18 @@ def receptive_field(model, layer: str, *, input_size: int | tuple[int, int] | No
         offset=tuple(float(s) for s in field.start),
         input_size=tuple(input_size) if input_size is not None else None,
     )
+
+
+def _positions_field(network, path: str, input_size, rank: int) -> ReceptiveField | None:
+    """The receptive field of `path` (whose output has `rank` axes), or None for a layer without
+    positions, whose crops are whole images."""
+    if rank != 4:
+        return None
+    keras_model = network.model
+    start = _Field(n=tuple(int(v) for v in input_size))
+    if not _path_field(keras_model, path.split("/"), {id(t): start for t in _flat(keras_model.inputs)}).spatial:
+        return None
+    return receptive_field(network, path, input_size=input_size)
 
 
 def _path_field(model, parts: list[str], input_fields: dict[int, _Field]) -> _Field:
@@ -658,8 +674,7 @@ def dataset_examples(
             raise ValueError(f"The model takes {channels}-channel images; the data has {x.shape[-1]} channels "
                              f"(batch shape {x.shape}).")
         if crop_size is None:
-            spatial = len(extractor.outputs[0].shape) == 4
-            field = receptive_field(network, path, input_size=x.shape[1:3]) if spatial else None
+            field = _positions_field(network, path, x.shape[1:3], len(extractor.outputs[0].shape))
             crop_size = (min(field.size[0], x.shape[1]), min(field.size[1], x.shape[2])) if field else x.shape[1:3]
         if has_labels is None:
             has_labels = batch.labels is not None

@@ -216,3 +216,21 @@ def test_value_range_reads_0_255_floats(trained, dataset):
     scaled = data.dataset_examples(trained, "conv2", x[:20] * 255.0, k=3, filters=[0], value_range=(0, 255))
     plain = data.dataset_examples(trained, "conv2", x[:20], k=3, filters=[0])
     np.testing.assert_array_equal(scaled.ids, plain.ids)
+
+
+def test_squeeze_excitation_gates_do_not_widen_the_field():
+    """A global branch that scales the map (squeeze-and-excitation) keeps the local field; a layer
+    inside the gate has no positions, and its examples are whole images."""
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    gate = keras.layers.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x)
+    gate = keras.layers.Conv2D(4, 1, activation="sigmoid", name="excite")(gate)
+    x = keras.layers.Multiply(name="scaled")([x, gate])
+    x = keras.layers.Dense(2, name="pointwise")(x)  # a Dense on a map acts per position
+    model = keras.Model(inputs, x)
+    assert data.receptive_field(model, "pointwise").size == (3, 3)
+    with pytest.raises(ValueError, match="'excite' has no spatial positions"):
+        data.receptive_field(model, "excite")
+    images = np.random.default_rng(0).uniform(size=(6, SIZE, SIZE, 3)).astype("float32")
+    result = data.dataset_examples(model, "excite", images, k=2, filters=[0])
+    assert result.receptive_field is None and result.crops.shape == (1, 2, SIZE, SIZE, 3)
