@@ -717,6 +717,9 @@ def model_atlas(
             raise ValueError(f"{network.name} has no convolution layer; name the layers to visualize.")
     elif isinstance(layers, str):
         layers = [layers]
+    if isinstance(filters, (int, np.integer)) or (isinstance(filters, str) and filters != "all"):
+        raise TypeError(f"filters must be 'all' or a list/range of indices (e.g. range(16) for the first 16 "
+                        f"of each layer). Received: {filters!r}.")
     plans = []
     for name in layers:
         path, _ = models.find_layer(network, name)

@@ -134,6 +134,8 @@ def test_bad_arguments_name_what_was_expected(tiny_cnn, tmp_path):
         atlas.layer_atlas(tiny_cnn, "conv1", cache_dir=tmp_path, distribute="gpu", **QUICK)
     with pytest.raises(ValueError, match="Did you mean"):
         atlas.model_atlas(tiny_cnn, ["conv3"], cache_dir=tmp_path, **QUICK)
+    with pytest.raises(TypeError, match=r"filters must be 'all' or a list/range .* Received: 16"):
+        atlas.model_atlas(tiny_cnn, cache_dir=tmp_path, filters=16, **QUICK)
 
 
 CHILD = textwrap.dedent("""
@@ -187,14 +189,17 @@ def run_child(code):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def children(tmp_path_factory):
-    """Start the subprocess tests' children first, so their TensorFlow start-up overlaps the other tests."""
+def children(request, tmp_path_factory):
+    """Start the subprocess tests' children first (those selected), so that their TensorFlow start-up
+    overlaps the other tests."""
     base = tmp_path_factory.mktemp("children")
     paths = dict(root=ROOT, tests=TESTS)
-    started = {
-        "killed": run_child(CHILD.format(cache=str(base / "cache"), go=str(base / "go"), **paths)),
-        "distributed": run_child(DISTRIBUTED.format(cache=str(base / "distributed"), **paths)),
-    }
+    selected = {item.name for item in request.session.items}
+    started = {}
+    if "test_resumes_after_the_process_is_killed" in selected:
+        started["killed"] = run_child(CHILD.format(cache=str(base / "cache"), go=str(base / "go"), **paths))
+    if "test_distribute_over_two_devices_gives_the_same_pictures" in selected:
+        started["distributed"] = run_child(DISTRIBUTED.format(cache=str(base / "distributed"), **paths))
     yield base, started
     for child in started.values():
         if child.poll() is None:
