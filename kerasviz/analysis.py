@@ -36,6 +36,8 @@ DREAM_OCTAVE_SCALE = 1.4
 DREAM_JITTER = 4
 MIN_DREAM_SIZE = 8  # the smallest octave, in pixels
 
+DreamTarget = str | Sequence[str] | Mapping[str, float] | objectives.Objective
+
 
 class Prediction(NamedTuple):
     """One row of `predict`: the class index, its name, and the probability the model gives it."""
@@ -373,7 +375,7 @@ def heatmap(
 # ------------------------------------------------------------------------------------------ DeepDream
 
 
-def dream_objective(layer_or_objective) -> objectives.Objective:
+def dream_objective(layer_or_objective: DreamTarget) -> objectives.Objective:
     """DeepDream's objective from a layer name, a list of names, `{name: weight}`, or an `Objective`."""
     if isinstance(layer_or_objective, objectives.Objective):
         return layer_or_objective
@@ -393,7 +395,7 @@ def dream_objective(layer_or_objective) -> objectives.Objective:
 
 def dream(
     model,
-    layer_or_objective,
+    layer_or_objective: DreamTarget,
     image,
     *,
     steps: int = DREAM_STEPS,
