@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 
 
@@ -33,20 +32,19 @@ def register(subparsers) -> None:
         description="Visualize every filter of a model's convolution layers (or those named) and write a "
                     "static HTML site: an index of layers, a page per layer, a page per filter. Finished "
                     "filters are cached: an interrupted run resumes where it stopped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     cli.add_model_args(p)
     p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
-    p.add_argument("--out", default="site", help="output folder")
-    p.add_argument("--filters", default="all", help="per layer: all, 0-15 or 0,3,5-7")
+    p.add_argument("--out", default="site", help="output folder (default: site)")
+    p.add_argument("--filters", default="all", help="per layer: all, 0-15 or 0,3,5-7 (default: all)")
     p.add_argument("--preset", default=None, help="quality (default), fast, lucid, keras-io, blog2016")
     p.add_argument("--size", type=int, default=None, help="image size in pixels")
     p.add_argument("--steps", type=int, default=None, help="optimization steps")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--batch-size", type=int, default=None, help="filters per batch (default: from memory)")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $KERASVIZ_CACHE or "
                                                      "~/.cache/kerasviz/atlas)")
-    p.add_argument("--top-k", type=int, default=6, help="incoming channels listed per filter")
+    p.add_argument("--top-k", type=int, default=6, help="incoming channels listed per filter (default: 6)")
     p.add_argument("--distribute", action="store_true", help="spread batches over every GPU")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_cmd_gallery)

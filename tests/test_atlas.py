@@ -147,7 +147,7 @@ CHILD = textwrap.dedent("""
 
     class Slow(Callback):
         def on_step(self, record):
-            time.sleep(0.1)
+            time.sleep(0.15)
 
     model = make_tiny_cnn()
     deadline = time.monotonic() + 600
