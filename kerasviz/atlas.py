@@ -30,6 +30,7 @@ import queue
 import re
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 
 import keras
@@ -494,7 +495,9 @@ def _execute(plan: _Plan, *, seed, objective, devices, tracker, callbacks) -> La
 
             context = tf.device(device)
         try:
-            with context:
+            with context, warnings.catch_warnings():
+                if device is None:  # (warning filters are process-wide: leave them alone in threads)
+                    warnings.filterwarnings("ignore", "Interrupted: returning", UserWarning)
                 result = optimize.visualize_filters(
                     network, plan.path, chunk, preset=plan.settings, seed=seed, objective=objective,
                     batch_size=len(chunk), progress=False, callbacks=cbs,
@@ -524,6 +527,9 @@ def _execute(plan: _Plan, *, seed, objective, devices, tracker, callbacks) -> La
     elif chunks:
         interrupted = _run_on_devices(plan, chunks, devices, run_chunk)
     ordered = [f for f in plan.filters if f in results]
+    if len(ordered) < len(plan.filters):
+        warnings.warn(f"Interrupted: {len(ordered)} of {len(plan.filters)} filters of {plan.path} are done and "
+                      "cached; run the same call again to resume.", stacklevel=3)
     if ordered:
         imgs = np.stack([results[f][0] for f in ordered])
     else:

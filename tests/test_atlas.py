@@ -99,7 +99,7 @@ class StopAt(Callback):
 
 
 def test_ctrl_c_keeps_finished_batches_and_resumes(tiny_cnn, tmp_path):
-    with pytest.warns(UserWarning, match="Interrupted"):
+    with pytest.warns(UserWarning, match="Interrupted: 4 of 8 filters of conv2 are done and cached"):
         part = atlas.layer_atlas(tiny_cnn, "conv2", range(8), cache_dir=tmp_path, batch_size=4,
                                  callbacks=[StopAt(batch=2)], **QUICK)
     assert part.interrupted and part.filters == [0, 1, 2, 3] and part.computed == [0, 1, 2, 3]
