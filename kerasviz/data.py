@@ -12,7 +12,6 @@ kernels, strides, dilations and padding along the path from the input (the large
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import os
 import time
@@ -760,8 +759,9 @@ def examples_figure(result: DatasetExamples, filter: int | Sequence[int] | None 
     for r, (slot, f, picture) in enumerate(zip(rows, chosen, pictures, strict=True)):
         for ax in axes[r]:
             ax.set_axis_off()
-        if lead and picture is not None:
-            axes[r, 0].imshow(np.squeeze(picture), cmap="gray")
+        if lead:
+            if picture is not None:
+                axes[r, 0].imshow(np.squeeze(picture), cmap="gray")
             axes[r, 0].set_title(f"filter {f}", fontsize=8)
         for c in range(k):
             if result.ids[slot, c] < 0:
@@ -771,15 +771,11 @@ def examples_figure(result: DatasetExamples, filter: int | Sequence[int] | None 
             name = result.names[result.ids[slot, c]] if result.names else f"#{result.ids[slot, c]}"
             ax.set_title(f"{os.path.basename(name)[:14]}\n{result.scores[slot, c]:.3g}", fontsize=6)
         if not lead:
-            axes[r, 0].set_title(f"filter {f}\n" + axes[r, 0].get_title(), fontsize=6)
+            axes[r, 0].text(-0.08, 0.5, f"filter {f}", transform=axes[r, 0].transAxes, rotation=90,
+                            ha="right", va="center", fontsize=8)
     fig.suptitle(f"{result.layer}: top {k} of {result.count} images", fontsize=9)
     fig.tight_layout()
     return fig
-
-
-def fingerprint(array: np.ndarray) -> str:
-    """A short hash of an array's bytes (to name objectives built on fixed data)."""
-    return hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()[:10]
 
 
 __all__ = ["DatasetExamples", "ReceptiveField", "dataset_examples", "examples_figure", "list_images",
