@@ -169,7 +169,7 @@ DISTRIBUTED = textwrap.dedent("""
     from kerasviz import atlas
 
     model = make_tiny_cnn()
-    kw = dict(preset="fast", size=16, steps=2, progress=False, batch_size=3)
+    kw = dict(preset="fast", size=16, steps=2, progress=False, batch_size=4)
     one = atlas.layer_atlas(model, "conv2", cache_dir={cache!r} + "/one", **kw)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     two = atlas.layer_atlas(model, "conv2", cache_dir={cache!r} + "/two", distribute=strategy, **kw)
