@@ -62,12 +62,21 @@ def load_network(args):
 
 
 def check_writable(path: str) -> None:
+    """Fail early, before any work, when `path` cannot be written (root ignores permission bits, so
+    the folder is probed with a real temporary file)."""
+    import tempfile
+
     parent = os.path.dirname(os.path.abspath(path)) or "."
     probe = parent
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
-    if not os.access(probe, os.W_OK):
-        raise UsageError(f"Cannot write {path!r}: {probe!r} is not writable.")
+    if not os.path.isdir(probe):
+        raise UsageError(f"Cannot write {path!r}: {probe!r} is a file, not a folder.")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise UsageError(f"Cannot write {path!r}: {probe!r} is not writable ({e.strerror}).") from e
 
 
 def _cmd_atlas(args) -> None:

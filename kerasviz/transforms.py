@@ -18,7 +18,7 @@ import numpy as np
 from keras import ops
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Transform:
     """A random transform.
 
@@ -38,8 +38,20 @@ class Transform:
     def __call__(self, images, u):
         return self.fn(images, u)
 
+    # Transforms compare by name: `jitter(4)` made twice is the same transform, so settings that use
+    # it reuse the compiled step. Names carry every argument.
+    def __eq__(self, other):
+        return isinstance(other, Transform) and (self.name, self.n_random) == (other.name, other.n_random)
+
+    def __hash__(self):
+        return hash((self.name, self.n_random))
+
     def __repr__(self):
         return self.name
+
+
+def _fill(fill_mode: str) -> str:
+    return "" if fill_mode == "reflect" else f", fill_mode={fill_mode!r}"
 
 
 def _affine_fn(matrix, fill_mode):
@@ -88,7 +100,7 @@ def jitter(pixels: int, *, fill_mode: str = "reflect") -> Transform:
         ty = ops.floor(u[:, 1] * span) - pixels
         return _translation(tx, ty)
 
-    return Transform(f"jitter({pixels})", 2, _affine_fn(matrix, fill_mode), matrix)
+    return Transform(f"jitter({pixels}{_fill(fill_mode)})", 2, _affine_fn(matrix, fill_mode), matrix)
 
 
 def scale(low: float = 0.9, high: float = 1.1, *, fill_mode: str = "reflect") -> Transform:
@@ -102,7 +114,7 @@ def scale(low: float = 0.9, high: float = 1.1, *, fill_mode: str = "reflect") ->
         zero = ops.zeros_like(s)
         return _about_center((inv, zero, zero, inv), h, w)
 
-    return Transform(f"scale({low:g}, {high:g})", 1, _affine_fn(matrix, fill_mode), matrix)
+    return Transform(f"scale({low:g}, {high:g}{_fill(fill_mode)})", 1, _affine_fn(matrix, fill_mode), matrix)
 
 
 def rotate(degrees: float = 10.0, *, fill_mode: str = "reflect") -> Transform:
@@ -113,7 +125,7 @@ def rotate(degrees: float = 10.0, *, fill_mode: str = "reflect") -> Transform:
         cos, sin = ops.cos(theta), ops.sin(theta)
         return _about_center((cos, sin, -sin, cos), h, w)
 
-    return Transform(f"rotate({degrees:g})", 1, _affine_fn(matrix, fill_mode), matrix)
+    return Transform(f"rotate({degrees:g}{_fill(fill_mode)})", 1, _affine_fn(matrix, fill_mode), matrix)
 
 
 def pad(pixels: int, *, mode: str = "reflect", value: float = 0.5) -> Transform:

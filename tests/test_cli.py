@@ -55,3 +55,11 @@ def test_errors_are_one_line_with_exit_code_2(argv, message, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_check_writable_rejects_a_file_as_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        cli.check_writable(str(blocker / "a.png"))
+    cli.check_writable(str(tmp_path / "new" / "a.png"))  # missing folders are fine: they get made

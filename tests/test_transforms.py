@@ -91,3 +91,9 @@ def test_bad_arguments():
         T.jitter(-1)
     with pytest.raises(ValueError, match="scale needs"):
         T.scale(1.2, 0.8)
+
+
+def test_transforms_compare_by_what_they_do():
+    assert T.jitter(4) == T.jitter(4) and hash(T.jitter(4)) == hash(T.jitter(4))
+    assert T.jitter(4) != T.jitter(5)
+    assert T.jitter(4) != T.jitter(4, fill_mode="constant")
