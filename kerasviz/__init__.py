@@ -1,6 +1,24 @@
 """kerasviz: see what convolutional networks learned. Fast, batched feature visualization for Keras 3."""
 
-from kerasviz import images, models, objectives, params, presets, progress, transforms, updates
+from kerasviz import (
+    analysis,
+    atlas,
+    gallery,
+    images,
+    models,
+    objectives,
+    params,
+    plot,
+    plot_weights,
+    presets,
+    progress,
+    transforms,
+    updates,
+    weights,
+)
+from kerasviz.analysis import activations, dream, heatmap, mean_activations, predict, top_filters
+from kerasviz.atlas import LayerAtlas, ModelAtlas, layer_atlas, model_atlas
+from kerasviz.gallery import make_gallery, write_gallery
 from kerasviz.images import center_crop, deprocess, load_image, save_image, show, stitch, to_uint8
 from kerasviz.models import (
     Network,
@@ -14,12 +32,16 @@ from kerasviz.models import (
 )
 from kerasviz.optimize import Result, render, visualize_filters
 from kerasviz.presets import Preset, list_presets
+from kerasviz.weights import IncomingChannels, expanded_weights, kernels, top_inputs
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Network", "Preprocessing", "Preset", "Result", "as_network", "center_crop", "deprocess",
-    "feature_extractor", "find_layer", "get_model", "images", "list_layers", "list_models",
-    "list_presets", "load_image", "models", "objectives", "params", "presets", "progress", "render", "save_image",
-    "show", "stitch", "to_uint8", "transforms", "updates", "visualize_filters",
+    "IncomingChannels", "LayerAtlas", "ModelAtlas", "Network", "Preprocessing", "Preset", "Result",
+    "activations", "analysis", "as_network", "atlas", "center_crop", "deprocess", "dream",
+    "expanded_weights", "feature_extractor", "find_layer", "gallery", "get_model", "heatmap", "images",
+    "kernels", "layer_atlas", "list_layers", "list_models", "list_presets", "load_image", "make_gallery",
+    "mean_activations", "model_atlas", "models", "objectives", "params", "plot", "plot_weights", "predict",
+    "presets", "progress", "render", "save_image", "show", "stitch", "to_uint8", "top_filters",
+    "top_inputs", "transforms", "updates", "visualize_filters", "weights", "write_gallery",
 ]
