@@ -220,6 +220,9 @@ def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, *, duration_
 
     Returns:
         The path written.
+
+    Raises:
+        ValueError: `frames` is empty.
     """
     from PIL import Image, ImageDraw
 

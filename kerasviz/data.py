@@ -620,8 +620,9 @@ def dataset_examples(
             (arrays, or `(images, labels)` tuples; labels are kept with each example).
         k: images kept per filter. Defaults to 9.
         filters: an index, a list of indices or `"all"`. Defaults to all the layer's channels.
-        batch_size: images per forward pass; memory is one batch of activations plus `k` crops per
-            filter. Defaults to 32.
+        batch_size: images per forward pass; memory is one batch of activations plus `k` uint8 crops
+            per filter (`F * k * crop_h * crop_w * C` bytes: 22 MB for 512 filters of VGG16
+            `block3_conv3`). Defaults to 32.
         size: the size folder images are resized to. Defaults to the model's fixed input size, else 224.
         value_range: the range of the data's pixel values, e.g. `(0, 255)` for the float batches of
             `keras.utils.image_dataset_from_directory`. Defaults to [0, 1] for floats, 0-255 for uint8.
