@@ -234,3 +234,20 @@ def test_squeeze_excitation_gates_do_not_widen_the_field():
     images = np.random.default_rng(0).uniform(size=(6, SIZE, SIZE, 3)).astype("float32")
     result = data.dataset_examples(model, "excite", images, k=2, filters=[0])
     assert result.receptive_field is None and result.crops.shape == (1, 2, SIZE, SIZE, 3)
+
+
+def test_receptive_field_inside_a_nested_model():
+    """A layer of a backbone used as a layer: the outer padding counts, and `outer/inner` paths work."""
+    inner_in = keras.Input((None, None, 3))
+    h = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="c1")(inner_in)
+    h = keras.layers.Conv2D(4, 3, name="c2")(h)
+    backbone = keras.Model(inner_in, h, name="backbone")
+    outer_in = keras.Input((64, 64, 3))
+    x = keras.layers.ZeroPadding2D(2, name="zp")(outer_in)
+    x = keras.layers.MaxPooling2D(name="pool")(backbone(x))
+    model = keras.Model(outer_in, x)
+    # zp: start -2; c1 (68 px, 'same', stride 2 pads 0 before): start -1, size 3; c2: start 1, size 7
+    assert data.receptive_field(model, "backbone/c2") == data.ReceptiveField((7, 7), (2.0, 2.0), (1.0, 1.0),
+                                                                             (64, 64))
+    field = data.receptive_field(model, "pool")
+    assert (field.size, field.jump, field.offset) == ((9, 9), (4.0, 4.0), (2.0, 2.0))
