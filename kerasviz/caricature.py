@@ -162,7 +162,8 @@ def caricature(
         ValueError: an unknown layer, an image that cannot be read, an input-space preset.
 
     Example:
-    >>> c = kv.caricature.caricature("VGG16", "block4_conv3", "cat.jpg", weights="hed")
+    >>> from kerasviz.caricature import caricature
+    >>> c = caricature("VGG16", "block4_conv3", "cat.jpg", weights="hed")
     >>> kv.save_image(c.image, "cat_caricature.png"); c.similarity_after
     0.83
     """

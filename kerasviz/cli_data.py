@@ -29,14 +29,15 @@ def _cmd_examples(args) -> None:
 
 
 def _cmd_caricature(args) -> None:
-    from kerasviz import caricature, cli, images
+    from kerasviz import cli, images
+    from kerasviz.caricature import caricature
 
     if not os.path.exists(args.image):
         raise cli.UsageError(f"No image file at {args.image!r}.")
     cli.check_writable(args.out)
     net = cli.load_network(args)
     layers = [name.strip() for name in args.layer.split(",") if name.strip()]
-    result = caricature.caricature(net, layers, args.image, from_image=args.from_image, steps=args.steps,
+    result = caricature(net, layers, args.image, from_image=args.from_image, steps=args.steps,
                                    size=args.size, preset=args.preset, exaggerate=args.exaggerate,
                                    seed=args.seed, progress=not args.quiet)
     images.save_image(result.image, args.out)
