@@ -101,9 +101,9 @@ def dream(net, path):
 def caricature(net, path):
     """What block3_conv3 keeps of the cat: a picture from noise whose activations match the photo's."""
     import kerasviz as kv
-    from kerasviz import caricature as kvcaricature
+    from kerasviz.caricature import caricature as make_caricature
 
-    c = kvcaricature.caricature(net, "block3_conv3", _cat(), preset="fast", size=96, steps=48, seed=SEED)
+    c = make_caricature(net, "block3_conv3", _cat(), preset="fast", size=96, steps=48, seed=SEED)
     kv.save_image(kv.stitch([kv.to_uint8(c.original), c.image], margin=4, cols=2, background=255), path)
 
 
