@@ -3,6 +3,8 @@
 from kerasviz import (
     analysis,
     atlas,
+    callbacks,
+    data,
     gallery,
     images,
     models,
@@ -18,6 +20,9 @@ from kerasviz import (
 )
 from kerasviz.analysis import activations, dream, heatmap, mean_activations, predict, top_filters
 from kerasviz.atlas import LayerAtlas, ModelAtlas, layer_atlas, model_atlas
+from kerasviz.callbacks import FilterAtlas
+from kerasviz.caricature import caricature
+from kerasviz.data import dataset_examples, examples_figure, receptive_field
 from kerasviz.gallery import make_gallery, write_gallery
 from kerasviz.images import center_crop, deprocess, load_image, save_image, show, stitch, to_uint8
 from kerasviz.models import (
@@ -37,6 +42,7 @@ from kerasviz.weights import IncomingChannels, expanded_weights, kernels, top_in
 __version__ = "0.1.0"
 
 __all__ = [
+    "FilterAtlas", "callbacks", "caricature", "data", "dataset_examples", "examples_figure", "receptive_field",
     "IncomingChannels", "LayerAtlas", "ModelAtlas", "Network", "Preprocessing", "Preset", "Result",
     "activations", "analysis", "as_network", "atlas", "center_crop", "deprocess", "dream",
     "expanded_weights", "feature_extractor", "find_layer", "gallery", "get_model", "heatmap", "images",
