@@ -1,0 +1,126 @@
+"""Picture quality of the presets, measured on the offline VGG16 (weights="hed").
+
+For each preset, visualize N filters of each layer, then score the uint8 images the user gets by
+running them through the model again (ReLU outputs, the filter's mean activation):
+
+- alive: share of filters whose own image activates them (> 0);
+- self-recognition: share of filters that respond to their own image more than to every other image
+  of the run (same layer);
+- robustness: median over filters of activation(after a random shift of up to 10% of the image, reflect
+  padding) / activation(unshifted), over filters alive;
+- seconds per filter.
+
+    python benchmarks/quality.py                                  # all layers, 16 filters, default presets
+    python benchmarks/quality.py --presets keras-io quality --filters 8 --figure docs/images/presets.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+LAYERS = ("block3_conv3", "block4_conv3", "block5_conv3")
+SHIFT_FRACTION = 0.10
+
+
+def shifted(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each image shifted by a random offset of up to 10% of its size, reflect padding."""
+    n, h, w, _ = images.shape
+    out = np.empty_like(images)
+    for i in range(n):
+        dy, dx = (rng.integers(-int(SHIFT_FRACTION * s), int(SHIFT_FRACTION * s) + 1) for s in (h, w))
+        pad = max(abs(dy), abs(dx), 1)
+        padded = np.pad(images[i], ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        out[i] = padded[pad + dy : pad + dy + h, pad + dx : pad + dx + w]
+    return out
+
+
+def score(net, layer: str, filters: list[int], images_u8: np.ndarray, seed: int = 0) -> dict:
+    import kerasviz as kv
+
+    extractor = kv.feature_extractor(net, [layer], pre_activation=False)
+
+    def acts(x):
+        return np.asarray(extractor(net.preprocess(x.astype("float32") / 255.0))).mean(axis=(1, 2))[:, filters]
+
+    a = acts(images_u8)  # [images, filters]
+    own = np.diag(a)
+    alive = own > 0
+    others = a.copy()
+    np.fill_diagonal(others, -np.inf)
+    recognized = own > others.max(axis=0)
+    shifted_own = np.diag(acts(shifted(images_u8, np.random.default_rng(seed))))
+    ratio = np.where(alive, shifted_own / np.where(alive, own, 1.0), np.nan)
+    return dict(alive=alive, recognized=recognized, ratio=ratio)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=["keras-io", "blog2016", "fast", "quality"])
+    parser.add_argument("--layers", nargs="+", default=list(LAYERS))
+    parser.add_argument("--filters", type=int, default=16)
+    parser.add_argument("--size", type=int, default=None, help="override every preset's size")
+    parser.add_argument("--steps", type=int, default=None, help="override every preset's steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--figure", default=None, help="save a side-by-side figure of the presets (first layer)")
+    args = parser.parse_args()
+
+    import kerasviz as kv
+
+    net = kv.get_model("VGG16", weights="hed")
+    filters = list(range(args.filters))
+    rows, figure_rows = [], []
+    for preset in args.presets:
+        per_layer = []
+        seconds = 0.0
+        for layer in args.layers:
+            kv.visualize_filters(net, layer, [0], preset=preset, size=args.size, steps=1, progress=False)  # compile
+            result = kv.visualize_filters(net, layer, filters, preset=preset, size=args.size, steps=args.steps,
+                                          seed=args.seed, progress=False)
+            seconds += result.seconds
+            per_layer.append(score(net, layer, filters, result.images, args.seed))
+            if layer == args.layers[0]:
+                figure_rows.append((preset, result.images))
+        alive = np.concatenate([p["alive"] for p in per_layer])
+        recognized = np.concatenate([p["recognized"] for p in per_layer])
+        ratio = np.concatenate([p["ratio"] for p in per_layer])
+        rows.append((preset, alive.mean(), recognized.mean(), np.nanmedian(ratio) if np.any(alive) else np.nan,
+                     seconds / (len(filters) * len(args.layers))))
+        print(f"{preset:>10}: alive {rows[-1][1]:.2f}  self-recognition {rows[-1][2]:.2f}  "
+              f"robustness {rows[-1][3]:.2f}  {rows[-1][4]:.2f} s/filter", flush=True)
+
+    print(f"\nVGG16 (hed) {', '.join(args.layers)}; {len(filters)} filters per layer")
+    print(f"{'preset':>10} | {'alive':>5} | {'self-rec.':>9} | {'robustness':>10} | {'s/filter':>8}")
+    for name, alive, rec, rob, sec in rows:
+        print(f"{name:>10} | {alive:5.2f} | {rec:9.2f} | {rob:10.2f} | {sec:8.2f}")
+    if args.figure:
+        save_figure(figure_rows, args.layers[0], args.figure)
+
+
+def save_figure(figure_rows, layer, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import kerasviz as kv
+
+    n = min(8, len(figure_rows[0][1]))
+    fig, axes = plt.subplots(len(figure_rows), 1, figsize=(2 * n, 2.2 * len(figure_rows)))
+    for ax, (name, imgs) in zip(np.atleast_1d(axes), figure_rows, strict=True):
+        side = min(im.shape[0] for _, im in figure_rows)
+        tiles = kv.center_crop(imgs[:n], side)
+        ax.imshow(kv.stitch(tiles, cols=n, margin=4, background=255))
+        ax.set_title(f"{name}: VGG16 (hed) {layer}, filters 0-{n - 1}", fontsize=10)
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"figure: {path}")
+
+
+if __name__ == "__main__":
+    main()
