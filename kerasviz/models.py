@@ -84,6 +84,8 @@ class Preprocessing:
             x = images[..., ::-1] if isinstance(images, np.ndarray) else keras.ops.flip(images, axis=-1)
         scale = np.asarray(self.scale, "float32")
         offset = np.asarray(self.offset, "float32")
+        if not isinstance(x, np.ndarray):
+            scale, offset = keras.ops.convert_to_tensor(scale), keras.ops.convert_to_tensor(offset)
         return x * scale + offset
 
     def invert(self, inputs):

@@ -232,7 +232,7 @@ def direction(layer: str, vector, *, cosine_power: float = 0.0):
 
     def fn(c: Context):
         a = ops.cast(c.acts[layer], "float32")
-        dot = ops.sum(a * v, axis=-1)
+        dot = ops.sum(a * ops.convert_to_tensor(v), axis=-1)
         if cosine_power:
             norm = ops.sqrt(ops.sum(ops.square(a), axis=-1) + 1e-8) * float(np.linalg.norm(v))
             dot = dot * ops.power(ops.maximum(dot / norm, 1e-2), cosine_power)
@@ -316,7 +316,7 @@ def per_image(objectives: list[Objective]) -> Objective:
 
     def fn(c: Context):
         scores = [obj(c) for obj in objectives]
-        eye = np.eye(n, dtype="float32")
+        eye = ops.eye(n, dtype="float32")
         return sum(s * eye[i] for i, s in enumerate(scores))
 
     desc = "[" + ", ".join(o.description for o in objectives) + "]"

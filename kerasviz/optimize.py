@@ -168,8 +168,8 @@ class Renderer:
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
             return objective_(objectives.Context(dict(zip(layers, outs, strict=True)), imgs, filters))
 
-        self._step = backend.compile_step(score_fn, self.update)
-        self._clean = backend.compile_scores(clean_fn)
+        self._step = backend.compile_step(score_fn, self.update, model=self.extractor)
+        self._clean = backend.compile_scores(clean_fn, model=self.extractor)
 
     def _draw_uniforms(self, keys, seed, steps, octave):
         n = self.transform.n_random

@@ -135,7 +135,7 @@ class Fourier:
     def draw(self, values):
         spectrum = values[0]  # [B, C, H, W, 2]
         h, w = spectrum.shape[2], spectrum.shape[3]
-        scale = self._scale(h, w)
+        scale = ops.convert_to_tensor(self._scale(h, w))
         real, _ = ops.ifft2((spectrum[..., 0] * scale, spectrum[..., 1] * scale))
         x = real / FOURIER_MAGIC
         x = ops.transpose(x, (0, 2, 3, 1))

@@ -3,6 +3,8 @@ import pytest
 from keras import ops
 
 import kerasviz as kv
+
+pytestmark = pytest.mark.engine
 from kerasviz import objectives as O
 
 

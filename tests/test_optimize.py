@@ -52,6 +52,7 @@ def test_keras_io_preset_reproduces_the_tutorial(resnet):
     assert result.images.shape == (2, 130, 130, 3) and result.images.dtype == np.uint8
 
 
+@pytest.mark.engine
 def test_batched_filters_match_single_runs_and_seed_repeats(tiny_cnn):
     kw = dict(preset="fast", size=24, steps=6, progress=False, seed=7)
     both = kv.visualize_filters(tiny_cnn, "conv2", [3, 9], **kw)
@@ -63,6 +64,7 @@ def test_batched_filters_match_single_runs_and_seed_repeats(tiny_cnn):
     assert not np.array_equal(both.images, other_seed.images)
 
 
+@pytest.mark.engine
 def test_step_is_traced_once_per_shape(tiny_cnn):
     kw = dict(preset="fast", size=16, steps=3, progress=False)
     kv.visualize_filters(tiny_cnn, "conv1", [0, 1], **kw)  # warm up this shape
@@ -73,12 +75,14 @@ def test_step_is_traced_once_per_shape(tiny_cnn):
     assert result.filters == list(range(8)) and result.history.shape == (3, 8)
 
 
+@pytest.mark.engine
 def test_chunks_are_even_and_cover_every_filter():
     chunks = optimize._chunks(list(range(10)), 4)
     assert [len(c) for c in chunks] == [4, 4, 2] or [len(c) for c in chunks] == [4, 4, 2]
     assert sum(chunks, []) == list(range(10))
 
 
+@pytest.mark.engine
 def test_activation_rises_for_every_filter(tiny_cnn):
     result = kv.visualize_filters(tiny_cnn, "conv2", range(16), preset="fast", size=32, steps=20,
                                   progress=False)
@@ -86,6 +90,7 @@ def test_activation_rises_for_every_filter(tiny_cnn):
     assert np.all(result.history[-1] > result.history[0])
 
 
+@pytest.mark.engine
 @pytest.mark.parametrize("preset", ["fast", "quality", "blog2016"])
 def test_grating_filters_recover_their_orientation(grating_model, preset):
     result = kv.visualize_filters(grating_model, "gabor", range(4), preset=preset, size=48,
@@ -105,6 +110,7 @@ def test_grating_filters_recover_their_orientation(grating_model, preset):
         (dict(filters="some"), "filters must be"),
     ],
 )
+@pytest.mark.engine
 def test_bad_arguments_are_explained(grating_model, kwargs, message):
     call = dict(layer="gabor", filters=[0], progress=False, size=32, steps=2)
     call.update(kwargs)
@@ -122,6 +128,7 @@ def test_render_any_objective_from_an_image(tiny_cnn):
     assert result.history[-1, 0] > result.history[0, 0]
 
 
+@pytest.mark.engine
 def test_interrupt_returns_finished_chunks(tiny_cnn):
     calls = {"n": 0}
 

@@ -3,6 +3,8 @@ import dataclasses
 import pytest
 
 import kerasviz as kv
+
+pytestmark = pytest.mark.engine
 from kerasviz import presets
 
 

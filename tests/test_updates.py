@@ -4,6 +4,8 @@ from keras import ops
 
 from kerasviz import updates
 
+pytestmark = pytest.mark.engine
+
 
 def t(x):
     return ops.convert_to_tensor(np.asarray(x, "float32"))
