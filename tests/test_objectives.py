@@ -3,9 +3,9 @@ import pytest
 from keras import ops
 
 import kerasviz as kv
+from kerasviz import objectives as O
 
 pytestmark = pytest.mark.engine
-from kerasviz import objectives as O
 
 
 def context(acts, images=None, filters=(0,)):

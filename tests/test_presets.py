@@ -3,9 +3,9 @@ import dataclasses
 import pytest
 
 import kerasviz as kv
+from kerasviz import presets
 
 pytestmark = pytest.mark.engine
-from kerasviz import presets
 
 
 def test_every_preset_runs_and_is_listed(tiny_cnn):
