@@ -261,7 +261,13 @@ def show(image, *, title: str | None = None):
         from IPython.display import display
 
         if get_ipython() is not None:
-            display(Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr))
+            import io
+
+            from IPython.display import Image as PNG
+
+            buffer = io.BytesIO()  # PNG bytes alone: a PIL image would also embed a JPEG copy
+            Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr).save(buffer, format="PNG")
+            display(PNG(data=buffer.getvalue(), format="png"))
             return
     except ImportError:
         pass

@@ -284,8 +284,15 @@ def _resolve_filters(filters, n_channels: int, layer: str) -> list[int]:
     return filters
 
 
-def check_size(network, layer: str, size: int, pre_activation: bool = True) -> None:
-    """Raise a clear error when `size` px is too small for `layer` (its map would be empty)."""
+def check_size(network, layer: str, size: int, pre_activation: bool = True, border: int = 0) -> None:
+    """Raise a clear error when `size` px does not fit the model (a fixed input size) or is too small
+    for `layer` (its map, less `border` positions at each edge, would be empty)."""
+    fixed = tuple(network.model.inputs[network.image_input].shape[1:3])
+    if all(d is not None for d in fixed) and fixed != (size, size):
+        raise ValueError(
+            f"{network.name} only takes {fixed[0]}x{fixed[1]} inputs; use size={fixed[0]} (and octaves=1), or "
+            "build the model with keras.Input((None, None, channels)) to visualize at other sizes."
+        )
     extractor = get_extractor(network, [layer], pre_activation)
     try:
         image = keras.KerasTensor((1, size, size, network.input_channels))
@@ -300,8 +307,11 @@ def check_size(network, layer: str, size: int, pre_activation: bool = True) -> N
             f"before it downsample it to nothing. Use a larger size. ({str(e).splitlines()[0][:120]})"
         ) from e
     out = out[0] if isinstance(out, (list, tuple)) else out
-    if len(out.shape) == 4 and (not out.shape[1] or not out.shape[2] or out.shape[1] < 1):
-        raise ValueError(f"An image of {size} px is too small for layer {layer!r}; use a larger size.")
+    if len(out.shape) == 4 and (not out.shape[1] or not out.shape[2] or min(out.shape[1:3]) <= 2 * border):
+        raise ValueError(
+            f"An image of {size} px gives layer {layer!r} a {out.shape[1]}x{out.shape[2]} map, too small to drop "
+            f"{border} positions at each border; use a larger size."
+        )
 
 
 def render(
@@ -486,7 +496,7 @@ def visualize_filters(
     s = _resolve_settings(preset, dict(size=size, steps=steps, lr=lr, param=param, transforms=transforms,
                                        update=update, octaves=octaves, octave_scale=octave_scale,
                                        pre_activation=pre_activation))
-    check_size(network, path, min(octave_sizes(s.size, s.octaves, s.octave_scale)[0]), s.pre_activation)
+    check_size(network, path, min(octave_sizes(s.size, s.octaves, s.octave_scale)[0]), s.pre_activation, s.border)
     obj = objective if objective is not None else objectives.channel(path, border=s.border)
     obj.validate(network)
     renderer = get_renderer(network, obj, s)

@@ -150,3 +150,14 @@ def test_hed_vgg16_block3_filters_all_rise_off_gray(hed_vgg16):
     assert np.all(result.history[-1] > result.history[0])
     # no flat gray picture: every image has structure
     assert np.all(result.images.reshape(8, -1).std(axis=1) > 10)
+
+
+def test_sizes_that_do_not_fit_are_explained(tiny_cnn):
+    import keras
+
+    fixed = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, name="c")])
+    with pytest.raises(ValueError, match=r"only takes 32x32 inputs; use size=32"):
+        kv.visualize_filters(fixed, "c", [0], size=64, progress=False)
+    # keras-io drops 2 border positions: a 4x4 map (8 px through one pooling) leaves nothing
+    with pytest.raises(ValueError, match="too small to drop 2 positions at each border"):
+        kv.visualize_filters(tiny_cnn, "conv2", [0], preset="keras-io", size=8, progress=False)
