@@ -96,7 +96,24 @@ class Objective:
 
 def objective(factory):
     """Decorator: a factory returning a score function becomes one returning an `Objective` whose
-    description is the factory's name and arguments, e.g. `channel('block4_conv3', 7)`."""
+    description is the factory's name and arguments, e.g. `channel('block4_conv3', 7)`.
+
+    The factory returns `fn`, or `(fn, layers)`, or `(fn, layers, validate)`: `fn(ctx)` gives one score
+    per image, `layers` names the layers it reads, `validate(network)` raises for a bad argument.
+
+    Args:
+        factory: the function to wrap.
+
+    Returns:
+        The wrapped factory, with the same signature, returning an `Objective`.
+
+    Example:
+    >>> @kv.objectives.objective
+    ... def brightness():
+    ...     return lambda ctx: keras.ops.mean(ctx.images, axis=(1, 2, 3))
+    >>> brightness().description
+    'brightness()'
+    """
     signature = inspect.signature(factory)
 
     @functools.wraps(factory)
@@ -158,9 +175,20 @@ def channel(layer: str, index: int | None = None, *, border: int = 0):
 
     Args:
         layer: the layer name.
-        index: the channel. Defaults to None: each image's own filter (as `visualize_filters` assigns).
+        index: the channel, an int >= 0. Defaults to None: each image's own filter (as `visualize_filters`
+            assigns).
         border: positions dropped at every border of the map before averaging (the keras.io tutorial
             drops 2). Defaults to 0.
+
+    Returns:
+        An `Objective` scoring each image of the batch.
+
+    Raises:
+        ValueError: `index` is negative (when built), or out of range for the layer (when validated).
+
+    Example:
+    >>> result = kv.render("VGG16", kv.objectives.channel("block3_conv3", 7), weights="hed", size=32,
+    ...                    steps=5, progress=False)
     """
     _check_index(index, "index")
 
@@ -177,10 +205,20 @@ def neuron(layer: str, index: int | None = None, x: int | None = None, y: int | 
 
     Args:
         layer: the layer name.
-        index: the channel. Defaults to each image's own filter.
+        index: the channel, an int >= 0. Defaults to each image's own filter.
         x: the column. Defaults to the center `W // 2` (on an even-sized map, the right of the two
             central columns).
         y: the row. Defaults to the center `H // 2` (on an even-sized map, the lower central row).
+
+    Returns:
+        An `Objective` scoring each image of the batch.
+
+    Raises:
+        ValueError: `index` is negative (when built), or out of range for the layer (when validated).
+
+    Example:
+    >>> kv.objectives.neuron("block3_conv3", 7).description
+    "neuron('block3_conv3', 7)"
     """
     _check_index(index, "index")
 
@@ -197,7 +235,19 @@ def neuron(layer: str, index: int | None = None, x: int | None = None, y: int | 
 
 @objective
 def deepdream(layer: str):
-    """DeepDream: the mean squared activation of a whole layer."""
+    """DeepDream: the mean squared activation of a whole layer.
+
+    Args:
+        layer: the layer name.
+
+    Returns:
+        An `Objective` scoring each image of the batch.
+
+    Example:
+    >>> photo = np.random.default_rng(0).uniform(size=(1, 32, 32, 3)).astype("float32")
+    >>> dream = kv.render("VGG16", kv.objectives.deepdream("block4_conv3"), init=photo, weights="hed",
+    ...                   steps=5, progress=False)
+    """
 
     def fn(c: Context):
         return _mean_per_image(ops.square(ops.cast(c.acts[layer], "float32")))
@@ -210,6 +260,21 @@ def class_logit(layer: str, index: int):
     """One class's score at a classifier layer (the model's last Dense layer, e.g. `"predictions"`).
 
     With `pre_activation=True` (the default of `render`) a softmax layer's input, the logit, is read.
+
+    Args:
+        layer: the classifier layer's name.
+        index: the class index, an int >= 0.
+
+    Returns:
+        An `Objective` scoring each image of the batch.
+
+    Raises:
+        ValueError: `index` is negative (when built), or out of range for the layer (when validated).
+
+    Example:
+    >>> objective = kv.objectives.class_logit("predictions", 130)  # ImageNet class 130, flamingo
+    >>> objective.description
+    "class_logit('predictions', 130)"
     """
     _check_index(index, "index")
 
@@ -225,8 +290,20 @@ def direction(layer: str, vector, *, cosine_power: float = 0.0):
 
     Args:
         layer: the layer name.
-        vector: one weight per channel.
+        vector: one weight per channel (a sequence or array of shape `(channels,)`).
         cosine_power: also multiply by (cosine similarity)^power, Lucid's "direction_cossim" when > 0.
+            Defaults to 0.0 (plain dot product).
+
+    Returns:
+        An `Objective` scoring each image of the batch.
+
+    Raises:
+        ValueError: `vector` does not have one entry per channel of the layer (when validated).
+
+    Example:
+    >>> vector = np.zeros(64)
+    >>> vector[[3, 7]] = 1.0
+    >>> objective = kv.objectives.direction("block1_conv2", vector, cosine_power=1.0)
     """
     v = np.asarray(vector, "float32")
 
@@ -251,7 +328,17 @@ def direction(layer: str, vector, *, cosine_power: float = 0.0):
 @objective
 def diversity(layer: str):
     """Minus the mean cosine similarity of each image's Gram matrix to the other images' (Lucid):
-    rewards a batch whose images differ in style. Needs a batch of at least 2."""
+    rewards a batch whose images differ in style. Needs a batch of at least 2.
+
+    Args:
+        layer: the layer whose activations' Gram matrices are compared.
+
+    Returns:
+        An `Objective` scoring each image of the batch (add it, weighted, to another objective).
+
+    Example:
+    >>> objective = kv.objectives.channel("block3_conv3", 7) + 0.1 * kv.objectives.diversity("block2_conv2")
+    """
 
     def fn(c: Context):
         a = ops.cast(c.acts[layer], "float32")
@@ -269,7 +356,14 @@ def diversity(layer: str):
 
 @objective
 def total_variation():
-    """Total variation of each image (mean absolute difference of neighbours): subtract it to smooth."""
+    """Total variation of each image (mean absolute difference of neighbours): subtract it to smooth.
+
+    Returns:
+        An `Objective` scoring each image of the batch.
+
+    Example:
+    >>> objective = kv.objectives.channel("block3_conv3", 7) - 0.5 * kv.objectives.total_variation()
+    """
 
     def fn(c: Context):
         x = ops.cast(c.images, "float32")
@@ -282,7 +376,17 @@ def total_variation():
 
 @objective
 def l1(center: float = 0.5):
-    """Mean absolute deviation of the pixels from `center` (subtract it to keep images gray-ish)."""
+    """Mean absolute deviation of the pixels from `center` (subtract it to keep images gray-ish).
+
+    Args:
+        center: the pixel value, in [0, 1], deviations are measured from. Defaults to 0.5.
+
+    Returns:
+        An `Objective` scoring each image of the batch.
+
+    Example:
+    >>> objective = kv.objectives.channel("block3_conv3", 7) - 0.05 * kv.objectives.l1()
+    """
 
     def fn(c: Context):
         return _mean_per_image(ops.abs(ops.cast(c.images, "float32") - center))
@@ -292,7 +396,17 @@ def l1(center: float = 0.5):
 
 @objective
 def l2(center: float = 0.5):
-    """Mean squared deviation of the pixels from `center`."""
+    """Mean squared deviation of the pixels from `center`.
+
+    Args:
+        center: the pixel value, in [0, 1], deviations are measured from. Defaults to 0.5.
+
+    Returns:
+        An `Objective` scoring each image of the batch.
+
+    Example:
+    >>> objective = kv.objectives.channel("block3_conv3", 7) - 0.1 * kv.objectives.l2(0.5)
+    """
 
     def fn(c: Context):
         return _mean_per_image(ops.square(ops.cast(c.images, "float32") - center))
@@ -301,7 +415,22 @@ def l2(center: float = 0.5):
 
 
 def as_objective(value, layer: str | None = None) -> Objective:
-    """An `Objective`, or for a layer name, `channel(layer)` (each image's own filter)."""
+    """An `Objective`, or for a layer name, `channel(layer)` (each image's own filter).
+
+    Args:
+        value: an `Objective` (returned as is), or None to use `channel(layer)`.
+        layer: the layer name used when `value` is None. Defaults to None.
+
+    Returns:
+        An `Objective`.
+
+    Raises:
+        TypeError: `value` is not an `Objective` (and not None with a `layer`).
+
+    Example:
+    >>> kv.objectives.as_objective(None, "block3_conv3").description
+    "channel('block3_conv3')"
+    """
     if isinstance(value, Objective):
         return value
     if value is None and layer is not None:
@@ -310,7 +439,19 @@ def as_objective(value, layer: str | None = None) -> Objective:
 
 
 def per_image(objectives: list[Objective]) -> Objective:
-    """One objective per image of the batch: image `i` is scored by `objectives[i]` alone."""
+    """One objective per image of the batch: image `i` is scored by `objectives[i]` alone.
+
+    Args:
+        objectives: a list of `Objective`, one per image (the batch size is its length).
+
+    Returns:
+        An `Objective` scoring each image of the batch.
+
+    Example:
+    >>> objective = kv.objectives.per_image([kv.objectives.channel("block3_conv3", i) for i in (0, 5)])
+    >>> objective.description
+    "[channel('block3_conv3', 0), channel('block3_conv3', 5)]"
+    """
     objectives = list(objectives)
     n = len(objectives)
 
