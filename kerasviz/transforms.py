@@ -62,7 +62,25 @@ def _affine_fn(matrix, fill_mode):
 
 
 def apply_matrix(images, m, fill_mode: str = "reflect"):
-    """Resample images with per-image 3x3 matrices (output -> input coordinates), bilinear."""
+    """Resample images with per-image 3x3 matrices (output -> input coordinates), bilinear.
+
+    Pixels that map outside an image are filled by `fill_mode` (`"constant"` fills with 0.5 gray).
+
+    Args:
+        images: a `[batch, H, W, C]` tensor.
+        m: `[batch, 3, 3]` matrices mapping output pixel coordinates `(x, y, 1)` to input coordinates.
+        fill_mode: any `fill_mode` of `keras.ops.image.affine_transform` (`"reflect"`, `"constant"`, `"nearest"`, ...).
+            Defaults to `"reflect"`.
+
+    Returns:
+        The resampled `[batch, H, W, C]` tensor.
+
+    Example:
+    >>> images = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype("float32")
+    >>> same = kv.transforms.apply_matrix(images, np.tile(np.eye(3, dtype="float32"), (2, 1, 1)))
+    >>> np.allclose(keras.ops.convert_to_numpy(same), images, atol=1e-5)
+    True
+    """
     flat = ops.reshape(m, (-1, 9))[:, :8]
     return ops.image.affine_transform(
         images, flat, interpolation="bilinear", fill_mode=fill_mode, fill_value=0.5
@@ -90,7 +108,23 @@ def _about_center(m2, h, w):
 
 
 def jitter(pixels: int, *, fill_mode: str = "reflect") -> Transform:
-    """Shift each image by a random whole number of pixels in `[-pixels, pixels]` on each axis."""
+    """Shift each image by a random whole number of pixels in `[-pixels, pixels]` on each axis.
+
+    Args:
+        pixels: the largest shift, an int >= 0.
+        fill_mode: how pixels shifted in from outside are filled: `"reflect"`, `"constant"` (0.5 gray),
+            `"nearest"` or `"wrap"`. Defaults to `"reflect"`.
+
+    Returns:
+        A `Transform` that draws 2 random numbers per image.
+
+    Raises:
+        ValueError: `pixels` is negative.
+
+    Example:
+    >>> kv.transforms.jitter(8).name
+    'jitter(8)'
+    """
     if pixels < 0:
         raise ValueError(f"jitter pixels must be >= 0. Received: {pixels}.")
 
@@ -104,7 +138,24 @@ def jitter(pixels: int, *, fill_mode: str = "reflect") -> Transform:
 
 
 def scale(low: float = 0.9, high: float = 1.1, *, fill_mode: str = "reflect") -> Transform:
-    """Zoom each image by a random factor in `[low, high]` about its center."""
+    """Zoom each image by a random factor in `[low, high]` about its center.
+
+    Args:
+        low: the smallest factor, > 0. Defaults to 0.9.
+        high: the largest factor, >= `low`. Defaults to 1.1.
+        fill_mode: how pixels zoomed in from outside are filled: `"reflect"`, `"constant"` (0.5 gray),
+            `"nearest"` or `"wrap"`. Defaults to `"reflect"`.
+
+    Returns:
+        A `Transform` that draws 1 random number per image.
+
+    Raises:
+        ValueError: not `0 < low <= high`.
+
+    Example:
+    >>> kv.transforms.scale(0.95, 1.05).name
+    'scale(0.95, 1.05)'
+    """
     if not 0 < low <= high:
         raise ValueError(f"scale needs 0 < low <= high. Received: ({low}, {high}).")
 
@@ -118,7 +169,20 @@ def scale(low: float = 0.9, high: float = 1.1, *, fill_mode: str = "reflect") ->
 
 
 def rotate(degrees: float = 10.0, *, fill_mode: str = "reflect") -> Transform:
-    """Rotate each image by a random angle in `[-degrees, degrees]` about its center."""
+    """Rotate each image by a random angle in `[-degrees, degrees]` about its center.
+
+    Args:
+        degrees: the largest angle, in degrees. Defaults to 10.0.
+        fill_mode: how pixels rotated in from outside are filled: `"reflect"`, `"constant"` (0.5 gray),
+            `"nearest"` or `"wrap"`. Defaults to `"reflect"`.
+
+    Returns:
+        A `Transform` that draws 1 random number per image.
+
+    Example:
+    >>> kv.transforms.rotate(5, fill_mode="constant").name
+    "rotate(5, fill_mode='constant')"
+    """
 
     def matrix(u, h, w):
         theta = (2.0 * u[:, 0] - 1.0) * (degrees * math.pi / 180.0)
@@ -129,7 +193,23 @@ def rotate(degrees: float = 10.0, *, fill_mode: str = "reflect") -> Transform:
 
 
 def pad(pixels: int, *, mode: str = "reflect", value: float = 0.5) -> Transform:
-    """Pad every border by `pixels` (`mode`: `"reflect"` or `"constant"` with `value`); not random."""
+    """Pad every border by `pixels` (`mode`: `"reflect"` or `"constant"` with `value`); not random.
+
+    Args:
+        pixels: the width added at each border, an int >= 0.
+        mode: `"reflect"`, `"symmetric"` or `"constant"`. Defaults to `"reflect"`.
+        value: the fill value for `"constant"`, in [0, 1]. Defaults to 0.5 (gray).
+
+    Returns:
+        A `Transform` that makes images `2 * pixels` larger on each side and draws no random numbers.
+
+    Raises:
+        ValueError: `mode` is not one of the three.
+
+    Example:
+    >>> kv.transforms.pad(4, mode="constant").name
+    "pad(4, 'constant')"
+    """
     if mode not in ("reflect", "constant", "symmetric"):
         raise ValueError(f"pad mode must be 'reflect', 'symmetric' or 'constant'. Received: {mode!r}.")
 
@@ -143,7 +223,18 @@ def pad(pixels: int, *, mode: str = "reflect", value: float = 0.5) -> Transform:
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
-    """A normalized 1-D Gaussian kernel with radius ceil(2 sigma)."""
+    """A normalized 1-D Gaussian kernel with radius ceil(2 sigma).
+
+    Args:
+        sigma: the standard deviation in pixels, > 0.
+
+    Returns:
+        float32 array of `2 * radius + 1` weights that sum to 1 (radius at least 1).
+
+    Example:
+    >>> kv.transforms.gaussian_kernel(0.5).round(3)
+    array([0.107, 0.787, 0.107], dtype=float32)
+    """
     radius = max(1, int(math.ceil(2 * sigma)))
     x = np.arange(-radius, radius + 1, dtype="float32")
     k = np.exp(-0.5 * (x / sigma) ** 2)
@@ -151,7 +242,20 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
 
 
 def blur_images(images, sigma: float):
-    """Separable Gaussian blur of a `[batch, H, W, C]` tensor (reflect padding), any backend."""
+    """Separable Gaussian blur of a `[batch, H, W, C]` tensor (reflect padding), any backend.
+
+    Args:
+        images: a `[batch, H, W, C]` tensor or array; H and W must exceed the kernel radius, ceil(2 sigma).
+        sigma: the standard deviation in pixels; 0 or less returns `images` unchanged.
+
+    Returns:
+        The blurred tensor, same shape.
+
+    Example:
+    >>> images = np.random.default_rng(0).uniform(size=(1, 16, 16, 3)).astype("float32")
+    >>> tuple(kv.transforms.blur_images(images, 1.0).shape)
+    (1, 16, 16, 3)
+    """
     if sigma <= 0:
         return images
     k = gaussian_kernel(sigma)
@@ -165,13 +269,36 @@ def blur_images(images, sigma: float):
 
 
 def blur(sigma: float = 0.5) -> Transform:
-    """Gaussian blur with standard deviation `sigma` pixels (not random)."""
+    """Gaussian blur with standard deviation `sigma` pixels (not random).
+
+    Args:
+        sigma: the standard deviation in pixels; 0 or less leaves images unchanged. Defaults to 0.5.
+
+    Returns:
+        A `Transform` that draws no random numbers.
+
+    Example:
+    >>> kv.transforms.blur(1.0).name
+    'blur(1)'
+    """
     return Transform(f"blur({sigma:g})", 0, lambda images, u: blur_images(images, sigma))
 
 
 def compose(transforms: Sequence[Transform]) -> Transform:
     """Chain transforms left to right into one; neighbouring affine transforms are fused into a single
-    resampling (one bilinear interpolation instead of several)."""
+    resampling (one bilinear interpolation instead of several).
+
+    Args:
+        transforms: a sequence of `Transform`, applied first to last.
+
+    Returns:
+        One `Transform` that draws the random numbers of all of them.
+
+    Example:
+    >>> t = kv.transforms.compose([kv.transforms.jitter(4), kv.transforms.rotate(5)])
+    >>> t.name, t.n_random
+    ('compose(jitter(4), rotate(5))', 3)
+    """
     transforms = list(transforms)
     n = sum(t.n_random for t in transforms)
 
@@ -199,10 +326,26 @@ def compose(transforms: Sequence[Transform]) -> Transform:
 
 def standard_transforms() -> list[Transform]:
     """Lucid's standard robustness set, for 64-224 px images: jitter 8 px, scale 0.9-1.1, rotate up to
-    10 degrees, jitter 4 px (reflect fill instead of Lucid's gray padding)."""
+    10 degrees, jitter 4 px (reflect fill instead of Lucid's gray padding).
+
+    Returns:
+        A list of 4 `Transform`.
+
+    Example:
+    >>> [t.name for t in kv.transforms.standard_transforms()]
+    ['jitter(8)', 'scale(0.9, 1.1)', 'rotate(10)', 'jitter(4)']
+    """
     return [jitter(8), scale(0.9, 1.1), rotate(10.0), jitter(4)]
 
 
 def none() -> list[Transform]:
-    """No transforms."""
+    """No transforms.
+
+    Returns:
+        An empty list (for the `transforms` argument).
+
+    Example:
+    >>> kv.transforms.none()
+    []
+    """
     return []
