@@ -40,7 +40,18 @@ def deprocess(images, *, std: float = TUTORIAL_STD, crop: int = 0) -> np.ndarray
 
 
 def to_uint8(images) -> np.ndarray:
-    """Clip [0, 1] float images and convert them to uint8 (rounded)."""
+    """Clip [0, 1] float images and convert them to uint8 (rounded).
+
+    Args:
+        images: float array (any shape) with values meant to be in [0, 1].
+
+    Returns:
+        uint8 array of the same shape, in 0-255.
+
+    Example:
+    >>> kv.to_uint8(np.array([-0.1, 0.5, 1.2]))
+    array([  0, 128, 255], dtype=uint8)
+    """
     x = np.clip(np.asarray(images, dtype="float64"), 0.0, 1.0)
     return np.round(x * 255.0).astype("uint8")
 
@@ -50,11 +61,18 @@ def center_crop(images, size: int | tuple[int, int] | None = None, *, border: in
 
     Args:
         images: `(H, W, C)` or `(N, H, W, C)`.
-        size: the output `(height, width)` or one int for both.
-        border: pixels removed at each border (used when `size` is None).
+        size: the output `(height, width)` or one int for both. Defaults to None (crop by `border`).
+        border: pixels removed at each border (used when `size` is None). Defaults to 0.
 
     Returns:
         The cropped array (a view).
+
+    Raises:
+        ValueError: `size` is larger than the images, or `border` is negative or leaves nothing.
+
+    Example:
+    >>> kv.center_crop(np.zeros((2, 32, 32, 3)), border=4).shape
+    (2, 24, 24, 3)
     """
     x = np.asarray(images)
     h, w = x.shape[-3], x.shape[-2]
@@ -71,7 +89,22 @@ def center_crop(images, size: int | tuple[int, int] | None = None, *, border: in
 
 
 def grid_shape(count: int, cols: int | None = None) -> tuple[int, int]:
-    """Rows and columns of a mosaic of `count` tiles: square-ish (64 -> 8x8) unless `cols` is given."""
+    """Rows and columns of a mosaic of `count` tiles: square-ish (64 -> 8x8) unless `cols` is given.
+
+    Args:
+        count: the number of tiles, >= 1.
+        cols: the number of columns. Defaults to None (ceil of the square root of `count`).
+
+    Returns:
+        `(rows, cols)`.
+
+    Raises:
+        ValueError: `count` is not positive.
+
+    Example:
+    >>> kv.images.grid_shape(10)
+    (3, 4)
+    """
     if count <= 0:
         raise ValueError("Cannot stitch an empty list of images.")
     cols = cols or math.ceil(math.sqrt(count))
@@ -138,11 +171,19 @@ def save_image(image, path: str | os.PathLike) -> str:
 
     Creates missing parent folders.
 
+    Args:
+        image: one `(H, W)`, `(H, W, 1)`, `(H, W, 3)` or `(H, W, 4)` image (a batch of one is accepted).
+        path: the file to write, e.g. ending in `.png` or `.jpg`.
+
     Returns:
         The path written.
 
     Raises:
-        ValueError: the path cannot be written (the message says why).
+        ValueError: the image has another shape, or the path cannot be written (the message says why).
+
+    Example:
+    >>> kv.save_image(np.zeros((32, 32, 3)), "out/black.png")
+    'out/black.png'
     """
     from PIL import Image
 
@@ -176,13 +217,17 @@ def load_image(image, size: int | tuple[int, int] | None = None, *, channels: in
             in [0, 1]).
         size: resize to `(height, width)` (one int: both). Defaults to the original size.
         channels: 3 for RGB (grayscale is repeated to RGB and alpha dropped), 1 for grayscale. Arrays with
-            other channel counts must already have `channels` channels.
+            other channel counts must already have `channels` channels. Defaults to 3.
 
     Returns:
         float32 array in [0, 1].
 
     Raises:
         ValueError: the file does not exist or is not an image, or the array's shape does not fit.
+
+    Example:
+    >>> kv.load_image(np.full((48, 64), 255, "uint8"), size=32).shape
+    (32, 32, 3)
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -234,7 +279,19 @@ def load_image(image, size: int | tuple[int, int] | None = None, *, channels: in
 
 
 def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Resize a float `(H, W, C)` image with bicubic interpolation (per channel, any channel count)."""
+    """Resize a float `(H, W, C)` image with bicubic interpolation (per channel, any channel count).
+
+    Args:
+        image: float `(H, W, C)` in [0, 1].
+        size: the output `(height, width)`, or one int for both.
+
+    Returns:
+        float32 `(height, width, C)`, clipped to [0, 1].
+
+    Example:
+    >>> kv.images.resize(np.zeros((64, 48, 5), "float32"), (32, 24)).shape
+    (32, 24, 5)
+    """
     from PIL import Image
 
     th, tw = (size, size) if isinstance(size, int) else size
@@ -250,7 +307,15 @@ def show(image, *, title: str | None = None):
 
     Args:
         image: uint8, or float in [0, 1], `(H, W, C)`.
-        title: optional title (matplotlib only).
+        title: optional title (matplotlib only). Defaults to None.
+
+    Returns:
+        None.
+
+    Example:
+    >>> result = kv.visualize_filters("VGG16", "block3_conv3", range(4), weights="hed", preset="fast",
+    ...                               size=32, steps=5, progress=False)
+    >>> kv.show(kv.stitch(result.images))
     """
     from PIL import Image
 
@@ -287,10 +352,17 @@ def channels_to_rgb(images, channels: Sequence[int] = (0, 1, 2)) -> np.ndarray:
 
     Args:
         images: `(H, W, C)` or `(N, H, W, C)`, uint8 or float in [0, 1].
-        channels: the channel indices shown as red, green, blue (one index: gray).
+        channels: the channel indices shown as red, green, blue (one index: gray). Defaults to `(0, 1, 2)`.
 
     Returns:
         An array of the same kind with 3 channels.
+
+    Raises:
+        ValueError: `channels` has neither 1 nor 3 entries, or an index is out of range.
+
+    Example:
+    >>> kv.images.channels_to_rgb(np.zeros((4, 16, 16, 13)), channels=(3, 2, 1)).shape
+    (4, 16, 16, 3)
     """
     x = np.asarray(images)
     channels = list(channels)
@@ -303,7 +375,23 @@ def channels_to_rgb(images, channels: Sequence[int] = (0, 1, 2)) -> np.ndarray:
 
 
 def channel_grid(image, *, cols: int | None = None, margin: int = 2) -> np.ndarray:
-    """Show every channel of one `(H, W, C)` image as a gray tile in a mosaic (C tiles)."""
+    """Show every channel of one `(H, W, C)` image as a gray tile in a mosaic (C tiles).
+
+    Args:
+        image: one `(H, W, C)` image or activation map, any channel count.
+        cols: tiles per row. Defaults to None (square-ish, see `grid_shape`).
+        margin: pixels between tiles. Defaults to 2.
+
+    Returns:
+        The mosaic, as `stitch` makes it (one channel).
+
+    Raises:
+        ValueError: `image` is not 3-D.
+
+    Example:
+    >>> kv.images.channel_grid(np.zeros((8, 8, 4)), margin=0).shape
+    (16, 16, 1)
+    """
     x = np.asarray(image)
     if x.ndim != 3:
         raise ValueError(f"channel_grid expects one (H, W, C) image. Received shape {x.shape}.")
