@@ -75,6 +75,10 @@ def conv_layers(model, *, weights: str | None = None) -> list[str]:
 
     Returns:
         Layer paths, e.g. `['block1_conv1', 'block1_conv2', ...]` for VGG16.
+
+    Example:
+    >>> kv.weights.conv_layers("VGG16")[:2]
+    ['block1_conv1', 'block1_conv2']
     """
     network = _network(model, weights)
     return [path for path, layer in models.iter_layers(network.model) if type(layer).__name__ in KERNEL_TYPES]
@@ -133,6 +137,10 @@ def filter_kernel(model, layer: str, filter: int, *, weights: str | None = "imag
 
     Raises:
         ValueError: not a Conv2D layer, or `filter` out of range.
+
+    Example:
+    >>> kv.weights.filter_kernel("VGG16", "block1_conv1", 0, weights="hed").shape
+    (3, 3, 3)
     """
     kernel, _ = kernels(model, layer, weights=weights)
     f = _check_filter(filter, kernel.shape[-1], layer)
@@ -142,8 +150,19 @@ def filter_kernel(model, layer: str, filter: int, *, weights: str | None = "imag
 def first_conv_layer(model, *, weights: str | None = None) -> str:
     """The first Conv2D layer of a model (the one that reads the image).
 
+    Args:
+        model: a `Network`, `keras.Model` or model name.
+        weights: weights for a model given by name. Defaults to None (only the structure is read).
+
+    Returns:
+        The layer's path, a str.
+
     Raises:
         ValueError: the model has no Conv2D layer.
+
+    Example:
+    >>> kv.weights.first_conv_layer("VGG16")
+    'block1_conv1'
     """
     convs = conv_layers(model, weights=weights)
     if not convs:
@@ -154,8 +173,17 @@ def first_conv_layer(model, *, weights: str | None = None) -> str:
 def normalize_kernels(kernel: np.ndarray) -> np.ndarray:
     """Scale each filter of a `(kh, kw, C_in, C_out)` kernel to [0, 1] on its own (min to 0, max to 1).
 
+    Args:
+        kernel: a Conv2D kernel `(kh, kw, C_in, C_out)`.
+
     Returns:
         float32 `(C_out, kh, kw, C_in)`, one image per filter; a constant filter becomes 0.5 gray.
+
+    Example:
+    >>> kernel = kv.weights.filter_kernel("VGG16", "block1_conv1", 0, weights="hed")[..., None]
+    >>> tiles = kv.weights.normalize_kernels(kernel)
+    >>> tiles.shape, float(tiles.min()), float(tiles.max())
+    ((1, 3, 3, 3), 0.0, 1.0)
     """
     k = np.moveaxis(np.asarray(kernel, "float32"), -1, 0)
     low = k.min(axis=(1, 2, 3), keepdims=True)
@@ -369,6 +397,10 @@ def path_between(model, layer_from: str, layer_to: str, *, weights: str | None =
     Raises:
         ValueError: the same layer twice, layers in different (nested) models, `layer_from` not before
             `layer_to`, or a layer with several inputs (Add, Concatenate) on the way.
+
+    Example:
+    >>> [layer.name for layer in kv.weights.path_between("VGG16", "block1_conv2", "block2_conv1")]
+    ['block1_pool', 'block2_conv1']
     """
     network = _network(model, weights)
     path_from, first = models.find_layer(network, layer_from)
@@ -461,7 +493,20 @@ class _Deferred:
 def receptive_field(model, layer_from: str, layer_to: str, *, weights: str | None = None) -> tuple[int, int]:
     """How many positions `(rows, cols)` of `layer_from` one position of `layer_to` sees.
 
+    Args:
+        model: a `Network`, `keras.Model` or model name.
+        layer_from: the earlier layer.
+        layer_to: the later layer, reached from `layer_from` through single-input layers.
+        weights: weights for a model given by name. Defaults to None (only the structure is read).
+
+    Returns:
+        `(rows, cols)`.
+
+    Raises:
+        ValueError: the layers do not form a single path (see `path_between`).
+
     Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
     >>> kv.weights.receptive_field(net, "block1_conv2", "block2_conv1")  # 2x2 pool, then 3x3 at stride 2
     (6, 6)
     """
@@ -489,8 +534,23 @@ def linearized_model(
     becomes `"valid"`. The model maps a `(rows, cols, C_from)` patch of `layer_from` (its receptive field)
     to the single `(1, 1, C_to)` position of `layer_to` that sees it.
 
+    Args:
+        model: a `Network`, `keras.Model` or model name.
+        layer_from: the earlier layer.
+        layer_to: the later layer, a spatial map reached from `layer_from` through single-input layers.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+
     Returns:
         `(linear_model, (rows, cols))`.
+
+    Raises:
+        ValueError: the layers do not form a single path (see `path_between`), `layer_from` has no channel
+            axis, or `layer_to` is not a spatial map.
+
+    Example:
+    >>> linear, field = kv.weights.linearized_model("VGG16", "block1_conv2", "block2_conv1", weights="hed")
+    >>> field, tuple(linear.output.shape)
+    ((6, 6), (None, 1, 1, 128))
     """
     network = _network(model, weights)
     chain = path_between(network, layer_from, layer_to)
@@ -650,9 +710,27 @@ def top_expanded(
     """Rank the channels of `layer_from` by the L2 norm of their expanded weights into one filter of
     `layer_to`: `top_inputs` across several layers.
 
+    Args:
+        model: a `Network`, `keras.Model` or model name.
+        layer_from: the earlier layer.
+        layer_to: the later layer, reached from `layer_from` through single-input layers.
+        filter: the filter (channel) of `layer_to`.
+        k: how many input channels to keep, an int >= 1. Defaults to 6.
+        size: rows and columns of the expanded weights around the centre; None gives the whole receptive
+            field. Defaults to 5.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+
     Returns:
         An `IncomingChannels` whose `slices` are `(k, size, size)` expanded weights and whose
         `input_layer` is `layer_from`.
+
+    Raises:
+        ValueError: `filter` out of range, `k` not an int >= 1, or the layers do not form a single path.
+
+    Example:
+    >>> top = kv.weights.top_expanded("VGG16", "block1_conv2", "block2_conv1", 7, k=3, weights="hed")
+    >>> top.slices.shape
+    (3, 5, 5)
     """
     network = _network(model, weights)
     linear, _ = linearized_model(network, layer_from, layer_to)
