@@ -78,7 +78,15 @@ def imagenet_class_index() -> dict[int, tuple[str, str]]:
 
 
 def imagenet_class_names() -> list[str]:
-    """The 1000 ImageNet class names, in index order (`'tench'`, `'goldfish'`, ...)."""
+    """The 1000 ImageNet class names, in index order (`'tench'`, `'goldfish'`, ...).
+
+    Returns:
+        A list of 1000 str.
+
+    Example:
+    >>> kv.analysis.imagenet_class_names()[:2]
+    ['tench', 'goldfish']
+    """
     index = imagenet_class_index()
     return [index[i][1] for i in range(len(index))]
 
@@ -107,7 +115,13 @@ def prepare_image(network: models.Network, image, size: int | tuple[int, int] | 
         float32 `(H, W, C)` in [0, 1].
 
     Raises:
-        ValueError: the image cannot be read or has the wrong shape (see `kerasviz.images.load_image`).
+        ValueError: the image cannot be read, is a batch of more than one, or has the wrong shape (see
+            `kerasviz.images.load_image`).
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> kv.analysis.prepare_image(net, np.zeros((64, 48, 3)), size=32).shape
+    (32, 32, 3)
     """
     if isinstance(image, np.ndarray) and image.ndim == 4:
         if image.shape[0] != 1:
@@ -245,7 +259,22 @@ def activations(
 
 def filter_scores(act: np.ndarray, by: str = "mean") -> np.ndarray:
     """One score per filter from one image's activation `(..., C)`: its `"mean"` or `"max"` over the
-    spatial positions (a dense layer's `(C,)` is returned as it is)."""
+    spatial positions (a dense layer's `(C,)` is returned as it is).
+
+    Args:
+        act: one image's activation, `(H, W, C)` or `(C,)`.
+        by: `"mean"` or `"max"`. Defaults to `"mean"`.
+
+    Returns:
+        `(C,)` scores.
+
+    Raises:
+        ValueError: `by` is neither `"mean"` nor `"max"`.
+
+    Example:
+    >>> kv.analysis.filter_scores(np.arange(8.0).reshape(2, 2, 2), by="max")
+    array([6., 7.])
+    """
     axes = tuple(range(act.ndim - 1))
     if by == "mean":
         return act.mean(axis=axes) if axes else act
@@ -279,7 +308,22 @@ def mean_activations(
 
 
 def rank_filters(scores, k: int) -> TopFilters:
-    """The `k` largest of per-filter `scores`, largest first (ties: the lower index first)."""
+    """The `k` largest of per-filter `scores`, largest first (ties: the lower index first).
+
+    Args:
+        scores: `(C,)` per-filter scores.
+        k: how many to keep, an int in 1-C.
+
+    Returns:
+        A `TopFilters` (`indices`, `values`).
+
+    Raises:
+        ValueError: `k` is not an int in 1-C.
+
+    Example:
+    >>> kv.analysis.rank_filters([0.1, 0.9, 0.5], 2).indices
+    array([1, 2])
+    """
     scores = np.asarray(scores)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 1 <= k <= len(scores):
         raise ValueError(f"k must be an int in 1-{len(scores)} (the layer's channels). Received: k={k!r}.")
@@ -323,7 +367,19 @@ def top_filters(
 
 
 def upsample(activation_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a 2-D map to `(height, width)` with bilinear interpolation (values not clipped)."""
+    """Resize a 2-D map to `(height, width)` with bilinear interpolation (values not clipped).
+
+    Args:
+        activation_map: a 2-D array, e.g. one channel of an activation.
+        size: the output `(height, width)`.
+
+    Returns:
+        float32 `(height, width)`.
+
+    Example:
+    >>> kv.analysis.upsample(np.ones((7, 7)), (224, 224)).shape
+    (224, 224)
+    """
     from PIL import Image
 
     h, w = size
@@ -376,7 +432,21 @@ def heatmap(
 
 
 def dream_objective(layer_or_objective: DreamTarget) -> objectives.Objective:
-    """DeepDream's objective from a layer name, a list of names, `{name: weight}`, or an `Objective`."""
+    """DeepDream's objective from a layer name, a list of names, `{name: weight}`, or an `Objective`.
+
+    Args:
+        layer_or_objective: a layer name (`deepdream(name)`), a non-empty list of names (their sum), a
+            non-empty `{name: weight}` dict (the weighted sum), or an `Objective` (returned as is).
+
+    Returns:
+        An `Objective`.
+
+    Raises:
+        TypeError: `layer_or_objective` is none of these.
+
+    Example:
+    >>> objective = kv.analysis.dream_objective({"block3_conv3": 1.0, "block4_conv3": 0.5})
+    """
     if isinstance(layer_or_objective, objectives.Objective):
         return layer_or_objective
     if isinstance(layer_or_objective, str):

@@ -49,7 +49,16 @@ _SETTING_NAMES = tuple(f.name for f in dataclasses.fields(presets.Preset))
 
 def default_cache_dir() -> str:
     """The cache folder used when `cache_dir` is None: `$KERASVIZ_CACHE`, else
-    `$XDG_CACHE_HOME/kerasviz/atlas` (`~/.cache/kerasviz/atlas`)."""
+    `$XDG_CACHE_HOME/kerasviz/atlas` (`~/.cache/kerasviz/atlas`).
+
+    Returns:
+        The folder path, a str (it may not exist yet).
+
+    Example:
+    >>> os.environ["KERASVIZ_CACHE"] = "/tmp/kerasviz-cache"
+    >>> kv.atlas.default_cache_dir()
+    '/tmp/kerasviz-cache'
+    """
     if os.environ.get(CACHE_ENV):
         return os.environ[CACHE_ENV]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -181,6 +190,20 @@ def weights_fingerprint(network: models.Network, layer: str, pre_activation: boo
 
     Layers after `layer` do not change its filters' pictures, so they are left out: fine-tuning a
     model's head keeps its convolution atlases cached.
+
+    Args:
+        network: a `Network`.
+        layer: the layer path.
+        pre_activation: whether the layer's ReLU is swapped for a leaky one (see `feature_extractor`).
+            Defaults to True.
+
+    Returns:
+        32 hex digits, a str.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> len(kv.atlas.weights_fingerprint(net, "block1_conv2"))
+    32
     """
     extractor = optimize.get_extractor(network, [layer], pre_activation)
     digest = hashlib.blake2b(digest_size=16)
@@ -207,7 +230,24 @@ def _describe_preprocess(preprocess) -> str:
 
 def cache_settings(network: models.Network, layer: str, settings: presets.Preset, *, seed: int,
                    objective=None) -> dict:
-    """What a filter's picture depends on, as a JSON-able dict (the cache key is its hash)."""
+    """What a filter's picture depends on, as a JSON-able dict (the cache key is its hash).
+
+    Args:
+        network: a `Network`.
+        layer: the layer path.
+        settings: the resolved `Preset`.
+        seed: the random seed.
+        objective: a custom objective, recorded by its description. Defaults to None (the default one).
+
+    Returns:
+        A dict: version, model, weights fingerprint, preprocessing, layer, settings, seed, objective, backend.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> settings = kv.atlas.cache_settings(net, "block1_conv2", kv.presets.get("fast"), seed=0)
+    >>> settings["layer"], settings["seed"]
+    ('block1_conv2', 0)
+    """
     fields = {f.name: _jsonable(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
     fields["param"] = repr(settings.param)
     fields["transforms"] = [t.name for t in settings.transforms]
@@ -225,7 +265,18 @@ def cache_settings(network: models.Network, layer: str, settings: presets.Preset
 
 
 def cache_key(settings: dict) -> str:
-    """The short hash of `cache_settings(...)`."""
+    """The short hash of `cache_settings(...)`.
+
+    Args:
+        settings: the dict `cache_settings` returns (any JSON-able dict).
+
+    Returns:
+        16 hex digits, a str.
+
+    Example:
+    >>> len(kv.atlas.cache_key({"model": "VGG16", "layer": "block3_conv3"}))
+    16
+    """
     return hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
@@ -666,7 +717,18 @@ def layer_atlas(
 
 
 def conv_layers(model) -> list[str]:
-    """Paths of a model's convolution layers (nested models searched), in model order."""
+    """Paths of a model's convolution layers (nested models searched), in model order.
+
+    Args:
+        model: a `Network` or `keras.Model`.
+
+    Returns:
+        A list of layer paths (Conv1D/2D/3D, transposed, depthwise and separable convolutions).
+
+    Example:
+    >>> kv.atlas.conv_layers(kv.get_model("VGG16", weights="hed"))[:2]
+    ['block1_conv1', 'block1_conv2']
+    """
     keras_model = model.model if isinstance(model, models.Network) else model
     return [path for path, layer in models.iter_layers(keras_model)
             if type(layer).__name__ in CONV_TYPES and not isinstance(layer, keras.Model)]
