@@ -223,6 +223,11 @@ def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, *, duration_
 
     Raises:
         ValueError: `frames` is empty.
+
+    Example:
+    >>> frames = [np.full((32, 32, 3), v) for v in (0.0, 0.5, 1.0)]
+    >>> kv.callbacks.save_gif(frames, "fade.gif", labels=["0", "1", "2"])
+    'fade.gif'
     """
     from PIL import Image, ImageDraw
 

@@ -302,8 +302,19 @@ class _Batch:
 def list_images(folder: str | os.PathLike) -> list[str]:
     """Image files under `folder` (recursive, sorted), as paths relative to it.
 
+    Args:
+        folder: the folder to search; files ending in a known image extension (`.png`, `.jpg`, ...) count.
+
+    Returns:
+        A list of relative paths, sorted folder by folder.
+
     Raises:
         ValueError: `folder` is not a folder, or holds no image file.
+
+    Example:
+    >>> _ = kv.save_image(np.zeros((8, 8, 3)), "photos/cats/a.png")
+    >>> kv.data.list_images("photos")
+    ['cats/a.png']
     """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):

@@ -26,7 +26,19 @@ SIGMOID_EPS = 1e-4  # encode() clips images to (eps, 1 - eps) before the logit
 
 def rng(seed: int, key: int) -> np.random.Generator:
     """The random generator of image `key` (a filter index) under `seed`: every draw of an image comes
-    from here, so results repeat whatever the batch or the backend."""
+    from here, so results repeat whatever the batch or the backend.
+
+    Args:
+        seed: the run's seed.
+        key: the image's key, usually its filter index.
+
+    Returns:
+        A `numpy.random.Generator`.
+
+    Example:
+    >>> float(kv.params.rng(0, 7).uniform()) == float(kv.params.rng(0, 7).uniform())
+    True
+    """
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(key) & 0xFFFFFFFF])
 
 
@@ -150,12 +162,36 @@ class Fourier:
 
 
 def pixel(**kwargs) -> Pixel:
-    """A pixel parameterization (see `Pixel`)."""
+    """A pixel parameterization (see `Pixel`).
+
+    Args:
+        **kwargs: `Pixel` fields: `init` (`"normal"` or `"uniform"`; defaults to `"normal"`), `sd`, `scale`,
+            `offset`, `sigmoid`, `decorrelate`.
+
+    Returns:
+        A `Pixel`.
+
+    Example:
+    >>> kv.params.pixel(init="uniform", sigmoid=False).init_mode
+    'uniform'
+    """
     return Pixel(**{("init_mode" if k == "init" else k): v for k, v in kwargs.items()})
 
 
 def fourier(**kwargs) -> Fourier:
-    """A Fourier parameterization with decorrelated color (see `Fourier`)."""
+    """A Fourier parameterization with decorrelated color (see `Fourier`).
+
+    Args:
+        **kwargs: `Fourier` fields: `decay_power` (defaults to 1.0), `sd` (defaults to 0.01),
+            `decorrelate` (defaults to True).
+
+    Returns:
+        A `Fourier`.
+
+    Example:
+    >>> result = kv.visualize_filters("VGG16", "block3_conv3", 0, weights="hed", preset="fast", size=32,
+    ...                               steps=5, param=kv.params.fourier(decay_power=1.5), progress=False)
+    """
     return Fourier(**kwargs)
 
 
@@ -163,7 +199,23 @@ PARAMS = {"pixel": pixel, "fourier": fourier}
 
 
 def get(param) -> Pixel | Fourier:
-    """A parameterization from a name (`"pixel"`, `"fourier"`) or a spec object."""
+    """A parameterization from a name (`"pixel"`, `"fourier"`) or a spec object.
+
+    Args:
+        param: `"pixel"` or `"fourier"` (case/punctuation-insensitive), or an object with `init` and `draw`
+            methods (a `Pixel`, a `Fourier`, or your own), returned as is.
+
+    Returns:
+        The parameterization.
+
+    Raises:
+        ValueError: an unknown name (the message suggests close ones).
+        TypeError: neither a name nor a parameterization.
+
+    Example:
+    >>> kv.params.get("fourier")
+    Fourier(decay_power=1.0, sd=0.01, decorrelate=True)
+    """
     if isinstance(param, str):
         from kerasviz.names import lookup
 

@@ -23,7 +23,18 @@ TILE_INCHES = 1.1  # size of one small map
 
 
 def symmetric_limit(values) -> float:
-    """The color limit `v` for maps drawn on `[-v, v]`: the largest absolute value (1.0 when all are 0)."""
+    """The color limit `v` for maps drawn on `[-v, v]`: the largest absolute value (1.0 when all are 0).
+
+    Args:
+        values: an array of any shape (may be empty).
+
+    Returns:
+        The limit, a float > 0.
+
+    Example:
+    >>> kv.plot_weights.symmetric_limit([-3.0, 2.0])
+    3.0
+    """
     v = float(np.max(np.abs(np.asarray(values)))) if np.size(values) else 0.0
     return v if v > 0 else 1.0
 
@@ -41,6 +52,11 @@ def weight_mosaic(maps, *, cols: int | None = None, gap: int = 1, label_gap: int
 
     Returns:
         `(mosaic, origins)`: the float array and the `(row, col)` of each tile's top-left tap.
+
+    Example:
+    >>> mosaic, origins = kv.plot_weights.weight_mosaic(np.zeros((4, 3, 3)))
+    >>> mosaic.shape, origins[1]
+    ((8, 7), (1, 4))
     """
     maps = np.asarray(maps, "float32")
     n, h, w = maps.shape

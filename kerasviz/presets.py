@@ -80,7 +80,22 @@ DEFAULT_PRESET = "quality"
 
 
 def get(preset: str | Preset | None) -> Preset:
-    """A preset by name (case/punctuation-insensitive) or a `Preset`; None gives the default."""
+    """A preset by name (case/punctuation-insensitive) or a `Preset`; None gives the default.
+
+    Args:
+        preset: `"quality"`, `"fast"`, `"lucid"`, `"keras-io"` or `"blog2016"`, a `Preset` (returned as is),
+            or None for `"quality"`.
+
+    Returns:
+        A `Preset`.
+
+    Raises:
+        ValueError: an unknown name (the message suggests close ones).
+
+    Example:
+    >>> kv.presets.get("Keras IO").update
+    'l2'
+    """
     if preset is None:
         preset = DEFAULT_PRESET
     if isinstance(preset, Preset):
@@ -89,5 +104,13 @@ def get(preset: str | Preset | None) -> Preset:
 
 
 def list_presets() -> list[str]:
-    """Names of the built-in presets."""
+    """Names of the built-in presets.
+
+    Returns:
+        A list of str.
+
+    Example:
+    >>> "quality" in kv.list_presets()
+    True
+    """
     return list(PRESETS)

@@ -68,7 +68,20 @@ class ProgressBar(Callback):
 
 @contextlib.contextmanager
 def run_callbacks(callbacks, *, n_items: int, steps: int):
-    """Call `on_begin` now, yield a function that forwards `StepRecord`s, call `on_end` at exit."""
+    """Call `on_begin` now, yield a function that forwards `StepRecord`s, call `on_end` at exit.
+
+    Args:
+        callbacks: a sequence of `Callback`.
+        n_items: the number of images in the run (passed to `on_begin`).
+        steps: steps per chunk (passed to `on_begin`).
+
+    Returns:
+        A context manager; `with` gives the function that sends one `StepRecord` to every callback.
+
+    Example:
+    >>> with kv.progress.run_callbacks([kv.progress.Callback()], n_items=4, steps=10) as notify:
+    ...     _ = notify(kv.progress.StepRecord(step=1, steps=10, chunk=0, chunks=1, items_done=0, items=4))
+    """
     for cb in callbacks:
         cb.on_begin(n_items, steps)
     try:

@@ -87,7 +87,23 @@ UPDATES = {"l2": L2, "rms": RMS, "adam": Adam}
 
 
 def get(update):
-    """An update rule from a name (`"l2"`, `"rms"`, `"adam"`) or a rule object."""
+    """An update rule from a name (`"l2"`, `"rms"`, `"adam"`) or a rule object.
+
+    Args:
+        update: `"l2"` (keras.io), `"rms"` (the 2016 blog) or `"adam"` (Lucid), case/punctuation-insensitive,
+            or an object with `init` and `apply` methods, returned as is.
+
+    Returns:
+        The update rule.
+
+    Raises:
+        ValueError: an unknown name (the message suggests close ones).
+        TypeError: neither a name nor a rule object.
+
+    Example:
+    >>> kv.updates.get("adam").name
+    'adam'
+    """
     if isinstance(update, str):
         from kerasviz.names import lookup
 
