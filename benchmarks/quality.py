@@ -112,7 +112,7 @@ def save_figure(figure_rows, layer, path):
     n = min(8, len(figure_rows[0][1]))
     fig, axes = plt.subplots(len(figure_rows), 1, figsize=(2 * n, 2.2 * len(figure_rows)))
     for ax, (name, imgs) in zip(np.atleast_1d(axes), figure_rows, strict=True):
-        side = min(im.shape[0] for _, im in figure_rows)
+        side = min(im.shape[1] for _, im in figure_rows)  # images are (N, H, W, C)
         tiles = kv.center_crop(imgs[:n], side)
         ax.imshow(kv.stitch(tiles, cols=n, margin=4, background=255))
         ax.set_title(f"{name}: VGG16 (hed) {layer}, filters 0-{n - 1}", fontsize=10)
