@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from kerasviz import images as kv_images
-from kerasviz import models
+from kerasviz import models, optimize
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 DEFAULT_IMAGE_SIZE = 224  # folder images are resized to this when the model has no fixed input size
@@ -709,20 +709,7 @@ def dataset_examples(
 
 
 def _resolve_filters(filters, n_channels: int, layer: str) -> list[int]:
-    if filters is None or (isinstance(filters, str) and filters == "all"):
-        return list(range(n_channels))
-    if isinstance(filters, str):
-        raise ValueError(f"filters must be an int, a list of ints or 'all'. Received: {filters!r}.")
-    if isinstance(filters, (int, np.integer)):
-        filters = [int(filters)]
-    filters = [int(f) for f in filters]
-    if not filters:
-        raise ValueError("filters is empty: give at least one filter index.")
-    bad = [f for f in filters if not 0 <= f < n_channels]
-    if bad:
-        raise ValueError(f"Filter {bad[0]} is out of range for layer {layer!r}, which has {n_channels} "
-                         f"channels (valid: 0-{n_channels - 1}).")
-    return filters
+    return optimize._resolve_filters(filters, n_channels, layer, default=None)  # None: every filter
 
 
 # ------------------------------------------------------------------------------ figure

@@ -263,9 +263,10 @@ def _resolve_settings(preset, overrides: dict) -> presets.Preset:
     return s
 
 
-def _resolve_filters(filters, n_channels: int, layer: str) -> list[int]:
+def _resolve_filters(filters, n_channels: int, layer: str, default: int | None = DEFAULT_FILTER_COUNT) -> list[int]:
+    """Filter indices from what the user wrote; None gives the first `default` (all when `default` is None)."""
     if filters is None:
-        return list(range(min(DEFAULT_FILTER_COUNT, n_channels)))
+        return list(range(n_channels if default is None else min(default, n_channels)))
     if isinstance(filters, str):
         if filters == "all":
             return list(range(n_channels))
