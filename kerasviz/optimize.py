@@ -155,21 +155,16 @@ class Renderer:
         extractor, transform, param, objective_ = self.extractor, self.transform, self.param, objective
 
         def score_fn(values, u, filters):
+            """Scores of the drawn images; `u` None scores them as they are, without transforms."""
             imgs = param.draw(values)
-            x = transform(imgs, u) if transform.n_random or u is not None else imgs
+            x = imgs if u is None else transform(imgs, u)
             outs = extractor(network.model_inputs(preprocess(x)), training=False)
             outs = outs if isinstance(outs, (list, tuple)) else [outs]
             acts = dict(zip(layers, outs, strict=True))
             return objective_(objectives.Context(acts, imgs, filters))
 
-        def clean_fn(values, u, filters):
-            imgs = param.draw(values)
-            outs = extractor(network.model_inputs(preprocess(imgs)), training=False)
-            outs = outs if isinstance(outs, (list, tuple)) else [outs]
-            return objective_(objectives.Context(dict(zip(layers, outs, strict=True)), imgs, filters))
-
         self._step = backend.compile_step(score_fn, self.update, model=self.extractor)
-        self._clean = backend.compile_scores(clean_fn, model=self.extractor)
+        self._clean = backend.compile_scores(score_fn, model=self.extractor)
 
     def _draw_uniforms(self, keys, seed, steps, octave):
         n = self.transform.n_random
