@@ -67,6 +67,26 @@ def hed_vgg16():
     return kv.get_model("VGG16", weights="hed")
 
 
+@pytest.fixture(scope="session")
+def hopper():
+    """Matplotlib's Grace Hopper photo, small, as float RGB in [0, 1]."""
+    from matplotlib import cbook
+
+    import kerasviz as kv
+
+    return kv.load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), size=(40, 32))
+
+
+@pytest.fixture(scope="session")
+def cat():
+    """scikit-image's Chelsea the cat, small, as float RGB in [0, 1]."""
+    from skimage import data
+
+    import kerasviz as kv
+
+    return kv.load_image(data.chelsea(), size=(36, 48))
+
+
 def dominant_orientation(image: np.ndarray, min_cycles: float = 2.5) -> float:
     """The dominant direction (degrees in [0, 180)) of a gray image's 2-D FFT: the power-weighted
     mean of the doubled wave-vector angles, over frequencies above `min_cycles` per image."""

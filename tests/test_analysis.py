@@ -12,20 +12,6 @@ import kerasviz as kv
 from kerasviz import analysis, models
 
 
-@pytest.fixture(scope="module")
-def hopper():
-    from matplotlib import cbook
-
-    return kv.load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), size=(40, 32))
-
-
-@pytest.fixture(scope="module")
-def cat():
-    from skimage import data
-
-    return kv.load_image(data.chelsea(), size=(36, 48))
-
-
 def direct_activation(net, layer, image):
     """The reference: caffe preprocessing written out by hand, and a plain Keras sub-model."""
     x = image[None, ..., ::-1] * 255.0 - np.array(models.CAFFE_MEAN_BGR)

@@ -10,20 +10,6 @@ from kerasviz import analysis, plot
 
 
 @pytest.fixture(scope="module")
-def hopper():
-    from matplotlib import cbook
-
-    return kv.load_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), size=(40, 32))
-
-
-@pytest.fixture(scope="module")
-def cat():
-    from skimage import data
-
-    return kv.load_image(data.chelsea(), size=(36, 48))
-
-
-@pytest.fixture(scope="module")
 def tiny_result(tiny_cnn):
     return kv.visualize_filters(tiny_cnn, "conv2", "all", preset="fast", size=16, steps=2, progress=False)
 
