@@ -44,6 +44,9 @@ class Result:
         interrupted: True when the run was stopped early (Ctrl-C); what was done is kept.
         finished: how many of the images (the first ones) ran all their steps; after an interruption
             the rest are the interrupted batch, returned as far as they got.
+        revived: the filters whose image came from the revive steps (see `Preset.revive_steps`): their
+            filter stayed at zero under the main objective, so the image shows what drives its center
+            neuron, without transforms.
     """
 
     images: np.ndarray
@@ -57,6 +60,7 @@ class Result:
     clipped: float = 0.0
     interrupted: bool = False
     finished: int = 0
+    revived: list = dataclasses.field(default_factory=list)
 
     def __len__(self):
         return len(self.filters)
@@ -122,23 +126,26 @@ def octave_sizes(size, octaves: int, scale: float) -> list[tuple[int, int]]:
 _RENDERERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def get_renderer(network, objective, settings: presets.Preset) -> Renderer:
+def get_renderer(network, objective, settings: presets.Preset, revive=None) -> Renderer:
     """A cached `Renderer`: the same model, objective and settings reuse the compiled steps."""
     cache = _RENDERERS.setdefault(network.model, {})
-    key = (objective.description, settings, repr(network.preprocess))
+    key = (objective.description, settings, repr(network.preprocess),
+           revive.description if revive is not None else None)
     renderer = cache.get(key)
     if renderer is None:
-        renderer = cache[key] = Renderer(network, objective, settings)
+        renderer = cache[key] = Renderer(network, objective, settings, revive=revive)
     return renderer
 
 
 class Renderer:
     """Compiled machinery for one (network, objective, settings): call `run(keys)` per chunk.
 
-    The step is compiled once per shape and reused for every chunk of the same size.
+    The step is compiled once per shape and reused for every chunk of the same size. `revive`, an
+    objective on the same layer (the center neuron for `visualize_filters`), is optimized without
+    transforms for `settings.revive_steps` on the images that still score <= 0 at the end.
     """
 
-    def __init__(self, network, objective, settings: presets.Preset, *, size=None):
+    def __init__(self, network, objective, settings: presets.Preset, *, revive=None):
         self.network = network
         self.objective = objective
         self.settings = settings
@@ -165,6 +172,18 @@ class Renderer:
 
         self._step = backend.compile_step(score_fn, self.update, model=self.extractor)
         self._clean = backend.compile_scores(score_fn, model=self.extractor)
+        self._revive_step = None
+        if revive is not None and settings.revive_steps > 0:
+            if not set(revive.layers) <= set(layers):
+                raise ValueError(f"The revive objective {revive.description} reads layers the objective does not.")
+
+            def revive_fn(values, u, filters):
+                imgs = param.draw(values)
+                outs = extractor(network.model_inputs(preprocess(imgs)), training=False)
+                outs = outs if isinstance(outs, (list, tuple)) else [outs]
+                return revive(objectives.Context(dict(zip(layers, outs, strict=True)), imgs, filters))
+
+            self._revive_step = backend.compile_step(revive_fn, updates.Adam(), model=self.extractor)
 
     def _draw_uniforms(self, keys, seed, steps, octave):
         n = self.transform.n_random
@@ -173,8 +192,8 @@ class Renderer:
 
     def run(self, keys: Sequence[int], filters: Sequence[int], *, seed: int = 0, init=None,
             on_step=None):
-        """Optimize one batch. Returns `(images, scores, history, interrupted)` as NumPy arrays;
-        `images` are in the space the param draws (see `Preset.input_space`)."""
+        """Optimize one batch. Returns `(images, scores, history, interrupted, revived)`: NumPy arrays
+        (`images` in the space the param draws, see `Preset.input_space`), a bool and the revived keys."""
         s = self.settings
         batch = len(keys)
         final = tuple(np.asarray(init).shape[1:3]) if init is not None else s.size
@@ -212,8 +231,41 @@ class Renderer:
                 interrupted = True
                 break
         final = backend.to_numpy(self._clean(values, None, filters_t))
+        revived = []
+        if self._revive_step is not None and not interrupted:
+            values, final, revived = self._revive(values, final, keys, filters)
         hist = np.stack([backend.to_numpy(h) for h in history]) if history else np.zeros((0, batch))
-        return self._current(values), final.astype("float32"), hist.astype("float32"), interrupted
+        return self._current(values), final.astype("float32"), hist.astype("float32"), interrupted, revived
+
+    def _revive(self, values, final, keys, filters):
+        """More steps of the revive objective for the images scoring <= 0; keeps each one's better image.
+
+        The sub-batch is padded to a power of two (at most the batch) so that few shapes get compiled."""
+        dead = np.flatnonzero(final <= 0)
+        if not dead.size:
+            return values, final, []
+        n = min(len(final), 2 ** math.ceil(math.log2(dead.size)))
+        index = np.concatenate([dead, np.full(n - dead.size, dead[0])])
+        arrays = [backend.to_numpy(v) for v in values]
+        sub = [backend.to_tensor(a[index]) for a in arrays]
+        sub_filters = backend.to_tensor(np.asarray(filters, "int32")[index])
+        state = updates.Adam().init(sub)
+        lr = backend.to_tensor(np.float32(self.settings.revive_lr))
+        steps = self.settings.revive_steps
+        u_all = backend.to_tensor(np.zeros((steps, n, max(1, self.transform.n_random)), "float32"))
+        try:
+            for t in range(steps):
+                sub, state, _ = self._revive_step(sub, state, backend.to_tensor(np.int32(t)), lr, u_all, sub_filters)
+        except KeyboardInterrupt:
+            return values, final, []  # the images before reviving are complete results
+        scores = backend.to_numpy(self._clean(sub, None, sub_filters))[: dead.size]
+        better = scores > final[dead]
+        sub_arrays = [backend.to_numpy(v) for v in sub]
+        for a, b in zip(arrays, sub_arrays, strict=True):
+            a[dead[better]] = b[: dead.size][better]
+        final = final.copy()
+        final[dead[better]] = scores[better]
+        return [backend.to_tensor(a) for a in arrays], final, [keys[i] for i in dead[better]]
 
     def _current(self, values):
         return backend.to_numpy(self.param.draw(values)).astype("float32")
@@ -245,12 +297,14 @@ def _resolve_settings(preset, overrides: dict) -> presets.Preset:
     if "param" in given:
         given["param"] = params.get(given["param"])
     if "update" in given and not isinstance(given["update"], str):
-        updates.get(given["update"])
+        given["update"] = updates.get(given["update"])  # a keras optimizer gets wrapped
     if "size" in given and "crop" not in given and base.crop and isinstance(given["size"], (int, np.integer)):
         given["crop"] = int(round(base.crop * given["size"] / base.size))  # the crop scales with the image
     s = dataclasses.replace(base, **given)
     if not isinstance(s.steps, (int, np.integer)) or s.steps <= 0:
         raise ValueError(f"steps must be a positive int. Received: steps={s.steps!r}.")
+    if not isinstance(s.revive_steps, (int, np.integer)) or s.revive_steps < 0:
+        raise ValueError(f"revive_steps must be an int >= 0. Received: revive_steps={s.revive_steps!r}.")
     if not isinstance(s.size, (int, np.integer)) or s.size < 8:
         raise ValueError(f"size must be an int >= 8 (pixels). Received: size={s.size!r}.")
     if s.crop and 2 * s.crop >= s.size:
@@ -380,7 +434,7 @@ def _callbacks(progress, callbacks):
 def _run_chunks(renderer, network, s, key_chunks, filter_chunks, seed, cbs, *, layer, init=None):
     start = time.perf_counter()
     n_total = sum(len(c) for c in key_chunks)
-    raws, finals, hists, done_keys = [], [], [], []
+    raws, finals, hists, done_keys, revived = [], [], [], [], []
     interrupted, finished = False, 0
     steps_total = s.steps * s.octaves
     with run_callbacks(cbs, n_items=n_total, steps=steps_total) as notify:
@@ -390,8 +444,8 @@ def _run_chunks(renderer, network, s, key_chunks, filter_chunks, seed, cbs, *, l
                                   items_done=len(done_keys), items=n_total))
 
             try:
-                raw, final, hist, stopped = renderer.run(keys, filt, seed=seed, init=init,
-                                                         on_step=on_step)
+                raw, final, hist, stopped, revived_keys = renderer.run(keys, filt, seed=seed, init=init,
+                                                                       on_step=on_step)
             except KeyboardInterrupt:
                 interrupted = True
                 break
@@ -399,6 +453,7 @@ def _run_chunks(renderer, network, s, key_chunks, filter_chunks, seed, cbs, *, l
             finals.append(final)
             hists.append(hist)
             done_keys.extend(keys)
+            revived.extend(revived_keys)
             if stopped:
                 interrupted = True
                 break
@@ -416,11 +471,12 @@ def _run_chunks(renderer, network, s, key_chunks, filter_chunks, seed, cbs, *, l
     imgs, clipped = _deprocess(raw, s, network)
     settings = dataclasses.asdict(s)
     settings.update(param=repr(s.param), transforms=[t.name for t in s.transforms], seed=seed,
+                    update=s.update if isinstance(s.update, str) else repr(s.update),
                     model=network.name, weights=network.weights,
                     objective=renderer.objective.description, backend=backend.name())
     return Result(images=imgs, activations=np.concatenate(finals), history=hist, filters=done_keys,
                   layer=layer, raw=raw, settings=settings, seconds=time.perf_counter() - start,
-                  clipped=clipped, interrupted=interrupted, finished=finished)
+                  clipped=clipped, interrupted=interrupted, finished=finished, revived=revived)
 
 
 def visualize_filters(
@@ -438,6 +494,7 @@ def visualize_filters(
     octaves: int | None = None,
     octave_scale: float | None = None,
     pre_activation: bool | None = None,
+    revive_steps: int | None = None,
     objective: objectives.Objective | None = None,
     batch_size: int | None = None,
     memory_budget: int | None = None,
@@ -461,8 +518,9 @@ def visualize_filters(
         layer: the layer name (or `outer/inner` path).
         filters: an index, a list/range of indices, or `"all"`. Defaults to the first 64.
         preset: `"quality"` (default), `"fast"`, `"lucid"`, `"keras-io"` or `"blog2016"`, or a `Preset`.
-        size, steps, lr, param, transforms, update, octaves, octave_scale, pre_activation: override the
-            preset's fields (see `Preset`).
+        size, steps, lr, param, transforms, update, octaves, octave_scale, pre_activation, revive_steps:
+            override the preset's fields (see `Preset`). `revive_steps` gives the filters still at zero at
+            the end extra steps on their center neuron (listed in `Result.revived`); 0 turns it off.
         objective: replaces the default `channel(layer)` objective; it must follow each image's filter
             (e.g. `objectives.channel(layer) - 0.05 * objectives.total_variation()`).
         batch_size: images per compiled batch. Defaults to what fits `memory_budget`.
@@ -491,11 +549,12 @@ def visualize_filters(
     filters = _resolve_filters(filters, n_channels, path)
     s = _resolve_settings(preset, dict(size=size, steps=steps, lr=lr, param=param, transforms=transforms,
                                        update=update, octaves=octaves, octave_scale=octave_scale,
-                                       pre_activation=pre_activation))
+                                       pre_activation=pre_activation, revive_steps=revive_steps))
     check_size(network, path, min(octave_sizes(s.size, s.octaves, s.octave_scale)[0]), s.pre_activation, s.border)
     obj = objective if objective is not None else objectives.channel(path, border=s.border)
     obj.validate(network)
-    renderer = get_renderer(network, obj, s)
+    revive = objectives.neuron(path) if objective is None and s.revive_steps else None
+    renderer = get_renderer(network, obj, s, revive=revive)
     if batch_size is None:
         batch_size = estimate_batch_size(renderer.extractor, (s.size, s.size), network.input_channels,
                                          memory_budget or DEFAULT_MEMORY_BUDGET)

@@ -27,6 +27,10 @@ class Preset:
         deprocess: `"clip"` ([0, 1] images to uint8) or `"normalize"` (the tutorial's mean/std).
         deprocess_std: standard deviation for `"normalize"`.
         crop: pixels cropped at each border of the returned images.
+        revive_steps: extra steps for the filters that still score <= 0 at the end (their ReLU output is
+            zero everywhere): the center neuron is optimized without transforms, starting from the image
+            reached, and the new image is kept where it scores higher. 0 turns it off.
+        revive_lr: the learning rate of those extra steps (Adam).
     """
 
     size: int = 128
@@ -44,6 +48,8 @@ class Preset:
     deprocess: str = "clip"
     deprocess_std: float = 0.15
     crop: int = 0
+    revive_steps: int = 0
+    revive_lr: float = 0.02
 
 
 def _presets() -> dict[str, Preset]:
@@ -65,13 +71,13 @@ def _presets() -> dict[str, Preset]:
             deprocess_std=0.1,
         ),
         # Quick and robust: Fourier + decorrelated color + jitter, few steps.
-        "fast": Preset(size=96, steps=48, lr=0.05, transforms=(transforms.jitter(4),)),
+        "fast": Preset(size=96, steps=48, lr=0.05, transforms=(transforms.jitter(4),), revive_steps=32),
         # Lucid's recipe: Fourier + decorrelated color + standard transforms + Adam, many steps.
-        "lucid": Preset(size=128, steps=256, lr=0.05),
+        "lucid": Preset(size=128, steps=256, lr=0.05, revive_steps=64),
         # The default: Lucid's pipeline on three octaves (65, 91, 128 px), lr 0.1: per unit of compute it
         # reached higher activations than Lucid's 0.05 at one scale (VGG16 hed block4_conv3, 6 filters:
         # mean 58 at ~57 full-size steps, against 55 for 2 octaves of 48 and 67 for 128 steps at 128 px).
-        "quality": Preset(size=128, steps=32, lr=0.1, octaves=3, octave_scale=1.4),
+        "quality": Preset(size=128, steps=32, lr=0.1, octaves=3, octave_scale=1.4, revive_steps=48),
     }
 
 

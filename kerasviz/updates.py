@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 from keras import ops
 
 L2_EPSILON = 1e-12  # tf.math.l2_normalize's epsilon on the squared norm, as in the keras.io tutorial
@@ -83,6 +84,89 @@ class Adam:
         return out, new_m + new_v
 
 
+class KerasOptimizer:
+    """Any `keras.optimizers.Optimizer` as an update rule. It ascends by minimizing the negated score.
+
+    The optimizer keeps its own learning rate (and schedule): the `lr` setting does not apply to it. Each
+    run starts from a fresh copy of it (`from_config`), so the optimizer given is never built or changed.
+    Element-wise optimizers (SGD, Adam, RMSprop, Adagrad, Nadam, Lion, ...) keep the images of a batch
+    independent; global-norm clipping (`global_clipnorm`) would couple them.
+
+    On JAX and PyTorch it runs through `optimizer.stateless_apply`. TensorFlow's optimizers do not
+    offer that, so there a copy per shape owns one variable per tensor optimized, its slots are reset to
+    their start values at every `init`, and `apply` runs inside the compiled step.
+
+    Args:
+        optimizer: a `keras.optimizers.Optimizer` instance.
+
+    Example:
+    >>> rule = kv.updates.get(keras.optimizers.SGD(0.05, momentum=0.9))
+    >>> rule.name
+    'keras.SGD'
+    """
+
+    def __init__(self, optimizer):
+        import keras
+
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise TypeError(f"Expected a keras.optimizers.Optimizer. Received: {type(optimizer).__name__}.")
+        self.optimizer = optimizer
+        self.name = f"keras.{type(optimizer).__name__}"
+        self._config = optimizer.get_config()
+        self._copies = {}  # shapes -> (optimizer copy, variables, slot start values)
+
+    def __repr__(self):
+        shown = {k: f"{v:.7g}" if isinstance(v, float) else repr(v)
+                 for k, v in self._config.items() if k != "name" and v is not None}
+        return f"{self.name}({', '.join(f'{k}={v}' for k, v in sorted(shown.items()))})"
+
+    def __eq__(self, other):  # equal settings share a compiled step
+        return isinstance(other, KerasOptimizer) and repr(other) == repr(self)
+
+    def __hash__(self):
+        return hash(repr(self))
+
+    def __deepcopy__(self, memo):  # settings are copied with dataclasses.asdict: share, do not copy
+        return self
+
+    def _copy(self, values):
+        import keras
+
+        from kerasviz.backend import to_numpy
+
+        key = tuple(tuple(int(d) for d in v.shape) for v in values)
+        if key not in self._copies:
+            opt = type(self.optimizer).from_config(dict(self._config))
+            variables = [keras.Variable(ops.zeros(k), trainable=True) for k in key]
+            opt.build(variables)
+            start = [np.array(to_numpy(ops.convert_to_tensor(v)), copy=True) for v in opt.variables]  # not a view
+            self._copies[key] = (opt, variables, start)
+        return self._copies[key]
+
+    def init(self, values):
+        from keras import backend
+
+        opt, variables, start = self._copy(values)
+        if backend.backend() == "tensorflow":
+            for var, value in zip(opt.variables, start, strict=True):
+                var.assign(value)
+            return []
+        return [ops.convert_to_tensor(v) for v in start]
+
+    def apply(self, values, grads, state, lr, t):
+        from keras import backend
+
+        opt, variables, _ = self._copy(values)
+        negated = [-g for g in grads]
+        if backend.backend() == "tensorflow":
+            for var, value in zip(variables, values, strict=True):
+                var.assign(value)
+            opt.apply(negated, variables)
+            return [ops.convert_to_tensor(var) for var in variables], state
+        new_values, new_state = opt.stateless_apply(state, negated, values)
+        return list(new_values), list(new_state)
+
+
 UPDATES = {"l2": L2, "rms": RMS, "adam": Adam}
 
 
@@ -91,7 +175,8 @@ def get(update):
 
     Args:
         update: `"l2"` (keras.io), `"rms"` (the 2016 blog) or `"adam"` (Lucid), case/punctuation-insensitive,
-            or an object with `init` and `apply` methods, returned as is.
+            a `keras.optimizers.Optimizer` (wrapped in `KerasOptimizer`), or an object with `init` and
+            `apply` methods, returned as is.
 
     Returns:
         The update rule.
@@ -108,8 +193,13 @@ def get(update):
         from kerasviz.names import lookup
 
         return UPDATES[lookup(update, UPDATES, "update rule")]()
+    import keras
+
+    if isinstance(update, keras.optimizers.Optimizer):
+        return KerasOptimizer(update)
     if hasattr(update, "apply") and hasattr(update, "init"):
         return update
     raise TypeError(
-        f"update must be 'l2', 'rms', 'adam' or an update rule object. Received: {update!r}."
+        "update must be 'l2', 'rms', 'adam', a keras.optimizers.Optimizer or an update rule object. "
+        f"Received: {update!r}."
     )

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ANGLES, angle_difference, dominant_orientation
+from conftest import ANGLES, angle_difference, dominant_orientation, make_grating_model
 
 import kerasviz as kv
 from kerasviz import backend, optimize, params
@@ -66,7 +66,7 @@ def test_batched_filters_match_single_runs_and_seed_repeats(tiny_cnn):
 
 @pytest.mark.engine
 def test_step_is_traced_once_per_shape(tiny_cnn):
-    kw = dict(preset="fast", size=16, steps=3, progress=False)
+    kw = dict(preset="fast", size=16, steps=3, revive_steps=0, progress=False)
     kv.visualize_filters(tiny_cnn, "conv1", [0, 1], **kw)  # warm up this shape
     before = backend.trace_count()
     result = kv.visualize_filters(tiny_cnn, "conv1", list(range(8)), batch_size=2, **kw)
@@ -161,3 +161,62 @@ def test_sizes_that_do_not_fit_are_explained(tiny_cnn):
     # keras-io drops 2 border positions: a 4x4 map (8 px through one pooling) leaves nothing
     with pytest.raises(ValueError, match="too small to drop 2 positions at each border"):
         kv.visualize_filters(tiny_cnn, "conv2", [0], preset="keras-io", size=8, progress=False)
+
+
+class _Momentum:
+    """SGD with momentum, ascending, written out: what keras.optimizers.SGD(lr, momentum) must do."""
+
+    name = "momentum"
+
+    def __init__(self, lr, momentum):
+        self.lr, self.momentum = lr, momentum
+
+    def init(self, values):
+        return [keras.ops.zeros_like(v) for v in values]
+
+    def apply(self, values, grads, state, lr, t):
+        state = [self.momentum * m + self.lr * g for m, g in zip(state, grads, strict=True)]
+        return [v + m for v, m in zip(values, state, strict=True)], state
+
+
+@pytest.mark.engine
+def test_a_keras_optimizer_runs_inside_the_compiled_step(grating_model):
+    kw = dict(preset="fast", size=32, steps=10, batch_size=2, revive_steps=0, progress=False)
+    ours = kv.visualize_filters(grating_model, "gabor", range(4), update=_Momentum(0.5, 0.9), **kw)
+    theirs = kv.visualize_filters(grating_model, "gabor", range(4),
+                                  update=keras.optimizers.SGD(0.5, momentum=0.9), **kw)
+    np.testing.assert_allclose(theirs.raw, ours.raw, atol=1e-4)  # the second chunk restarted its state
+    start = kv.visualize_filters(grating_model, "gabor", range(4), **{**kw, "steps": 1})
+    assert np.abs(theirs.raw - start.raw).max() > 0.05  # it did move the images
+    assert theirs.settings["update"].startswith("keras.SGD(")
+
+
+def _dead_and_alive_model():
+    """The Gabor model with filter 0's bias far below zero (dead at the start, reachable by a grating)
+    and filter 1's above zero (alive from the start)."""
+    model = make_grating_model()
+    conv = model.get_layer("gabor")
+    kernel, bias = conv.get_weights()
+    reach = np.maximum(kernel[..., 0], 0).sum()  # the most a [0, 1] image can give filter 0
+    bias[0], bias[1] = -0.4 * reach, 0.1
+    conv.set_weights([kernel, bias])
+    return model
+
+
+@pytest.mark.engine
+def test_filters_still_dead_at_the_end_are_revived_on_their_center_neuron():
+    model = _dead_and_alive_model()
+    kw = dict(preset="fast", size=32, steps=1, lr=1e-6, progress=False)  # the main run does nothing
+    off = kv.visualize_filters(model, "gabor", [0, 1], revive_steps=0, **kw)
+    assert off.revived == [] and off.activations[0] <= 0 < off.activations[1]
+    on = kv.visualize_filters(model, "gabor", [0, 1], revive_steps=60, **kw)
+    assert on.revived == [0]
+    assert on.activations[0] > off.activations[0]
+    def relu(images):
+        return backend.to_numpy(model(images.astype("float32") / 255.0))[..., 0]
+
+    assert relu(on.images)[0].max() > 0  # alive: its ReLU output is no longer zero everywhere
+    assert relu(off.images)[0].max() == 0
+    np.testing.assert_array_equal(on.images[1], off.images[1])  # alive filters are left alone
+    with pytest.raises(ValueError, match="revive_steps must be an int >= 0"):
+        kv.visualize_filters(model, "gabor", [0], revive_steps=-1, **kw)

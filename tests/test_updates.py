@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kerasviz import updates
+from kerasviz import backend, updates
 
 pytestmark = pytest.mark.engine
 
@@ -44,3 +44,43 @@ def test_get():
         updates.get("rmss")
     with pytest.raises(TypeError, match="update must be"):
         updates.get(1.0)
+
+
+def _ascend(rule, steps=60, lr=0.05):
+    x = [t(np.zeros((2, 3)))]
+    state = rule.init(x)
+    target = np.array([[1.0, -2.0, 0.5], [0.3, 0.2, -0.1]], "float32")
+    path = []
+    for step in range(steps):
+        grad = [t(2 * (target - np.asarray(x[0])))]
+        x, state = rule.apply(x, grad, state, t(lr), t(step))
+        path.append(backend.to_numpy(x[0]).copy())
+    return np.stack(path)
+
+
+def test_a_keras_optimizer_is_an_update_rule_that_ascends_like_adam():
+    import keras
+
+    given = keras.optimizers.Adam(0.05, epsilon=1e-8)
+    rule = updates.get(given)
+    assert isinstance(rule, updates.KerasOptimizer) and rule.name == "keras.Adam"
+    np.testing.assert_allclose(_ascend(rule, lr=123.0), _ascend(updates.Adam()), atol=1e-4)  # its own lr
+    assert not given.built  # the optimizer given is copied, never built or stepped
+
+
+def test_a_keras_optimizer_restarts_at_every_init():
+    import keras
+
+    rule = updates.get(keras.optimizers.SGD(0.05, momentum=0.9))
+    first, second = _ascend(rule, steps=20), _ascend(rule, steps=20)
+    np.testing.assert_allclose(second, first, atol=1e-6)  # momentum and iterations were reset
+    assert np.abs(first[-1] - first[0]).max() > 0.5  # and it moved toward the target
+
+
+def test_keras_optimizers_compare_by_config():
+    import keras
+
+    a = updates.get(keras.optimizers.RMSprop(0.01))
+    assert a == updates.get(keras.optimizers.RMSprop(0.01))
+    assert a != updates.get(keras.optimizers.RMSprop(0.02))
+    assert "learning_rate=0.01" in repr(a)
