@@ -8,7 +8,7 @@ running them through the model again (ReLU outputs, the filter's mean activation
   of the run (same layer);
 - robustness: median over filters of activation(after a random shift of up to 10% of the image, reflect
   padding) / activation(unshifted), over filters alive;
-- seconds per filter.
+- seconds per filter, after compiling (a one-step run of the same shapes first; its time is printed).
 
     python benchmarks/quality.py                                  # all layers, 16 filters, default presets
     python benchmarks/quality.py --presets keras-io quality --filters 8 --figure docs/images/presets.png
@@ -76,9 +76,12 @@ def main():
     rows, figure_rows = [], []
     for preset in args.presets:
         per_layer = []
-        seconds = 0.0
+        seconds = compile_seconds = 0.0
         for layer in args.layers:
-            kv.visualize_filters(net, layer, [0], preset=preset, size=args.size, steps=1, progress=False)  # compile
+            # compile first (the same shapes, one step), so that s/filter is the steady-state time
+            warm = kv.visualize_filters(net, layer, filters, preset=preset, size=args.size, steps=1, revive_steps=0,
+                                        progress=False)
+            compile_seconds += warm.seconds
             result = kv.visualize_filters(net, layer, filters, preset=preset, size=args.size, steps=args.steps,
                                           seed=args.seed, progress=False)
             seconds += result.seconds
@@ -91,7 +94,8 @@ def main():
         rows.append((preset, alive.mean(), recognized.mean(), np.nanmedian(ratio) if np.any(alive) else np.nan,
                      seconds / (len(filters) * len(args.layers))))
         print(f"{preset:>10}: alive {rows[-1][1]:.2f}  self-recognition {rows[-1][2]:.2f}  "
-              f"robustness {rows[-1][3]:.2f}  {rows[-1][4]:.2f} s/filter", flush=True)
+              f"robustness {rows[-1][3]:.2f}  {rows[-1][4]:.2f} s/filter  (compile + 1 step: {compile_seconds:.1f} s; "
+              f"load {os.getloadavg()[0]:.1f})", flush=True)
 
     print(f"\nVGG16 (hed) {', '.join(args.layers)}; {len(filters)} filters per layer")
     print(f"{'preset':>10} | {'alive':>5} | {'self-rec.':>9} | {'robustness':>10} | {'s/filter':>8}")

@@ -5,6 +5,7 @@ from kerasviz import (
     atlas,
     callbacks,
     data,
+    distribute,
     gallery,
     images,
     models,
@@ -44,7 +45,7 @@ __version__ = "0.1.0"
 __all__ = [
     "FilterAtlas", "callbacks", "caricature", "data", "dataset_examples", "examples_figure", "receptive_field",
     "IncomingChannels", "LayerAtlas", "ModelAtlas", "Network", "Preprocessing", "Preset", "Result",
-    "activations", "analysis", "as_network", "atlas", "center_crop", "deprocess", "dream",
+    "activations", "analysis", "as_network", "atlas", "center_crop", "deprocess", "distribute", "dream",
     "expanded_weights", "feature_extractor", "find_layer", "gallery", "get_model", "heatmap", "images",
     "kernels", "layer_atlas", "list_layers", "list_models", "list_presets", "load_image", "make_gallery",
     "mean_activations", "model_atlas", "models", "objectives", "params", "plot", "plot_weights", "predict",

@@ -389,8 +389,9 @@ def _pid_alive(pid: int) -> bool:
 # ------------------------------------------------------------------------ devices
 
 
-def _resolve_devices(distribute) -> list[str] | None:
-    """Device names to spread chunks over, or None for the default device."""
+def _resolve_devices(distribute):
+    """Device names to spread chunks over (one worker each), a Strategy (its replicas split each
+    batch), or None for the default device."""
     if distribute is None or distribute is False:
         return None
     import tensorflow as tf
@@ -399,7 +400,7 @@ def _resolve_devices(distribute) -> list[str] | None:
         gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
         devices = gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
     elif isinstance(distribute, tf.distribute.Strategy):
-        devices = list(distribute.extended.worker_devices)
+        return distribute  # each batch is split across its replicas with strategy.run
     elif isinstance(distribute, str) or not isinstance(distribute, Iterable):
         raise TypeError(
             "distribute must be True, a tf.distribute.Strategy (e.g. MirroredStrategy) or a list of "
@@ -532,7 +533,9 @@ def _execute(plan: _Plan, *, seed, objective, devices, tracker, callbacks) -> La
     results = dict(plan.found)
     computed, chunks_log = [], []
     interrupted = False
-    chunks = optimize._chunks(plan.todo, plan.batch_size) if plan.todo else []
+    strategy = None if devices is None or isinstance(devices, list) else devices
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    chunks = optimize._chunks(plan.todo, plan.batch_size * replicas) if plan.todo else []
     log_lock = threading.Lock()
     tracker.describe(plan.path)
 
@@ -541,7 +544,7 @@ def _execute(plan: _Plan, *, seed, objective, devices, tracker, callbacks) -> La
         t0 = time.perf_counter()
         cbs = [_FilterProgress(tracker, len(chunk)), *(callbacks or [])]
         context = contextlib.nullcontext()
-        if device is not None:
+        if device is not None and strategy is None:
             import tensorflow as tf
 
             context = tf.device(device)
@@ -551,7 +554,7 @@ def _execute(plan: _Plan, *, seed, objective, devices, tracker, callbacks) -> La
                     warnings.filterwarnings("ignore", "Interrupted: returning", UserWarning)
                 result = optimize.visualize_filters(
                     network, plan.path, chunk, preset=plan.settings, seed=seed, objective=objective,
-                    batch_size=len(chunk), progress=False, callbacks=cbs,
+                    batch_size=len(chunk), progress=False, callbacks=cbs, distribute=strategy,
                 )
         except KeyboardInterrupt:
             return False
@@ -567,10 +570,11 @@ def _execute(plan: _Plan, *, seed, objective, devices, tracker, callbacks) -> La
             chunks_log.append((device, [int(f) for f in result.filters[:done]], seconds))
         return not result.interrupted
 
-    if devices is None:
+    if devices is None or strategy is not None:
+        label = ",".join(strategy.extended.worker_devices) if strategy is not None else None
         try:
             for chunk in chunks:
-                if not run_chunk(plan.network, chunk, None):
+                if not run_chunk(plan.network, chunk, label):
                     interrupted = True
                     break
         except KeyboardInterrupt:  # between batches: what was stored stays stored
@@ -679,10 +683,12 @@ def layer_atlas(
         preset: a preset name or `Preset`. Defaults to `"quality"`.
         seed: random seed. Defaults to 0.
         objective: a custom objective that follows each image's filter (see `visualize_filters`).
-        distribute: spread batches over devices: True (every GPU, else every logical CPU), a
-            `tf.distribute.Strategy` (its devices are used, e.g. `MirroredStrategy()`), or a list of
-            device names. Each device gets its own copy of the weights and pulls batches from a queue;
-            the pictures are the same as on one device. Defaults to None (one device).
+        distribute: spread the work over devices. A `tf.distribute.Strategy` (e.g.
+            `tf.distribute.MirroredStrategy()`): every batch is `batch_size` filters per replica, split
+            across the replicas with `strategy.run`, in lockstep. True (every GPU, else every logical CPU)
+            or a list of device names: each device gets its own copy of the weights and pulls whole
+            batches from a queue, independently. Either way the pictures are the same as on one device.
+            Defaults to None (one device).
         progress: show a progress bar with an ETA. Defaults to True.
         callbacks: extra `Callback` objects, told about each batch's steps.
         weights, preprocess, input_range: as in `visualize_filters`, for a model given by name or a

@@ -3,12 +3,12 @@
 Everything else (params, transforms, preprocessing, objectives, updates) is written with `keras.ops`
 and runs unchanged inside the step. The step's signature is the same on every backend:
 
-    step(values, state, t, lr, u_all, filters) -> (values, state, scores)
+    step(values, state, t, lr, u, filters) -> (values, state, scores)
 
 `values`: the parameterization's tensors; `state`: the update rule's slots; `t`: the step number
-(int32 tensor); `lr`: the learning rate (float32 tensor); `u_all`: `[steps, batch, n_random]` uniform
-draws for the transforms; `filters`: int32 `[batch]`. Shapes define the trace: filter indices and
-learning rates change without retracing.
+(int32 tensor); `lr`: the learning rate (float32 tensor); `u`: `[batch, n_random]` uniform draws for
+this step's transforms; `filters`: int32 `[batch]`. Shapes define the trace: filter indices, learning
+rates and the number of steps change without retracing.
 
 How each backend compiles it:
 - TensorFlow: `tf.GradientTape` inside `tf.function` (one trace per shape).
@@ -67,7 +67,7 @@ def compile_step(score_fn: Callable, update, *, model: keras.Model | None = None
             time: correct, but slower to compile and blind to later weight changes).
 
     Returns:
-        `step(values, state, t, lr, u_all, filters) -> (values, state, scores)`.
+        `step(values, state, t, lr, u, filters) -> (values, state, scores)`.
 
     Raises:
         NotImplementedError: for a Keras backend other than TensorFlow, JAX or PyTorch.
@@ -123,9 +123,8 @@ def compile_scores(score_fn: Callable, *, model: keras.Model | None = None) -> C
 def _tensorflow_step(score_fn, update):
     import tensorflow as tf
 
-    def step(values, state, t, lr, u_all, filters):
+    def step(values, state, t, lr, u, filters):
         _TRACES["count"] += 1
-        u = tf.gather(u_all, t)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(values)
             scores = score_fn(values, u, filters)
@@ -166,17 +165,16 @@ def _jax_step(score_fn, update, model):
 
     grad_fn = jax.value_and_grad(objective, has_aux=True)
 
-    def step(weights, values, state, t, lr, u_all, filters):
+    def step(weights, values, state, t, lr, u, filters):
         _TRACES["count"] += 1
-        u = u_all[t]
         (_, scores), grads = grad_fn(values, weights, u, filters)
         values, state = update.apply(values, grads, state, lr, t)
         return values, state, scores
 
     jitted = jax.jit(step)
 
-    def run(values, state, t, lr, u_all, filters):
-        return jitted([v.value for v in variables], list(values), list(state), t, lr, u_all, filters)
+    def run(values, state, t, lr, u, filters):
+        return jitted([v.value for v in variables], list(values), list(state), t, lr, u, filters)
 
     return run
 
@@ -205,9 +203,8 @@ def _jax_scores(score_fn, model):
 def _torch_step(score_fn, update):
     import torch
 
-    def step(values, state, t, lr, u_all, filters):
+    def step(values, state, t, lr, u, filters):
         values = [v.detach().requires_grad_(True) for v in values]
-        u = u_all[t.long()]
         scores = score_fn(values, u, filters)
         grads = torch.autograd.grad(scores.sum(), values)
         with torch.no_grad():

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from kerasviz import backend, images, models, objectives, params, presets, transforms, updates
+from kerasviz import distribute as distribute_
 from kerasviz.progress import Callback, ProgressBar, StepRecord, run_callbacks
 
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3  # bytes of activations (and their gradients) per chunk
@@ -124,12 +125,15 @@ def octave_sizes(size, octaves: int, scale: float) -> list[tuple[int, int]]:
 
 
 _RENDERERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# The settings the compiled step depends on; the others (size, steps, lr, octaves, revive_steps, ...) are
+# arguments of `Renderer.run`, so changing them reuses the compiled steps (new shapes still trace).
+TRACED_SETTINGS = ("param", "transforms", "update", "pre_activation", "input_space")
 
 
 def get_renderer(network, objective, settings: presets.Preset, revive=None) -> Renderer:
-    """A cached `Renderer`: the same model, objective and settings reuse the compiled steps."""
+    """A cached `Renderer`: the same model, objective and traced settings reuse the compiled steps."""
     cache = _RENDERERS.setdefault(network.model, {})
-    key = (objective.description, settings, repr(network.preprocess),
+    key = (objective.description, tuple(getattr(settings, f) for f in TRACED_SETTINGS), repr(network.preprocess),
            revive.description if revive is not None else None)
     renderer = cache.get(key)
     if renderer is None:
@@ -140,9 +144,10 @@ def get_renderer(network, objective, settings: presets.Preset, revive=None) -> R
 class Renderer:
     """Compiled machinery for one (network, objective, settings): call `run(keys)` per chunk.
 
-    The step is compiled once per shape and reused for every chunk of the same size. `revive`, an
-    objective on the same layer (the center neuron for `visualize_filters`), is optimized without
-    transforms for `settings.revive_steps` on the images that still score <= 0 at the end.
+    The step is compiled once per shape and reused for every chunk of the same size; of `settings`, only
+    the `TRACED_SETTINGS` are fixed here, the others are read at each `run`. `revive`, an objective on the
+    same layer (the center neuron for `visualize_filters`), is optimized without transforms for
+    `revive_steps` on the images that still score <= 0 at the end.
     """
 
     def __init__(self, network, objective, settings: presets.Preset, *, revive=None):
@@ -173,7 +178,7 @@ class Renderer:
         self._step = backend.compile_step(score_fn, self.update, model=self.extractor)
         self._clean = backend.compile_scores(score_fn, model=self.extractor)
         self._revive_step = None
-        if revive is not None and settings.revive_steps > 0:
+        if revive is not None:
             if not set(revive.layers) <= set(layers):
                 raise ValueError(f"The revive objective {revive.description} reads layers the objective does not.")
 
@@ -184,6 +189,7 @@ class Renderer:
                 return revive(objectives.Context(dict(zip(layers, outs, strict=True)), imgs, filters))
 
             self._revive_step = backend.compile_step(revive_fn, updates.Adam(), model=self.extractor)
+            self._revive_scores = backend.compile_scores(revive_fn, model=self.extractor)
 
     def _draw_uniforms(self, keys, seed, steps, octave):
         n = self.transform.n_random
@@ -191,14 +197,24 @@ class Renderer:
         return np.stack(rows, axis=1).astype("float32")  # [steps, batch, n]
 
     def run(self, keys: Sequence[int], filters: Sequence[int], *, seed: int = 0, init=None,
-            on_step=None):
+            on_step=None, settings: presets.Preset | None = None, distribute=None):
         """Optimize one batch. Returns `(images, scores, history, interrupted, revived)`: NumPy arrays
-        (`images` in the space the param draws, see `Preset.input_space`), a bool and the revived keys."""
-        s = self.settings
+        (`images` in the space the param draws, see `Preset.input_space`), a bool and the revived keys.
+
+        `settings` gives the untraced fields (size, steps, lr, octaves, revive_steps, ...); defaults to
+        the settings the renderer was built with. `distribute`, a `tf.distribute.Strategy`, splits the
+        batch across its replicas (see `kerasviz.distribute`)."""
+        s = settings if settings is not None else self.settings
+        ex = distribute_.executor(distribute)
+        n_given = len(keys)
+        if ex.replicas > 1:  # pad to a multiple of the replicas; the copies are dropped at the end
+            keys, filters = distribute_.pad(list(keys), ex.replicas), distribute_.pad(list(filters), ex.replicas)
+            if init is not None:
+                init = np.concatenate([init, np.repeat(init[-1:], len(keys) - n_given, axis=0)])
         batch = len(keys)
         final = tuple(np.asarray(init).shape[1:3]) if init is not None else s.size
         sizes = octave_sizes(final, s.octaves, s.octave_scale)
-        filters_t = backend.to_tensor(np.asarray(filters, "int32"))
+        filters_t = ex.put(np.asarray(filters, "int32"))
         lr = backend.to_tensor(np.float32(s.lr))
         history, values, interrupted = [], None, False
         steps_per = [s.steps] * len(sizes)
@@ -208,20 +224,20 @@ class Renderer:
             if values is None and init is None:
                 arrays = self.param.init(batch, size, self.channels, keys=keys, seed=seed)
             else:
-                start = np.asarray(init, "float32") if values is None else self._current(values)
+                start = np.asarray(init, "float32") if values is None else ex.get(ex.call(self.param.draw, values))
                 if start.shape[1:3] != size:
                     start = np.stack([images.resize(np.clip(im, 0, 1), size) for im in start])
                 if s.octave_blur and values is not None:
                     start = backend.to_numpy(transforms.blur_images(backend.to_tensor(start),
                                                                     s.octave_blur))
                 arrays = self.param.encode(start)
-            values = [backend.to_tensor(a) for a in arrays]
-            state = self.update.init(values)
-            u_all = backend.to_tensor(self._draw_uniforms(keys, seed, steps_per[octave], octave))
+            values = [ex.put(a) for a in arrays]
+            state = ex.call(self.update.init, values)
+            u_all = self._draw_uniforms(keys, seed, steps_per[octave], octave)  # drawn up front, on the host
             try:
                 for t in range(steps_per[octave]):
-                    values, state, scores = self._step(
-                        values, state, backend.to_tensor(np.int32(t)), lr, u_all, filters_t
+                    values, state, scores = ex.call(
+                        self._step, values, state, backend.to_tensor(np.int32(t)), lr, ex.put(u_all[t]), filters_t
                     )
                     history.append(scores)
                     done += 1
@@ -230,15 +246,19 @@ class Renderer:
             except KeyboardInterrupt:
                 interrupted = True
                 break
-        final = backend.to_numpy(self._clean(values, None, filters_t))
+        final = ex.get(ex.call(self._clean, values, None, filters_t))
+        hist = np.stack([ex.get(h) for h in history]) if history else np.zeros((0, batch))
+        if ex.replicas > 1:  # back on the default device, without the padding
+            values = [backend.to_tensor(ex.get(v)[:n_given]) for v in values]
+            keys, filters, final, hist = keys[:n_given], filters[:n_given], final[:n_given], hist[:, :n_given]
         revived = []
-        if self._revive_step is not None and not interrupted:
-            values, final, revived = self._revive(values, final, keys, filters)
-        hist = np.stack([backend.to_numpy(h) for h in history]) if history else np.zeros((0, batch))
+        if self._revive_step is not None and s.revive_steps > 0 and not interrupted:
+            values, final, revived = self._revive(values, final, keys, filters, s)
         return self._current(values), final.astype("float32"), hist.astype("float32"), interrupted, revived
 
-    def _revive(self, values, final, keys, filters):
-        """More steps of the revive objective for the images scoring <= 0; keeps each one's better image.
+    def _revive(self, values, final, keys, filters, s):
+        """More steps of the revive objective for the images scoring <= 0. A new image is kept where it
+        brought the revive objective above zero (the filter is alive) or raised the main score.
 
         The sub-batch is padded to a power of two (at most the batch) so that few shapes get compiled."""
         dead = np.flatnonzero(final <= 0)
@@ -250,16 +270,16 @@ class Renderer:
         sub = [backend.to_tensor(a[index]) for a in arrays]
         sub_filters = backend.to_tensor(np.asarray(filters, "int32")[index])
         state = updates.Adam().init(sub)
-        lr = backend.to_tensor(np.float32(self.settings.revive_lr))
-        steps = self.settings.revive_steps
-        u_all = backend.to_tensor(np.zeros((steps, n, max(1, self.transform.n_random)), "float32"))
+        lr = backend.to_tensor(np.float32(s.revive_lr))
+        u = backend.to_tensor(np.zeros((n, max(1, self.transform.n_random)), "float32"))  # unused: no transforms
         try:
-            for t in range(steps):
-                sub, state, _ = self._revive_step(sub, state, backend.to_tensor(np.int32(t)), lr, u_all, sub_filters)
+            for t in range(s.revive_steps):
+                sub, state, _ = self._revive_step(sub, state, backend.to_tensor(np.int32(t)), lr, u, sub_filters)
         except KeyboardInterrupt:
             return values, final, []  # the images before reviving are complete results
         scores = backend.to_numpy(self._clean(sub, None, sub_filters))[: dead.size]
-        better = scores > final[dead]
+        alive = backend.to_numpy(self._revive_scores(sub, None, sub_filters))[: dead.size] > 0
+        better = alive | (scores > final[dead])
         sub_arrays = [backend.to_numpy(v) for v in sub]
         for a, b in zip(arrays, sub_arrays, strict=True):
             a[dead[better]] = b[: dead.size][better]
@@ -431,7 +451,7 @@ def _callbacks(progress, callbacks):
     return cbs
 
 
-def _run_chunks(renderer, network, s, key_chunks, filter_chunks, seed, cbs, *, layer, init=None):
+def _run_chunks(renderer, network, s, key_chunks, filter_chunks, seed, cbs, *, layer, init=None, distribute=None):
     start = time.perf_counter()
     n_total = sum(len(c) for c in key_chunks)
     raws, finals, hists, done_keys, revived = [], [], [], [], []
@@ -445,7 +465,8 @@ def _run_chunks(renderer, network, s, key_chunks, filter_chunks, seed, cbs, *, l
 
             try:
                 raw, final, hist, stopped, revived_keys = renderer.run(keys, filt, seed=seed, init=init,
-                                                                       on_step=on_step)
+                                                                       on_step=on_step, settings=s,
+                                                                       distribute=distribute)
             except KeyboardInterrupt:
                 interrupted = True
                 break
@@ -498,6 +519,7 @@ def visualize_filters(
     objective: objectives.Objective | None = None,
     batch_size: int | None = None,
     memory_budget: int | None = None,
+    distribute=None,
     seed: int = 0,
     progress: bool = True,
     callbacks: Sequence[Callback] | None = None,
@@ -525,6 +547,9 @@ def visualize_filters(
             (e.g. `objectives.channel(layer) - 0.05 * objectives.total_variation()`).
         batch_size: images per compiled batch. Defaults to what fits `memory_budget`.
         memory_budget: bytes of activations per batch for the automatic batch size. Defaults to 2 GiB.
+        distribute: a `tf.distribute.Strategy` (e.g. `tf.distribute.MirroredStrategy()`): each batch is
+            split across its replicas with `strategy.run` (TensorFlow backend; the automatic batch size
+            is then per replica). The pictures are the same as on one device. Defaults to None.
         seed: random seed; the same seed gives the same pictures. Defaults to 0.
         progress: show a progress bar (a widget in Jupyter). Defaults to True.
         callbacks: extra `Callback` objects.
@@ -553,13 +578,17 @@ def visualize_filters(
     check_size(network, path, min(octave_sizes(s.size, s.octaves, s.octave_scale)[0]), s.pre_activation, s.border)
     obj = objective if objective is not None else objectives.channel(path, border=s.border)
     obj.validate(network)
-    revive = objectives.neuron(path) if objective is None and s.revive_steps else None
+    revive = objectives.neuron(path) if objective is None else None  # compiled only when used
     renderer = get_renderer(network, obj, s, revive=revive)
+    ex = distribute_.executor(distribute)
+    if ex.replicas > 1 and isinstance(s.update, updates.KerasOptimizer) and backend.name() == "tensorflow":
+        raise ValueError("A keras.optimizers optimizer cannot run across the replicas of a Strategy on "
+                         "TensorFlow (its slots are variables); use update='adam', 'l2' or 'rms'.")
     if batch_size is None:
-        batch_size = estimate_batch_size(renderer.extractor, (s.size, s.size), network.input_channels,
-                                         memory_budget or DEFAULT_MEMORY_BUDGET)
+        batch_size = ex.replicas * estimate_batch_size(renderer.extractor, (s.size, s.size), network.input_channels,
+                                                       memory_budget or DEFAULT_MEMORY_BUDGET)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Received: {batch_size}.")
     chunks = _chunks(filters, batch_size)
     return _run_chunks(renderer, network, s, chunks, chunks, seed, _callbacks(progress, callbacks),
-                       layer=path)
+                       layer=path, distribute=distribute)

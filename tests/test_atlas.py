@@ -142,6 +142,7 @@ CHILD = textwrap.dedent("""
     import os, sys, time
     sys.path[:0] = [{root!r}, {tests!r}]
     from conftest import make_tiny_cnn
+    import kerasviz as kv
     from kerasviz import atlas
     from kerasviz.progress import Callback
 
@@ -166,18 +167,33 @@ DISTRIBUTED = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import numpy as np
     from conftest import make_tiny_cnn
+    import kerasviz as kv
     from kerasviz import atlas
 
     model = make_tiny_cnn()
     kw = dict(preset="fast", size=16, steps=2, progress=False, batch_size=4)
     one = atlas.layer_atlas(model, "conv2", cache_dir={cache!r} + "/one", **kw)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # a Strategy: each batch (4 filters per replica) is split across the replicas by strategy.run
     two = atlas.layer_atlas(model, "conv2", cache_dir={cache!r} + "/two", distribute=strategy, **kw)
-    devices = sorted({{d[-5:] for d, _, _ in two.chunks}})
-    assert devices == ["CPU:0", "CPU:1"], two.chunks
-    assert two.filters == one.filters == list(range(16)), two.filters
-    np.testing.assert_array_equal(two.images, one.images)
-    np.testing.assert_array_equal(two.scores, one.scores)
+    assert [len(f) for _, f, _ in two.chunks] == [8, 8], two.chunks
+    assert all(d.endswith("CPU:1") and "CPU:0," in d for d, _, _ in two.chunks), two.chunks
+    # device names: one worker per device, whole batches from a queue
+    queue = atlas.layer_atlas(model, "conv2", cache_dir={cache!r} + "/queue", distribute=["/cpu:0", "/cpu:1"],
+                              **kw)
+    devices = sorted({{d[-5:].upper() for d, _, _ in queue.chunks}})
+    assert devices == ["CPU:0", "CPU:1"], queue.chunks
+    for other in (two, queue):
+        assert other.filters == one.filters == list(range(16)), other.filters
+        np.testing.assert_allclose(other.images, one.images, atol=1)
+        np.testing.assert_allclose(other.scores, one.scores, rtol=1e-4, atol=1e-5)
+    # visualize_filters itself, 5 filters over 2 replicas (padded), with octaves and revive steps
+    vkw = dict(preset="quality", size=24, steps=3, octaves=2, revive_steps=2, progress=False)
+    alone = kv.visualize_filters(model, "conv2", range(5), **vkw)
+    split = kv.visualize_filters(model, "conv2", range(5), distribute=strategy, **vkw)
+    assert split.filters == alone.filters and split.history.shape == alone.history.shape
+    np.testing.assert_allclose(split.raw, alone.raw, atol=1e-4)
+    np.testing.assert_allclose(split.activations, alone.activations, rtol=1e-4, atol=1e-5)
     print("identical on", devices)
 """)
 

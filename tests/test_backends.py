@@ -124,9 +124,9 @@ def test_step_follows_the_update_rule(rule):
     values = [backend.to_tensor(v0)]
     t, lr = 1, 0.5
     out, state, scores = step(values, update.init(values), backend.to_tensor(np.int32(t)),
-                              backend.to_tensor(np.float32(lr)), backend.to_tensor(u_all),
+                              backend.to_tensor(np.float32(lr)), backend.to_tensor(u_all[t]),
                               backend.to_tensor(np.zeros(2, "int32")))
-    c = u_all[t, :, 0].reshape(-1, 1, 1, 1)  # the step used draw t, not draw 0
+    c = u_all[t, :, 0].reshape(-1, 1, 1, 1)  # the step used the draws it was given
     g = -2.0 * (v0 - c)
     if rule == "l2":
         norm = np.sqrt(np.sum(g**2, axis=(1, 2, 3), keepdims=True))
@@ -152,7 +152,7 @@ def test_model_weights_are_read_at_each_call_without_retracing():
     evaluate = backend.compile_scores(score, model=model)
     x = [backend.to_tensor(np.arange(8, dtype="float32").reshape(2, 4))]
     args = (backend.to_tensor(np.int32(0)), backend.to_tensor(np.float32(0.1)),
-            backend.to_tensor(np.zeros((1, 2, 1), "float32")), backend.to_tensor(np.zeros(2, "int32")))
+            backend.to_tensor(np.zeros((2, 1), "float32")), backend.to_tensor(np.zeros(2, "int32")))
     before = backend.trace_count()
     _, _, first = step(x, [], *args)
     np.testing.assert_allclose(backend.to_numpy(first), [6.0, 22.0])
