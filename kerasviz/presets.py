@@ -75,9 +75,10 @@ def _presets() -> dict[str, Preset]:
         "fast": Preset(size=96, steps=48, lr=0.05, transforms=(transforms.jitter(4),), revive_steps=32),
         # Lucid's recipe: Fourier + decorrelated color + standard transforms + Adam, many steps.
         "lucid": Preset(size=128, steps=256, lr=0.05, revive_steps=64),
-        # The default: Lucid's pipeline on three octaves (65, 91, 128 px), lr 0.1: per unit of compute it
-        # reached higher activations than Lucid's 0.05 at one scale (VGG16 hed block4_conv3, 6 filters:
-        # mean 58 at ~57 full-size steps, against 55 for 2 octaves of 48 and 67 for 128 steps at 128 px).
+        # The default: Lucid's pipeline on four octaves (47, 65, 91, 128 px) of 16 steps at lr 0.1, about 30
+        # full-size steps of compute: the cost of the 2016 recipe's 40 plain steps (benchmarks/quality.py:
+        # 5.4-5.6 s per filter for both on this project's CPU), with Lucid's robustness. Three octaves of 32
+        # scored the same in quality.py at 1.5x the time.
         "quality": Preset(size=128, steps=16, lr=0.1, octaves=4, octave_scale=1.4, revive_steps=48),
     }
 
