@@ -71,8 +71,11 @@ def _presets() -> dict[str, Preset]:
             transforms=(), update="rms", pre_activation=False, deprocess="normalize",
             deprocess_std=0.1,
         ),
-        # Quick and robust: Fourier + decorrelated color + jitter, few steps.
-        "fast": Preset(size=96, steps=48, lr=0.05, transforms=(transforms.jitter(4),), revive_steps=32),
+        # Quick and robust: Fourier + decorrelated color + two jitters (8 then 4 px, as in Lucid's standard
+        # set, without its scale and rotation), few steps. In quality.py the two jitters scored robustness
+        # 0.93 and self-recognition 0.98 where one jitter of 4 px scored 0.84 and 0.96, at the same cost.
+        "fast": Preset(size=96, steps=48, lr=0.05, transforms=(transforms.jitter(8), transforms.jitter(4)),
+                       revive_steps=32),
         # Lucid's recipe: Fourier + decorrelated color + standard transforms + Adam, many steps.
         "lucid": Preset(size=128, steps=256, lr=0.05, revive_steps=64),
         # The default: Lucid's pipeline on four octaves (47, 65, 91, 128 px) of 16 steps at lr 0.1, about 30

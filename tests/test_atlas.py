@@ -185,14 +185,14 @@ DISTRIBUTED = textwrap.dedent("""
     assert devices == ["CPU:0", "CPU:1"], queue.chunks
     for other in (two, queue):
         assert other.filters == one.filters == list(range(16)), other.filters
-        np.testing.assert_allclose(other.images, one.images, atol=1)
-        np.testing.assert_allclose(other.scores, one.scores, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(other.images, one.images)
+        np.testing.assert_array_equal(other.scores, one.scores)
     # visualize_filters itself, 5 filters over 2 replicas (padded), with octaves and revive steps
     vkw = dict(preset="quality", size=24, steps=3, octaves=2, revive_steps=2, progress=False)
     alone = kv.visualize_filters(model, "conv2", range(5), **vkw)
     split = kv.visualize_filters(model, "conv2", range(5), distribute=strategy, **vkw)
     assert split.filters == alone.filters and split.history.shape == alone.history.shape
-    np.testing.assert_allclose(split.raw, alone.raw, atol=1e-4)
+    np.testing.assert_allclose(split.raw, alone.raw, atol=1e-4)  # float rounding (3e-7 seen), not drift
     np.testing.assert_allclose(split.activations, alone.activations, rtol=1e-4, atol=1e-5)
     print("identical on", devices)
 """)
