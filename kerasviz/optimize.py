@@ -164,30 +164,30 @@ class Renderer:
         self.extractor = get_extractor(network, layers, settings.pre_activation)
         self.channels = network.input_channels
         preprocess = (lambda x: x) if settings.input_space else network.preprocess
-        extractor, transform, param, objective_ = self.extractor, self.transform, self.param, objective
+        extractor, param = self.extractor, self.param
 
-        def score_fn(values, u, filters):
-            """Scores of the drawn images; `u` None scores them as they are, without transforms."""
-            imgs = param.draw(values)
-            x = imgs if u is None else transform(imgs, u)
-            outs = extractor(network.model_inputs(preprocess(x)), training=False)
-            outs = outs if isinstance(outs, (list, tuple)) else [outs]
-            acts = dict(zip(layers, outs, strict=True))
-            return objective_(objectives.Context(acts, imgs, filters))
+        def scorer(objective_, transform):
+            """`score_fn(values, u, filters)` for `objective_`: the drawn images, through `transform`
+            unless `u` is None (or `transform` is None: never), the model, the objective."""
 
+            def score_fn(values, u, filters):
+                imgs = param.draw(values)
+                x = imgs if u is None or transform is None else transform(imgs, u)
+                outs = extractor(network.model_inputs(preprocess(x)), training=False)
+                outs = outs if isinstance(outs, (list, tuple)) else [outs]
+                acts = dict(zip(layers, outs, strict=True))
+                return objective_(objectives.Context(acts, imgs, filters))
+
+            return score_fn
+
+        score_fn = scorer(objective, self.transform)
         self._step = backend.compile_step(score_fn, self.update, model=self.extractor)
         self._clean = backend.compile_scores(score_fn, model=self.extractor)
         self._revive_step = None
         if revive is not None:
             if not set(revive.layers) <= set(layers):
                 raise ValueError(f"The revive objective {revive.description} reads layers the objective does not.")
-
-            def revive_fn(values, u, filters):
-                imgs = param.draw(values)
-                outs = extractor(network.model_inputs(preprocess(imgs)), training=False)
-                outs = outs if isinstance(outs, (list, tuple)) else [outs]
-                return revive(objectives.Context(dict(zip(layers, outs, strict=True)), imgs, filters))
-
+            revive_fn = scorer(revive, None)  # no transforms
             self._revive_step = backend.compile_step(revive_fn, updates.Adam(), model=self.extractor)
             self._revive_scores = backend.compile_scores(revive_fn, model=self.extractor)
 
@@ -206,6 +206,9 @@ class Renderer:
         batch across its replicas (see `kerasviz.distribute`)."""
         s = settings if settings is not None else self.settings
         ex = distribute_.executor(distribute)
+        if ex.replicas > 1 and isinstance(self.update, updates.KerasOptimizer) and backend.name() == "tensorflow":
+            raise ValueError("A keras.optimizers optimizer cannot run across the replicas of a Strategy on "
+                             "TensorFlow (its slots are variables); use update='adam', 'l2' or 'rms'.")
         n_given = len(keys)
         if ex.replicas > 1:  # pad to a multiple of the replicas; the copies are dropped at the end
             keys, filters = distribute_.pad(list(keys), ex.replicas), distribute_.pad(list(filters), ex.replicas)
@@ -224,7 +227,7 @@ class Renderer:
             if values is None and init is None:
                 arrays = self.param.init(batch, size, self.channels, keys=keys, seed=seed)
             else:
-                start = np.asarray(init, "float32") if values is None else ex.get(ex.call(self.param.draw, values))
+                start = np.asarray(init, "float32") if values is None else self._current(values, ex)
                 if start.shape[1:3] != size:
                     start = np.stack([images.resize(np.clip(im, 0, 1), size) for im in start])
                 if s.octave_blur and values is not None:
@@ -287,8 +290,10 @@ class Renderer:
         final[dead[better]] = scores[better]
         return [backend.to_tensor(a) for a in arrays], final, [keys[i] for i in dead[better]]
 
-    def _current(self, values):
-        return backend.to_numpy(self.param.draw(values)).astype("float32")
+    def _current(self, values, ex=None):
+        """The images the values draw, on the host (gathered from the replicas of `ex`)."""
+        ex = ex or distribute_.Local()
+        return ex.get(ex.call(self.param.draw, values)).astype("float32")
 
 
 def _deprocess(raw: np.ndarray, s: presets.Preset, network) -> tuple[np.ndarray, float]:
@@ -581,9 +586,6 @@ def visualize_filters(
     revive = objectives.neuron(path) if objective is None else None  # compiled only when used
     renderer = get_renderer(network, obj, s, revive=revive)
     ex = distribute_.executor(distribute)
-    if ex.replicas > 1 and isinstance(s.update, updates.KerasOptimizer) and backend.name() == "tensorflow":
-        raise ValueError("A keras.optimizers optimizer cannot run across the replicas of a Strategy on "
-                         "TensorFlow (its slots are variables); use update='adam', 'l2' or 'rms'.")
     if batch_size is None:
         batch_size = ex.replicas * estimate_batch_size(renderer.extractor, (s.size, s.size), network.input_channels,
                                                        memory_budget or DEFAULT_MEMORY_BUDGET)
