@@ -96,6 +96,11 @@ def main():
         print(f"{preset:>10}: alive {rows[-1][1]:.2f}  self-recognition {rows[-1][2]:.2f}  "
               f"robustness {rows[-1][3]:.2f}  {rows[-1][4]:.2f} s/filter  (compile + 1 step: {compile_seconds:.1f} s; "
               f"load {os.getloadavg()[0]:.1f})", flush=True)
+        for what, key in (("dead", "alive"), ("not recognized", "recognized")):
+            missed = [f"{layer}:{f}" for layer, p in zip(args.layers, per_layer, strict=True)
+                      for f, ok in zip(filters, p[key], strict=True) if not ok]
+            shown = ", ".join(missed[:8]) + (f", ... ({len(missed)} in all)" if len(missed) > 8 else "")
+            print(f"{'':>12}{what}: {shown or 'none'}", flush=True)
 
     print(f"\nVGG16 (hed) {', '.join(args.layers)}; {len(filters)} filters per layer")
     print(f"{'preset':>10} | {'alive':>5} | {'self-rec.':>9} | {'robustness':>10} | {'s/filter':>8}")

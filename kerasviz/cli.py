@@ -120,7 +120,9 @@ def _cmd_presets(args) -> None:
 
     for name, p in presets.PRESETS.items():
         default = " (default)" if name == presets.DEFAULT_PRESET else ""
-        print(f"{name}{default}: {p.size} px, {p.steps} steps x {p.octaves} octave(s), "
+        steps = presets.octave_steps(p)
+        shown = f"{steps[0]} steps" if len(set(steps)) == 1 else "+".join(map(str, steps)) + " steps"
+        print(f"{name}{default}: {p.size} px, {shown} x {p.octaves} octave(s), "
               f"{p.param.name}, {p.update} lr {p.lr:g}, {len(p.transforms)} transforms")
 
 

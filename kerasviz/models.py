@@ -653,6 +653,27 @@ def has_fused_relu(layer) -> bool:
     return kind == "ReLU"
 
 
+def undo_leak(x):
+    """The value before the activation, from the output of a ReLU that `pre_activation` made leaky.
+
+    The leaky ReLU scales negative values by `LEAKY_SLOPE`, so its slope jumps 100-fold at zero; an
+    adaptive optimizer (Adam) driving a negative value up then oscillates around zero instead of crossing
+    it. Dividing the negative part by the slope gives back the linear value, whose gradient is smooth.
+
+    Args:
+        x: a tensor read from a `feature_extractor(..., pre_activation=True)` output of a layer for which
+            `has_fused_relu` is True (anywhere else the result is meaningless).
+
+    Returns:
+        A tensor of the same shape: `x` where `x >= 0`, `x / LEAKY_SLOPE` elsewhere.
+
+    Example:
+    >>> float(kv.models.undo_leak(keras.ops.convert_to_tensor([-0.05, 2.0]))[0])
+    -5.0
+    """
+    return keras.ops.where(x < 0, x / LEAKY_SLOPE, x)
+
+
 class _PreActivation(keras.layers.Layer):
     """Calls a Conv/Dense layer with its activation switched off, sharing its weights; a ReLU becomes
     a leaky ReLU, a softmax goes away (its input is the logit)."""

@@ -220,7 +220,7 @@ class Renderer:
         filters_t = ex.put(np.asarray(filters, "int32"))
         lr = backend.to_tensor(np.float32(s.lr))
         history, values, interrupted = [], None, False
-        steps_per = [s.steps] * len(sizes)
+        steps_per = presets.octave_steps(s)
         total = sum(steps_per)
         done = 0
         for octave, size in enumerate(sizes):
@@ -296,6 +296,17 @@ class Renderer:
         return ex.get(ex.call(self.param.draw, values)).astype("float32")
 
 
+def _revive_objective(path: str, layer, s: presets.Preset) -> objectives.Objective:
+    """The revive objective: the center neuron of each image's filter. Where the extractor made the
+    layer's ReLU leaky, the neuron's linear pre-activation (`models.undo_leak`): with the leaky value,
+    whose slope jumps 100-fold at zero, Adam oscillates around zero and rarely crosses it."""
+    center = objectives.neuron(path)
+    if not (s.pre_activation and models.has_fused_relu(layer)):
+        return center
+    return objectives.Objective(lambda c: models.undo_leak(center(c)), f"undo_leak({center.description})",
+                                center.layers)
+
+
 def _deprocess(raw: np.ndarray, s: presets.Preset, network) -> tuple[np.ndarray, float]:
     if s.input_space and isinstance(network.preprocess, models.Preprocessing) and network.preprocess.bgr:
         raw = raw[..., ::-1]  # show caffe models' BGR inputs as RGB
@@ -323,11 +334,22 @@ def _resolve_settings(preset, overrides: dict) -> presets.Preset:
         given["param"] = params.get(given["param"])
     if "update" in given and not isinstance(given["update"], str):
         given["update"] = updates.get(given["update"])  # a keras optimizer gets wrapped
+    if isinstance(given.get("steps"), (list, tuple)):  # one count per octave
+        given["steps"] = tuple(given["steps"])
+        given.setdefault("octaves", len(given["steps"]))
     if "size" in given and "crop" not in given and base.crop and isinstance(given["size"], (int, np.integer)):
         given["crop"] = int(round(base.crop * given["size"] / base.size))  # the crop scales with the image
     s = dataclasses.replace(base, **given)
-    if not isinstance(s.steps, (int, np.integer)) or s.steps <= 0:
-        raise ValueError(f"steps must be a positive int. Received: steps={s.steps!r}.")
+    counts = s.steps if isinstance(s.steps, tuple) else (s.steps,)
+    if not counts or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n > 0 for n in counts):
+        raise ValueError("steps must be a positive int, or a tuple of positive ints (one per octave). "
+                         f"Received: steps={s.steps!r}.")
+    if isinstance(s.steps, tuple) and len(s.steps) != s.octaves:
+        raise ValueError(f"steps gives {len(s.steps)} counts, one per octave, but octaves={s.octaves}. Pass "
+                         f"{s.octaves} counts, or one int for every octave.")
+    if not isinstance(s.octave_blur, (int, float, np.number)) or s.octave_blur < 0:
+        raise ValueError(f"octave_blur must be a number >= 0 (pixels; 0 for none). Received: "
+                         f"octave_blur={s.octave_blur!r}.")
     if not isinstance(s.revive_steps, (int, np.integer)) or s.revive_steps < 0:
         raise ValueError(f"revive_steps must be an int >= 0. Received: revive_steps={s.revive_steps!r}.")
     if not isinstance(s.size, (int, np.integer)) or s.size < 8:
@@ -461,7 +483,7 @@ def _run_chunks(renderer, network, s, key_chunks, filter_chunks, seed, cbs, *, l
     n_total = sum(len(c) for c in key_chunks)
     raws, finals, hists, done_keys, revived = [], [], [], [], []
     interrupted, finished = False, 0
-    steps_total = s.steps * s.octaves
+    steps_total = sum(presets.octave_steps(s))
     with run_callbacks(cbs, n_items=n_total, steps=steps_total) as notify:
         for i, (keys, filt) in enumerate(zip(key_chunks, filter_chunks, strict=True)):
             def on_step(done, total, i=i, keys=keys):
@@ -512,13 +534,14 @@ def visualize_filters(
     *,
     preset: str | presets.Preset | None = None,
     size: int | None = None,
-    steps: int | None = None,
+    steps: int | Sequence[int] | None = None,
     lr: float | None = None,
     param=None,
     transforms: Sequence | None = None,
     update: str | None = None,
     octaves: int | None = None,
     octave_scale: float | None = None,
+    octave_blur: float | None = None,
     pre_activation: bool | None = None,
     revive_steps: int | None = None,
     objective: objectives.Objective | None = None,
@@ -545,8 +568,9 @@ def visualize_filters(
         layer: the layer name (or `outer/inner` path).
         filters: an index, a list/range of indices, or `"all"`. Defaults to the first 64.
         preset: `"quality"` (default), `"fast"`, `"lucid"`, `"keras-io"` or `"blog2016"`, or a `Preset`.
-        size, steps, lr, param, transforms, update, octaves, octave_scale, pre_activation, revive_steps:
-            override the preset's fields (see `Preset`). `revive_steps` gives the filters still at zero at
+        size, steps, lr, param, transforms, update, octaves, octave_scale, octave_blur, pre_activation, revive_steps:
+            override the preset's fields (see `Preset`). `steps` may give one count per octave, e.g.
+            `steps=(8, 16, 24)` (which sets `octaves=3` unless given). `revive_steps` gives the filters still at zero at
             the end extra steps on their center neuron (listed in `Result.revived`); 0 turns it off.
         objective: replaces the default `channel(layer)` objective; it must follow each image's filter
             (e.g. `objectives.channel(layer) - 0.05 * objectives.total_variation()`).
@@ -574,16 +598,17 @@ def visualize_filters(
     >>> kv.save_image(kv.stitch(result.images), "atlas.png")
     """
     network = models.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
-    path, _ = models.find_layer(network, layer)
+    path, layer_obj = models.find_layer(network, layer)
     n_channels = models.channels_of(network, path)
     filters = _resolve_filters(filters, n_channels, path)
     s = _resolve_settings(preset, dict(size=size, steps=steps, lr=lr, param=param, transforms=transforms,
                                        update=update, octaves=octaves, octave_scale=octave_scale,
-                                       pre_activation=pre_activation, revive_steps=revive_steps))
+                                       octave_blur=octave_blur, pre_activation=pre_activation,
+                                       revive_steps=revive_steps))
     check_size(network, path, min(octave_sizes(s.size, s.octaves, s.octave_scale)[0]), s.pre_activation, s.border)
     obj = objective if objective is not None else objectives.channel(path, border=s.border)
     obj.validate(network)
-    revive = objectives.neuron(path) if objective is None else None  # compiled only when used
+    revive = _revive_objective(path, layer_obj, s) if objective is None else None  # compiled only when used
     renderer = get_renderer(network, obj, s, revive=revive)
     ex = distribute_.executor(distribute)
     if batch_size is None:

@@ -13,7 +13,8 @@ class Preset:
 
     Attributes:
         size: final image size in pixels (square).
-        steps: optimization steps (per octave when `octaves > 1`).
+        steps: optimization steps per octave: one int for every octave, or a tuple with one count per
+            octave (e.g. `(8, 12, 16, 24)`: more steps in the later, larger rounds).
         lr: learning rate (in the units of the space optimized).
         param: the parameterization (`params.Pixel`, `params.Fourier`).
         transforms: random transforms applied before the model at each step.
@@ -30,12 +31,14 @@ class Preset:
         revive_steps: extra steps for the filters that still score <= 0 at the end (their ReLU output is
             zero everywhere): the center neuron is optimized without transforms, starting from the image
             reached, and the new image is kept where that neuron ends above zero or the score is higher.
-            0 turns it off.
+            With `pre_activation`, the neuron's linear value before the ReLU is optimized
+            (`models.undo_leak`): the leaky value's slope jumps 100-fold at zero and Adam then stalls
+            there. 0 turns it off.
         revive_lr: the learning rate of those extra steps (Adam).
     """
 
     size: int = 128
-    steps: int = 64
+    steps: int | tuple[int, ...] = 64
     lr: float = 0.05
     param: object = dataclasses.field(default_factory=params.fourier)
     transforms: tuple = dataclasses.field(default_factory=lambda: tuple(transforms.standard_transforms()))
@@ -50,7 +53,7 @@ class Preset:
     deprocess_std: float = 0.15
     crop: int = 0
     revive_steps: int = 0
-    revive_lr: float = 0.02
+    revive_lr: float = 0.05
 
 
 def _presets() -> dict[str, Preset]:
@@ -75,19 +78,40 @@ def _presets() -> dict[str, Preset]:
         # set, without its scale and rotation), few steps. In quality.py the two jitters scored robustness
         # 0.93 and self-recognition 0.98 where one jitter of 4 px scored 0.84 and 0.96, at the same cost.
         "fast": Preset(size=96, steps=48, lr=0.05, transforms=(transforms.jitter(8), transforms.jitter(4)),
-                       revive_steps=32),
+                       revive_steps=64),
         # Lucid's recipe: Fourier + decorrelated color + standard transforms + Adam, many steps.
         "lucid": Preset(size=128, steps=256, lr=0.05, revive_steps=64),
         # The default: Lucid's pipeline on four octaves (47, 65, 91, 128 px) of 16 steps at lr 0.1, about 30
-        # full-size steps of compute: the cost of the 2016 recipe's 40 plain steps (benchmarks/quality.py:
-        # 5.4-5.6 s per filter for both on this project's CPU), with Lucid's robustness. Three octaves of 32
-        # scored the same in quality.py at 1.5x the time.
-        "quality": Preset(size=128, steps=16, lr=0.1, octaves=4, octave_scale=1.4, revive_steps=48),
+        # full-size steps of compute: at most the cost of the 2016 recipe's 40 plain steps (benchmarks/quality.py
+        # on this project's CPU: 4.9 s per filter against 5.7 s), with Lucid's robustness; at fast's 96 px it
+        # takes 3.2 s per filter against fast's 4.6 s. Three octaves of 32 scored the same at 1.5x the time.
+        # 64 revive steps: HED block3_conv3 filter 4, zero on every photo, crosses zero after about 40.
+        "quality": Preset(size=128, steps=16, lr=0.1, octaves=4, octave_scale=1.4, revive_steps=64),
     }
 
 
 PRESETS = _presets()
 DEFAULT_PRESET = "quality"
+
+
+def octave_steps(settings: Preset) -> list[int]:
+    """The steps of each octave of `settings`, first (smallest) octave first.
+
+    Args:
+        settings: a `Preset`.
+
+    Returns:
+        A list of `settings.octaves` ints.
+
+    Example:
+    >>> kv.presets.octave_steps(kv.presets.Preset(steps=(8, 24), octaves=2))
+    [8, 24]
+    >>> kv.presets.octave_steps(kv.presets.get("quality"))
+    [16, 16, 16, 16]
+    """
+    if isinstance(settings.steps, tuple):
+        return [int(n) for n in settings.steps]
+    return [int(settings.steps)] * settings.octaves
 
 
 def get(preset: str | Preset | None) -> Preset:

@@ -114,6 +114,15 @@ def test_pre_activation_removes_fused_and_separate_relus(tiny_cnn):
     assert tiny_cnn.get_layer("conv1").activation.__name__ == "relu"
 
 
+def test_undo_leak_gives_back_the_linear_pre_activation(tiny_cnn):
+    x = np.random.default_rng(1).uniform(size=(2, 8, 8, 3)).astype("float32")
+    leaky = kv.feature_extractor(tiny_cnn, ["conv1"], pre_activation=True)(x)
+    kernel, bias = tiny_cnn.get_layer("conv1").get_weights()
+    linear = np.asarray(keras.ops.conv(x, kernel, padding="same")) + bias
+    assert linear.min() < -0.05  # negative values are there to be rescaled
+    np.testing.assert_allclose(np.asarray(models.undo_leak(leaky)), linear, atol=1e-5)
+
+
 def test_channels_and_layer_list(tiny_cnn):
     assert models.channels_of(tiny_cnn, "conv2") == 16
     rows = {r.path: r for r in kv.list_layers(tiny_cnn)}

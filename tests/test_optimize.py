@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ANGLES, angle_difference, dominant_orientation, make_grating_model
+from conftest import ANGLES, GABOR_SIZE, angle_difference, dominant_orientation, make_grating_model
 
 import kerasviz as kv
 from kerasviz import backend, optimize, params
@@ -204,6 +204,23 @@ def _dead_and_alive_model():
     bias[0], bias[1] = -0.4 * reach, 0.1
     conv.set_weights([kernel, bias])
     return model
+
+
+def test_revive_objective_is_the_linear_center_pre_activation():
+    """The leaky ReLU's slope jumps 100-fold at zero (Adam then oscillates around it); the revive
+    objective reads the linear value where pre_activation made the ReLU leaky, the plain neuron elsewhere."""
+    model = _dead_and_alive_model()
+    path, layer = kv.models.find_layer(kv.models.as_network(model), "gabor")
+    gray = np.full((2, GABOR_SIZE, GABOR_SIZE, 3), 0.5, "float32")  # a 1x1 activation map
+    kernel, bias = layer.get_weights()
+    center = (gray[0, ..., None] * kernel).sum(axis=(0, 1, 2))[:2] + bias[:2]
+    filters = np.array([0, 1], "int32")
+    for pre_activation, expected in ((True, center), (False, np.maximum(center, 0))):
+        obj = optimize._revive_objective(path, layer, kv.presets.Preset(pre_activation=pre_activation))
+        ext = kv.feature_extractor(model, [path], pre_activation=pre_activation)
+        scores = obj(kv.objectives.Context({path: ext(gray)}, gray, filters))
+        np.testing.assert_allclose(backend.to_numpy(scores), expected, rtol=1e-4, atol=1e-5)
+    assert center[0] < -1.0  # filter 0 is far below zero: the leaky value would be 100 times smaller
 
 
 @pytest.mark.engine

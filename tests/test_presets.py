@@ -1,5 +1,6 @@
 import dataclasses
 
+import numpy as np
 import pytest
 
 import kerasviz as kv
@@ -27,6 +28,40 @@ def test_octaves_grow_to_the_final_size(tiny_cnn):
     result = kv.visualize_filters(tiny_cnn, "conv2", [0], preset="fast", size=30, steps=2, octaves=3,
                                   progress=False)
     assert result.images.shape[1:3] == (30, 30) and result.history.shape == (6, 1)
+
+
+def test_steps_per_octave_run_more_steps_in_the_later_rounds(tiny_cnn):
+    seen = []
+
+    class Sizes(kv.progress.Callback):
+        def on_step(self, record):
+            seen.append(record.steps)
+
+    result = kv.visualize_filters(tiny_cnn, "conv2", [0], preset="fast", size=30, steps=[1, 2, 4],
+                                  progress=False, callbacks=[Sizes()])
+    assert result.settings["octaves"] == 3 and result.settings["steps"] == (1, 2, 4)  # octaves follow
+    assert result.history.shape == (7, 1) and set(seen) == {7}
+    assert presets.octave_steps(presets.Preset(steps=(1, 2, 4), octaves=3)) == [1, 2, 4]
+    assert presets.octave_steps(presets.Preset(steps=5, octaves=2)) == [5, 5]
+    with pytest.raises(ValueError, match=r"steps gives 2 counts, one per octave, but octaves=3"):
+        kv.visualize_filters(tiny_cnn, "conv2", [0], preset="fast", size=30, steps=(2, 4), octaves=3,
+                             progress=False)
+    with pytest.raises(ValueError, match=r"octave_blur must be a number >= 0"):
+        kv.visualize_filters(tiny_cnn, "conv2", [0], preset="fast", size=30, octave_blur=-1, progress=False)
+    for bad in ((2, 0), (), 2.5, (2, True)):
+        with pytest.raises(ValueError, match="steps must be a positive int, or a tuple of positive ints"):
+            kv.visualize_filters(tiny_cnn, "conv2", [0], preset="fast", size=30, steps=bad, progress=False)
+
+
+def test_octave_blur_smooths_the_image_between_rounds(tiny_cnn):
+    kw = dict(preset="fast", size=32, steps=(3, 1), lr=1e-6, revive_steps=0, transforms=(), progress=False)
+    sharp = kv.visualize_filters(tiny_cnn, "conv2", [0], **kw).images.astype(float)
+    blurred = kv.visualize_filters(tiny_cnn, "conv2", [0], octave_blur=1.5, **kw).images.astype(float)
+
+    def roughness(x):
+        return np.abs(np.diff(x, axis=1)).mean() + np.abs(np.diff(x, axis=2)).mean()
+
+    assert roughness(blurred) < 0.7 * roughness(sharp)
 
 
 def test_custom_preset_and_lookup_errors():
