@@ -389,18 +389,30 @@ def _pid_alive(pid: int) -> bool:
 # ------------------------------------------------------------------------ devices
 
 
-def _resolve_devices(distribute):
-    """Device names to spread chunks over (one worker each), a Strategy (its replicas split each
-    batch), or None for the default device."""
+@dataclasses.dataclass(frozen=True)
+class _Placement:
+    """Where the batches run: on `devices`, one worker each pulling from a queue, or on `strategy`,
+    whose replicas split each batch with `strategy.run`; with neither, on the default device."""
+
+    devices: tuple[str, ...] = ()
+    strategy: object = None
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync if self.strategy is not None else 1
+
+
+def _placement(distribute) -> _Placement:
+    """The `_Placement` for what the user passed as `distribute`."""
     if distribute is None or distribute is False:
-        return None
+        return _Placement()
     import tensorflow as tf
 
     if distribute is True:
         gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
         devices = gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
     elif isinstance(distribute, tf.distribute.Strategy):
-        return distribute  # each batch is split across its replicas with strategy.run
+        return _Placement(strategy=distribute)
     elif isinstance(distribute, str) or not isinstance(distribute, Iterable):
         raise TypeError(
             "distribute must be True, a tf.distribute.Strategy (e.g. MirroredStrategy) or a list of "
@@ -410,7 +422,7 @@ def _resolve_devices(distribute):
         devices = [str(d) for d in distribute]
     if not devices:
         raise ValueError("distribute: no device to run on.")
-    return devices
+    return _Placement(devices=tuple(devices))
 
 
 def _replicas(network: models.Network, devices: list[str]) -> list[models.Network]:
@@ -503,9 +515,9 @@ def _plan(network, layer, filters, *, cache_dir, preset, overrides, seed, object
           memory_budget) -> _Plan:
     path, layer_obj = models.find_layer(network, layer)
     channels = models.channels_of(network, path)
-    wanted = optimize._resolve_filters(filters, channels, path)
+    wanted = optimize.resolve_filters(filters, channels, path)
     wanted = list(dict.fromkeys(wanted))  # each filter once
-    s = optimize._resolve_settings(preset, _check_overrides(dict(overrides)))
+    s = optimize.resolve_settings(preset, _check_overrides(dict(overrides)))
     settings = cache_settings(network, path, s, seed=seed, objective=objective)
     root = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = os.path.join(root, _slug(network.name), f"{_slug(path)}-{cache_key(settings)}")
@@ -528,14 +540,13 @@ def _plan(network, layer, filters, *, cache_dir, preset, overrides, seed, object
                  int(batch_size))
 
 
-def _execute(plan: _Plan, *, seed, objective, devices, tracker, callbacks) -> LayerAtlas:
+def _execute(plan: _Plan, *, seed, objective, placement: _Placement, tracker, callbacks) -> LayerAtlas:
     start = time.perf_counter()
     results = dict(plan.found)
     computed, chunks_log = [], []
     interrupted = False
-    strategy = None if devices is None or isinstance(devices, list) else devices
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    chunks = optimize._chunks(plan.todo, plan.batch_size * replicas) if plan.todo else []
+    strategy = placement.strategy
+    chunks = optimize.split_batches(plan.todo, plan.batch_size * placement.replicas) if plan.todo else []
     log_lock = threading.Lock()
     tracker.describe(plan.path)
 
@@ -570,7 +581,7 @@ def _execute(plan: _Plan, *, seed, objective, devices, tracker, callbacks) -> La
             chunks_log.append((device, [int(f) for f in result.filters[:done]], seconds))
         return not result.interrupted
 
-    if devices is None or strategy is not None:
+    if not placement.devices:
         label = ",".join(strategy.extended.worker_devices) if strategy is not None else None
         try:
             for chunk in chunks:
@@ -580,7 +591,7 @@ def _execute(plan: _Plan, *, seed, objective, devices, tracker, callbacks) -> La
         except KeyboardInterrupt:  # between batches: what was stored stays stored
             interrupted = True
     elif chunks:
-        interrupted = _run_on_devices(plan, chunks, devices, run_chunk)
+        interrupted = _run_on_devices(plan, chunks, list(placement.devices), run_chunk)
     ordered = [f for f in plan.filters if f in results]
     if len(ordered) < len(plan.filters):
         warnings.warn(f"Interrupted: {len(ordered)} of {len(plan.filters)} filters of {plan.path} are done and "
@@ -710,10 +721,10 @@ def layer_atlas(
     network = models.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
     plan = _plan(network, layer, filters, cache_dir=cache_dir, preset=preset, overrides=settings, seed=seed,
                  objective=objective, batch_size=batch_size, memory_budget=memory_budget)
-    devices = _resolve_devices(distribute)
+    placement = _placement(distribute)
     tracker = _Tracker(len(plan.todo), progress, desc=network.name)
     try:
-        return _execute(plan, seed=seed, objective=objective, devices=devices, tracker=tracker,
+        return _execute(plan, seed=seed, objective=objective, placement=placement, tracker=tracker,
                         callbacks=callbacks)
     finally:
         tracker.close()
@@ -803,13 +814,13 @@ def model_atlas(
             continue
         plans.append(_plan(network, path, wanted, cache_dir=cache_dir, preset=preset, overrides=settings,
                            seed=seed, objective=None, batch_size=batch_size, memory_budget=memory_budget))
-    devices = _resolve_devices(distribute)
+    placement = _placement(distribute)
     tracker = _Tracker(sum(len(p.todo) for p in plans), progress, desc=network.name)
     out: dict[str, LayerAtlas] = {}
     interrupted = False
     try:
         for plan in plans:
-            atlas = _execute(plan, seed=seed, objective=None, devices=devices, tracker=tracker,
+            atlas = _execute(plan, seed=seed, objective=None, placement=placement, tracker=tracker,
                              callbacks=callbacks)
             out[plan.path] = atlas
             if atlas.interrupted:

@@ -173,7 +173,7 @@ def caricature(
         raise ValueError("layers is empty: give at least one layer name.")
     layer_names = [models.find_layer(network, name)[0] for name in layer_names]
     base = presets.get(preset)
-    settings = optimize._resolve_settings(base, dict(steps=steps, size=size, **overrides))
+    settings = optimize.resolve_settings(base, dict(steps=steps, size=size, **overrides))
     if settings.input_space:
         raise ValueError("caricature optimizes [0, 1] images; choose a preset without input_space "
                          f"(e.g. 'quality' or 'fast'). Received: preset={preset!r}.")

@@ -662,7 +662,7 @@ def dataset_examples(
         list_images(data)  # a missing folder fails before the model is built
     network = models.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
     path, _ = models.find_layer(network, layer)
-    filters = _resolve_filters(filters, models.channels_of(network, path), path)
+    filters = optimize.resolve_filters(filters, models.channels_of(network, path), path, default=None)  # all
     channels = network.input_channels
     if size is None:
         fixed = tuple(network.model.inputs[0].shape[1:3])
@@ -706,10 +706,6 @@ def dataset_examples(
         centers=top.centers, crops=top.crops, labels=top.labels if has_labels else None, names=names,
         receptive_field=field, count=seen, seconds=time.perf_counter() - start_time,
     )
-
-
-def _resolve_filters(filters, n_channels: int, layer: str) -> list[int]:
-    return optimize._resolve_filters(filters, n_channels, layer, default=None)  # None: every filter
 
 
 # ------------------------------------------------------------------------------ figure

@@ -105,7 +105,20 @@ def estimate_batch_size(extractor, size: tuple[int, int], channels: int, memory_
     return int(max(1, min(MAX_AUTO_BATCH, memory_budget // max(per_image, 1))))
 
 
-def _chunks(items: list, batch_size: int) -> list[list]:
+def split_batches(items: list, batch_size: int) -> list[list]:
+    """`items` in consecutive batches of at most `batch_size`, as even in size as possible.
+
+    Args:
+        items: a list (filter indices, keys).
+        batch_size: the most items per batch, >= 1.
+
+    Returns:
+        A list of lists: `ceil(len(items) / batch_size)` batches, all of one size but the last.
+
+    Example:
+    >>> kv.optimize.split_batches(list(range(10)), 4)
+    [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    """
     n_chunks = math.ceil(len(items) / batch_size)
     per = math.ceil(len(items) / n_chunks)
     return [items[i : i + per] for i in range(0, len(items), per)]
@@ -166,13 +179,16 @@ class Renderer:
         preprocess = (lambda x: x) if settings.input_space else network.preprocess
         extractor, param = self.extractor, self.param
 
-        def scorer(objective_, transform):
+        def scorer(objective_, transform, crop=None):
             """`score_fn(values, u, filters)` for `objective_`: the drawn images, through `transform`
-            unless `u` is None (or `transform` is None: never), the model, the objective."""
+            unless `u` is None (or `transform` is None: never), cut by `crop` if given, the model, the
+            objective."""
 
             def score_fn(values, u, filters):
                 imgs = param.draw(values)
                 x = imgs if u is None or transform is None else transform(imgs, u)
+                if crop is not None:
+                    x = imgs = crop(x)
                 outs = extractor(network.model_inputs(preprocess(x)), training=False)
                 outs = outs if isinstance(outs, (list, tuple)) else [outs]
                 acts = dict(zip(layers, outs, strict=True))
@@ -187,9 +203,24 @@ class Renderer:
         if revive is not None:
             if not set(revive.layers) <= set(layers):
                 raise ValueError(f"The revive objective {revive.description} reads layers the objective does not.")
+            self._windows = {}
+            # the steps see only the window around the center neuron's receptive field (the same neuron,
+            # the same gradient, a fraction of the compute); the check sees the whole image
             revive_fn = scorer(revive, None)  # no transforms
-            self._revive_step = backend.compile_step(revive_fn, updates.Adam(), model=self.extractor)
+            self._revive_step = backend.compile_step(scorer(revive, None, crop=self._revive_crop), updates.Adam(),
+                                                     model=self.extractor)
             self._revive_scores = backend.compile_scores(revive_fn, model=self.extractor)
+
+    def _revive_crop(self, imgs):
+        """`imgs` cut to `revive_window` of their (static) size, for the revive steps."""
+        h, w = int(imgs.shape[1]), int(imgs.shape[2])
+        if (h, w) not in self._windows:
+            self._windows[(h, w)] = revive_window(self.network, self.layers[0], self.extractor, (h, w))
+        window = self._windows[(h, w)]
+        if window is None:
+            return imgs
+        top, left, rows, cols = window
+        return imgs[:, top : top + rows, left : left + cols, :]
 
     def _draw_uniforms(self, keys, seed, steps, octave):
         n = self.transform.n_random
@@ -256,10 +287,10 @@ class Renderer:
             keys, filters, final, hist = keys[:n_given], filters[:n_given], final[:n_given], hist[:, :n_given]
         revived = []
         if self._revive_step is not None and s.revive_steps > 0 and not interrupted:
-            values, final, revived = self._revive(values, final, keys, filters, s)
+            values, final, revived = self._revive(values, final, keys, filters, s, on_step, total)
         return self._current(values), final.astype("float32"), hist.astype("float32"), interrupted, revived
 
-    def _revive(self, values, final, keys, filters, s):
+    def _revive(self, values, final, keys, filters, s, on_step=None, total=0):
         """More steps of the revive objective for the images scoring <= 0. A new image is kept where it
         brought the revive objective above zero (the filter is alive) or raised the main score.
 
@@ -278,6 +309,8 @@ class Renderer:
         try:
             for t in range(s.revive_steps):
                 sub, state, _ = self._revive_step(sub, state, backend.to_tensor(np.int32(t)), lr, u, sub_filters)
+                if on_step is not None:
+                    on_step(total, total, revive=(dead.size, t + 1, s.revive_steps))
         except KeyboardInterrupt:
             return values, final, []  # the images before reviving are complete results
         scores = backend.to_numpy(self._clean(sub, None, sub_filters))[: dead.size]
@@ -294,6 +327,55 @@ class Renderer:
         """The images the values draw, on the host (gathered from the replicas of `ex`)."""
         ex = ex or distribute_.Local()
         return ex.get(ex.call(self.param.draw, values)).astype("float32")
+
+
+def revive_window(network, layer: str, extractor, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The smallest centered window of a `size` image that holds the whole receptive field of `layer`'s
+    center position and in which that position is again the center one.
+
+    The window starts at a multiple of the layer's stride `S` and its side differs from the image's by a
+    multiple of `2 S`, so every layer pads it as it pads the image and positions map one to one; the
+    center position's value, and its gradient, are then the same on the window as on the image.
+
+    Args:
+        network: the `Network`.
+        layer: the layer name (or path).
+        extractor: the feature extractor whose first output is `layer` (gives the map size).
+        size: `(height, width)` of the image.
+
+    Returns:
+        `(top, left, height, width)`, or None when no smaller window exists (the field covers the image or
+        reaches its padding, the stride is not a whole number, the model takes several inputs or a fixed
+        input size, or the receptive field of the layer cannot be worked out).
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> kv.optimize.revive_window(net, "block3_conv3", kv.feature_extractor(net, ["block3_conv3"]), (128, 128))
+    (40, 40, 48, 48)
+    """
+    from kerasviz import data  # data imports this module
+
+    if len(network.model.inputs) != 1 or any(d is not None for d in network.model.inputs[0].shape[1:3]):
+        return None  # several inputs, or a fixed input size
+    h, w = size
+    try:
+        field = data.receptive_field(network, layer, input_size=(h, w))
+        spec = extractor.compute_output_spec(keras.KerasTensor((1, h, w, network.input_channels)))
+    except Exception:  # a layer the receptive field walk does not know: optimize the whole image
+        return None
+    spec = spec[0] if isinstance(spec, (list, tuple)) else spec
+    rows, cols = int(spec.shape[1]), int(spec.shape[2])
+    top, left, bottom, right = field.box((rows // 2, cols // 2))
+    window = []
+    for n, lo, hi, jump in ((h, top, bottom, field.jump[0]), (w, left, right, field.jump[1])):
+        stride = int(round(jump))
+        if stride < 1 or abs(stride - jump) > 1e-6 or lo < 0 or hi > n:
+            return None
+        k = min(lo // stride, (n - hi) // stride)  # strides cut from each side
+        window.append((k * stride, n - 2 * k * stride))
+    if window[0][1] == h and window[1][1] == w:
+        return None
+    return window[0][0], window[1][0], window[0][1], window[1][1]
 
 
 def _revive_objective(path: str, layer, s: presets.Preset) -> objectives.Objective:
@@ -325,7 +407,24 @@ def _clipped_normalized(raw, s):
     return float(np.mean((x < 0) | (x > 1)))
 
 
-def _resolve_settings(preset, overrides: dict) -> presets.Preset:
+def resolve_settings(preset: str | presets.Preset | None, overrides: dict) -> presets.Preset:
+    """A preset with the overrides given (None values are ignored), checked.
+
+    Args:
+        preset: a preset name, a `Preset`, or None for the default.
+        overrides: `Preset` fields to replace, e.g. `dict(size=64, steps=(8, 16))` (a tuple of steps also
+            sets `octaves`; a new `size` scales the preset's crop).
+
+    Returns:
+        A `Preset`.
+
+    Raises:
+        ValueError: an unknown preset, or a field out of range (steps, octave_blur, revive_steps, size, crop).
+
+    Example:
+    >>> kv.optimize.resolve_settings("fast", dict(steps=(8, 16), size=None)).octaves
+    2
+    """
     base = presets.get(preset)
     given = {k: v for k, v in overrides.items() if v is not None}
     if "transforms" in given:
@@ -359,8 +458,25 @@ def _resolve_settings(preset, overrides: dict) -> presets.Preset:
     return s
 
 
-def _resolve_filters(filters, n_channels: int, layer: str, default: int | None = DEFAULT_FILTER_COUNT) -> list[int]:
-    """Filter indices from what the user wrote; None gives the first `default` (all when `default` is None)."""
+def resolve_filters(filters, n_channels: int, layer: str, default: int | None = DEFAULT_FILTER_COUNT) -> list[int]:
+    """Filter indices from what the user wrote, checked against the layer's channels.
+
+    Args:
+        filters: an int, an iterable of ints, `"all"`, or None for the first `default`.
+        n_channels: the layer's channel count.
+        layer: the layer name (for the error message).
+        default: how many filters None gives; None gives all. Defaults to 64 (the keras.io 8x8 atlas).
+
+    Returns:
+        A list of ints.
+
+    Raises:
+        ValueError: an empty list, an index out of range, or another string than `"all"`.
+
+    Example:
+    >>> kv.optimize.resolve_filters(range(3), 64, "block1_conv1")
+    [0, 1, 2]
+    """
     if filters is None:
         return list(range(n_channels if default is None else min(default, n_channels)))
     if isinstance(filters, str):
@@ -452,7 +568,7 @@ def render(
     """
     weights = overrides.pop("weights", "imagenet")
     network = models.as_network(model, weights=weights)
-    s = _resolve_settings(preset, overrides)
+    s = resolve_settings(preset, overrides)
     objective.validate(network)
     if init is not None:
         init = np.asarray(init, "float32")
@@ -486,9 +602,10 @@ def _run_chunks(renderer, network, s, key_chunks, filter_chunks, seed, cbs, *, l
     steps_total = sum(presets.octave_steps(s))
     with run_callbacks(cbs, n_items=n_total, steps=steps_total) as notify:
         for i, (keys, filt) in enumerate(zip(key_chunks, filter_chunks, strict=True)):
-            def on_step(done, total, i=i, keys=keys):
+            def on_step(done, total, revive=(0, 0, 0), i=i, keys=keys):
                 notify(StepRecord(step=done, steps=total, chunk=i, chunks=len(key_chunks),
-                                  items_done=len(done_keys), items=n_total))
+                                  items_done=len(done_keys), items=n_total, reviving=revive[0],
+                                  revive_step=revive[1], revive_steps=revive[2]))
 
             try:
                 raw, final, hist, stopped, revived_keys = renderer.run(keys, filt, seed=seed, init=init,
@@ -600,8 +717,8 @@ def visualize_filters(
     network = models.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
     path, layer_obj = models.find_layer(network, layer)
     n_channels = models.channels_of(network, path)
-    filters = _resolve_filters(filters, n_channels, path)
-    s = _resolve_settings(preset, dict(size=size, steps=steps, lr=lr, param=param, transforms=transforms,
+    filters = resolve_filters(filters, n_channels, path)
+    s = resolve_settings(preset, dict(size=size, steps=steps, lr=lr, param=param, transforms=transforms,
                                        update=update, octaves=octaves, octave_scale=octave_scale,
                                        octave_blur=octave_blur, pre_activation=pre_activation,
                                        revive_steps=revive_steps))
@@ -616,6 +733,6 @@ def visualize_filters(
                                                        memory_budget or DEFAULT_MEMORY_BUDGET)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Received: {batch_size}.")
-    chunks = _chunks(filters, batch_size)
+    chunks = split_batches(filters, batch_size)
     return _run_chunks(renderer, network, s, chunks, chunks, seed, _callbacks(progress, callbacks),
                        layer=path, distribute=distribute)

@@ -18,6 +18,10 @@ class StepRecord:
         chunks: number of chunks.
         items_done: images finished so far.
         items: images in the run.
+        reviving: images of the current chunk in their revive steps (`Preset.revive_steps`), 0 outside
+            them; `step == steps` meanwhile.
+        revive_step: revive steps done.
+        revive_steps: revive steps of the chunk.
     """
 
     step: int
@@ -26,6 +30,9 @@ class StepRecord:
     chunks: int
     items_done: int
     items: int
+    reviving: int = 0
+    revive_step: int = 0
+    revive_steps: int = 0
 
 
 class Callback:
@@ -59,7 +66,10 @@ class ProgressBar(Callback):
         position = record.chunk * record.steps + record.step
         self._bar.update(max(0, position - self._last))
         self._last = position
-        self._bar.set_postfix_str(f"filters {record.items_done}/{record.items}", refresh=False)
+        postfix = f"filters {record.items_done}/{record.items}"
+        if record.reviving:
+            postfix += f", reviving {record.reviving} ({record.revive_step}/{record.revive_steps})"
+        self._bar.set_postfix_str(postfix, refresh=bool(record.reviving))
 
     def on_end(self):
         if getattr(self, "_bar", None) is not None:

@@ -80,7 +80,7 @@ def test_step_is_traced_once_per_shape(tiny_cnn):
 
 @pytest.mark.engine
 def test_chunks_are_even_and_cover_every_filter():
-    chunks = optimize._chunks(list(range(10)), 4)
+    chunks = optimize.split_batches(list(range(10)), 4)
     assert [len(c) for c in chunks] == [4, 4, 2] or [len(c) for c in chunks] == [4, 4, 2]
     assert sum(chunks, []) == list(range(10))
 
@@ -206,6 +206,36 @@ def _dead_and_alive_model():
     return model
 
 
+@pytest.mark.parametrize("size", [16, 21, 32])
+def test_revive_window_holds_the_center_neuron(tiny_cnn, size):
+    network = kv.models.as_network(tiny_cnn)
+    ext = kv.feature_extractor(network, ["relu2"])
+    window = optimize.revive_window(network, "relu2", ext, (size, size))
+    assert window is not None
+    top, left, rows, cols = window
+    assert rows < size and cols < size and top % 2 == 0 and (size - rows) % 4 == 0  # stride 2
+    x = np.random.default_rng(size).uniform(size=(1, size, size, 3)).astype("float32")
+    full, crop = backend.to_numpy(ext(x)), backend.to_numpy(ext(x[:, top:top + rows, left:left + cols]))
+    center = full[0, full.shape[1] // 2, full.shape[2] // 2]
+    np.testing.assert_allclose(crop[0, crop.shape[1] // 2, crop.shape[2] // 2], center, atol=1e-5)
+    assert np.abs(center).max() > 1e-3
+    assert optimize.revive_window(network, "gap", kv.feature_extractor(network, ["gap"]), (size, size)) is None
+
+
+@pytest.mark.engine
+def test_revive_on_the_window_matches_the_whole_image(monkeypatch):
+    kw = dict(preset="fast", size=32, steps=1, lr=1e-6, revive_steps=30, progress=False)
+    model = _dead_and_alive_model()
+    ext = kv.feature_extractor(model, ["gabor"])
+    assert optimize.revive_window(kv.models.as_network(model), "gabor", ext, (32, 32)) == (8, 8, 16, 16)
+    windowed = kv.visualize_filters(model, "gabor", [0, 1], **kw)
+    monkeypatch.setattr(optimize, "revive_window", lambda *args: None)
+    whole = kv.visualize_filters(_dead_and_alive_model(), "gabor", [0, 1], **kw)
+    assert windowed.revived == whole.revived == [0]
+    np.testing.assert_allclose(windowed.images.astype(float), whole.images.astype(float), atol=2)
+    np.testing.assert_allclose(windowed.activations, whole.activations, rtol=1e-3, atol=1e-5)
+
+
 def test_revive_objective_is_the_linear_center_pre_activation():
     """The leaky ReLU's slope jumps 100-fold at zero (Adam then oscillates around it); the revive
     objective reads the linear value where pre_activation made the ReLU leaky, the plain neuron elsewhere."""
@@ -229,9 +259,18 @@ def test_filters_still_dead_at_the_end_are_revived_on_their_center_neuron():
     kw = dict(preset="fast", size=32, steps=1, lr=1e-6, progress=False)  # the main run does nothing
     off = kv.visualize_filters(model, "gabor", [0, 1], revive_steps=0, **kw)
     assert off.revived == [] and off.activations[0] <= 0 < off.activations[1]
-    on = kv.visualize_filters(model, "gabor", [0, 1], revive_steps=60, **kw)
+    records = []
+
+    class Listen(kv.progress.Callback):
+        def on_step(self, record):
+            records.append(record)
+
+    on = kv.visualize_filters(model, "gabor", [0, 1], revive_steps=60, callbacks=[Listen()], **kw)
     assert on.revived == [0]
     assert on.activations[0] > off.activations[0]
+    reviving = [(r.reviving, r.revive_step, r.revive_steps, r.step) for r in records if r.reviving]
+    assert reviving == [(1, t, 60, 1) for t in range(1, 61)]  # callbacks hear every revive step
+
     def relu(images):
         return backend.to_numpy(model(images.astype("float32") / 255.0))[..., 0]
 
