@@ -33,7 +33,8 @@ class Preset:
             reached, and the new image is kept where that neuron ends above zero or the score is higher.
             With `pre_activation`, the neuron's linear value before the ReLU is optimized
             (`models.undo_leak`): the leaky value's slope jumps 100-fold at zero and Adam then stalls
-            there. 0 turns it off.
+            there. The steps see only the window around the neuron's receptive field
+            (`optimize.revive_window`), which gives the same gradient for less compute. 0 turns it off.
         revive_lr: the learning rate of those extra steps (Adam).
     """
 
@@ -83,7 +84,7 @@ def _presets() -> dict[str, Preset]:
         "lucid": Preset(size=128, steps=256, lr=0.05, revive_steps=64),
         # The default: Lucid's pipeline on four octaves (47, 65, 91, 128 px) of 16 steps at lr 0.1, about 30
         # full-size steps of compute: at most the cost of the 2016 recipe's 40 plain steps (benchmarks/quality.py
-        # on this project's CPU: 4.9 s per filter against 5.7 s), with Lucid's robustness; at fast's 96 px it
+        # on this project's CPU: 4.6 s per filter against 5.6 s), with Lucid's robustness; at fast's 96 px it
         # takes 3.2 s per filter against fast's 4.6 s. Three octaves of 32 scored the same at 1.5x the time.
         # 64 revive steps: HED block3_conv3 filter 4, zero on every photo, crosses zero after about 40.
         "quality": Preset(size=128, steps=16, lr=0.1, octaves=4, octave_scale=1.4, revive_steps=64),
