@@ -285,6 +285,34 @@ def class_logit(layer: str, index: int):
 
 
 @objective
+def class_probability(layer: str, index: int):
+    """One class's softmax probability at a classifier layer, from the logits read there.
+
+    The extractor reads a softmax layer's input, the logits, with `pre_activation=True` (the default);
+    this objective applies the softmax itself, so raising it also pushes the other classes down (the
+    logit alone does not). With `pre_activation=False` the layer's output is already a probability:
+    use `class_logit` there.
+
+    Args:
+        layer, index: the classifier layer and the class, as for `class_logit`.
+
+    Returns:
+        An `Objective` scoring each image of the batch; raises as `class_logit` does.
+
+    Example:
+    >>> kv.objectives.class_probability("predictions", 130).description
+    "class_probability('predictions', 130)"
+    """
+    _check_index(index, "index")
+
+    def fn(c: Context):
+        logits = ops.cast(c.acts[layer], "float32")
+        return _pick(ops.softmax(logits, axis=-1), c.filters, index)
+
+    return fn, (layer,), _check_channel(layer, index)
+
+
+@objective
 def direction(layer: str, vector, *, cosine_power: float = 0.0):
     """The mean dot product of a layer's activations with a direction in channel space.
 
@@ -467,6 +495,6 @@ def per_image(objectives: list[Objective]) -> Objective:
 
 
 __all__ = [  # noqa: RUF022
-    "Context", "Objective", "objective", "channel", "neuron", "deepdream", "class_logit", "direction",
-    "diversity", "total_variation", "l1", "l2", "as_objective", "per_image",
+    "Context", "Objective", "objective", "channel", "neuron", "deepdream", "class_logit", "class_probability",
+    "direction", "diversity", "total_variation", "l1", "l2", "as_objective", "per_image",
 ]

@@ -45,6 +45,15 @@ def test_neuron_reads_the_center_by_default():
     assert float(O.neuron("L", 1, x=0, y=0)(context({"L": acts}))[0]) == 0.0
 
 
+def test_class_probability_is_the_models_softmax_output(tiny_cnn):
+    x = np.random.default_rng(3).uniform(size=(2, 16, 16, 3)).astype("float32")
+    logits = kv.feature_extractor(tiny_cnn, ["predictions"], pre_activation=True)(x)
+    c = context({"predictions": np.asarray(logits)}, filters=[0, 3])
+    expected = np.asarray(tiny_cnn(x))
+    np.testing.assert_allclose(np.asarray(O.class_probability("predictions", 2)(c)), expected[:, 2], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(O.class_logit("predictions", 2)(c)), np.asarray(logits)[:, 2], rtol=1e-5)
+
+
 def test_algebra_and_descriptions():
     a, b = O.channel("L", 1), O.deepdream("M")
     combo = a - 0.2 * b
@@ -101,6 +110,7 @@ def test_per_image_gives_each_image_its_own_objective():
         O.neuron("conv2", 5),
         O.deepdream("conv2"),
         O.class_logit("predictions", 2),
+        O.class_probability("predictions", 2),
         O.direction("conv2", np.linspace(-1, 1, 16)),
         O.channel("conv2", 1) + 0.5 * O.diversity("conv2"),
         O.channel("conv2", 1) - 0.1 * O.total_variation(),
