@@ -47,11 +47,12 @@ def test_neuron_reads_the_center_by_default():
 
 def test_class_probability_is_the_models_softmax_output(tiny_cnn):
     x = np.random.default_rng(3).uniform(size=(2, 16, 16, 3)).astype("float32")
-    logits = kv.feature_extractor(tiny_cnn, ["predictions"], pre_activation=True)(x)
-    c = context({"predictions": np.asarray(logits)}, filters=[0, 3])
-    expected = np.asarray(tiny_cnn(x))
-    np.testing.assert_allclose(np.asarray(O.class_probability("predictions", 2)(c)), expected[:, 2], rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(O.class_logit("predictions", 2)(c)), np.asarray(logits)[:, 2], rtol=1e-5)
+    logits = ops.convert_to_numpy(kv.feature_extractor(tiny_cnn, ["predictions"], pre_activation=True)(x))
+    c = context({"predictions": logits}, filters=[0, 3])
+    expected = ops.convert_to_numpy(tiny_cnn(x))
+    probability = ops.convert_to_numpy(O.class_probability("predictions", 2)(c))
+    np.testing.assert_allclose(probability, expected[:, 2], rtol=1e-5)
+    np.testing.assert_allclose(ops.convert_to_numpy(O.class_logit("predictions", 2)(c)), logits[:, 2], rtol=1e-5)
 
 
 def test_algebra_and_descriptions():
