@@ -653,6 +653,28 @@ def has_fused_relu(layer) -> bool:
     return kind == "ReLU"
 
 
+def leaks_under_pre_activation(layer) -> bool:
+    """Whether `feature_extractor(..., pre_activation=True)` outputs a leaky ReLU for this layer.
+
+    True for the layers whose ReLU it replaces (see `has_fused_relu`), False for a Conv/Dense layer with
+    a softmax (its logits come out as they are) and for every layer it leaves alone.
+
+    Args:
+        layer: a Keras layer.
+
+    Returns:
+        A bool: whether `undo_leak` gives back the layer's value before its activation.
+
+    Example:
+    >>> kv.models.leaks_under_pre_activation(keras.layers.Dense(10, activation="softmax"))
+    False
+    """
+    if not has_fused_relu(layer):
+        return False
+    separate = type(layer).__name__ in ("ReLU", "Activation")  # replaced by a LeakyReLU layer
+    return separate or getattr(getattr(layer, "activation", None), "__name__", "") != "softmax"
+
+
 def undo_leak(x):
     """The value before the activation, from the output of a ReLU that `pre_activation` made leaky.
 
@@ -662,7 +684,7 @@ def undo_leak(x):
 
     Args:
         x: a tensor read from a `feature_extractor(..., pre_activation=True)` output of a layer for which
-            `has_fused_relu` is True (anywhere else the result is meaningless).
+            `leaks_under_pre_activation` is True (anywhere else the result is meaningless).
 
     Returns:
         A tensor of the same shape: `x` where `x >= 0`, `x / LEAKY_SLOPE` elsewhere.

@@ -159,8 +159,9 @@ class Renderer:
 
     The step is compiled once per shape and reused for every chunk of the same size; of `settings`, only
     the `TRACED_SETTINGS` are fixed here, the others are read at each `run`. `revive`, an objective on the
-    same layer (the center neuron for `visualize_filters`), is optimized without transforms for
-    `revive_steps` on the images that still score <= 0 at the end.
+    same layer that reads its center position (the center neuron for `visualize_filters`), is optimized
+    without transforms for `revive_steps` on the images that still score <= 0 at the end, on the
+    `revive_window` of the images.
     """
 
     def __init__(self, network, objective, settings: presets.Preset, *, revive=None):
@@ -383,8 +384,8 @@ def _revive_objective(path: str, layer, s: presets.Preset) -> objectives.Objecti
     layer's ReLU leaky, the neuron's linear pre-activation (`models.undo_leak`): with the leaky value,
     whose slope jumps 100-fold at zero, Adam oscillates around zero and rarely crosses it."""
     center = objectives.neuron(path)
-    if not (s.pre_activation and models.has_fused_relu(layer)):
-        return center
+    if not (s.pre_activation and models.leaks_under_pre_activation(layer)):
+        return center  # no leak to undo: a plain output, or a softmax layer's logits
     return objectives.Objective(lambda c: models.undo_leak(center(c)), f"undo_leak({center.description})",
                                 center.layers)
 

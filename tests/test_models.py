@@ -114,13 +114,21 @@ def test_pre_activation_removes_fused_and_separate_relus(tiny_cnn):
     assert tiny_cnn.get_layer("conv1").activation.__name__ == "relu"
 
 
+def test_leaks_under_pre_activation_follows_what_the_extractor_outputs(tiny_cnn):
+    x = np.random.default_rng(2).uniform(size=(2, 8, 8, 3)).astype("float32")
+    for name, leaky in (("conv1", True), ("relu2", True), ("predictions", False), ("conv2", False)):
+        assert models.leaks_under_pre_activation(tiny_cnn.get_layer(name)) is leaky, name
+    pre = keras.ops.convert_to_numpy(kv.feature_extractor(tiny_cnn, ["predictions"], pre_activation=True)(x))
+    assert not np.allclose(pre.sum(axis=-1), 1.0)  # the softmax's logits, not leaky values of probabilities
+
+
 def test_undo_leak_gives_back_the_linear_pre_activation(tiny_cnn):
     x = np.random.default_rng(1).uniform(size=(2, 8, 8, 3)).astype("float32")
     leaky = kv.feature_extractor(tiny_cnn, ["conv1"], pre_activation=True)(x)
     kernel, bias = tiny_cnn.get_layer("conv1").get_weights()
-    linear = np.asarray(keras.ops.conv(x, kernel, padding="same")) + bias
+    linear = keras.ops.convert_to_numpy(keras.ops.conv(x, kernel, padding="same")) + bias
     assert linear.min() < -0.05  # negative values are there to be rescaled
-    np.testing.assert_allclose(np.asarray(models.undo_leak(leaky)), linear, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(models.undo_leak(leaky)), linear, atol=1e-5)
 
 
 def test_channels_and_layer_list(tiny_cnn):

@@ -253,6 +253,18 @@ def test_revive_objective_is_the_linear_center_pre_activation():
     assert center[0] < -1.0  # filter 0 is far below zero: the leaky value would be 100 times smaller
 
 
+def test_revive_objective_reads_a_softmax_layers_logits_as_they_are(tiny_cnn):
+    path, layer = kv.models.find_layer(kv.models.as_network(tiny_cnn), "predictions")
+    x = np.random.default_rng(4).uniform(size=(2, 16, 16, 3)).astype("float32")
+    logits = kv.feature_extractor(tiny_cnn, [path], pre_activation=True)(x)
+    obj = optimize._revive_objective(path, layer, kv.presets.Preset(pre_activation=True))
+    lowest = backend.to_numpy(logits).argmin(axis=1).astype("int32")  # each image's lowest class
+    scores = backend.to_numpy(obj(kv.objectives.Context({path: logits}, x, lowest)))
+    expected = backend.to_numpy(logits)[[0, 1], lowest]
+    assert expected.min() < 0  # a negative logit would be scaled 100-fold by undo_leak
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
+
+
 @pytest.mark.engine
 def test_filters_still_dead_at_the_end_are_revived_on_their_center_neuron():
     model = _dead_and_alive_model()
