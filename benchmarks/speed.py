@@ -78,7 +78,7 @@ def main():
     ours_s = time.perf_counter() - t
     chunk = len(filters) if args.batch_size is None else args.batch_size
     print(f"kerasviz batched : {ours_s / len(filters):7.3f} s/filter  ({ours_s:.1f} s total, first compile "
-          f"{compile_s:.1f} s, batch <= {chunk}), mean activation {np.mean(ours.activations):.4g}")
+          f"{compile_s:.1f} s, batch <= {chunk}), mean activation {np.mean(ours.scores):.4g}")
     if args.skip_tutorial:
         return
     layer = net.model.get_layer(args.layer)

@@ -46,7 +46,7 @@ def measure(args: argparse.Namespace) -> dict:
     import keras
 
     import kerasviz as kv
-    from kerasviz import backend
+    from kerasviz.engine import backend
 
     weights = None if args.weights.lower() == "none" else args.weights
     network = kv.get_model(args.model, weights=weights)
@@ -72,7 +72,7 @@ def measure(args: argparse.Namespace) -> dict:
         "first_s": round(first_s, 3), "run_s": round(run_s, 3), "compile_s": round(max(first_s - run_s, 0.0), 3),
         "s_per_filter": round(run_s / args.filters, 4), "ms_per_step": round(1000 * run_s / args.steps, 1),
         "traces": traces, "repeatable": bool((first.images == again.images).all()) if runs else None,
-        "mean_activation": float(first.activations.mean()),
+        "mean_activation": float(first.scores.mean()),
         "threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "XLA_FLAGS") if k in os.environ},
         "python": platform.python_version(),
     }

@@ -101,7 +101,7 @@ def dream(net, path):
 def caricature(net, path):
     """What block3_conv3 keeps of the cat: a picture from noise whose activations match the photo's."""
     import kerasviz as kv
-    from kerasviz.caricature import caricature as make_caricature
+    from kerasviz.inversion import caricature as make_caricature
 
     c = make_caricature(net, "block3_conv3", _cat(), preset="fast", size=96, steps=48, seed=SEED)
     kv.save_image(kv.stitch([kv.to_uint8(c.original), c.image], margin=4, cols=2, background=255), path)
@@ -134,7 +134,7 @@ def examples(net, path):
     from skimage import data as skdata
 
     import kerasviz as kv
-    from kerasviz import data
+    from kerasviz import examples
 
     photos = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry"]
     with tempfile.TemporaryDirectory() as folder:

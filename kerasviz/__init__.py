@@ -1,54 +1,113 @@
-"""kerasviz: see what convolutional networks learned. Fast, batched feature visualization for Keras 3."""
+"""kerasviz: see what convolutional networks learned. Fast, batched feature visualization for Keras 3.
 
-from kerasviz import (
-    analysis,
-    atlas,
-    callbacks,
-    data,
-    distribute,
-    gallery,
-    images,
-    models,
-    objectives,
-    params,
-    plot,
-    plot_weights,
-    presets,
-    progress,
-    transforms,
-    updates,
-    weights,
-)
-from kerasviz.analysis import activations, dream, heatmap, mean_activations, predict, top_filters
-from kerasviz.atlas import LayerAtlas, ModelAtlas, layer_atlas, model_atlas
-from kerasviz.callbacks import FilterAtlas
-from kerasviz.caricature import caricature
-from kerasviz.data import dataset_examples, examples_figure, receptive_field
-from kerasviz.gallery import make_gallery, write_gallery
-from kerasviz.images import center_crop, deprocess, load_image, save_image, show, stitch, to_uint8
-from kerasviz.models import (
-    Network,
-    Preprocessing,
-    as_network,
-    feature_extractor,
-    find_layer,
-    get_model,
-    list_layers,
-    list_models,
-)
-from kerasviz.optimize import Result, render, visualize_filters
-from kerasviz.presets import Preset, list_presets
-from kerasviz.weights import IncomingChannels, expanded_weights, kernels, top_inputs
+The public API is re-exported here by name; each name is imported from its module on first use, so
+`import kerasviz` (and the command line's `--help`) does not import TensorFlow or Keras until a name that
+needs them is used. Sub-namespaces keep their documented names: `kv.objectives.channel`, `kv.presets.get`,
+`kv.transforms.jitter`, `kv.atlas.layer_atlas`, ...
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "FilterAtlas", "callbacks", "caricature", "data", "dataset_examples", "examples_figure", "receptive_field",
-    "IncomingChannels", "LayerAtlas", "ModelAtlas", "Network", "Preprocessing", "Preset", "Result",
-    "activations", "analysis", "as_network", "atlas", "center_crop", "deprocess", "distribute", "dream",
-    "expanded_weights", "feature_extractor", "find_layer", "gallery", "get_model", "heatmap", "images",
-    "kernels", "layer_atlas", "list_layers", "list_models", "list_presets", "load_image", "make_gallery",
-    "mean_activations", "model_atlas", "models", "objectives", "params", "plot", "plot_weights", "predict",
-    "presets", "progress", "render", "save_image", "show", "stitch", "to_uint8", "top_filters",
-    "top_inputs", "transforms", "updates", "visualize_filters", "weights", "write_gallery",
-]
+# sub-namespace -> the module it is
+_MODULES = {
+    "analysis": "kerasviz.analysis",
+    "atlas": "kerasviz.atlas",
+    "backend": "kerasviz.engine.backend",
+    "inversion": "kerasviz.inversion",
+    "cli": "kerasviz.cli",
+    "distribute": "kerasviz.engine.distribute",
+    "engine": "kerasviz.engine",
+    "examples": "kerasviz.examples",
+    "gallery": "kerasviz.atlas.gallery",
+    "images": "kerasviz.images",
+    "names": "kerasviz.names",
+    "nets": "kerasviz.nets",
+    "objectives": "kerasviz.engine.objectives",
+    "optimize": "kerasviz.optimize",
+    "params": "kerasviz.engine.params",
+    "plot": "kerasviz.plot",
+    "plot_weights": "kerasviz.plot_weights",
+    "presets": "kerasviz.engine.presets",
+    "progress": "kerasviz.engine.progress",
+    "training": "kerasviz.training",
+    "transforms": "kerasviz.engine.transforms",
+    "updates": "kerasviz.engine.updates",
+    "weights": "kerasviz.weights",
+}
+# public name -> the module that defines it
+_NAMES = {
+    "activations": "kerasviz.analysis", "dream": "kerasviz.analysis", "heatmap": "kerasviz.analysis",
+    "mean_activations": "kerasviz.analysis", "predict": "kerasviz.analysis", "top_filters": "kerasviz.analysis",
+    "LayerAtlas": "kerasviz.atlas", "ModelAtlas": "kerasviz.atlas", "layer_atlas": "kerasviz.atlas",
+    "model_atlas": "kerasviz.atlas",
+    "FilterAtlas": "kerasviz.training", "caricature": "kerasviz.inversion",
+    "dataset_examples": "kerasviz.examples", "examples_figure": "kerasviz.examples",
+    "receptive_field": "kerasviz.nets",
+    "make_gallery": "kerasviz.atlas.gallery", "write_gallery": "kerasviz.atlas.gallery",
+    "center_crop": "kerasviz.images", "deprocess": "kerasviz.images", "load_image": "kerasviz.images",
+    "save_image": "kerasviz.images", "show": "kerasviz.images", "stitch": "kerasviz.images",
+    "to_uint8": "kerasviz.images",
+    "Network": "kerasviz.nets", "Preprocessing": "kerasviz.nets", "as_network": "kerasviz.nets",
+    "feature_extractor": "kerasviz.nets", "find_layer": "kerasviz.nets", "get_model": "kerasviz.nets",
+    "list_layers": "kerasviz.nets", "list_models": "kerasviz.nets",
+    "Plan": "kerasviz.optimize", "Result": "kerasviz.optimize", "plan": "kerasviz.optimize",
+    "render": "kerasviz.optimize", "visualize_filters": "kerasviz.optimize",
+    "Preset": "kerasviz.engine.presets", "list_presets": "kerasviz.engine.presets",
+    "IncomingChannels": "kerasviz.weights", "expanded_weights": "kerasviz.weights", "kernels": "kerasviz.weights",
+    "top_inputs": "kerasviz.weights",
+}
+# renamed sub-namespaces: old name -> (new name, module)
+_RENAMED = {"models": ("nets", "kerasviz.nets"), "data": ("examples", "kerasviz.examples"),
+            "callbacks": ("training", "kerasviz.training")}
+
+__all__ = sorted(set(_NAMES) | (set(_MODULES) - {"cli", "engine"}) | {"__version__"})
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    elif name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    elif name in _RENAMED:
+        import warnings
+
+        new, module = _RENAMED[name]
+        warnings.warn(f"kerasviz.{name} is now kerasviz.{new}.", DeprecationWarning, stacklevel=2)
+        return importlib.import_module(module)
+    else:
+        raise AttributeError(f"module 'kerasviz' has no attribute {name!r}")
+    globals()[name] = value  # look it up once
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from kerasviz.analysis import activations, dream, heatmap, mean_activations, predict, top_filters  # noqa: F401
+    from kerasviz.atlas import LayerAtlas, ModelAtlas, layer_atlas, model_atlas  # noqa: F401
+    from kerasviz.atlas.gallery import make_gallery, write_gallery  # noqa: F401
+    from kerasviz.engine.presets import Preset, list_presets  # noqa: F401
+    from kerasviz.examples import dataset_examples, examples_figure  # noqa: F401
+    from kerasviz.images import center_crop, deprocess, load_image, save_image, show, stitch, to_uint8  # noqa: F401
+    from kerasviz.inversion import caricature  # noqa: F401
+    from kerasviz.nets import (  # noqa: F401
+        Network,
+        Preprocessing,
+        as_network,
+        feature_extractor,
+        find_layer,
+        get_model,
+        list_layers,
+        list_models,
+        receptive_field,
+    )
+    from kerasviz.optimize import Plan, Result, plan, render, visualize_filters  # noqa: F401
+    from kerasviz.training import FilterAtlas  # noqa: F401
+    from kerasviz.weights import IncomingChannels, expanded_weights, kernels, top_inputs  # noqa: F401

@@ -21,9 +21,11 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-from kerasviz import images, models, objectives, optimize, params, transforms
+from kerasviz import images, nets, optimize
+from kerasviz.engine import objectives, params, transforms
+from kerasviz.engine import render as rendering
 
-CLASS_INDEX_PATH = os.path.join(os.path.dirname(__file__), "data", "imagenet_class_index.json")
+CLASS_INDEX_PATH = os.path.join(os.path.dirname(__file__), "resources", "imagenet_class_index.json")
 IMAGENET_CLASSES = 1000
 
 # DeepDream defaults: the keras.io example's 3 octaves of scale 1.4 and 20 steps per octave; the step
@@ -94,12 +96,12 @@ def imagenet_class_names() -> list[str]:
 # ------------------------------------------------------------------------------------------ inputs
 
 
-def _input_hw(network: models.Network) -> tuple[int | None, int | None]:
+def _input_hw(network: nets.Network) -> tuple[int | None, int | None]:
     shape = network.model.inputs[0].shape
     return shape[1], shape[2]
 
 
-def prepare_image(network: models.Network, image, size: int | tuple[int, int] | None = None) -> np.ndarray:
+def prepare_image(network: nets.Network, image, size: int | tuple[int, int] | None = None) -> np.ndarray:
     """Load `image` for `network`: float32 `(H, W, C)` in [0, 1], with the network's channel count.
 
     The image is resized to the model's input size when the model has a fixed one (a classifier),
@@ -136,7 +138,7 @@ def prepare_image(network: models.Network, image, size: int | tuple[int, int] | 
     return images.load_image(image, size=size, channels=network.input_channels)
 
 
-def _model_input(network: models.Network, image: np.ndarray) -> np.ndarray:
+def _model_input(network: nets.Network, image: np.ndarray) -> np.ndarray:
     # keras.applications' preprocess_input changes NumPy arrays in place: hand it a copy.
     x = network.preprocess(np.array(image[None], dtype="float32", copy=True))
     return keras.ops.convert_to_numpy(x).astype("float32") if not isinstance(x, np.ndarray) else x
@@ -182,9 +184,9 @@ def predict(
     [Prediction(class_id=285, class_name='Egyptian_cat', probability=0.61), ...]
     """
     if isinstance(model, str) and not model.endswith(".keras"):
-        network = models.get_model(model, weights=weights, include_top=True)
+        network = nets.get_model(model, weights=weights, include_top=True)
     else:
-        network = models.as_network(model, weights=weights)
+        network = nets.as_network(model, weights=weights)
     out_shape = tuple(network.model.outputs[0].shape)
     if len(network.model.outputs) != 1 or len(out_shape) != 2:
         raise ValueError(
@@ -245,13 +247,13 @@ def activations(
     >>> acts["block3_conv3"].shape
     (56, 56, 256)
     """
-    network = models.as_network(model, weights=weights)
+    network = nets.as_network(model, weights=weights)
     names = [layers] if isinstance(layers, str) else list(layers)
     if not names:
         raise ValueError("layers is empty: give at least one layer name.")
-    paths = [models.find_layer(network, name)[0] for name in names]
+    paths = [nets.find_layer(network, name)[0] for name in names]
     x = _model_input(network, prepare_image(network, image, size))
-    extractor = optimize.get_extractor(network, paths, pre_activation=False)
+    extractor = nets.get_extractor(network, paths, pre_activation=False)
     outs = extractor(x, training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     return {name: _to_numpy(out)[0] for name, out in zip(names, outs, strict=True)}
@@ -416,15 +418,13 @@ def heatmap(
     Example:
     >>> heat = kv.analysis.heatmap(net, "block1_conv2", 29, "cat.jpg")
     """
-    network = models.as_network(model, weights=weights)
+    network = nets.as_network(model, weights=weights)
     img = prepare_image(network, image, size)
     act = activations(network, layer, img)[layer]
     if act.ndim != 3:
         raise ValueError(f"Layer {layer!r} outputs shape {act.shape} per image, with no spatial map to draw; "
                          "choose a convolution, pooling or activation layer.")
-    if not isinstance(index, (int, np.integer)) or not 0 <= index < act.shape[-1]:
-        raise ValueError(f"Filter {index!r} is out of range for layer {layer!r}, which has {act.shape[-1]} "
-                         f"channels (valid: 0-{act.shape[-1] - 1}).")
+    index = nets.check_filter(index, act.shape[-1], layer)
     return upsample(act[..., int(index)], img.shape[:2])
 
 
@@ -514,10 +514,10 @@ def dream(
     >>> out = kv.analysis.dream(kv.get_model("VGG16", weights="hed"), "block4_conv3", data.chelsea())
     >>> kv.save_image(out, "dream.png")
     """
-    network = models.as_network(model, weights=weights)
+    network = nets.as_network(model, weights=weights)
     objective = dream_objective(layer_or_objective)
     for layer in objective.layers:
-        models.find_layer(network, layer)  # an unknown layer fails here, named with the network's name
+        nets.find_layer(network, layer)  # an unknown layer fails here, named with the network's name
     objective.validate(network)
     for name, value in (("steps", steps), ("octaves", octaves)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
@@ -540,7 +540,7 @@ def dream(
             raise ValueError(f"size must be an int >= {MIN_DREAM_SIZE} (pixels). Received: size={size!r}.")
         ratio = size / max(input_hw)
         work = images.resize(original, (max(1, round(input_hw[0] * ratio)), max(1, round(input_hw[1] * ratio))))
-    sizes = optimize.octave_sizes(work.shape[:2], octaves, octave_scale)
+    sizes = rendering.octave_sizes(work.shape[:2], octaves, octave_scale)
     for layer in objective.layers:
         optimize.check_size(network, layer, min(sizes[0]), pre_activation=False)
     settings = dict(
@@ -551,14 +551,15 @@ def dream(
     )
     current = images.resize(work, sizes[0])
     shrunk = current
+    # one plan for every octave; each octave is a run from the enlarged dream with the lost detail added back
+    p = optimize.plan(network, objective=objective, filters=[0], batch_size=1, seed=seed, **settings)
     for octave, hw in enumerate(sizes):
         if octave:
             # enlarge the dream and add back the detail that shrinking the photo lost
             detail = images.resize(work, hw) - _resize_free(shrunk, hw)
             current = np.clip(_resize_free(current, hw) + detail, 0.0, 1.0)
             shrunk = images.resize(work, hw)
-        result = optimize.render(network, objective, init=current[None], seed=seed + octave,
-                                 progress=progress, **settings)
+        result = p.run([0], init=current[None], seed=seed + octave, progress=progress)
         current = np.clip(result.raw[0], 0.0, 1.0)
     if current.shape[:2] != tuple(input_hw):
         current = images.resize(current, input_hw)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import matplotlib
 import numpy as np
 
-from kerasviz import analysis, images, models, optimize
+from kerasviz import analysis, images, nets, optimize
 
 MAPS_PER_ROW = 16  # feature-map grids: 16 maps per row
 TILE_INCHES = 1.6  # size of one small panel
@@ -84,16 +84,14 @@ def top_filters_figure(
     >>> fig = kv.plot.top_filters_figure(net, "block4_conv3", "cat.jpg", k=6, preset="fast")
     >>> fig.savefig("top.png")
     """
-    network = models.as_network(model, weights=weights)
+    network = nets.as_network(model, weights=weights)
     img = analysis.prepare_image(network, image, image_size)
     act = analysis.activations(network, layer, img)[layer]
     scores = analysis.filter_scores(act, by)
     top = analysis.rank_filters(scores, k)
     if visualizations is None:
-        visualizations = optimize.visualize_filters(
-            network, layer, [int(i) for i in top.indices], preset=preset, size=size, steps=steps, seed=seed,
-            progress=progress,
-        )
+        visualizations = optimize.plan(network, layer, [int(i) for i in top.indices], preset=preset, size=size,
+                                       steps=steps, seed=seed).run(progress=progress)
     pictures = _pick_images(visualizations, top.indices)
 
     cols = max(int(k), 3)
@@ -236,7 +234,7 @@ def heatmap_figure(
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1]. Received: alpha={alpha!r}.")
-    network = models.as_network(model, weights=weights)
+    network = nets.as_network(model, weights=weights)
     img = analysis.prepare_image(network, image, image_size)
     heat = analysis.heatmap(network, layer, index, img)
     h, w = heat.shape
@@ -288,7 +286,7 @@ def results_grid(
         raise ValueError(f"Got {len(titles)} titles for {n} images.")
     titles = list(titles)
     if show_activation:
-        titles = [f"{t} ({a:.3g})" for t, a in zip(titles, result.activations[:n], strict=True)]
+        titles = [f"{t} ({a:.3g})" for t, a in zip(titles, result.scores[:n], strict=True)]
     rows, cols = images.grid_shape(n, cols)
     fig = _figure(cols * TILE_INCHES, rows * (TILE_INCHES + 0.25))
     axes = fig.subplots(rows, cols, squeeze=False)

@@ -14,7 +14,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from kerasviz import models
+from kerasviz import nets
 from kerasviz import weights as kvweights
 
 WEIGHT_CMAP = "RdBu_r"
@@ -108,7 +108,7 @@ def first_layer_kernels_figure(
     Example:
     >>> kv.plot_weights.first_layer_kernels_figure(net).savefig("conv1.png")
     """
-    network = models.as_network(model, weights=weights)
+    network = nets.as_network(model, weights=weights)
     layer = kvweights.first_conv_layer(network) if layer is None else layer
     mosaic = kvweights.first_layer_kernels_image(network, layer, cols=cols)
     height, width = mosaic.shape[:2]
@@ -151,7 +151,7 @@ def kernel_figure(
     Example:
     >>> kv.plot_weights.kernel_figure(net, "block2_conv1", 0).savefig("kernel.png")
     """
-    network = models.as_network(model, weights=weights)
+    network = nets.as_network(model, weights=weights)
     kernel = kvweights.filter_kernel(network, layer, filter)  # (kh, kw, C_in)
     c_in = kernel.shape[-1]
     if channels is None:
@@ -261,15 +261,16 @@ def circuit_figure(
     >>> fig = kv.plot_weights.circuit_figure(net, "block3_conv1", 7, k=6, preset="fast")
     >>> fig.savefig("circuit.png")
     """
-    from kerasviz.optimize import visualize_filters
+    from kerasviz import optimize
 
-    network = models.as_network(model, weights=weights)
+    network = nets.as_network(model, weights=weights)
     top = kvweights.top_inputs(network, layer, filter, k)
-    options = dict(preset=preset, size=size, steps=steps, seed=seed, progress=progress)
-    own = visualize_filters(network, top.layer, [top.filter], **options).images[0]
+    options = dict(preset=preset, size=size, steps=steps, seed=seed)
+    own = optimize.plan(network, top.layer, [top.filter], **options).run(progress=progress).images[0]
     inputs = None
     if not top.from_image:
-        inputs = visualize_filters(network, top.input_layer, [int(c) for c in top.channels], **options).images
+        inputs = optimize.plan(network, top.input_layer, [int(c) for c in top.channels],
+                               **options).run(progress=progress).images
     fig = _incoming_figure(network, top, own, inputs,
                            subtitle=f"{network.name}: {top.layer} filter {top.filter} and its top {len(top)} "
                                     f"input channels from {top.input_layer}")
@@ -304,7 +305,7 @@ def expanded_weights_figure(
     Example:
     >>> kv.plot_weights.expanded_weights_figure(net, "block1_conv2", "block2_conv2", 5).savefig("ew.png")
     """
-    network = models.as_network(model, weights=weights)
+    network = nets.as_network(model, weights=weights)
     top = kvweights.top_expanded(network, layer_from, layer_to, filter, k, size=size)
     return _incoming_figure(network, top, None, None,
                             subtitle=f"{network.name}: expanded weights {top.input_layer} -> {top.layer} "

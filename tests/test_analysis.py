@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 import kerasviz as kv
-from kerasviz import analysis, models
+from kerasviz import analysis, nets
 
 
 def direct_activation(net, layer, image):
     """The reference: caffe preprocessing written out by hand, and a plain Keras sub-model."""
-    x = image[None, ..., ::-1] * 255.0 - np.array(models.CAFFE_MEAN_BGR)
+    x = image[None, ..., ::-1] * 255.0 - np.array(nets.CAFFE_MEAN_BGR)
     sub = keras.Model(net.model.inputs[0], net.model.get_layer(layer).output)
     return keras.ops.convert_to_numpy(sub(x.astype("float32")))[0]
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from kerasviz import atlas
-from kerasviz.progress import Callback
+from kerasviz.engine.progress import Callback
 
 QUICK = dict(preset="fast", size=16, steps=2, progress=False)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,7 +144,7 @@ CHILD = textwrap.dedent("""
     from conftest import make_tiny_cnn
     import kerasviz as kv
     from kerasviz import atlas
-    from kerasviz.progress import Callback
+    from kerasviz.engine.progress import Callback
 
     class Slow(Callback):
         def on_step(self, record):
@@ -193,7 +193,7 @@ DISTRIBUTED = textwrap.dedent("""
     split = kv.visualize_filters(model, "conv2", range(5), distribute=strategy, **vkw)
     assert split.filters == alone.filters and split.history.shape == alone.history.shape
     np.testing.assert_allclose(split.raw, alone.raw, atol=1e-4)  # float rounding (3e-7 seen), not drift
-    np.testing.assert_allclose(split.activations, alone.activations, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(split.scores, alone.scores, rtol=1e-4, atol=1e-5)
     print("identical on", devices)
 """)
 

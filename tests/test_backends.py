@@ -16,7 +16,7 @@ import pytest
 from conftest import ANGLES
 
 import kerasviz as kv
-from kerasviz import backend, updates
+from kerasviz.engine import backend, updates
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")

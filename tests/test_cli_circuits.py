@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kerasviz import cli, models
+from kerasviz import cli, nets
 from kerasviz import weights as kvw
 
 FAST = ["--preset", "fast", "--size", "16", "--steps", "2"]
@@ -31,7 +31,7 @@ def test_circuit_writes_a_figure_and_lists_the_top_inputs(tiny_path, tmp_path, c
     assert cli.main(["circuit", tiny_path, "conv2", "3", "-k", "2", "--out", out, "--weights", "none", *FAST]) == 0
     width, height = _opens_as_image(out)
     assert width > height > 100
-    top = kvw.top_inputs(models.load_model_file(tiny_path), "conv2", 3, k=2)
+    top = kvw.top_inputs(nets.load_model_file(tiny_path), "conv2", 3, k=2)
     printed = capsys.readouterr().out
     assert f"top 2 inputs from conv1 (channel (weight norm)): {top.channels[0]} ({top.norms[0]:.3g})" in printed
 
@@ -41,7 +41,7 @@ def test_circuit_writes_a_figure_and_lists_the_top_inputs(tiny_path, tmp_path, c
     [
         (["circuit", "{model}", "conv3", "0"], "Layer 'conv3' not found in tiny_cnn. Did you mean"),
         (["circuit", "{model}", "pool1", "0"], "layer='pool1' is a MaxPooling2D layer of tiny_cnn, not a convolution"),
-        (["circuit", "{model}", "conv2", "16"], "filter=16 is out of range for layer 'conv2', which has 16 filters"),
+        (["circuit", "{model}", "conv2", "16"], "Filter 16 is out of range for layer 'conv2', which has 16 channels"),
         (["circuit", "{model}", "conv2", "0", "-k", "0"], "-k must be >= 1. Received: 0."),
         (["kernels", "{model}", "--filter", "0"], "--filter needs a LAYER"),
         (["kernels", "{model}", "conv2"], "layer='conv2' has 8 input channels"),
@@ -61,7 +61,7 @@ def test_kernels_writes_first_layer_kernels_or_one_filters_slices(tiny_path, tmp
     assert cli.main(["kernels", tiny_path, "--raw", "--out", raw, "--weights", "none"]) == 0
     with Image.open(raw) as im:
         saved = np.asarray(im.convert("RGB"))
-    np.testing.assert_array_equal(saved, kvw.first_layer_kernels_image(models.load_model_file(tiny_path)))
+    np.testing.assert_array_equal(saved, kvw.first_layer_kernels_image(nets.load_model_file(tiny_path)))
     figure = str(tmp_path / "filter.png")
     assert cli.main(["kernels", tiny_path, "conv2", "--filter", "1", "--out", figure, "--weights", "none"]) == 0
     assert _opens_as_image(figure)[0] > 100

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kerasviz import backend, distribute
+from kerasviz.engine import backend, distribute
 
 
 def test_the_local_executor_is_the_identity():

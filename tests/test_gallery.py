@@ -3,7 +3,8 @@ import os
 import numpy as np
 import pytest
 
-from kerasviz import atlas, cli, gallery
+from kerasviz import atlas, cli
+from kerasviz.atlas import gallery
 
 QUICK = dict(preset="fast", size=16, steps=2, progress=False, batch_size=4)
 CHROMIUM = "/usr/bin/chromium"

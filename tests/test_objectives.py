@@ -3,7 +3,7 @@ import pytest
 from keras import ops
 
 import kerasviz as kv
-from kerasviz import objectives as O
+from kerasviz.engine import objectives as O
 
 pytestmark = pytest.mark.engine
 
@@ -120,3 +120,27 @@ def test_per_image_gives_each_image_its_own_objective():
 )
 def test_each_objective_ascends(tiny_cnn, objective):
     assert_ascends(tiny_cnn, objective)
+
+
+@pytest.mark.engine
+def test_adding_a_number_keeps_the_validators(tiny_cnn):
+    shifted = O.channel("conv2", 99) + 1.0  # filter 99 of a 16-channel layer
+    with pytest.raises(ValueError, match="Filter 99 is out of range"):
+        shifted.validate(kv.nets.as_network(tiny_cnn))
+
+
+@pytest.mark.engine
+def test_objectives_with_the_same_description_do_not_share_a_compiled_step(tiny_cnn):
+    """The compiled-step cache was keyed by the description: the second objective ran the first's step."""
+    up = O.Objective(lambda c: ops.mean(c.acts["conv2"], axis=(1, 2, 3)), "brightness", ("conv2",))
+    down = O.Objective(lambda c: -ops.mean(c.acts["conv2"], axis=(1, 2, 3)), "brightness", ("conv2",))
+    a = kv.render(tiny_cnn, up, size=24, steps=3, progress=False, preset="fast")
+    b = kv.render(tiny_cnn, down, size=24, steps=3, progress=False, preset="fast")
+    assert a.scores[0] == pytest.approx(-b.scores[0], rel=0.5) and np.sign(a.scores[0]) != np.sign(b.scores[0])
+
+
+@pytest.mark.engine
+def test_factory_objectives_with_equal_arguments_share_a_key():
+    assert O.channel("conv2", 3).key == O.channel("conv2", 3).key
+    assert O.channel("conv2", 3).key != O.channel("conv2", 4).key
+    assert (0.5 * O.channel("conv2")).key == (0.5 * O.channel("conv2")).key

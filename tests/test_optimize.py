@@ -5,7 +5,8 @@ import tensorflow as tf
 from conftest import ANGLES, GABOR_SIZE, angle_difference, dominant_orientation, make_grating_model
 
 import kerasviz as kv
-from kerasviz import backend, optimize, params
+from kerasviz.engine import backend, params
+from kerasviz.engine import render as rendering
 
 
 def tutorial_visualize_filter(feature_extractor, filter_index, init):
@@ -40,8 +41,10 @@ def resnet():
 def test_keras_io_preset_reproduces_the_tutorial(resnet):
     filters = [0, 5]
     seed = 3
+    # like with like: one image per batch, as in the tutorial's loop (oneDNN picks other kernels for a batch
+    # of 2, and 30 steps at lr 10 on a random-weight ResNet amplify their round-off)
     result = kv.visualize_filters(resnet, "conv3_block4_out", filters, preset="keras-io", seed=seed,
-                                  progress=False)
+                                  batch_size=1, progress=False)
     layer = resnet.model.get_layer("conv3_block4_out")
     extractor = keras.Model(inputs=resnet.model.inputs, outputs=layer.output)
     for i, f in enumerate(filters):
@@ -80,7 +83,7 @@ def test_step_is_traced_once_per_shape(tiny_cnn):
 
 @pytest.mark.engine
 def test_chunks_are_even_and_cover_every_filter():
-    chunks = optimize.split_batches(list(range(10)), 4)
+    chunks = rendering.split_batches(list(range(10)), 4)
     assert [len(c) for c in chunks] == [4, 4, 2] or [len(c) for c in chunks] == [4, 4, 2]
     assert sum(chunks, []) == list(range(10))
 
@@ -210,7 +213,7 @@ def _dead_and_alive_model():
 def test_revive_window_holds_the_center_neuron(tiny_cnn, size):
     network = kv.models.as_network(tiny_cnn)
     ext = kv.feature_extractor(network, ["relu2"])
-    window = optimize.revive_window(network, "relu2", ext, (size, size))
+    window = rendering.revive_window(network, "relu2", ext, (size, size))
     assert window is not None
     top, left, rows, cols = window
     assert rows < size and cols < size and top % 2 == 0 and (size - rows) % 4 == 0  # stride 2
@@ -219,7 +222,7 @@ def test_revive_window_holds_the_center_neuron(tiny_cnn, size):
     center = full[0, full.shape[1] // 2, full.shape[2] // 2]
     np.testing.assert_allclose(crop[0, crop.shape[1] // 2, crop.shape[2] // 2], center, atol=1e-5)
     assert np.abs(center).max() > 1e-3
-    assert optimize.revive_window(network, "gap", kv.feature_extractor(network, ["gap"]), (size, size)) is None
+    assert rendering.revive_window(network, "gap", kv.feature_extractor(network, ["gap"]), (size, size)) is None
 
 
 @pytest.mark.engine
@@ -227,13 +230,13 @@ def test_revive_on_the_window_matches_the_whole_image(monkeypatch):
     kw = dict(preset="fast", size=32, steps=1, lr=1e-6, revive_steps=30, progress=False)
     model = _dead_and_alive_model()
     ext = kv.feature_extractor(model, ["gabor"])
-    assert optimize.revive_window(kv.models.as_network(model), "gabor", ext, (32, 32)) == (8, 8, 16, 16)
+    assert rendering.revive_window(kv.models.as_network(model), "gabor", ext, (32, 32)) == (8, 8, 16, 16)
     windowed = kv.visualize_filters(model, "gabor", [0, 1], **kw)
-    monkeypatch.setattr(optimize, "revive_window", lambda *args: None)
+    monkeypatch.setattr(rendering, "revive_window", lambda *args: None)
     whole = kv.visualize_filters(_dead_and_alive_model(), "gabor", [0, 1], **kw)
     assert windowed.revived == whole.revived == [0]
     np.testing.assert_allclose(windowed.images.astype(float), whole.images.astype(float), atol=2)
-    np.testing.assert_allclose(windowed.activations, whole.activations, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(windowed.scores, whole.scores, rtol=1e-3, atol=1e-5)
 
 
 def test_revive_objective_is_the_linear_center_pre_activation():
@@ -246,7 +249,7 @@ def test_revive_objective_is_the_linear_center_pre_activation():
     center = (gray[0, ..., None] * kernel).sum(axis=(0, 1, 2))[:2] + bias[:2]
     filters = np.array([0, 1], "int32")
     for pre_activation, expected in ((True, center), (False, np.maximum(center, 0))):
-        obj = optimize._revive_objective(path, layer, kv.presets.Preset(pre_activation=pre_activation))
+        obj = rendering.revive_objective(path, layer, kv.presets.Preset(pre_activation=pre_activation))
         ext = kv.feature_extractor(model, [path], pre_activation=pre_activation)
         scores = obj(kv.objectives.Context({path: ext(gray)}, gray, filters))
         np.testing.assert_allclose(backend.to_numpy(scores), expected, rtol=1e-4, atol=1e-5)
@@ -257,7 +260,7 @@ def test_revive_objective_reads_a_softmax_layers_logits_as_they_are(tiny_cnn):
     path, layer = kv.models.find_layer(kv.models.as_network(tiny_cnn), "predictions")
     x = np.random.default_rng(4).uniform(size=(2, 16, 16, 3)).astype("float32")
     logits = kv.feature_extractor(tiny_cnn, [path], pre_activation=True)(x)
-    obj = optimize._revive_objective(path, layer, kv.presets.Preset(pre_activation=True))
+    obj = rendering.revive_objective(path, layer, kv.presets.Preset(pre_activation=True))
     lowest = backend.to_numpy(logits).argmin(axis=1).astype("int32")  # each image's lowest class
     scores = backend.to_numpy(obj(kv.objectives.Context({path: logits}, x, lowest)))
     expected = backend.to_numpy(logits)[[0, 1], lowest]
@@ -270,7 +273,7 @@ def test_filters_still_dead_at_the_end_are_revived_on_their_center_neuron():
     model = _dead_and_alive_model()
     kw = dict(preset="fast", size=32, steps=1, lr=1e-6, progress=False)  # the main run does nothing
     off = kv.visualize_filters(model, "gabor", [0, 1], revive_steps=0, **kw)
-    assert off.revived == [] and off.activations[0] <= 0 < off.activations[1]
+    assert off.revived == [] and off.scores[0] <= 0 < off.scores[1]
     records = []
 
     class Listen(kv.progress.Callback):
@@ -279,7 +282,7 @@ def test_filters_still_dead_at_the_end_are_revived_on_their_center_neuron():
 
     on = kv.visualize_filters(model, "gabor", [0, 1], revive_steps=60, callbacks=[Listen()], **kw)
     assert on.revived == [0]
-    assert on.activations[0] > off.activations[0]
+    assert on.scores[0] > off.scores[0]
     reviving = [(r.reviving, r.revive_step, r.revive_steps, r.step) for r in records if r.reviving]
     assert reviving == [(1, t, 60, 1) for t in range(1, 61)]  # callbacks hear every revive step
 
@@ -291,3 +294,43 @@ def test_filters_still_dead_at_the_end_are_revived_on_their_center_neuron():
     np.testing.assert_array_equal(on.images[1], off.images[1])  # alive filters are left alone
     with pytest.raises(ValueError, match="revive_steps must be an int >= 0"):
         kv.visualize_filters(model, "gabor", [0], revive_steps=-1, **kw)
+
+
+def test_renderer_run_needs_the_settings_it_was_built_for(tiny_cnn):
+    p = kv.optimize.plan(tiny_cnn, "conv2", [0], preset="fast", size=24, steps=2)
+    with pytest.raises(TypeError):
+        p.renderer.run([0], [0])  # settings are required: it used to run the build-time ones silently
+    with pytest.raises(ValueError, match="settings change update"):
+        p.renderer.run([0], [0], settings=kv.presets.resolve_settings(p.settings, dict(update="l2")))
+
+
+def test_one_plan_runs_chunks_like_one_call(tiny_cnn):
+    p = kv.optimize.plan(tiny_cnn, "conv2", range(6), preset="fast", size=24, steps=3, batch_size=3)
+    assert p.chunks() == [[0, 1, 2], [3, 4, 5]] and p.layer == "conv2"
+    whole = kv.visualize_filters(tiny_cnn, "conv2", range(6), preset="fast", size=24, steps=3, batch_size=3,
+                                 progress=False)
+    parts = [p.run(chunk) for chunk in p.chunks()]
+    np.testing.assert_array_equal(np.concatenate([r.images for r in parts]), whole.images)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: kv.render(m, kv.objectives.channel("conv2"), size=24, steps=2, progress=False, stpes=2),
+    lambda m: kv.visualize_filters(m, "conv2", [0], size=24, steps=2, progress=False, lrr=0.1),
+    lambda m: kv.layer_atlas(m, "conv2", [0], size=24, steps=2, progress=False, octave=2),
+    lambda m: kv.caricature(m, "conv2", np.zeros((24, 24, 3)), steps=2, size=24, sise=3),
+])
+def test_every_entry_point_rejects_an_unknown_override(tiny_cnn, call):
+    with pytest.raises(TypeError, match="Unknown setting .*Did you mean"):
+        call(tiny_cnn)
+
+
+def test_render_takes_the_model_options(tiny_cnn):
+    r = kv.render(tiny_cnn, kv.objectives.channel("conv2", 1), size=24, steps=2, progress=False,
+                  input_range=(-1, 1))
+    assert r.settings["model"] == "tiny_cnn" and np.isfinite(r.scores).all()
+
+
+def test_result_scores_keep_the_old_name_with_a_warning(tiny_cnn):
+    r = kv.visualize_filters(tiny_cnn, "conv2", [0], size=24, steps=2, progress=False, preset="fast")
+    with pytest.warns(DeprecationWarning, match="Result.scores"):
+        assert r.activations is r.scores

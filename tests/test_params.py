@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasviz import params
+from kerasviz.engine import params
 
 SPECS = [params.fourier(), params.pixel(), params.pixel(init="uniform", sigmoid=False, decorrelate=False)]
 

@@ -75,7 +75,7 @@ def test_kernel_figure_keeps_the_strongest_channels_when_there_are_many(tiny_cnn
 def test_kernel_figure_errors(tiny_cnn):
     with pytest.raises(ValueError, match=r"channels must be input channels of 'conv2' \(0-7\)"):
         plot_weights.kernel_figure(tiny_cnn, "conv2", 0, channels=[8])
-    with pytest.raises(ValueError, match="filter=99 is out of range"):
+    with pytest.raises(ValueError, match="Filter 99 is out of range"):
         plot_weights.kernel_figure(tiny_cnn, "conv2", 99)
     with pytest.raises(ValueError, match="not a convolution"):
         plot_weights.kernel_figure(tiny_cnn, "pool1", 0)
@@ -106,7 +106,7 @@ def test_circuit_figure_of_a_first_layer_names_colors(hed_vgg16):
 
 
 def test_circuit_figure_validates_before_optimizing(tiny_cnn):
-    with pytest.raises(ValueError, match="filter=16 is out of range"):
+    with pytest.raises(ValueError, match="Filter 16 is out of range"):
         plot_weights.circuit_figure(tiny_cnn, "conv2", 16, **FAST)
 
 

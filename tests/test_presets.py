@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import kerasviz as kv
-from kerasviz import presets
+from kerasviz.engine import presets
 
 pytestmark = pytest.mark.engine
 
@@ -24,7 +24,7 @@ def test_overrides_win_and_are_recorded(tiny_cnn):
 
 
 def test_octaves_grow_to_the_final_size(tiny_cnn):
-    assert kv.optimize.octave_sizes(100, 3, 1.2) == [(69, 69), (83, 83), (100, 100)]
+    assert kv.engine.render.octave_sizes(100, 3, 1.2) == [(69, 69), (83, 83), (100, 100)]
     result = kv.visualize_filters(tiny_cnn, "conv2", [0], preset="fast", size=30, steps=2, octaves=3,
                                   progress=False)
     assert result.images.shape[1:3] == (30, 30) and result.history.shape == (6, 1)
@@ -39,7 +39,7 @@ def test_steps_per_octave_run_more_steps_in_the_later_rounds(tiny_cnn):
 
     result = kv.visualize_filters(tiny_cnn, "conv2", [0], preset="fast", size=30, steps=[1, 2, 4],
                                   progress=False, callbacks=[Sizes()])
-    assert result.settings["octaves"] == 3 and result.settings["steps"] == (1, 2, 4)  # octaves follow
+    assert result.settings["octaves"] == 3 and result.settings["steps"] == [1, 2, 4]  # octaves follow
     assert result.history.shape == (7, 1) and set(seen) == {7}
     assert presets.octave_steps(presets.Preset(steps=(1, 2, 4), octaves=3)) == [1, 2, 4]
     assert presets.octave_steps(presets.Preset(steps=5, octaves=2)) == [5, 5]
@@ -71,3 +71,13 @@ def test_custom_preset_and_lookup_errors():
     assert presets.get("Keras_IO").input_space
     with pytest.raises(ValueError, match="Unknown preset 'lucyd'"):
         presets.get("lucyd")
+
+
+def test_update_is_typed_as_a_name_or_a_rule():
+    hint = {f.name: f.type for f in dataclasses.fields(presets.Preset)}["update"]
+    assert "Update" in str(hint)
+
+
+def test_unknown_settings_suggest_close_names():
+    with pytest.raises(TypeError, match=r"Unknown setting 'stpes'\. Did you mean 'steps'\?"):
+        presets.resolve_settings("fast", dict(stpes=3))

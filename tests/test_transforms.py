@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasviz import transforms as T
+from kerasviz.engine import transforms as T
 
 
 def ramp(h=16, w=16, batch=2):
@@ -97,3 +97,15 @@ def test_transforms_compare_by_what_they_do():
     assert T.jitter(4) == T.jitter(4) and hash(T.jitter(4)) == hash(T.jitter(4))
     assert T.jitter(4) != T.jitter(5)
     assert T.jitter(4) != T.jitter(4, fill_mode="constant")
+
+
+@pytest.mark.engine
+def test_compose_fuses_only_transforms_that_fill_alike():
+    """Two constant-fill jitters composed used to be resampled once with reflect fill: no gray came in."""
+    images = np.zeros((1, 16, 16, 3), "float32")
+    u = np.ones((1, 4), "float32")  # the largest shift of both jitters
+    shifted = T.compose([T.jitter(4, fill_mode="constant"), T.jitter(4, fill_mode="constant")])(images, u)
+    assert np.max(np.asarray(shifted)) == pytest.approx(0.5)  # gray (the constant) came in at the edge
+    mixed = T.compose([T.jitter(4, fill_mode="constant"), T.jitter(4)])
+    step = T.jitter(4)(T.jitter(4, fill_mode="constant")(images, u[:, :2]), u[:, 2:])
+    np.testing.assert_allclose(np.asarray(mixed(images, u)), np.asarray(step), atol=1e-6)

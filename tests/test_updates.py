@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kerasviz import backend, updates
+from kerasviz.engine import backend, updates
 
 pytestmark = pytest.mark.engine
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerasviz import models
+from kerasviz import nets
 from kerasviz import weights as kvw
 
 
@@ -99,10 +99,10 @@ def test_kernels_of_a_layer_that_is_not_a_conv_is_an_error(tiny_cnn, layer, erro
 def test_filter_kernel_checks_the_filter(tiny_cnn):
     kernel = kvw.kernels(tiny_cnn, "conv2")[0]
     np.testing.assert_array_equal(kvw.filter_kernel(tiny_cnn, "conv2", 15), kernel[..., 15])
-    expected = r"filter=16 is out of range for layer 'conv2', which has 16 filters \(valid: 0-15\)"
+    expected = r"Filter 16 is out of range for layer 'conv2', which has 16 channels \(valid: 0-15\)"
     with pytest.raises(ValueError, match=expected):
         kvw.filter_kernel(tiny_cnn, "conv2", 16)
-    with pytest.raises(ValueError, match="filter=-1 is out of range"):
+    with pytest.raises(ValueError, match="Filter -1 is out of range"):
         kvw.filter_kernel(tiny_cnn, "conv2", -1)
     with pytest.raises(TypeError, match="filter must be an int. Received: filter=1.5"):
         kvw.filter_kernel(tiny_cnn, "conv2", 1.5)
@@ -176,7 +176,7 @@ def test_top_inputs_caps_k_at_the_input_channels_and_checks_arguments(tiny_cnn):
     assert len(kvw.top_inputs(tiny_cnn, "conv2", 0, k=100)) == 8
     with pytest.raises(ValueError, match="k must be an int >= 1. Received: k=0"):
         kvw.top_inputs(tiny_cnn, "conv2", 0, k=0)
-    with pytest.raises(ValueError, match="filter=16 is out of range"):
+    with pytest.raises(ValueError, match="Filter 16 is out of range"):
         kvw.top_inputs(tiny_cnn, "conv2", 16)
     with pytest.raises(ValueError, match="not a convolution"):
         kvw.top_inputs(tiny_cnn, "relu2", 0)
@@ -311,7 +311,7 @@ def test_expanded_weights_reject_branches_unsupported_layers_and_bad_sizes(chain
         kvw.expanded_weights(tiny_cnn, "conv1", "predictions")
     with pytest.raises(ValueError, match="size must be an int >= 1 or None"):
         kvw.expanded_weights(chain[0], "a", "b", size=0)
-    with pytest.raises(ValueError, match="filter=4 is out of range for layer 'b'"):
+    with pytest.raises(ValueError, match="Filter 4 is out of range for layer 'b'"):
         kvw.expanded_weights(chain[0], "a", "b", filters=[0, 4])
 
 
@@ -329,7 +329,7 @@ def test_expanded_weights_in_a_nested_model(chain):
     model, _, k2 = chain
     inputs = keras.Input((None, None, 2))
     outer = keras.Model(inputs, keras.layers.ReLU(name="head")(model(inputs)), name="outer")
-    path, _ = models.find_layer(outer, "b")
+    path, _ = nets.find_layer(outer, "b")
     assert path == "chain/b"
     np.testing.assert_allclose(kvw.expanded_weights(outer, "chain/a", "chain/b", size=3), k2, atol=1e-6)
     assert kvw.top_inputs(outer, "b", 0).input_layer == "chain/a"

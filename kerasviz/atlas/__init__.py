@@ -1,0 +1,24 @@
+"""Atlases: every filter of a layer or a model, cached per filter and resumable, and the static gallery site.
+
+`layer_atlas` and `model_atlas` build one `optimize.plan` per layer and run it chunk by chunk; finished
+filters go to the cache (`atlas.cache`) as they finish; `atlas.gallery` writes the HTML site.
+"""
+
+from kerasviz.atlas.atlases import LayerAtlas, ModelAtlas, layer_atlas, model_atlas
+from kerasviz.atlas.cache import (
+    CACHE_ENV,
+    CACHE_VERSION,
+    FilterCache,
+    cache_key,
+    cache_settings,
+    default_cache_dir,
+    slug,
+    weights_fingerprint,
+)
+from kerasviz.nets.layers import CONV_TYPES, conv_layers
+
+__all__ = [
+    "CACHE_ENV", "CACHE_VERSION", "CONV_TYPES", "FilterCache", "LayerAtlas", "ModelAtlas", "cache_key",
+    "cache_settings", "conv_layers", "default_cache_dir", "layer_atlas", "model_atlas", "slug",
+    "weights_fingerprint",
+]

@@ -1,0 +1,380 @@
+"""Layer and model atlases: every filter of a layer (or of every conv layer), cached per filter, resumable."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from kerasviz import images, nets, optimize
+from kerasviz.atlas.cache import FilterCache, cache_key, cache_settings, default_cache_dir, slug
+from kerasviz.engine import distribute as distribution
+from kerasviz.engine import presets
+from kerasviz.engine.progress import Callback, FilterBar
+
+
+@dataclasses.dataclass
+class LayerAtlas:
+    """Every requested filter of one layer, from the cache or computed now.
+
+    Attributes:
+        layer: the layer's path.
+        filters: filter indices, in the order asked (only those done, after an interruption).
+        images: uint8 `(N, H, W, C)`, one picture per filter.
+        scores: float32 `(N,)`, each picture's final activation.
+        computed: filters computed in this call.
+        cached: filters read from the cache.
+        seconds: wall time of this call.
+        batch_size: filters per compiled batch.
+        interrupted: True when the run was stopped before every filter was done; run it again to resume.
+        layer_type: the layer's class name.
+        output_shape: the layer's output shape.
+        channels: the layer's channel count.
+        settings: what the cache key was made of (JSON-able).
+        cache_path: the folder holding this layer's cached filters.
+        chunks: one `(device, filters, seconds)` record per batch computed.
+    """
+
+    layer: str
+    filters: list
+    images: np.ndarray
+    scores: np.ndarray
+    computed: list
+    cached: list
+    seconds: float
+    batch_size: int
+    interrupted: bool
+    layer_type: str
+    output_shape: tuple | None
+    channels: int
+    settings: dict
+    cache_path: str
+    chunks: list = dataclasses.field(default_factory=list)
+
+    def __len__(self):
+        return len(self.filters)
+
+    def __repr__(self):
+        state = ", interrupted" if self.interrupted else ""
+        return (f"LayerAtlas({self.layer!r}, filters={len(self.filters)}/{self.channels}, "
+                f"computed={len(self.computed)}, cached={len(self.cached)}, {self.seconds:.1f} s{state})")
+
+    def stitch(self, *, cols: int | None = None, margin: int = 5, labels: bool = False) -> np.ndarray:
+        """The atlas: every filter's picture in one mosaic (see `kerasviz.stitch`).
+
+        Args:
+            cols: tiles per row. Defaults to a square-ish grid.
+            margin: pixels between tiles. Defaults to 5.
+            labels: write each filter's index on its tile. Defaults to False.
+        """
+        return images.stitch(self.images, cols=cols, margin=margin, labels=self.filters if labels else None)
+
+    @property
+    def atlas(self) -> np.ndarray:
+        """The mosaic of every picture, with the default layout (`stitch()`)."""
+        return self.stitch()
+
+
+@dataclasses.dataclass
+class ModelAtlas:
+    """Atlases of several layers of one model.
+
+    Attributes:
+        model: the model's display name.
+        layers: `LayerAtlas` per layer path, in model order.
+        seconds: wall time of the run.
+        interrupted: True when the run stopped early; run it again to resume.
+        network: the `Network` the atlases came from.
+    """
+
+    model: str
+    layers: dict
+    seconds: float
+    interrupted: bool
+    network: nets.Network = dataclasses.field(repr=False, default=None)
+
+    def __getitem__(self, layer: str) -> LayerAtlas:
+        return self.layers[layer]
+
+    def summary(self) -> str:
+        """A table of time per layer: filters, computed, cached, seconds, seconds per computed filter."""
+        width = max([len("layer")] + [len(name) for name in self.layers])
+        lines = [f"{'layer':<{width}}  {'filters':>7}  {'computed':>8}  {'cached':>6}  {'seconds':>8}  "
+                 f"{'s/filter':>8}"]
+        for name, a in self.layers.items():
+            per = f"{a.seconds / len(a.computed):.3f}" if a.computed else "-"
+            lines.append(f"{name:<{width}}  {len(a.filters):>7}  {len(a.computed):>8}  {len(a.cached):>6}  "
+                         f"{a.seconds:>8.1f}  {per:>8}")
+        total_computed = sum(len(a.computed) for a in self.layers.values())
+        lines.append(f"total {total_computed} filters computed in {self.seconds:.1f} s"
+                     + (" (interrupted: run again to resume)" if self.interrupted else ""))
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class _LayerJob:
+    """One layer's share of an atlas: its plan, its cache and what is still to compute."""
+
+    plan: optimize.Plan
+    layer_type: str
+    output_shape: tuple | None
+    channels: int
+    cache: FilterCache
+    found: dict  # filter -> (image, score) read from the cache
+    todo: list
+
+    @property
+    def path(self) -> str:
+        return self.plan.layer
+
+
+def _prepare(network, layer, filters, *, cache_dir, preset, overrides, seed, objective, batch_size, memory_budget,
+             where: distribution.Placement) -> _LayerJob:
+    """Resolve one layer once (`optimize.plan`) and read what its cache already holds."""
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}.")
+    plan = optimize.plan(network, layer, filters, objective=objective, preset=preset, seed=seed,
+                         batch_size=None if batch_size is None else int(batch_size) * where.replicas,
+                         memory_budget=memory_budget, distribute=where.strategy, **overrides)
+    plan.items = list(dict.fromkeys(plan.items))  # each filter once
+    path, layer_obj = nets.find_layer(network, plan.layer)
+    settings = cache_settings(network, path, plan.settings, seed=seed, objective=objective)
+    root = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = os.path.join(root, slug(network.name), f"{slug(path)}-{cache_key(settings)}")
+    cache = FilterCache(folder, settings)
+    cache.clean_stale()
+    found = {}
+    for f in plan.items:
+        hit = cache.load(f, network.input_channels)
+        if hit is not None:
+            found[f] = hit
+    todo = [f for f in plan.items if f not in found]
+    return _LayerJob(plan, type(layer_obj).__name__, nets.output_shape(layer_obj), nets.channels_of(network, path),
+                     cache, found, todo)
+
+
+def _execute(job: _LayerJob, *, where: distribution.Placement, bar: FilterBar, callbacks) -> LayerAtlas:
+    start = time.perf_counter()
+    plan = job.plan
+    results = dict(job.found)
+    computed, chunks_log = [], []
+    interrupted = False
+    strategy = where.strategy
+    chunks = plan.chunks(job.todo)
+    log_lock = threading.Lock()
+    bar.describe(job.path)
+
+    def run_chunk(chunk_plan, chunk, device) -> bool:
+        """Compute and store one chunk; False when it was interrupted."""
+        t0 = time.perf_counter()
+        cbs = [bar.steps_of(len(chunk)), *(callbacks or [])]
+        context = contextlib.nullcontext()
+        if device is not None and strategy is None:
+            context = distribution.on_device(device)
+        try:
+            with context, warnings.catch_warnings():
+                if device is None:  # (warning filters are process-wide: leave them alone in threads)
+                    warnings.filterwarnings("ignore", "Interrupted: returning", UserWarning)
+                result = chunk_plan.run(chunk, callbacks=cbs)
+        except KeyboardInterrupt:
+            return False
+        seconds = time.perf_counter() - t0
+        done = result.finished
+        for i in range(done):
+            f = int(result.filters[i])
+            job.cache.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1))
+            with log_lock:
+                results[f] = (result.images[i], float(result.scores[i]))
+                computed.append(f)
+        with log_lock:
+            chunks_log.append((device, [int(f) for f in result.filters[:done]], seconds))
+        return not result.interrupted
+
+    if not where.devices:
+        label = ",".join(strategy.extended.worker_devices) if strategy is not None else None
+        try:
+            for chunk in chunks:
+                if not run_chunk(plan, chunk, label):
+                    interrupted = True
+                    break
+        except KeyboardInterrupt:  # between batches: what was stored stays stored
+            interrupted = True
+    elif chunks:
+        devices = list(where.devices)
+        # one copy of the weights per device, its extractor built here, not concurrently in the workers
+        workers = [(plan.on(net), dev) for net, dev in
+                   zip(distribution.replicas(plan.network, devices), devices, strict=True)]
+        interrupted = distribution.run_on_devices(chunks, workers, run_chunk)
+    ordered = [f for f in plan.items if f in results]
+    if len(ordered) < len(plan.items):
+        warnings.warn(f"Interrupted: {len(ordered)} of {len(plan.items)} filters of {job.path} are done and "
+                      "cached; run the same call again to resume.", stacklevel=3)
+    if ordered:
+        imgs = np.stack([results[f][0] for f in ordered])
+    else:
+        s = plan.settings
+        side = s.size - 2 * s.crop
+        imgs = np.zeros((0, side, side, plan.network.input_channels), "uint8")
+    scores = np.asarray([results[f][1] for f in ordered], "float32")
+    computed_set = set(computed)
+    return LayerAtlas(
+        layer=job.path, filters=ordered, images=imgs, scores=scores,
+        computed=[f for f in ordered if f in computed_set],
+        cached=[f for f in ordered if f in job.found], seconds=time.perf_counter() - start,
+        batch_size=plan.batch_size // where.replicas, interrupted=interrupted or len(ordered) < len(plan.items),
+        layer_type=job.layer_type, output_shape=job.output_shape, channels=job.channels,
+        settings=job.cache.settings, cache_path=job.cache.folder, chunks=chunks_log,
+    )
+
+
+def layer_atlas(
+    model,
+    layer: str,
+    filters: int | Iterable[int] | str = "all",
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    batch_size: int | None = None,
+    memory_budget: int | None = None,
+    preset: str | presets.Preset | None = None,
+    seed: int = 0,
+    objective=None,
+    distribute=None,
+    progress: bool = True,
+    callbacks: Sequence[Callback] | None = None,
+    weights: str | None = "imagenet",
+    preprocess=None,
+    input_range: tuple[float, float] | None = None,
+    **overrides,
+) -> LayerAtlas:
+    """Visualize every filter of a layer, cached on disk per filter: an interrupted run resumes.
+
+    Filters already in the cache (same model weights, layer, settings and seed) are read back; the
+    others are computed in batches, and each finished batch is written at once (atomically), so
+    Ctrl-C or a killed process loses at most the batch in flight.
+
+    Args:
+        model: a `keras.applications` name, a `.keras` path, a `keras.Model` or a `Network`.
+        layer: the layer name (or `outer/inner` path).
+        filters: `"all"`, an index or a list/range of indices. Defaults to `"all"`.
+        cache_dir: the cache folder. Defaults to `default_cache_dir()` (`$KERASVIZ_CACHE` or
+            `~/.cache/kerasviz/atlas`).
+        batch_size: filters per compiled batch. Defaults to what fits `memory_budget`.
+        memory_budget: bytes of activations per batch for the automatic batch size. Defaults to 2 GiB.
+        preset: a preset name or `Preset`. Defaults to `"quality"`.
+        seed: random seed. Defaults to 0.
+        objective: a custom objective that follows each image's filter (see `visualize_filters`).
+        distribute: spread the work over devices. A `tf.distribute.Strategy` (e.g.
+            `tf.distribute.MirroredStrategy()`): every batch is `batch_size` filters per replica, split
+            across the replicas with `strategy.run`, in lockstep. True (every GPU, else every logical CPU)
+            or a list of device names: each device gets its own copy of the weights and pulls whole
+            batches from a queue, independently. Either way the pictures are the same as on one device.
+            Defaults to None (one device).
+        progress: show a progress bar with an ETA. Defaults to True.
+        callbacks: extra `Callback` objects, told about each batch's steps.
+        weights, preprocess, input_range: as in `visualize_filters`, for a model given by name or a
+            `keras.Model`.
+        **overrides: `Preset` fields to override (`size`, `steps`, `lr`, `octaves`, ...), as in `visualize_filters`.
+
+    Returns:
+        A `LayerAtlas`: `images`, `scores`, `filters`, the mosaic `atlas`, and which filters were
+        `computed` or `cached`.
+
+    Raises:
+        ValueError: unknown layer, filter out of range, bad settings.
+        TypeError: an unknown setting name, or a bad `distribute`.
+
+    Example:
+    >>> atlas = kv.atlas.layer_atlas("VGG16", "block4_conv3", weights="hed", preset="fast")
+    >>> kv.save_image(atlas.atlas, "block4_conv3.png")
+    """
+    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
+    where = distribution.placement(distribute)
+    job = _prepare(network, layer, filters, cache_dir=cache_dir, preset=preset, overrides=overrides, seed=seed,
+                   objective=objective, batch_size=batch_size, memory_budget=memory_budget, where=where)
+    with FilterBar(len(job.todo), progress, desc=network.name) as bar:
+        return _execute(job, where=where, bar=bar, callbacks=callbacks)
+
+
+def model_atlas(
+    model,
+    layers: Sequence[str] | None = None,
+    *,
+    filters: Iterable[int] | str = "all",
+    cache_dir: str | os.PathLike | None = None,
+    batch_size: int | None = None,
+    memory_budget: int | None = None,
+    preset: str | presets.Preset | None = None,
+    seed: int = 0,
+    distribute=None,
+    progress: bool = True,
+    callbacks: Sequence[Callback] | None = None,
+    weights: str | None = "imagenet",
+    preprocess=None,
+    input_range: tuple[float, float] | None = None,
+    **overrides,
+) -> ModelAtlas:
+    """Atlases of every convolution layer of a model (or the layers named), sharing one cache.
+
+    A single progress bar counts the filters still to compute across all layers, with an ETA; the
+    result's `summary()` gives the time per layer. Interrupted, it stops after the batch in flight
+    and the next call resumes.
+
+    Args:
+        model: a `keras.applications` name, a `.keras` path, a `keras.Model` or a `Network`.
+        layers: layer names. Defaults to every convolution layer (`kv.nets.conv_layers`).
+        filters: `"all"` or indices, applied to each layer; indices past a layer's channel count are
+            skipped for that layer. Defaults to `"all"`.
+        cache_dir, batch_size, memory_budget, preset, seed, distribute, callbacks, weights, preprocess,
+            input_range, **overrides: as in `layer_atlas`.
+        progress: show a progress bar with an ETA. Defaults to True.
+
+    Returns:
+        A `ModelAtlas`.
+
+    Raises:
+        ValueError: an unknown layer, a model without convolution layers, bad settings.
+
+    Example:
+    >>> atlases = kv.atlas.model_atlas("VGG16", weights="hed", preset="fast", filters=range(16))
+    >>> print(atlases.summary())
+    """
+    start = time.perf_counter()
+    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
+    if layers is None:
+        layers = nets.conv_layers(network)
+        if not layers:
+            raise ValueError(f"{network.name} has no convolution layer; name the layers to visualize.")
+    elif isinstance(layers, str):
+        layers = [layers]
+    if isinstance(filters, (int, np.integer)) or (isinstance(filters, str) and filters != "all"):
+        raise TypeError(f"filters must be 'all' or a list/range of indices (e.g. range(16) for the first 16 "
+                        f"of each layer). Received: {filters!r}.")
+    where = distribution.placement(distribute)
+    jobs = []
+    for name in layers:
+        path, _ = nets.find_layer(network, name)
+        channels = nets.channels_of(network, path)
+        wanted = filters if isinstance(filters, str) else [int(f) for f in filters if int(f) < channels]
+        if not isinstance(wanted, str) and not wanted:
+            continue
+        jobs.append(_prepare(network, path, wanted, cache_dir=cache_dir, preset=preset, overrides=overrides,
+                             seed=seed, objective=None, batch_size=batch_size, memory_budget=memory_budget,
+                             where=where))
+    out: dict[str, LayerAtlas] = {}
+    interrupted = False
+    with FilterBar(sum(len(j.todo) for j in jobs), progress, desc=network.name) as bar:
+        for job in jobs:
+            atlas = _execute(job, where=where, bar=bar, callbacks=callbacks)
+            out[job.path] = atlas
+            if atlas.interrupted:
+                interrupted = True
+                break
+    return ModelAtlas(model=network.name, layers=out, seconds=time.perf_counter() - start,
+                      interrupted=interrupted, network=network)

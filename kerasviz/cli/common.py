@@ -1,0 +1,74 @@
+"""What every command shares.
+
+The model arguments, filter and weights parsing, the writable-path probe and the usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+EXIT_USAGE = 2
+
+
+class UsageError(ValueError):
+    """A command-line argument that cannot be used."""
+
+
+def parse_filters(text: str) -> list[int] | str:
+    """`"0-63"`, `"0,3,5-7"` or `"all"` -> filter indices (or `"all"`)."""
+    text = text.strip()
+    if text == "all":
+        return "all"
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                lo, hi = part.split("-")
+                if int(hi) < int(lo):
+                    raise UsageError(f"--filters range {part!r} runs backwards.")
+                out.extend(range(int(lo), int(hi) + 1))
+            else:
+                out.append(int(part))
+    except ValueError as e:
+        if isinstance(e, UsageError):
+            raise
+        raise UsageError(f"--filters must look like '0-63', '0,3,5-7' or 'all'. Received: {text!r}.") from e
+    return out
+
+
+def parse_weights(text: str | None):
+    if text is None or text.lower() == "none":
+        return None
+    return text
+
+
+def add_model_args(p: argparse.ArgumentParser, *, weights_default: str | None = "imagenet") -> None:
+    p.add_argument("model", help="keras.applications name (e.g. VGG16) or a .keras file")
+    p.add_argument("--weights", default=weights_default,
+                   help="imagenet, none, hed (VGG16, offline) or a weights file path "
+                        f"(default: {weights_default})")
+
+
+def load_network(args):
+    from kerasviz import nets
+
+    return nets.as_network(args.model, weights=parse_weights(args.weights))
+
+
+def check_writable(path: str) -> None:
+    """Fail early, before any work, when `path` cannot be written (root ignores permission bits, so
+    the folder is probed with a real temporary file)."""
+    import tempfile
+
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    probe = parent
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise UsageError(f"Cannot write {path!r}: {probe!r} is a file, not a folder.")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise UsageError(f"Cannot write {path!r}: {probe!r} is not writable ({e.strerror}).") from e

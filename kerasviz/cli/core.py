@@ -1,0 +1,82 @@
+"""`kerasviz atlas`, `layers`, `models` and `presets`: the main job and the listings."""
+
+from __future__ import annotations
+
+from kerasviz.cli.common import add_model_args, check_writable, load_network, parse_filters
+
+
+def _cmd_atlas(args) -> None:
+    import kerasviz as kv
+
+    check_writable(args.out)
+    net = load_network(args)
+    result = kv.visualize_filters(
+        net, args.layer, parse_filters(args.filters), preset=args.preset, size=args.size,
+        steps=args.steps, seed=args.seed, batch_size=args.batch_size,
+    )
+    atlas = kv.stitch(result.images, margin=args.margin, cols=args.cols,
+                      labels=result.filters if args.labels else None)
+    kv.save_image(atlas, args.out)
+    print(f"{args.out}: {len(result.filters)} filters of {result.layer} in {result.seconds:.1f} s "
+          f"({result.seconds / max(len(result.filters), 1):.2f} s per filter), "
+          f"mean activation {result.scores.mean():.3g}")
+
+
+def _cmd_layers(args) -> None:
+    from kerasviz import nets
+
+    net = load_network(args)
+    rows = nets.list_layers(net.model)
+    width = max(len(r.path) for r in rows)
+    print(f"{'layer':<{width}}  {'type':<24} {'output shape':<24} channels")
+    for r in rows:
+        shape = str(r.output_shape) if r.output_shape is not None else "-"
+        print(f"{r.path:<{width}}  {r.type:<24} {shape:<24} {r.channels if r.channels else '-'}")
+
+
+def _cmd_models(args) -> None:
+    from kerasviz import nets
+
+    for name in nets.list_models(args.pattern):
+        print(name)
+
+
+def _cmd_presets(args) -> None:
+    from kerasviz.engine import presets
+
+    for name, p in presets.PRESETS.items():
+        default = " (default)" if name == presets.DEFAULT_PRESET else ""
+        steps = presets.octave_steps(p)
+        shown = f"{steps[0]} steps" if len(set(steps)) == 1 else "+".join(map(str, steps)) + " steps"
+        print(f"{name}{default}: {p.size} px, {shown} x {p.octaves} octave(s), "
+              f"{p.param.name}, {p.update} lr {p.lr:g}, {len(p.transforms)} transforms")
+
+
+def register(sub) -> None:
+    """Add the `atlas`, `layers`, `models` and `presets` subcommands."""
+
+    p = sub.add_parser("atlas", help="visualize filters of a layer and save them as a mosaic")
+    add_model_args(p)
+    p.add_argument("layer")
+    p.add_argument("--filters", default="0-63", help="e.g. 0-63, 0,3,5-7 or all (default: 0-63)")
+    p.add_argument("--out", default="atlas.png", help="output image (default: atlas.png)")
+    p.add_argument("--preset", default=None, help="quality (default), fast, lucid, keras-io, blog2016")
+    p.add_argument("--size", type=int, default=None, help="image size in pixels")
+    p.add_argument("--steps", type=int, default=None, help="optimization steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--margin", type=int, default=5)
+    p.add_argument("--cols", type=int, default=None)
+    p.add_argument("--labels", action="store_true", help="write each filter's index on its tile")
+    p.set_defaults(run=_cmd_atlas)
+
+    p = sub.add_parser("layers", help="list a model's layers: name, type, output shape, channels")
+    add_model_args(p, weights_default=None)
+    p.set_defaults(run=_cmd_layers)
+
+    p = sub.add_parser("models", help="list the keras.applications models kerasviz knows")
+    p.add_argument("pattern", nargs="?", default=None, help="e.g. 'resnet*'")
+    p.set_defaults(run=_cmd_models)
+
+    p = sub.add_parser("presets", help="list the presets")
+    p.set_defaults(run=_cmd_presets)

@@ -1,0 +1,85 @@
+"""`kerasviz examples` and `kerasviz caricature`: the CLI for your own images."""
+
+from __future__ import annotations
+
+import os
+
+
+def _cmd_examples(args) -> None:
+    from kerasviz import examples, optimize
+    from kerasviz.cli import common
+
+    examples.list_images(args.dir)  # a missing or empty folder fails before the model is loaded
+    common.check_writable(args.out)
+    if args.k < 1:
+        raise common.UsageError(f"-k must be at least 1. Received: {args.k}.")
+    net = common.load_network(args)
+    filters = common.parse_filters(args.filters)
+    result = examples.dataset_examples(net, args.layer, args.dir, k=args.k, filters=filters,
+                                   batch_size=args.batch_size, size=args.size)
+    visualization = None
+    if not args.no_visualization:
+        visualization = optimize.visualize_filters(net, result.layer, result.filters, preset=args.preset,
+                                                   steps=args.steps, seed=args.seed, progress=False)
+    fig = examples.examples_figure(result, visualization=visualization)
+    fig.savefig(args.out, dpi=args.dpi)
+    field = result.receptive_field
+    rf = f"receptive field {field.size[0]}x{field.size[1]} px" if field else "whole images"
+    print(f"{args.out}: top {args.k} of {result.count} images for {len(result.filters)} filters of "
+          f"{result.layer} ({rf}) in {result.seconds:.1f} s")
+
+
+def _cmd_caricature(args) -> None:
+    from kerasviz import images
+    from kerasviz.cli import common
+    from kerasviz.inversion import caricature
+
+    if not os.path.exists(args.image):
+        raise common.UsageError(f"No image file at {args.image!r}.")
+    common.check_writable(args.out)
+    net = common.load_network(args)
+    layers = [name.strip() for name in args.layer.split(",") if name.strip()]
+    result = caricature(net, layers, args.image, from_image=args.from_image, steps=args.steps,
+                                   size=args.size, preset=args.preset, exaggerate=args.exaggerate,
+                                   seed=args.seed, progress=not args.quiet)
+    images.save_image(result.image, args.out)
+    print(f"{args.out}: cosine similarity to the image at {', '.join(result.layers)}: "
+          f"{result.similarity_before:.3f} -> {result.similarity_after:.3f} in {result.result.seconds:.1f} s")
+
+
+def register(subparsers) -> None:
+    """Add the `examples` and `caricature` subcommands."""
+    from kerasviz.cli import common
+
+    p = subparsers.add_parser("examples", help="the images of a folder that excite each filter most, "
+                                               "cropped to the receptive field, beside the filter's picture")
+    common.add_model_args(p)
+    p.add_argument("layer")
+    p.add_argument("dir", help="a folder of images (searched recursively)")
+    p.add_argument("-k", type=int, default=9, help="images per filter (default: 9)")
+    p.add_argument("--filters", default="0-7", help="e.g. 0-7, 0,3,5-7 or all (default: 0-7)")
+    p.add_argument("--out", default="examples.png", help="output figure (default: examples.png)")
+    p.add_argument("--size", type=int, default=None,
+                   help="images are resized to this (default: the model's input size, else 224)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--no-visualization", action="store_true", help="do not draw the filters' own pictures")
+    p.add_argument("--preset", default="fast", help="preset of the filters' pictures (default: fast)")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dpi", type=int, default=150)
+    p.set_defaults(run=_cmd_examples)
+
+    p = subparsers.add_parser("caricature", help="a picture whose activations at a layer match an image's")
+    common.add_model_args(p)
+    p.add_argument("layer", help="a layer name, or several separated by commas")
+    p.add_argument("image")
+    p.add_argument("--out", default="caricature.png", help="output image (default: caricature.png)")
+    p.add_argument("--from-image", action="store_true", help="start from the image instead of noise")
+    p.add_argument("--exaggerate", type=float, default=0.0,
+                   help="reward going past the image's activations (try 0.2 with --from-image)")
+    p.add_argument("--preset", default=None, help="quality (default), fast, lucid")
+    p.add_argument("--size", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_cmd_caricature)

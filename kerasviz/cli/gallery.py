@@ -1,0 +1,51 @@
+"""`kerasviz gallery`: whole-model atlases (cached, resumable) as a static HTML site."""
+
+from __future__ import annotations
+
+import os
+
+
+def _cmd_gallery(args) -> None:
+    from kerasviz.atlas import gallery
+    from kerasviz.cli import common
+
+    out = os.path.join(args.out, "index.html")
+    common.check_writable(out)
+    network = common.load_network(args)
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+    options = dict(filters=common.parse_filters(args.filters), preset=args.preset, size=args.size,
+                   steps=args.steps, seed=args.seed, batch_size=args.batch_size, cache_dir=args.cache_dir,
+                   distribute=True if args.distribute else None, progress=not args.quiet)
+    options = {k: v for k, v in options.items() if v is not None}
+    index, result = gallery.make_gallery(network, args.out, layers, top_k=args.top_k, **options)
+    print(result.summary())
+    print(f"{index}: {len(result.layers)} layer(s)")
+    if result.interrupted:
+        raise KeyboardInterrupt("interrupted: run the same command again to resume")
+
+
+def register(subparsers) -> None:
+    """Add the `gallery` subcommand."""
+    from kerasviz.cli import common
+
+    p = subparsers.add_parser(
+        "gallery", help="visualize whole layers (cached, resumable) and write a browsable HTML gallery",
+        description="Visualize every filter of a model's convolution layers (or those named) and write a "
+                    "static HTML site: an index of layers, a page per layer, a page per filter. Finished "
+                    "filters are cached: an interrupted run resumes where it stopped.",
+    )
+    common.add_model_args(p)
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
+    p.add_argument("--out", default="site", help="output folder (default: site)")
+    p.add_argument("--filters", default="all", help="per layer: all, 0-15 or 0,3,5-7 (default: all)")
+    p.add_argument("--preset", default=None, help="quality (default), fast, lucid, keras-io, blog2016")
+    p.add_argument("--size", type=int, default=None, help="image size in pixels")
+    p.add_argument("--steps", type=int, default=None, help="optimization steps")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--batch-size", type=int, default=None, help="filters per batch (default: from memory)")
+    p.add_argument("--cache-dir", default=None, help="cache folder (default: $KERASVIZ_CACHE or "
+                                                     "~/.cache/kerasviz/atlas)")
+    p.add_argument("--top-k", type=int, default=6, help="incoming channels listed per filter (default: 6)")
+    p.add_argument("--distribute", action="store_true", help="spread batches over every GPU")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_cmd_gallery)

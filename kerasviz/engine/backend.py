@@ -1,0 +1,285 @@
+"""The one backend-specific place: compile the gradient-ascent step for the active Keras backend.
+
+Everything else (params, transforms, preprocessing, objectives, updates) is written with `keras.ops`
+and runs unchanged inside the step. The step's signature is the same on every backend:
+
+    step(values, state, t, lr, u, filters) -> (values, state, scores)
+
+`values`: the parameterization's tensors; `state`: the update rule's slots; `t`: the step number
+(int32 tensor); `lr`: the learning rate (float32 tensor); `u`: `[batch, n_random]` uniform draws for
+this step's transforms; `filters`: int32 `[batch]`. Shapes define the trace: filter indices, learning
+rates and the number of steps change without retracing.
+
+How each backend compiles it:
+- TensorFlow: `tf.GradientTape` inside `tf.function` (one trace per shape).
+- JAX: `jax.value_and_grad` of a pure function inside `jax.jit` (one trace per shape). The weights of
+  `model` are arguments of the jitted function (read through a `keras.StatelessScope`, as
+  `Layer.stateless_call` does), so they are not baked into the compiled program as constants: a
+  changed weight is seen without a retrace, and a big model compiles as fast as a small one.
+- PyTorch: eager autograd (`torch.autograd.grad` with respect to the values only), the update under
+  `torch.no_grad()`. No tracing, so `trace_count()` does not move.
+
+The backend is whatever Keras was imported with (`KERAS_BACKEND`); nothing here sets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+
+BACKENDS = ("tensorflow", "jax", "torch")
+_TRACES = {"count": 0}
+
+
+def trace_count() -> int:
+    """How many times a step or scoring function has been traced (compiled) in this process.
+
+    Counts `tf.function` traces on TensorFlow and `jax.jit` traces on JAX; PyTorch runs eagerly and
+    never traces.
+    """
+    return _TRACES["count"]
+
+
+def name() -> str:
+    """The active Keras backend: `"tensorflow"`, `"jax"` or `"torch"`."""
+    return keras.backend.backend()
+
+
+def _unsupported(backend: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"kerasviz's optimizer supports the Keras backends {', '.join(BACKENDS)}. "
+        f"Received: KERAS_BACKEND={backend!r}. Set KERAS_BACKEND to one of them before importing keras."
+    )
+
+
+def compile_step(score_fn: Callable, update, *, model: keras.Model | None = None) -> Callable:
+    """Compile `score_fn(values, u, filters) -> scores [batch]` into an ascent step with `update`.
+
+    Args:
+        score_fn: the scores of a batch, written with `keras.ops`; the step maximizes their sum
+            (each image's score depends on its own values only, so this is a per-image ascent).
+        update: an update rule (`kerasviz.updates`): `init(values)` and
+            `apply(values, grads, state, lr, t)`.
+        model: the Keras model (or layer) whose weights `score_fn` uses. On JAX they are passed into
+            the jitted function instead of being captured as constants; the other backends read the
+            live variables and ignore it. Defaults to None (JAX then captures the weights at trace
+            time: correct, but slower to compile and blind to later weight changes).
+
+    Returns:
+        `step(values, state, t, lr, u, filters) -> (values, state, scores)`.
+
+    Raises:
+        NotImplementedError: for a Keras backend other than TensorFlow, JAX or PyTorch.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        return _tensorflow_step(score_fn, update)
+    if backend == "jax":
+        return _jax_step(score_fn, update, model)
+    if backend == "torch":
+        return _torch_step(score_fn, update)
+    raise _unsupported(backend)
+
+
+def compile_scores(score_fn: Callable, *, model: keras.Model | None = None) -> Callable:
+    """Compile `score_fn(values, u, filters)` for evaluation (no gradient).
+
+    Args:
+        score_fn: as for `compile_step`; `u` may be None.
+        model: as for `compile_step`.
+
+    Returns:
+        `scores(values, u, filters) -> [batch]`.
+
+    Raises:
+        NotImplementedError: for a Keras backend other than TensorFlow, JAX or PyTorch.
+    """
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def scores(values, u, filters):
+            _TRACES["count"] += 1
+            return score_fn(values, u, filters)
+
+        return tf.function(scores)
+    if backend == "jax":
+        return _jax_scores(score_fn, model)
+    if backend == "torch":
+        import torch
+
+        def torch_scores(values, u, filters):
+            with torch.no_grad():
+                return score_fn(values, u, filters)
+
+        return torch_scores
+    raise _unsupported(backend)
+
+
+# ------------------------------------------------------------------------ TensorFlow
+
+
+def _tensorflow_step(score_fn, update):
+    import tensorflow as tf
+
+    def step(values, state, t, lr, u, filters):
+        _TRACES["count"] += 1
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(values)
+            scores = score_fn(values, u, filters)
+            total = tf.reduce_sum(scores)
+        grads = tape.gradient(total, values)
+        values, state = update.apply(values, grads, state, lr, t)
+        return values, state, scores
+
+    return tf.function(step)
+
+
+# ------------------------------------------------------------------------ JAX
+
+
+def _model_variables(model) -> list:
+    return [] if model is None else list(model.variables)
+
+
+def _with_weights(score_fn, variables):
+    """`score_fn` with the model's weights as an argument: `fn(weights, values, u, filters)`."""
+
+    def fn(weights, values, u, filters):
+        with keras.StatelessScope(state_mapping=list(zip(variables, weights, strict=True))):
+            return score_fn(values, u, filters)
+
+    return fn
+
+
+def _jax_step(score_fn, update, model):
+    import jax
+
+    variables = _model_variables(model)
+    scored = _with_weights(score_fn, variables)
+
+    def objective(values, weights, u, filters):
+        scores = scored(weights, values, u, filters)
+        return jax.numpy.sum(scores), scores
+
+    grad_fn = jax.value_and_grad(objective, has_aux=True)
+
+    def step(weights, values, state, t, lr, u, filters):
+        _TRACES["count"] += 1
+        (_, scores), grads = grad_fn(values, weights, u, filters)
+        values, state = update.apply(values, grads, state, lr, t)
+        return values, state, scores
+
+    jitted = jax.jit(step)
+
+    def run(values, state, t, lr, u, filters):
+        return jitted([v.value for v in variables], list(values), list(state), t, lr, u, filters)
+
+    return run
+
+
+def _jax_scores(score_fn, model):
+    import jax
+
+    variables = _model_variables(model)
+    scored = _with_weights(score_fn, variables)
+
+    def scores(weights, values, u, filters):
+        _TRACES["count"] += 1
+        return scored(weights, values, u, filters)
+
+    jitted = jax.jit(scores)
+
+    def run(values, u, filters):
+        return jitted([v.value for v in variables], list(values), u, filters)
+
+    return run
+
+
+# ------------------------------------------------------------------------ PyTorch
+
+
+def _torch_step(score_fn, update):
+    import torch
+
+    def step(values, state, t, lr, u, filters):
+        values = [v.detach().requires_grad_(True) for v in values]
+        scores = score_fn(values, u, filters)
+        grads = torch.autograd.grad(scores.sum(), values)
+        with torch.no_grad():
+            values, state = update.apply([v.detach() for v in values], list(grads), state, lr, t)
+        return values, state, scores.detach()
+
+    return step
+
+
+# ------------------------------------------------------------------------ keras optimizers as update rules
+
+
+def optimizer_reset(optimizer, start: list) -> list:
+    """Reset a built `keras.optimizers` optimizer's slots to `start`; returns the update state to carry.
+
+    TensorFlow's optimizers keep their slots in variables (reset here, no state carried); JAX and PyTorch
+    run them through `stateless_apply`, so the state is the slot values themselves.
+    """
+    if name() == "tensorflow":
+        for var, value in zip(optimizer.variables, start, strict=True):
+            var.assign(value)
+        return []
+    return [keras.ops.convert_to_tensor(v) for v in start]
+
+
+def optimizer_apply(optimizer, variables: list, values: list, grads: list, state: list) -> tuple[list, list]:
+    """One step of a `keras.optimizers` optimizer on `values` (descending `grads`): `(new values, new state)`.
+
+    On TensorFlow the values go through the optimizer's own `variables` (inside the compiled step); elsewhere
+    `stateless_apply` takes and returns the state.
+    """
+    if name() == "tensorflow":
+        for var, value in zip(variables, values, strict=True):
+            var.assign(value)
+        optimizer.apply(grads, variables)
+        return [keras.ops.convert_to_tensor(var) for var in variables], state
+    new_values, new_state = optimizer.stateless_apply(state, grads, values)
+    return list(new_values), list(new_state)
+
+
+def input_gradient(fn: Callable, x):
+    """The gradient of `sum(fn(x))` with respect to the NumPy array `x`, eagerly, as a NumPy array."""
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        inputs = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            total = keras.ops.sum(fn(inputs))
+        return tape.gradient(total, inputs).numpy()
+    if backend == "jax":
+        import jax
+        import numpy as np
+
+        return np.asarray(jax.grad(lambda v: keras.ops.sum(fn(v)))(x))
+    if backend == "torch":
+        import torch
+
+        inputs = torch.tensor(x, requires_grad=True)
+        keras.ops.sum(fn(inputs)).backward()
+        return inputs.grad.detach().cpu().numpy()
+    raise _unsupported(backend)
+
+
+# ------------------------------------------------------------------------ conversions
+
+
+def to_tensor(x, dtype=None):
+    """A backend tensor from a NumPy array or number."""
+    return keras.ops.convert_to_tensor(x, dtype=dtype)
+
+
+def to_numpy(x):
+    """A NumPy array from a backend tensor."""
+    if name() == "torch" and hasattr(x, "detach"):
+        return x.detach().cpu().numpy()  # what keras does, without NumPy 2's copy-keyword warning
+    return keras.ops.convert_to_numpy(x)

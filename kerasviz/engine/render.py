@@ -1,0 +1,328 @@
+"""The renderer: the compiled step and its loop over octaves and revive steps, batch sizing and the renderer cache."""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from kerasviz import images, nets
+from kerasviz.engine import backend, objectives, params, presets, transforms, updates
+from kerasviz.engine import distribute as distribute_
+
+DEFAULT_MEMORY_BUDGET = 2 * 1024**3  # bytes of activations (and their gradients) per chunk
+
+
+ACTIVATION_OVERHEAD = 3  # forward activations + gradients + workspace, per activation element
+
+
+MAX_AUTO_BATCH = 64
+
+
+def estimate_batch_size(extractor, size: tuple[int, int], channels: int, memory_budget: int) -> int:
+    """How many images fit `memory_budget` bytes of activations, from a probe of the extractor's
+    layer sizes at 32x32 scaled to `size`."""
+    probe = 32
+    try:
+        outs = [
+            layer.output for layer in extractor.layers
+            if not isinstance(layer, keras.layers.InputLayer)
+            and not isinstance(layer.output, (list, tuple)) and len(layer.output.shape) >= 2
+        ]
+        sizer = keras.Model(extractor.inputs[0], outs)
+        acts = sizer(np.zeros((1, probe, probe, channels), "float32"))
+        elements = sum(int(np.prod(a.shape)) for a in acts)
+    except Exception:  # an exotic graph: a safe default
+        return 8
+    per_image = elements * (size[0] * size[1]) / (probe * probe) * 4 * ACTIVATION_OVERHEAD
+    return int(max(1, min(MAX_AUTO_BATCH, memory_budget // max(per_image, 1))))
+
+
+def split_batches(items: list, batch_size: int) -> list[list]:
+    """`items` in consecutive batches of at most `batch_size`, as even in size as possible.
+
+    Args:
+        items: a list (filter indices, keys).
+        batch_size: the most items per batch, >= 1.
+
+    Returns:
+        A list of lists: `ceil(len(items) / batch_size)` batches, all of one size but the last.
+
+    Example:
+    >>> kv.engine.render.split_batches(list(range(10)), 4)
+    [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    """
+    n_chunks = math.ceil(len(items) / batch_size)
+    per = math.ceil(len(items) / n_chunks)
+    return [items[i : i + per] for i in range(0, len(items), per)]
+
+
+def octave_sizes(size, octaves: int, scale: float) -> list[tuple[int, int]]:
+    """`(height, width)` of each octave, ending at `size` (an int or a pair): `size / scale**k` for
+    k = octaves-1 .. 0."""
+    if octaves < 1:
+        raise ValueError(f"octaves must be >= 1. Received: {octaves}.")
+    h, w = (size, size) if isinstance(size, (int, np.integer)) else size
+    return [(max(8, int(round(h / scale**k))), max(8, int(round(w / scale**k))))
+            for k in range(octaves - 1, -1, -1)]
+
+
+_RENDERERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+# The settings the compiled step depends on; the others (size, steps, lr, octaves, revive_steps, ...) are
+# arguments of `Renderer.run`, so changing them reuses the compiled steps (new shapes still trace).
+TRACED_SETTINGS = ("param", "transforms", "update", "pre_activation", "input_space")
+
+
+def get_renderer(network, objective, settings: presets.Preset, revive=None) -> Renderer:
+    """A cached `Renderer`: the same model, objective and traced settings reuse the compiled steps."""
+    cache = _RENDERERS.setdefault(network.model, {})
+    key = (objective.key, tuple(getattr(settings, f) for f in TRACED_SETTINGS), repr(network.preprocess),
+           revive.key if revive is not None else None)
+    renderer = cache.get(key)
+    if renderer is None:
+        renderer = cache[key] = Renderer(network, objective, settings, revive=revive)
+    return renderer
+
+
+class Renderer:
+    """Compiled machinery for one (network, objective, settings): call `run(keys)` per chunk.
+
+    The step is compiled once per shape and reused for every chunk of the same size; of `settings`, only
+    the `TRACED_SETTINGS` are fixed here, the others are read at each `run`. `revive`, an objective on the
+    same layer that reads its center position (the center neuron for `visualize_filters`), is optimized
+    without transforms for `revive_steps` on the images that still score <= 0 at the end, on the
+    `revive_window` of the images.
+    """
+
+    def __init__(self, network, objective, settings: presets.Preset, *, revive=None):
+        self.network = network
+        self.objective = objective
+        self.settings = settings
+        self.param = params.get(settings.param)
+        self.update = updates.get(settings.update)
+        self.transform = transforms.compose(list(settings.transforms))
+        layers = list(objective.layers)
+        if not layers:
+            raise ValueError(f"The objective {objective.description} reads no layer.")
+        self.layers = layers
+        self.extractor = nets.get_extractor(network, layers, settings.pre_activation)
+        self.channels = network.input_channels
+        preprocess = (lambda x: x) if settings.input_space else network.preprocess
+        extractor, param = self.extractor, self.param
+
+        def scorer(objective_, transform, crop=None):
+            """`score_fn(values, u, filters)` for `objective_`: the drawn images, through `transform`
+            unless `u` is None (or `transform` is None: never), cut by `crop` if given, the model, the
+            objective."""
+
+            def score_fn(values, u, filters):
+                imgs = param.draw(values)
+                x = imgs if u is None or transform is None else transform(imgs, u)
+                if crop is not None:
+                    x = imgs = crop(x)
+                outs = extractor(network.model_inputs(preprocess(x)), training=False)
+                outs = outs if isinstance(outs, (list, tuple)) else [outs]
+                acts = dict(zip(layers, outs, strict=True))
+                return objective_(objectives.Context(acts, imgs, filters))
+
+            return score_fn
+
+        score_fn = scorer(objective, self.transform)
+        self._step = backend.compile_step(score_fn, self.update, model=self.extractor)
+        self._clean = backend.compile_scores(score_fn, model=self.extractor)
+        self._revive_step = None
+        if revive is not None:
+            if not set(revive.layers) <= set(layers):
+                raise ValueError(f"The revive objective {revive.description} reads layers the objective does not.")
+            self._windows = {}
+            # the steps see only the window around the center neuron's receptive field (the same neuron,
+            # the same gradient, a fraction of the compute); the check sees the whole image
+            revive_fn = scorer(revive, None)  # no transforms
+            self._revive_step = backend.compile_step(scorer(revive, None, crop=self._revive_crop), updates.Adam(),
+                                                     model=self.extractor)
+            self._revive_scores = backend.compile_scores(revive_fn, model=self.extractor)
+
+    def _revive_crop(self, imgs):
+        """`imgs` cut to `revive_window` of their (static) size, for the revive steps."""
+        h, w = int(imgs.shape[1]), int(imgs.shape[2])
+        if (h, w) not in self._windows:
+            self._windows[(h, w)] = revive_window(self.network, self.layers[0], self.extractor, (h, w))
+        window = self._windows[(h, w)]
+        if window is None:
+            return imgs
+        top, left, rows, cols = window
+        return imgs[:, top : top + rows, left : left + cols, :]
+
+    def _draw_uniforms(self, keys, seed, steps, octave):
+        n = self.transform.n_random
+        rows = [params.rng(seed, k).spawn(octave + 1)[-1].uniform(size=(steps, n)) for k in keys]
+        return np.stack(rows, axis=1).astype("float32")  # [steps, batch, n]
+
+    def run(self, keys: Sequence[int], filters: Sequence[int], *, seed: int = 0, init=None,
+            on_step=None, settings: presets.Preset, distribute=None):
+        """Optimize one batch. Returns `(images, scores, history, interrupted, revived)`: NumPy arrays
+        (`images` in the space the param draws, see `Preset.input_space`), a bool and the revived keys.
+
+        `settings` gives the untraced fields (size, steps, lr, octaves, revive_steps, ...); its traced
+        fields must be the renderer's (`TRACED_SETTINGS`). `distribute`, a `tf.distribute.Strategy`, splits the
+        batch across its replicas (see `kerasviz.distribute`)."""
+        s = settings
+        changed = [f for f in TRACED_SETTINGS if getattr(s, f) != getattr(self.settings, f)]
+        if changed:
+            raise ValueError(f"settings change {', '.join(changed)}, which this renderer compiled in; get a renderer "
+                             "for these settings (get_renderer).")
+        ex = distribute_.executor(distribute)
+        if ex.replicas > 1 and isinstance(self.update, updates.KerasOptimizer) and backend.name() == "tensorflow":
+            raise ValueError("A keras.optimizers optimizer cannot run across the replicas of a Strategy on "
+                             "TensorFlow (its slots are variables); use update='adam', 'l2' or 'rms'.")
+        n_given = len(keys)
+        if ex.replicas > 1:  # pad to a multiple of the replicas; the copies are dropped at the end
+            keys, filters = distribute_.pad(list(keys), ex.replicas), distribute_.pad(list(filters), ex.replicas)
+            if init is not None:
+                init = np.concatenate([init, np.repeat(init[-1:], len(keys) - n_given, axis=0)])
+        batch = len(keys)
+        final = tuple(np.asarray(init).shape[1:3]) if init is not None else s.size
+        sizes = octave_sizes(final, s.octaves, s.octave_scale)
+        filters_t = ex.put(np.asarray(filters, "int32"))
+        lr = backend.to_tensor(np.float32(s.lr))
+        history, values, interrupted = [], None, False
+        steps_per = presets.octave_steps(s)
+        total = sum(steps_per)
+        done = 0
+        for octave, size in enumerate(sizes):
+            if values is None and init is None:
+                arrays = self.param.init(batch, size, self.channels, keys=keys, seed=seed)
+            else:
+                start = np.asarray(init, "float32") if values is None else self._current(values, ex)
+                if start.shape[1:3] != size:
+                    start = np.stack([images.resize(np.clip(im, 0, 1), size) for im in start])
+                if s.octave_blur and values is not None:
+                    start = backend.to_numpy(transforms.blur_images(backend.to_tensor(start),
+                                                                    s.octave_blur))
+                arrays = self.param.encode(start)
+            values = [ex.put(a) for a in arrays]
+            state = ex.call(self.update.init, values)
+            u_all = self._draw_uniforms(keys, seed, steps_per[octave], octave)  # drawn up front, on the host
+            try:
+                for t in range(steps_per[octave]):
+                    values, state, scores = ex.call(
+                        self._step, values, state, backend.to_tensor(np.int32(t)), lr, ex.put(u_all[t]), filters_t
+                    )
+                    history.append(scores)
+                    done += 1
+                    if on_step is not None:
+                        on_step(done, total)
+            except KeyboardInterrupt:
+                interrupted = True
+                break
+        final = ex.get(ex.call(self._clean, values, None, filters_t))
+        hist = np.stack([ex.get(h) for h in history]) if history else np.zeros((0, batch))
+        if ex.replicas > 1:  # back on the default device, without the padding
+            values = [backend.to_tensor(ex.get(v)[:n_given]) for v in values]
+            keys, filters, final, hist = keys[:n_given], filters[:n_given], final[:n_given], hist[:, :n_given]
+        revived = []
+        if self._revive_step is not None and s.revive_steps > 0 and not interrupted:
+            values, final, revived = self._revive(values, final, keys, filters, s, on_step, total)
+        return self._current(values), final.astype("float32"), hist.astype("float32"), interrupted, revived
+
+    def _revive(self, values, final, keys, filters, s, on_step=None, total=0):
+        """More steps of the revive objective for the images scoring <= 0. A new image is kept where it
+        brought the revive objective above zero (the filter is alive) or raised the main score.
+
+        The sub-batch is padded to a power of two (at most the batch) so that few shapes get compiled."""
+        dead = np.flatnonzero(final <= 0)
+        if not dead.size:
+            return values, final, []
+        n = min(len(final), 2 ** math.ceil(math.log2(dead.size)))
+        index = np.concatenate([dead, np.full(n - dead.size, dead[0])])
+        arrays = [backend.to_numpy(v) for v in values]
+        sub = [backend.to_tensor(a[index]) for a in arrays]
+        sub_filters = backend.to_tensor(np.asarray(filters, "int32")[index])
+        state = updates.Adam().init(sub)
+        lr = backend.to_tensor(np.float32(s.revive_lr))
+        u = backend.to_tensor(np.zeros((n, max(1, self.transform.n_random)), "float32"))  # unused: no transforms
+        try:
+            for t in range(s.revive_steps):
+                sub, state, _ = self._revive_step(sub, state, backend.to_tensor(np.int32(t)), lr, u, sub_filters)
+                if on_step is not None:
+                    on_step(total, total, revive=(dead.size, t + 1, s.revive_steps))
+        except KeyboardInterrupt:
+            return values, final, []  # the images before reviving are complete results
+        scores = backend.to_numpy(self._clean(sub, None, sub_filters))[: dead.size]
+        alive = backend.to_numpy(self._revive_scores(sub, None, sub_filters))[: dead.size] > 0
+        better = alive | (scores > final[dead])
+        sub_arrays = [backend.to_numpy(v) for v in sub]
+        for a, b in zip(arrays, sub_arrays, strict=True):
+            a[dead[better]] = b[: dead.size][better]
+        final = final.copy()
+        final[dead[better]] = scores[better]
+        return [backend.to_tensor(a) for a in arrays], final, [keys[i] for i in dead[better]]
+
+    def _current(self, values, ex=None):
+        """The images the values draw, on the host (gathered from the replicas of `ex`)."""
+        ex = ex or distribute_.Local()
+        return ex.get(ex.call(self.param.draw, values)).astype("float32")
+
+
+def revive_window(network, layer: str, extractor, size: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The smallest centered window of a `size` image that holds the whole receptive field of `layer`'s
+    center position and in which that position is again the center one.
+
+    The window starts at a multiple of the layer's stride `S` and its side differs from the image's by a
+    multiple of `2 S`, so every layer pads it as it pads the image and positions map one to one; the
+    center position's value, and its gradient, are then the same on the window as on the image.
+
+    Args:
+        network: the `Network`.
+        layer: the layer name (or path).
+        extractor: the feature extractor whose first output is `layer` (gives the map size).
+        size: `(height, width)` of the image.
+
+    Returns:
+        `(top, left, height, width)`, or None when no smaller window exists (the field covers the image or
+        reaches its padding, the stride is not a whole number, the model takes several inputs or a fixed
+        input size, or the receptive field of the layer cannot be worked out).
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> kv.engine.render.revive_window(net, "block3_conv3", kv.feature_extractor(net, ["block3_conv3"]), (128, 128))
+    (40, 40, 48, 48)
+    """
+
+    if len(network.model.inputs) != 1 or any(d is not None for d in network.model.inputs[0].shape[1:3]):
+        return None  # several inputs, or a fixed input size
+    h, w = size
+    try:
+        field = nets.receptive_field(network, layer, input_size=(h, w))
+        spec = extractor.compute_output_spec(keras.KerasTensor((1, h, w, network.input_channels)))
+    except Exception:  # a layer the receptive field walk does not know: optimize the whole image
+        return None
+    spec = spec[0] if isinstance(spec, (list, tuple)) else spec
+    rows, cols = int(spec.shape[1]), int(spec.shape[2])
+    top, left, bottom, right = field.box((rows // 2, cols // 2))
+    window = []
+    for n, lo, hi, jump in ((h, top, bottom, field.jump[0]), (w, left, right, field.jump[1])):
+        stride = int(round(jump))
+        if stride < 1 or abs(stride - jump) > 1e-6 or lo < 0 or hi > n:
+            return None
+        k = min(lo // stride, (n - hi) // stride)  # strides cut from each side
+        window.append((k * stride, n - 2 * k * stride))
+    if window[0][1] == h and window[1][1] == w:
+        return None
+    return window[0][0], window[1][0], window[0][1], window[1][1]
+
+
+def revive_objective(path: str, layer, s: presets.Preset) -> objectives.Objective:
+    """The revive objective: the center neuron of each image's filter. Where the extractor made the
+    layer's ReLU leaky, the neuron's linear pre-activation (`nets.undo_leak`): with the leaky value,
+    whose slope jumps 100-fold at zero, Adam oscillates around zero and rarely crosses it."""
+    center = objectives.neuron(path)
+    if not (s.pre_activation and nets.leaks_under_pre_activation(layer)):
+        return center  # no leak to undo: a plain output, or a softmax layer's logits
+    return objectives.Objective(lambda c: nets.undo_leak(center(c)), f"undo_leak({center.description})",
+                                center.layers, key=("undo_leak", center.key))

@@ -1,0 +1,506 @@
+"""Dataset examples.
+
+The images of a folder, array or `tf.data` pipeline that excite each filter most, streamed, with crops of each
+one's receptive field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+
+import keras
+import numpy as np
+
+from kerasviz import images as kv_images
+from kerasviz import nets
+from kerasviz.nets.receptive_field import ReceptiveField, positions_field
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+DEFAULT_IMAGE_SIZE = 224  # folder images are resized to this when the model has no fixed input size
+
+
+CROP_PAD_VALUE = 0.5  # gray fills the part of a crop that lies outside the image
+
+
+@dataclasses.dataclass
+class _Batch:
+    images: np.ndarray  # float32 [B, H, W, C] in [0, 1]
+    labels: np.ndarray | None  # int [B] or None
+
+
+def list_images(folder: str | os.PathLike) -> list[str]:
+    """Image files under `folder` (recursive, sorted), as paths relative to it.
+
+    Args:
+        folder: the folder to search; files ending in a known image extension (`.png`, `.jpg`, ...) count.
+
+    Returns:
+        A list of relative paths, sorted folder by folder.
+
+    Raises:
+        ValueError: `folder` is not a folder, or holds no image file.
+
+    Example:
+    >>> _ = kv.save_image(np.zeros((8, 8, 3)), "photos/cats/a.png")
+    >>> kv.data.list_images("photos")
+    ['cats/a.png']
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise ValueError(f"data must be a folder of images, a NumPy array or a dataset. "
+                         f"No folder at {folder!r}.")
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(os.path.relpath(os.path.join(root, name), folder))
+    if not found:
+        raise ValueError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {folder!r}.")
+    return found
+
+
+def _to_unit(x, value_range, where: str) -> np.ndarray:
+    """A batch in `value_range` -> float32 in [0, 1]."""
+    arr = np.asarray(x)
+    if value_range is None:
+        if arr.dtype == np.uint8:
+            value_range = (0.0, 255.0)
+        else:
+            arr = arr.astype("float32")
+            if arr.size and (arr.min() < -1e-3 or arr.max() > 1.0 + 1e-3):
+                raise ValueError(
+                    f"{where} has values in [{arr.min():.3g}, {arr.max():.3g}]; images must be in [0, 1] "
+                    "(or uint8). Pass value_range=(0, 255) for 0-255 floats, as "
+                    "keras.utils.image_dataset_from_directory yields."
+                )
+            return np.clip(arr, 0.0, 1.0)
+    low, high = value_range
+    return np.clip((arr.astype("float32") - low) / float(high - low), 0.0, 1.0)
+
+
+def _labels_of(y, batch: int) -> np.ndarray | None:
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[0] == batch and y.shape[1] > 1:
+        return np.argmax(y, axis=1).astype("int64")
+    if y.size == batch and np.issubdtype(y.dtype, np.integer) | np.issubdtype(y.dtype, np.floating):
+        return y.reshape(batch).astype("int64")
+    return None
+
+
+def _rebatch(stream: Iterable[_Batch], batch_size: int) -> Iterator[_Batch]:
+    """Batches of exactly `batch_size` images (the last may be smaller) from batches of any size of
+    equal-sized images; a change of image size starts a new batch."""
+    pending: list[_Batch] = []
+    count = 0
+    for b in stream:
+        if pending and b.images.shape[1:] != pending[0].images.shape[1:]:
+            yield _concat(pending)
+            pending, count = [], 0
+        pending.append(b)
+        count += len(b.images)
+        while count >= batch_size:
+            merged = _concat(pending)
+            yield _Batch(merged.images[:batch_size],
+                         None if merged.labels is None else merged.labels[:batch_size])
+            rest = _Batch(merged.images[batch_size:],
+                          None if merged.labels is None else merged.labels[batch_size:])
+            pending, count = ([rest], len(rest.images)) if len(rest.images) else ([], 0)
+    if pending:
+        yield _concat(pending)
+
+
+def _concat(parts: list[_Batch]) -> _Batch:
+    if len(parts) == 1:
+        return parts[0]
+    labels = None
+    if all(p.labels is not None for p in parts):
+        labels = np.concatenate([p.labels for p in parts])
+    return _Batch(np.concatenate([p.images for p in parts]), labels)
+
+
+def _iterable_batches(data, value_range) -> Iterator[_Batch]:
+    for i, item in enumerate(data):
+        y = None
+        if isinstance(item, dict):
+            raise TypeError("dataset_examples reads batches of images or (images, labels) tuples; "
+                            f"batch {i} is a dict with keys {sorted(item)}.")
+        if isinstance(item, (tuple, list)):
+            if not item:
+                continue
+            x, y = item[0], (item[1] if len(item) > 1 else None)
+        else:
+            x = item
+        x = _to_unit(x, value_range, f"Batch {i}")
+        if x.ndim == 3:  # an unbatched dataset: one image per element
+            x, y = x[None], (None if y is None else np.asarray(y)[None])
+        if x.ndim != 4:
+            raise ValueError(f"Batch {i} has shape {x.shape}; expected images (batch, H, W, C) "
+                             "or one image (H, W, C).")
+        yield _Batch(x, _labels_of(y, len(x)))
+
+
+def _source(data, *, size, channels, batch_size, value_range):
+    """`(batches, names)`: a stream of `_Batch` of at most `batch_size` images, and the file names per
+    image id for a folder (else None)."""
+    if isinstance(data, (str, os.PathLike)):
+        names = list_images(data)
+        folder = os.fspath(data)
+
+        def folder_batches():
+            for i in range(0, len(names), batch_size):
+                loaded = []
+                for name in names[i : i + batch_size]:
+                    try:
+                        loaded.append(kv_images.load_image(os.path.join(folder, name), size=size,
+                                                           channels=channels))
+                    except ValueError as e:
+                        warnings.warn(f"Skipping {name!r}: {e}", stacklevel=4)
+                        loaded.append(np.full((*size, channels), CROP_PAD_VALUE, "float32"))
+                yield _Batch(np.stack(loaded), None)
+
+        return folder_batches(), names
+    if isinstance(data, np.ndarray):
+        if data.ndim != 4:
+            raise ValueError(f"A NumPy data array must be images (N, H, W, C). Received shape {data.shape}.")
+
+        def array_batches():
+            for i in range(0, len(data), batch_size):
+                yield _Batch(_to_unit(data[i : i + batch_size], value_range, f"data[{i}:{i + batch_size}]"),
+                             None)
+
+        return array_batches(), None
+    if isinstance(data, Iterable):
+        return _rebatch(_iterable_batches(data, value_range), batch_size), None
+    raise TypeError(
+        "data must be a folder path, a NumPy array (N, H, W, C) in [0, 1], or a tf.data.Dataset / iterable "
+        f"of batches. Received: {type(data).__name__}."
+    )
+
+
+class _SpatialMax(keras.layers.Layer):
+    """For the chosen channels: the maximum over positions and the `(row, col)` where it is."""
+
+    def __init__(self, filters: Sequence[int], **kwargs):
+        super().__init__(**kwargs)
+        self.filters = [int(f) for f in filters]
+
+    def call(self, x):
+        x = keras.ops.take(keras.ops.cast(x, "float32"), self.filters, axis=-1)
+        if len(x.shape) == 2:
+            return x, keras.ops.full(keras.ops.shape(x) + (2,), -1, dtype="int32")
+        if len(x.shape) != 4:
+            raise ValueError(f"dataset_examples needs a layer with output (batch, H, W, C) or (batch, C); "
+                             f"got rank {len(x.shape)}.")
+        shape = keras.ops.shape(x)
+        flat = keras.ops.reshape(x, (shape[0], shape[1] * shape[2], shape[3]))
+        best = keras.ops.max(flat, axis=1)
+        where = keras.ops.cast(keras.ops.argmax(flat, axis=1), "int32")
+        width = keras.ops.cast(shape[2], "int32")
+        return best, keras.ops.stack([where // width, where % width], axis=-1)
+
+
+@dataclasses.dataclass
+class DatasetExamples:
+    """The dataset images that excite each filter most (`dataset_examples` returns it).
+
+    Arrays are indexed `[filter slot, rank]`, best first; slots follow `filters`. Ranks with no image
+    (a dataset with fewer than `k` images) hold id -1 and score -inf.
+
+    Attributes:
+        layer: the layer name.
+        filters: the filter indices.
+        ids: int `(F, k)`: each image's position in the data (its index in the array, its file in
+            `names`, its place in the dataset's stream).
+        scores: float32 `(F, k)`: the filter's maximum activation over the image.
+        positions: int `(F, k, 2)`: `(row, col)` of that maximum in the layer's map (-1 for a layer
+            without positions).
+        centers: float32 `(F, k, 2)`: the input pixel `(y, x)` at the center of that position's
+            receptive field.
+        crops: uint8 `(F, k, h, w, C)`: the receptive field around the maximum, cut from the image
+            (gray where it reaches past the border); the whole image for a layer without positions.
+        labels: int `(F, k)` class of each image for `(images, labels)` data, else None.
+        names: file names by id for a folder, else None.
+        receptive_field: the layer's `ReceptiveField`, None for a layer without positions.
+        count: images seen.
+        seconds: wall time.
+    """
+
+    layer: str
+    filters: list[int]
+    ids: np.ndarray
+    scores: np.ndarray
+    positions: np.ndarray
+    centers: np.ndarray
+    crops: np.ndarray
+    labels: np.ndarray | None
+    names: list[str] | None
+    receptive_field: ReceptiveField | None
+    count: int
+    seconds: float = 0.0
+
+    def slot(self, filter: int) -> int:
+        """The row of `filter` in the arrays."""
+        if filter not in self.filters:
+            raise ValueError(f"Filter {filter} is not in these examples; they hold filters {self.filters}.")
+        return self.filters.index(filter)
+
+    def examples(self, filter: int) -> list[dict]:
+        """The top images of `filter` as dicts: id, name, score, position, center, label, crop."""
+        i = self.slot(filter)
+        out = []
+        for r in range(self.ids.shape[1]):
+            image_id = int(self.ids[i, r])
+            if image_id < 0:
+                break
+            out.append(dict(
+                id=image_id, name=self.names[image_id] if self.names else None, score=float(self.scores[i, r]),
+                position=tuple(int(p) for p in self.positions[i, r]),
+                center=tuple(float(c) for c in self.centers[i, r]),
+                label=None if self.labels is None else int(self.labels[i, r]), crop=self.crops[i, r],
+            ))
+        return out
+
+    def __repr__(self):
+        return (f"DatasetExamples(layer={self.layer!r}, filters={len(self.filters)}, k={self.ids.shape[1]}, "
+                f"images seen={self.count})")
+
+
+class _TopK:
+    """A running top-k per filter: scores, ids, positions, labels and crops."""
+
+    def __init__(self, n_filters: int, k: int):
+        self.k = k
+        self.scores = np.full((n_filters, k), -np.inf, "float32")
+        self.ids = np.full((n_filters, k), -1, "int64")
+        self.positions = np.full((n_filters, k, 2), -1, "int32")
+        self.centers = np.full((n_filters, k, 2), np.nan, "float32")
+        self.labels = np.full((n_filters, k), -1, "int64")
+        self.crops: np.ndarray | None = None
+
+    def update(self, scores, positions, centers, first_id, labels, cut) -> None:
+        """Merge one batch: `scores` `(B, F)`, `positions`/`centers` `(B, F, 2)`; `cut(b, f)` gives
+        the crop of image `b` for filter slot `f`."""
+        n_filters, k = self.scores.shape
+        batch = scores.shape[0]
+        ids = first_id + np.arange(batch)
+        cand_scores = np.concatenate([self.scores, scores.T], axis=1)
+        cand_ids = np.concatenate([self.ids, np.broadcast_to(ids, (n_filters, batch))], axis=1)
+        cand_scores = np.where(np.isnan(cand_scores), -np.inf, cand_scores)
+        order = np.lexsort((cand_ids, -cand_scores), axis=-1)[:, :k]  # best score, then first image
+        rows = np.arange(n_filters)[:, None]
+        from_batch = order >= k
+        b_index = np.clip(order - k, 0, batch - 1)
+        old = np.clip(order, 0, k - 1)
+        self.scores = cand_scores[rows, order].astype("float32")
+        self.ids = cand_ids[rows, order]
+        f_index = np.broadcast_to(np.arange(n_filters)[:, None], order.shape)
+        self.positions = np.where(from_batch[..., None], positions[b_index, f_index], self.positions[rows, old])
+        self.centers = np.where(from_batch[..., None], centers[b_index, f_index], self.centers[rows, old])
+        batch_labels = labels[b_index] if labels is not None else np.full(order.shape, -1)
+        self.labels = np.where(from_batch, batch_labels, self.labels[rows, old])
+        crops = None if self.crops is None else self.crops[rows, old]
+        for f, r in zip(*np.nonzero(from_batch), strict=True):
+            crop = cut(int(b_index[f, r]), int(f))
+            if crops is None:
+                crops = np.zeros((n_filters, k, *crop.shape), "uint8")
+            crops[f, r] = crop
+        self.crops = crops
+
+
+def _cutter(batch_u8: np.ndarray, positions: np.ndarray, field: ReceptiveField | None, crop_size):
+    """A function `(b, f)` -> the crop of image `b` around filter slot `f`'s maximum."""
+    ch, cw = crop_size
+    pad_level = int(round(CROP_PAD_VALUE * 255))
+    padded = np.pad(batch_u8, ((0, 0), (ch, ch), (cw, cw), (0, 0)), constant_values=pad_level)
+
+    def cut(b: int, f: int) -> np.ndarray:
+        if field is None:
+            return batch_u8[b]
+        row, col = positions[b, f]
+        cy, cx = field.center((row, col))
+        top = int(math.floor(cy - (ch - 1) / 2 + 0.5))
+        left = int(math.floor(cx - (cw - 1) / 2 + 0.5))
+        return padded[b, top + ch : top + 2 * ch, left + cw : left + 2 * cw]
+
+    return cut
+
+
+def dataset_examples(
+    model,
+    layer: str,
+    data,
+    k: int = 9,
+    filters: int | Sequence[int] | str | None = None,
+    batch_size: int = 32,
+    *,
+    size: int | tuple[int, int] | None = None,
+    value_range: tuple[float, float] | None = None,
+    weights: str | None = "imagenet",
+    preprocess=None,
+    input_range: tuple[float, float] | None = None,
+) -> DatasetExamples:
+    """The dataset images that excite each filter of a layer most, with crops of where they do.
+
+    Streams `data` through the model `batch_size` images at a time and keeps a running top-k per
+    filter; each image is scored by the filter's maximum activation over positions (the layer's own
+    output, after its ReLU), and the crop is the layer's receptive field around that maximum.
+
+    Args:
+        model: a `keras.applications` name, a `.keras` path, a `keras.Model` or a `Network`.
+        layer: the layer name (or `outer/inner` path); a convolution, pooling or activation layer (a
+            `(batch, C)` layer works too, with whole images as crops).
+        data: a folder of images (searched recursively; resized to `size`), a NumPy array
+            `(N, H, W, C)` in [0, 1] (or uint8), or a `tf.data.Dataset` / any iterable of batches
+            (arrays, or `(images, labels)` tuples; labels are kept with each example).
+        k: images kept per filter. Defaults to 9.
+        filters: an index, a list of indices or `"all"`. Defaults to all the layer's channels.
+        batch_size: images per forward pass; memory is one batch of activations plus `k` uint8 crops
+            per filter (`F * k * crop_h * crop_w * C` bytes: 22 MB for 512 filters of VGG16
+            `block3_conv3`). Defaults to 32.
+        size: the size folder images are resized to. Defaults to the model's fixed input size, else 224.
+        value_range: the range of the data's pixel values, e.g. `(0, 255)` for the float batches of
+            `keras.utils.image_dataset_from_directory`. Defaults to [0, 1] for floats, 0-255 for uint8.
+        weights: weights for a model given by name. Defaults to `"imagenet"`.
+        preprocess: the model's preprocessing, for a `keras.Model` (a family name or a callable).
+        input_range: `(low, high)` input range, for a `keras.Model` that takes scaled images.
+
+    Returns:
+        A `DatasetExamples`.
+
+    Raises:
+        ValueError: a missing or empty folder, data out of range or of the wrong shape, an unknown
+            layer, a filter out of range, `k < 1` or `batch_size < 1`.
+
+    Example:
+    >>> ex = kv.data.dataset_examples(net, "block3_conv3", "photos/", k=9, filters=range(8))
+    >>> ex.examples(0)[0]["name"], ex.crops.shape
+    ('dog.jpg', (8, 9, 40, 40, 3))
+    """
+    start_time = time.perf_counter()
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int (images per filter). Received: k={k!r}.")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}.")
+    if isinstance(data, (str, os.PathLike)):
+        list_images(data)  # a missing folder fails before the model is built
+    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
+    path, _ = nets.find_layer(network, layer)
+    filters = nets.resolve_filters(filters, nets.channels_of(network, path), path, default=None)  # all
+    channels = network.input_channels
+    if size is None:
+        fixed = tuple(network.model.inputs[0].shape[1:3])
+        size = fixed if None not in fixed else (DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
+    elif isinstance(size, (int, np.integer)):
+        size = (int(size), int(size))
+    batches, names = _source(data, size=size, channels=channels, batch_size=int(batch_size),
+                             value_range=value_range)
+
+    extractor = nets.feature_extractor(network, [path], pre_activation=False)
+    reducer = keras.Model(extractor.inputs, _SpatialMax(filters)(extractor.outputs[0]), name="kerasviz_topk")
+    top = _TopK(len(filters), int(k))
+    field: ReceptiveField | None = None
+    crop_size = None
+    seen = 0
+    has_labels = None
+    for batch in batches:
+        x = batch.images
+        if x.shape[-1] != channels:
+            raise ValueError(f"The model takes {channels}-channel images; the data has {x.shape[-1]} channels "
+                             f"(batch shape {x.shape}).")
+        if crop_size is None:
+            field = positions_field(network, path, x.shape[1:3], len(extractor.outputs[0].shape))
+            crop_size = (min(field.size[0], x.shape[1]), min(field.size[1], x.shape[2])) if field else x.shape[1:3]
+        if has_labels is None:
+            has_labels = batch.labels is not None
+        inputs = network.preprocess(np.array(x, "float32"))
+        best, pos = reducer.predict_on_batch(keras.ops.convert_to_numpy(inputs))
+        best, pos = np.asarray(best, "float32"), np.asarray(pos, "int32")
+        if field is not None:
+            centers = np.asarray(field.offset, "float32") + pos * np.asarray(field.jump, "float32")
+        else:
+            centers = np.full(pos.shape, np.nan, "float32")
+        labels = batch.labels if has_labels and batch.labels is not None else None
+        top.update(best, pos, centers, seen, labels, _cutter(kv_images.to_uint8(x), pos, field, crop_size))
+        seen += len(x)
+    if seen == 0:
+        raise ValueError("data holds no images.")
+    return DatasetExamples(
+        layer=path, filters=filters, ids=top.ids, scores=top.scores, positions=top.positions,
+        centers=top.centers, crops=top.crops, labels=top.labels if has_labels else None, names=names,
+        receptive_field=field, count=seen, seconds=time.perf_counter() - start_time,
+    )
+
+
+def _visualization_image(visualization, filter: int):
+    if visualization is None:
+        return None
+    if hasattr(visualization, "images") and hasattr(visualization, "filters"):
+        if filter not in list(visualization.filters):
+            return None
+        return visualization.images[list(visualization.filters).index(filter)]
+    if isinstance(visualization, dict):
+        return visualization.get(filter)
+    arr = np.asarray(visualization)
+    if arr.ndim == 3:
+        return arr
+    raise ValueError("visualization must be a kerasviz Result, a dict filter -> image, or one image (H, W, C). "
+                     f"Received an array of shape {arr.shape}.")
+
+
+def examples_figure(result: DatasetExamples, filter: int | Sequence[int] | None = None, visualization=None):
+    """A figure with one row per filter: its optimized image (when given) beside its top-k crops.
+
+    Args:
+        result: what `dataset_examples` returned.
+        filter: a filter index or a list of them. Defaults to all the filters in `result`.
+        visualization: the filters' optimized images: a `Result` of `visualize_filters`, a dict
+            filter -> image, or one image (for one filter). Defaults to None (crops only).
+
+    Returns:
+        A matplotlib `Figure` (save it with `fig.savefig("examples.png")`).
+
+    Example:
+    >>> fig = kv.data.examples_figure(ex, 3, kv.visualize_filters(net, "block3_conv3", [3]))
+    """
+    import matplotlib.pyplot as plt
+
+    chosen = result.filters if filter is None else ([filter] if isinstance(filter, (int, np.integer)) else
+                                                      list(filter))
+    rows = [result.slot(int(f)) for f in chosen]
+    pictures = [_visualization_image(visualization, int(f)) for f in chosen]
+    lead = 1 if any(p is not None for p in pictures) else 0
+    k = result.ids.shape[1]
+    fig, axes = plt.subplots(len(rows), lead + k, figsize=(1.4 * (lead + k), 1.6 * len(rows)), squeeze=False)
+    for r, (slot, f, picture) in enumerate(zip(rows, chosen, pictures, strict=True)):
+        for ax in axes[r]:
+            ax.set_axis_off()
+        if lead:
+            if picture is not None:
+                axes[r, 0].imshow(np.squeeze(picture), cmap="gray")
+            axes[r, 0].set_title(f"filter {f}", fontsize=8)
+        for c in range(k):
+            if result.ids[slot, c] < 0:
+                continue
+            ax = axes[r, lead + c]
+            ax.imshow(np.squeeze(result.crops[slot, c]), cmap="gray")
+            name = result.names[result.ids[slot, c]] if result.names else f"#{result.ids[slot, c]}"
+            ax.set_title(f"{os.path.basename(name)[:14]}\n{result.scores[slot, c]:.3g}", fontsize=6)
+        if not lead:
+            axes[r, 0].text(-0.08, 0.5, f"filter {f}", transform=axes[r, 0].transAxes, rotation=90,
+                            ha="right", va="center", fontsize=8)
+    fig.suptitle(f"{result.layer}: top {k} of {result.count} images", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["DatasetExamples", "dataset_examples", "examples_figure", "list_images"]

@@ -1,0 +1,55 @@
+"""What a model is to kerasviz: networks by name or file, their layers, feature extractors and receptive fields.
+
+The nets wing imports nothing of the engine or the apps: it turns what the user names (a
+`keras.applications` name, a model file, a `keras.Model`) into a `Network`, finds layers and channels, and
+builds the feature extractors that the engine differentiates.
+"""
+
+from kerasviz.nets.applications import (
+    FAMILY_OF,
+    HED_LAYERS,
+    as_network,
+    get_model,
+    hed_weights_path,
+    infer_preprocessing,
+    list_models,
+    load_hed_weights,
+    load_model_file,
+    module_name,
+    range_from_layers,
+)
+from kerasviz.nets.layers import (
+    DEFAULT_FILTER_COUNT,
+    LEAKY_SLOPE,
+    LayerInfo,
+    channels_of,
+    check_filter,
+    conv_layers,
+    feature_extractor,
+    find_layer,
+    get_extractor,
+    has_fused_relu,
+    iter_layers,
+    leaks_under_pre_activation,
+    list_layers,
+    output_shape,
+    resolve_filters,
+    undo_leak,
+)
+from kerasviz.nets.network import (
+    CAFFE_MEAN_BGR,
+    IMAGENET_MEAN_RGB,
+    IMAGENET_STD_RGB,
+    Network,
+    Preprocessing,
+)
+from kerasviz.nets.receptive_field import ReceptiveField, field_between, receptive_field
+
+__all__ = [
+    "CAFFE_MEAN_BGR", "DEFAULT_FILTER_COUNT", "FAMILY_OF", "HED_LAYERS", "IMAGENET_MEAN_RGB",
+    "IMAGENET_STD_RGB", "LEAKY_SLOPE", "LayerInfo", "Network", "Preprocessing", "ReceptiveField", "as_network",
+    "channels_of", "check_filter", "conv_layers", "feature_extractor", "field_between", "find_layer",
+    "get_extractor", "get_model", "has_fused_relu", "hed_weights_path", "infer_preprocessing", "iter_layers",
+    "leaks_under_pre_activation", "list_layers", "list_models", "load_hed_weights", "load_model_file",
+    "module_name", "output_shape", "range_from_layers", "receptive_field", "resolve_filters", "undo_leak",
+]

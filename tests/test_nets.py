@@ -1,0 +1,232 @@
+import importlib
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+import kerasviz as kv
+from kerasviz import nets
+
+
+@pytest.mark.parametrize("name", sorted(nets.FAMILY_OF))
+def test_preprocessing_matches_keras_applications(name):
+    module = importlib.import_module(f"keras.applications.{nets.module_name(name)}")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(2, 5, 7, 3)).astype("float32")
+    expected = module.preprocess_input(x * 255.0)  # keras works in 0-255 (and may change its input)
+    ours = kv.Preprocessing.family(nets.FAMILY_OF[name])(x)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(expected), rtol=1e-5, atol=1e-4)
+
+
+def test_preprocessing_inverts():
+    p = kv.Preprocessing.family("caffe")
+    x = np.random.default_rng(1).uniform(size=(1, 4, 4, 3)).astype("float32")
+    np.testing.assert_allclose(p.invert(p(x)), x, atol=1e-5)
+
+
+def test_list_models_covers_the_families():
+    assert {"ResNet50V2", "VGG16", "EfficientNetB0", "ConvNeXtTiny", "DenseNet121"} <= set(kv.list_models())
+    assert kv.list_models("vgg*") == ["VGG16", "VGG19"]
+
+
+@pytest.mark.parametrize("spelling", ["resnet50v2", "ResNet50_V2", "RESNET50-V2"])
+def test_get_model_is_insensitive_to_case_and_punctuation(spelling, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(keras.applications, "ResNet50V2", lambda **kw: seen.setdefault("kw", kw) and "m")
+    net = kv.get_model(spelling, weights=None)
+    assert net.name == "ResNet50V2" and net.preprocess.name == "tf"
+    assert seen["kw"]["weights"] is None and seen["kw"]["include_top"] is False
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(ValueError, match=r"Unknown model 'ResNet50V3'.*Did you mean 'ResNet50V2'"):
+        kv.get_model("ResNet50V3")
+
+
+def test_failed_download_names_the_offline_ways(monkeypatch):
+    def fail(**kw):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x: None -- [Errno -3]")
+
+    monkeypatch.setattr(keras.applications, "VGG19", fail)
+    with pytest.raises(ValueError, match=r"Could not download.*weights='hed'.*local weights file"):
+        kv.get_model("VGG19")
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, message",
+    [
+        ("ResNet50V2", {"weights": "hed"}, "fits only VGG16"),
+        ("VGG16", {"weights": "hed", "include_top": True}, "no classifier"),
+        ("VGG16", {"weights": "/no/such/file.h5"}, "no such file"),
+    ],
+)
+def test_bad_weights_are_explained(name, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        kv.get_model(name, **kwargs)
+
+
+def test_hed_weights_are_the_shipped_backbone(hed_vgg16):
+    with h5py.File(nets.hed_weights_path()) as f:
+        kernel = f["block3/layers/conv2d_2/vars/0"][()]
+    np.testing.assert_array_equal(hed_vgg16.model.get_layer("block3_conv3").get_weights()[0], kernel)
+    assert hed_vgg16.weights == "hed" and hed_vgg16.preprocess.name == "caffe"
+
+
+def test_keras_model_preprocessing_is_inferred_or_given(tiny_cnn):
+    assert kv.as_network(tiny_cnn).preprocess.name == "range(0, 1)"
+    assert kv.as_network(tiny_cnn, input_range=(-1, 1)).preprocess.name == "range(-1, 1)"
+    assert kv.as_network(tiny_cnn, preprocess="caffe").preprocess.name == "caffe"
+    vgg = keras.applications.VGG16(weights=None, include_top=False)
+    assert kv.as_network(vgg).preprocess.name == "caffe"
+
+
+def test_as_network_rejects_other_types():
+    with pytest.raises(TypeError, match="keras.applications name"):
+        kv.as_network(42)
+
+
+def test_layer_lookup_suggests_close_names(tiny_cnn):
+    with pytest.raises(ValueError, match=r"Layer 'conv3' not found in tiny_cnn\. Did you mean"):
+        kv.find_layer(tiny_cnn, "conv3")
+
+
+def test_nested_layers_are_found_by_name_and_path(tiny_cnn):
+    outer = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Rescaling(1.0), tiny_cnn])
+    path, layer = kv.find_layer(outer, "conv2")
+    assert path == "tiny_cnn/conv2" and layer.name == "conv2"
+    assert kv.find_layer(outer, "tiny_cnn/conv2")[1] is layer
+    ext = kv.feature_extractor(outer, ["tiny_cnn/conv2"], pre_activation=False)
+    x = np.random.default_rng(0).uniform(size=(1, 8, 8, 3)).astype("float32")
+    direct = keras.Model(tiny_cnn.inputs, tiny_cnn.get_layer("conv2").output)(x)
+    np.testing.assert_allclose(np.asarray(ext(x)), np.asarray(direct), atol=1e-6)
+
+
+def test_pre_activation_removes_fused_and_separate_relus(tiny_cnn):
+    x = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype("float32")
+    pre = kv.feature_extractor(tiny_cnn, ["conv1", "relu2"], pre_activation=True)(x)
+    post = kv.feature_extractor(tiny_cnn, ["conv1", "relu2"], pre_activation=False)(x)
+    for a, b in zip(pre, post, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.min() < 0 and b.min() >= 0
+        np.testing.assert_allclose(np.maximum(a, 0), b, atol=1e-6)
+    # the original layer keeps its activation
+    assert tiny_cnn.get_layer("conv1").activation.__name__ == "relu"
+
+
+def test_leaks_under_pre_activation_follows_what_the_extractor_outputs(tiny_cnn):
+    x = np.random.default_rng(2).uniform(size=(2, 8, 8, 3)).astype("float32")
+    for name, leaky in (("conv1", True), ("relu2", True), ("predictions", False), ("conv2", False)):
+        assert nets.leaks_under_pre_activation(tiny_cnn.get_layer(name)) is leaky, name
+    pre = keras.ops.convert_to_numpy(kv.feature_extractor(tiny_cnn, ["predictions"], pre_activation=True)(x))
+    assert not np.allclose(pre.sum(axis=-1), 1.0)  # the softmax's logits, not leaky values of probabilities
+
+
+def test_undo_leak_gives_back_the_linear_pre_activation(tiny_cnn):
+    x = np.random.default_rng(1).uniform(size=(2, 8, 8, 3)).astype("float32")
+    leaky = kv.feature_extractor(tiny_cnn, ["conv1"], pre_activation=True)(x)
+    kernel, bias = tiny_cnn.get_layer("conv1").get_weights()
+    linear = keras.ops.convert_to_numpy(keras.ops.conv(x, kernel, padding="same")) + bias
+    assert linear.min() < -0.05  # negative values are there to be rescaled
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(nets.undo_leak(leaky)), linear, atol=1e-5)
+
+
+def test_channels_and_layer_list(tiny_cnn):
+    assert nets.channels_of(tiny_cnn, "conv2") == 16
+    rows = {r.path: r for r in kv.list_layers(tiny_cnn)}
+    assert rows["conv1"].type == "Conv2D" and rows["conv1"].channels == 8
+    assert rows["gap"].output_shape == (None, 16)
+
+
+def test_layer_without_channels_is_explained():
+    inputs = keras.Input((4, 4, 3))
+    flat = keras.layers.Reshape((48,))(inputs)
+    scalar = keras.layers.Lambda(lambda t: keras.ops.sum(t, axis=-1), name="total")(flat)
+    model = keras.Model(inputs, scalar)
+    with pytest.raises(ValueError, match="no channel axis"):
+        nets.channels_of(model, "total")
+
+
+def test_input_range_is_read_from_rescaling_and_normalization_layers():
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1.0 / 255)(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="c")(x))
+    p = kv.as_network(model).preprocess
+    np.testing.assert_allclose(p(np.ones((1, 1, 1, 3), "float32")), 255.0, rtol=1e-5)
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1)(inputs)
+    p = kv.as_network(keras.Model(inputs, keras.layers.Conv2D(2, 3)(x))).preprocess
+    np.testing.assert_allclose(p(np.ones((1, 1, 1, 3), "float32")), 255.0, rtol=1e-5)
+    norm = keras.layers.Normalization(mean=[0.5, 0.4, 0.3], variance=[0.01, 0.04, 0.09])
+    inputs = keras.Input((None, None, 3))
+    p = kv.as_network(keras.Model(inputs, keras.layers.Conv2D(2, 3)(norm(inputs)))).preprocess
+    # [0, 1] spans mean +- 2 std per channel
+    np.testing.assert_allclose(np.asarray(p(np.zeros((1, 1, 1, 3), "float32")))[0, 0, 0], [0.3, 0.0, -0.3], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(p(np.ones((1, 1, 1, 3), "float32")))[0, 0, 0], [0.7, 0.8, 0.9], atol=1e-5)
+
+
+def test_multi_input_model_optimizes_one_input_and_holds_the_other():
+    image = keras.Input((None, None, 3), name="image")
+    gain = keras.Input((1,), name="gain")
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(image)
+    g = keras.layers.Reshape((1, 1, 1))(gain)
+    out = keras.layers.Multiply(name="scaled")([x, g])
+    model = keras.Model([image, gain], out)
+    with pytest.raises(ValueError, match="Missing: \\['gain'\\]"):
+        kv.as_network(model, image_input="image")
+    net = kv.as_network(model, image_input="image", other_inputs={"gain": np.array([2.0], "float32")})
+    result = kv.visualize_filters(net, "scaled", [0, 1], preset="fast", size=16, steps=3, progress=False)
+    assert result.images.shape == (2, 16, 16, 3)
+    assert np.all(np.isfinite(result.scores))
+
+
+@pytest.mark.parametrize("channels", [1, 4, 13])
+def test_any_number_of_input_channels(channels):
+    from conftest import make_tiny_cnn
+
+    model = make_tiny_cnn(channels=channels)
+    for preset in ("fast", "blog2016"):
+        result = kv.visualize_filters(model, "conv2", [0, 1], preset=preset, size=16, steps=3, progress=False)
+        assert result.images.shape == (2, 16, 16, channels)
+    assert kv.stitch(result.images).shape[-1] == channels
+
+
+def test_keras_file_paths_work_like_names(tmp_path, tiny_cnn):
+    path = str(tmp_path / "tiny.keras")
+    tiny_cnn.save(path)
+    net = kv.get_model(path)
+    assert [layer.name for layer in net.model.layers] == [layer.name for layer in tiny_cnn.layers]
+    result = kv.visualize_filters(path, "conv2", [0], preset="fast", size=16, steps=2, progress=False)
+    assert result.images.shape == (1, 16, 16, 3)
+
+
+def test_mixed_float16_model_gives_finite_pictures():
+    from conftest import make_tiny_cnn
+
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = make_tiny_cnn(seed=1)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert model.get_layer("conv2").compute_dtype == "float16"
+    result = kv.visualize_filters(model, "conv2", [0, 1, 2], preset="fast", size=24, steps=10, progress=False)
+    assert np.all(np.isfinite(result.raw)) and np.all(np.isfinite(result.scores))
+    assert np.all(result.history[-1] > result.history[0])
+
+
+def test_pre_activation_never_changes_the_layer():
+    """The extractor used to swap a shared layer's activation for the call and back: unsafe when atlas worker
+    threads share the model. Now nothing of the layer is set."""
+    sets = []
+
+    class Conv2D(keras.layers.Conv2D):  # a Conv2D (by its type's name, as the extractor reads it) that tells
+        def __setattr__(self, name, value):
+            if name == "activation" and hasattr(self, "activation"):
+                sets.append(value)
+            super().__setattr__(name, value)
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, Conv2D(4, 3, activation="relu", name="w")(inputs))
+    extractor = kv.feature_extractor(model, ["w"], pre_activation=True)
+    out = np.asarray(extractor(np.random.default_rng(0).normal(size=(1, 8, 8, 3)).astype("float32")))
+    assert sets == [] and out.min() < 0  # the leaky pre-activation, with the layer untouched

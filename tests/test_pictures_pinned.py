@@ -1,0 +1,51 @@
+"""Pixel checksums taken before the redesign (the three wings): a refactor keeps the pictures, same seed, same
+pixels, on this kind of CPU with TensorFlow."""
+
+import hashlib
+
+import numpy as np
+import pytest
+from conftest import make_grating_model, make_tiny_cnn
+
+import kerasviz as kv
+
+BEFORE = {  # taken on the code before the move (commit 8a1184c), by the same calls as below
+    "visualize_filters/quality": "d7f18b715931df5a",
+    "visualize_filters/fast": "8f680167fcedf7b6",
+    "visualize_filters/lucid": "c1a26395b017e821",
+    "visualize_filters/keras-io": "e57fda252f7246c9",
+    "visualize_filters/blog2016": "89cee63631e8b30d",
+    "render/channel": "dc3b374a220cc2df",
+    "dream": "233da0798736257a",
+    "caricature": "c0a4f28082bcf57f",
+    "layer_atlas": "f30dbacba30c52a1",
+}
+
+
+def _sha(a) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+
+
+@pytest.fixture(scope="module")
+def net():
+    return make_tiny_cnn()
+
+
+@pytest.mark.parametrize("preset", ["quality", "fast", "lucid", "keras-io", "blog2016"])
+def test_visualize_filters_pixels_are_unchanged(net, preset):
+    r = kv.visualize_filters(net, "conv2", range(3), preset=preset, size=32, steps=6, progress=False)
+    assert _sha(r.images) == BEFORE[f"visualize_filters/{preset}"]
+
+
+def test_render_dream_caricature_and_atlas_pixels_are_unchanged(net, tmp_path):
+    g = make_grating_model()
+    r = kv.render(g, kv.objectives.channel("gabor"), batch=2, size=40, steps=5, progress=False, preset="fast")
+    photo = np.random.default_rng(0).uniform(size=(40, 40, 3)).astype("float32")
+    got = {
+        "render/channel": _sha(r.images),
+        "dream": _sha(kv.dream(net, "conv2", photo, steps=4, octaves=2, progress=False)),
+        "caricature": _sha(kv.caricature(net, "conv2", photo, steps=4, size=32, octaves=1).image),
+        "layer_atlas": _sha(kv.layer_atlas(net, "conv1", range(4), cache_dir=tmp_path, preset="fast", size=32,
+                                           steps=5, progress=False).images),
+    }
+    assert got == {k: BEFORE[k] for k in got}
