@@ -230,3 +230,47 @@ def test_pre_activation_never_changes_the_layer():
     extractor = kv.feature_extractor(model, ["w"], pre_activation=True)
     out = np.asarray(extractor(np.random.default_rng(0).normal(size=(1, 8, 8, 3)).astype("float32")))
     assert sets == [] and out.min() < 0  # the leaky pre-activation, with the layer untouched
+
+
+def _visualize(m, photo, tmp):
+    kv.visualize_filters(m, "conv2", range(2), size=24, steps=2, progress=False, preset="fast")
+
+
+LET_GO = {
+    "visualize_filters": _visualize,
+    "render": lambda m, photo, tmp: kv.render(m, kv.objectives.channel("conv2", 1), size=24, steps=2,
+                                              progress=False),
+    "layer_atlas": lambda m, photo, tmp: kv.layer_atlas(m, "conv1", range(2), cache_dir=tmp, size=24, steps=2,
+                                                        progress=False, preset="fast"),
+    "top_filters": lambda m, photo, tmp: kv.top_filters(m, "conv2", photo),
+    "dream": lambda m, photo, tmp: kv.dream(m, "conv2", photo, steps=2, octaves=2),
+    "caricature": lambda m, photo, tmp: kv.caricature(m, "conv2", photo, steps=2, size=24, octaves=1),
+    "figure": lambda m, photo, tmp: kv.plot.top_filters_figure(m, "conv2", photo, k=2, size=24, steps=2,
+                                                               preset="fast"),
+}
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("entry", list(LET_GO))
+def test_a_model_let_go_is_collected(entry, tmp_path):
+    """Extractors and compiled steps are cached on the model itself: dropping the model frees them (a
+    module-level cache keyed by the model kept every model of a notebook alive)."""
+    import gc
+    import weakref
+
+    from conftest import make_tiny_cnn
+
+    photo = np.random.default_rng(0).uniform(size=(32, 32, 3)).astype("float32")
+    model = make_tiny_cnn()
+    ref = weakref.ref(model)
+    LET_GO[entry](model, photo, tmp_path)
+    del model
+    gc.collect()
+    assert ref() is None
+
+
+@pytest.mark.engine
+def test_the_model_cache_still_reuses_compiled_steps(tiny_cnn):
+    first = kv.optimize.plan(tiny_cnn, "conv2", [0], preset="fast", size=24, steps=2)
+    again = kv.optimize.plan(tiny_cnn, "conv2", [1], preset="fast", size=24, steps=2)
+    assert first.renderer is again.renderer

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Sequence
 
 import keras
@@ -70,7 +69,6 @@ def octave_sizes(size, octaves: int, scale: float) -> list[tuple[int, int]]:
             for k in range(octaves - 1, -1, -1)]
 
 
-_RENDERERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # The settings the compiled step depends on; the others (size, steps, lr, octaves, revive_steps, ...) are
@@ -80,7 +78,7 @@ TRACED_SETTINGS = ("param", "transforms", "update", "pre_activation", "input_spa
 
 def get_renderer(network, objective, settings: presets.Preset, revive=None) -> Renderer:
     """A cached `Renderer`: the same model, objective and traced settings reuse the compiled steps."""
-    cache = _RENDERERS.setdefault(network.model, {})
+    cache = nets.model_cache(network.model, "renderers")
     key = (objective.key, tuple(getattr(settings, f) for f in TRACED_SETTINGS), repr(network.preprocess),
            revive.key if revive is not None else None)
     renderer = cache.get(key)

@@ -32,6 +32,7 @@ from kerasviz.nets.layers import (
     iter_layers,
     leaks_under_pre_activation,
     list_layers,
+    model_cache,
     output_shape,
     resolve_filters,
     undo_leak,
@@ -50,6 +51,6 @@ __all__ = [
     "IMAGENET_STD_RGB", "LEAKY_SLOPE", "LayerInfo", "Network", "Preprocessing", "ReceptiveField", "as_network",
     "channels_of", "check_filter", "conv_layers", "feature_extractor", "field_between", "find_layer",
     "get_extractor", "get_model", "has_fused_relu", "hed_weights_path", "infer_preprocessing", "iter_layers",
-    "leaks_under_pre_activation", "list_layers", "list_models", "load_hed_weights", "load_model_file",
+    "leaks_under_pre_activation", "list_layers", "list_models", "model_cache", "load_hed_weights", "load_model_file",
     "module_name", "output_shape", "range_from_layers", "receptive_field", "resolve_filters", "undo_leak",
 ]

@@ -7,7 +7,6 @@ activation of a fused ReLU).
 from __future__ import annotations
 
 import dataclasses
-import weakref
 from collections.abc import Sequence
 
 import keras
@@ -306,12 +305,31 @@ def feature_extractor(
 DEFAULT_FILTER_COUNT = 64  # an 8x8 atlas
 
 
-_EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+CACHE_ATTRIBUTE = "_kerasviz_caches"
+
+
+def model_cache(model, name: str) -> dict:
+    """A dict of kerasviz's compiled things for `model` (extractors, renderers), kept on the model itself.
+
+    A module-level cache keyed by the model would keep every model alive, since what it holds (extractors,
+    compiled steps) refers back to the model; held by the model, they form a cycle that the garbage
+    collector frees with the model once the user lets it go. Written into the model's `__dict__`, so Keras
+    does not track it as a layer attribute (it is never saved or cloned).
+
+    Args:
+        model: a `keras.Model`.
+        name: which cache (`"extractors"`, `"renderers"`).
+
+    Returns:
+        The dict, created empty on first use.
+    """
+    caches = vars(model).setdefault(CACHE_ATTRIBUTE, {})
+    return caches.setdefault(name, {})
 
 
 def get_extractor(network: Network, layers: Sequence[str], pre_activation: bool):
     """A cached feature extractor for `layers` of `network`."""
-    cache = _EXTRACTORS.setdefault(network.model, {})
+    cache = model_cache(network.model, "extractors")
     key = (tuple(layers), bool(pre_activation))
     if key not in cache:
         cache[key] = feature_extractor(network, layers, pre_activation=pre_activation)
