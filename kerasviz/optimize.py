@@ -205,12 +205,6 @@ class Plan:
         return _run_chunks(self, key_chunks, filter_chunks, init_chunks, self.seed if seed is None else seed,
                            _callbacks(progress, callbacks))
 
-    def describe(self) -> str:
-        """One line: what the plan resolved."""
-        what = self.layer if self.layer is not None else self.objective.description
-        return (f"{self.network.name} {what}: {len(self.items)} item(s), batch {self.batch_size}, "
-                f"{self.settings.size} px, {sum(presets.octave_steps(self.settings))} steps, seed {self.seed}")
-
 
 def _check_init(init, network, n: int) -> np.ndarray:
     init = np.asarray(init, "float32")

@@ -63,7 +63,6 @@ class Objective:
         """A new objective from this one (and `others`), keeping every validator and layer."""
         obj = Objective(fn, description, self.layers + sum((o.layers for o in others), ()), key=key)
         obj._validators = self._validators + [v for o in others for v in o._validators]
-        obj._parts = (self, *others)  # keeps the parts (and so their ids in `key`) alive
         return obj
 
     def __add__(self, other):
@@ -499,7 +498,6 @@ def per_image(objectives: list[Objective]) -> Objective:
     out = Objective(fn, desc, tuple(layer for o in objectives for layer in o.layers),
                     key=("per_image", tuple(o.key for o in objectives)))
     out._validators = [v for o in objectives for v in o._validators]
-    out._parts = tuple(objectives)
     return out
 
 

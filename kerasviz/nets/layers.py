@@ -147,7 +147,7 @@ def list_layers(model) -> list[LayerInfo]:
     >>> rows[1].path, rows[1].channels
     ('block1_conv1', 64)
     """
-    keras_model = _as_network(model).model if not isinstance(model, keras.Model) else model
+    keras_model = as_network_lazily(model).model if not isinstance(model, keras.Model) else model
     rows = []
     for path, layer in iter_layers(keras_model):
         shape = output_shape(layer)
@@ -371,10 +371,11 @@ def resolve_filters(filters, n_channels: int, layer: str, default: int | None = 
     return filters
 
 
-def _as_network(model):
-    from kerasviz.nets.applications import as_network  # applications reads layers: import when named
+def as_network_lazily(model, **kwargs):
+    """`applications.as_network(model, **kwargs)`, imported when called: applications reads this module."""
+    from kerasviz.nets.applications import as_network
 
-    return as_network(model)
+    return as_network(model, **kwargs)
 
 
 def conv_layers(model, *, types: Sequence[str] = CONV_TYPES) -> list[str]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from kerasviz.nets.layers import find_layer
+from kerasviz.nets.layers import as_network_lazily, find_layer
 from kerasviz.nets.network import Network
 
 # Layers that keep every spatial position where it is (elementwise maps, normalizations, merges).
@@ -232,7 +232,7 @@ def receptive_field(model, layer: str, *, input_size: int | tuple[int, int] | No
     >>> kv.data.receptive_field(kv.get_model("VGG16", weights=None), "block3_conv3").size
     (40, 40)
     """
-    network = _as_network(model) if isinstance(model, str) else model
+    network = as_network_lazily(model, weights=None) if isinstance(model, str) else model
     keras_model = network.model if isinstance(network, Network) else network
     path, _ = find_layer(keras_model, layer)
     if input_size is None:
@@ -313,9 +313,3 @@ def field_between(model, layer_from: str, layer_to: str) -> tuple[int, int]:
     start = {id(t): _Field() for t in _flat(inner.get_layer(name_from).output)}
     field = _walk(inner, inner.get_layer(name_to).output, start)
     return int(round(field.size[0])), int(round(field.size[1]))
-
-
-def _as_network(name: str):
-    from kerasviz.nets.applications import as_network  # applications reads layers: import when named
-
-    return as_network(name, weights=None)

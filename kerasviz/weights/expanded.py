@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from kerasviz import nets
-from kerasviz.weights.kernels import DEFAULT_TOP_K, IncomingChannels, _channels, _check_filter, _network, path_between
+from kerasviz.weights.kernels import DEFAULT_TOP_K, IncomingChannels, _channels, _network, path_between
 
 DEFAULT_EXPANDED_SIZE = 5
 
@@ -243,7 +243,7 @@ def expanded_weights(
         if not targets:
             raise ValueError("filters is empty: give at least one channel of layer_to, or None for all.")
         for f in targets:
-            _check_filter(f, c_to, layer_to)
+            nets.check_filter(f, c_to, layer_to)
     c_from = int(linear.inputs[0].shape[-1])
     columns = []
     for start in range(0, len(targets), batch_size):
@@ -307,7 +307,7 @@ def top_expanded(
     """
     network = _network(model, weights)
     linear, _ = linearized_model(network, layer_from, layer_to)
-    f = _check_filter(filter, int(linear.outputs[0].shape[-1]), layer_to)
+    f = nets.check_filter(filter, int(linear.outputs[0].shape[-1]), layer_to)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an int >= 1. Received: k={k!r}.")
     w = expanded_weights(network, layer_from, layer_to, size, filters=[f])[..., 0]  # (s, s, C_from)

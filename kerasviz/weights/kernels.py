@@ -99,10 +99,6 @@ def kernels(model, layer: str, *, weights: str | None = "imagenet") -> tuple[np.
     return kernel, bias
 
 
-def _check_filter(filter: int, n: int, layer: str) -> int:
-    return nets.check_filter(filter, n, layer)
-
-
 def filter_kernel(model, layer: str, filter: int, *, weights: str | None = "imagenet") -> np.ndarray:
     """One filter's kernel: one `(kh, kw)` slice per input channel.
 
@@ -123,7 +119,7 @@ def filter_kernel(model, layer: str, filter: int, *, weights: str | None = "imag
     (3, 3, 3)
     """
     kernel, _ = kernels(model, layer, weights=weights)
-    f = _check_filter(filter, kernel.shape[-1], layer)
+    f = nets.check_filter(filter, kernel.shape[-1], layer)
     return kernel[..., f]
 
 
@@ -333,7 +329,7 @@ def top_inputs(
     network = _network(model, weights)
     path, conv = _conv_layer(network, layer)
     kernel, _ = kernels(network, path)
-    f = _check_filter(filter, kernel.shape[-1], path)
+    f = nets.check_filter(filter, kernel.shape[-1], path)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an int >= 1. Received: k={k!r}.")
     input_layer, from_image = input_layer_of(network, path)
