@@ -46,22 +46,20 @@ def measure(args: argparse.Namespace) -> dict:
     import keras
 
     import kerasviz as kv
-    from kerasviz.engine import backend
 
     weights = None if args.weights.lower() == "none" else args.weights
     network = kv.get_model(args.model, weights=weights)
-    kw = dict(preset=args.preset, size=args.size, steps=args.steps, batch_size=args.filters, progress=False,
-              seed=0)
     filters = list(range(args.filters))
-    traces = backend.trace_count()
+    plan = kv.optimize.plan(network, args.layer, filters, preset=args.preset, size=args.size, steps=args.steps,
+                            batch_size=args.filters, seed=0)
     start = time.perf_counter()
-    first = kv.visualize_filters(network, args.layer, filters, **kw)
+    first = plan.run()
     first_s = time.perf_counter() - start
-    traces = backend.trace_count() - traces
+    traces = plan.renderer.traces()
     runs = []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        again = kv.visualize_filters(network, args.layer, filters, **kw)
+        again = plan.run()
         runs.append(time.perf_counter() - start)
     run_s = statistics.median(runs) if runs else first_s
     return {

@@ -17,7 +17,7 @@ How each backend compiles it:
   `Layer.stateless_call` does), so they are not baked into the compiled program as constants: a
   changed weight is seen without a retrace, and a big model compiles as fast as a small one.
 - PyTorch: eager autograd (`torch.autograd.grad` with respect to the values only), the update under
-  `torch.no_grad()`. No tracing, so `trace_count()` does not move.
+  `torch.no_grad()`. No tracing, so `traces(step)` stays 0.
 
 The backend is whatever Keras was imported with (`KERAS_BACKEND`); nothing here sets it.
 """
@@ -29,16 +29,17 @@ from collections.abc import Callable
 import keras
 
 BACKENDS = ("tensorflow", "jax", "torch")
-_TRACES = {"count": 0}
 
 
-def trace_count() -> int:
-    """How many times a step or scoring function has been traced (compiled) in this process.
+def traces(compiled: Callable) -> int:
+    """How many times `compiled` (from `compile_step` or `compile_scores`) has been traced.
 
-    Counts `tf.function` traces on TensorFlow and `jax.jit` traces on JAX; PyTorch runs eagerly and
-    never traces.
+    A `tf.function`'s own tracing count on TensorFlow, the `jax.jit` traces on JAX; PyTorch runs eagerly
+    and never traces (0).
     """
-    return _TRACES["count"]
+    if hasattr(compiled, "experimental_get_tracing_count"):
+        return int(compiled.experimental_get_tracing_count())
+    return int(getattr(compiled, "traced", [0])[0])
 
 
 def name() -> str:
@@ -100,7 +101,6 @@ def compile_scores(score_fn: Callable, *, model: keras.Model | None = None) -> C
         import tensorflow as tf
 
         def scores(values, u, filters):
-            _TRACES["count"] += 1
             return score_fn(values, u, filters)
 
         return tf.function(scores)
@@ -124,7 +124,6 @@ def _tensorflow_step(score_fn, update):
     import tensorflow as tf
 
     def step(values, state, t, lr, u, filters):
-        _TRACES["count"] += 1
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(values)
             scores = score_fn(values, u, filters)
@@ -165,8 +164,10 @@ def _jax_step(score_fn, update, model):
 
     grad_fn = jax.value_and_grad(objective, has_aux=True)
 
+    traced = [0]
+
     def step(weights, values, state, t, lr, u, filters):
-        _TRACES["count"] += 1
+        traced[0] += 1  # runs once per trace, not per call
         (_, scores), grads = grad_fn(values, weights, u, filters)
         values, state = update.apply(values, grads, state, lr, t)
         return values, state, scores
@@ -176,6 +177,7 @@ def _jax_step(score_fn, update, model):
     def run(values, state, t, lr, u, filters):
         return jitted([v.value for v in variables], list(values), list(state), t, lr, u, filters)
 
+    run.traced = traced
     return run
 
 
@@ -185,8 +187,10 @@ def _jax_scores(score_fn, model):
     variables = _model_variables(model)
     scored = _with_weights(score_fn, variables)
 
+    traced = [0]
+
     def scores(weights, values, u, filters):
-        _TRACES["count"] += 1
+        traced[0] += 1  # runs once per trace, not per call
         return scored(weights, values, u, filters)
 
     jitted = jax.jit(scores)
@@ -194,6 +198,7 @@ def _jax_scores(score_fn, model):
     def run(values, u, filters):
         return jitted([v.value for v in variables], list(values), u, filters)
 
+    run.traced = traced
     return run
 
 

@@ -145,6 +145,14 @@ class Renderer:
                                                      model=self.extractor)
             self._revive_scores = backend.compile_scores(revive_fn, model=self.extractor)
 
+    def traces(self) -> int:
+        """How many times this renderer's compiled functions have been traced (0 on PyTorch, which runs eagerly):
+        a new image size or batch size traces again; new filters, steps or learning rates do not."""
+        compiled = [self._step, self._clean]
+        if self._revive_step is not None:
+            compiled += [self._revive_step, self._revive_scores]
+        return sum(backend.traces(f) for f in compiled)
+
     def _revive_crop(self, imgs):
         """`imgs` cut to `revive_window` of their (static) size, for the revive steps."""
         h, w = int(imgs.shape[1]), int(imgs.shape[2])
