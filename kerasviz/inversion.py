@@ -176,7 +176,9 @@ def caricature(
         raise ValueError("layers is empty: give at least one layer name.")
     layer_names = [nets.find_layer(network, name)[0] for name in layer_names]
     base = presets.get(preset)
-    settings = presets.resolve_settings(base, dict(steps=steps, size=size, **overrides))
+    given = dict(steps=steps, size=size, **overrides)
+    settings = presets.resolve_settings(base, given)
+    settings, _ = optimize.fit_size(network, layer_names, settings, preset=base, overrides=given)  # noted by plan
     if settings.input_space:
         raise ValueError("caricature optimizes [0, 1] images; choose a preset without input_space "
                          f"(e.g. 'quality' or 'fast'). Received: preset={preset!r}.")

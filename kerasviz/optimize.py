@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -91,17 +92,13 @@ def _clipped_normalized(raw, s):
 
 
 def check_size(network, layer: str, size: int, pre_activation: bool = True, border: int = 0) -> None:
-    """Raise a clear error when `size` px does not fit the model (a fixed input size) or is too small
-    for `layer` (its map, less `border` positions at each edge, would be empty)."""
-    fixed = tuple(network.model.inputs[network.image_input].shape[1:3])
-    if all(d is not None for d in fixed) and fixed != (size, size):
-        raise ValueError(
-            f"{network.name} only takes {fixed[0]}x{fixed[1]} inputs; use size={fixed[0]} (and octaves=1), or "
-            "build the model with keras.Input((None, None, channels)) to visualize at other sizes."
-        )
+    """Raise a clear error when `size` px is too small for `layer` (its map, less `border` positions at each
+    edge, would be empty). Where the layers before `layer` need the model's fixed input size, images are
+    resized to it inside the step, so that size is the one checked."""
     extractor = nets.get_extractor(network, [layer], pre_activation)
+    hw = nets.input_size(extractor, network.image_input) or (size, size)
     try:
-        image = keras.KerasTensor((1, size, size, network.input_channels))
+        image = keras.KerasTensor((1, *hw, network.input_channels))
         if len(network.model.inputs) > 1:
             image = [image if i == network.image_input else
                      keras.KerasTensor((1,) + np.shape(network.other_inputs[i]), dtype=t.dtype)
@@ -118,6 +115,49 @@ def check_size(network, layer: str, size: int, pre_activation: bool = True, bord
             f"An image of {size} px gives layer {layer!r} a {out.shape[1]}x{out.shape[2]} map, too small to drop "
             f"{border} positions at each border; use a larger size."
         )
+
+
+def fit_size(network, layers: Sequence[str], settings: presets.Preset, *, preset, overrides: dict
+             ) -> tuple[presets.Preset, str | None]:
+    """Settings that fit a model with a fixed input size, and a one-line note saying what was adapted.
+
+    Where the layers up to `layers` take any size, the feature extractor already runs them on a flexible
+    input (`nets.feature_extractor`): nothing changes but the note. Where they need the model's size (a
+    `Flatten`, `Reshape` or `Dense` on flattened maps on the way, a classifier's logits), `size` defaults
+    to the model's, and the octaves' smaller images are upsampled to it inside the step.
+
+    Args:
+        network: the `Network`.
+        layers: the layers the objective reads.
+        settings: the settings resolved from `preset` and `overrides`.
+        preset, overrides: what `settings` came from (to resolve them again with the model's size).
+
+    Returns:
+        `(settings, note)`; the note is None for a model that takes any size.
+
+    Raises:
+        ValueError: an explicit `size` other than the model's where the layers need the model's size.
+    """
+    model_hw = nets.input_size(network.model, network.image_input)
+    if model_hw is None:
+        return settings, None
+    h, w = model_hw
+    extractor = nets.get_extractor(network, list(layers), settings.pre_activation)
+    fixed = nets.input_size(extractor, network.image_input)
+    where = ", ".join(map(repr, layers))
+    if fixed is None:
+        return settings, (f"{network.name} takes {h}x{w} inputs; its layers up to {where} take any size, so they "
+                          "run on a flexible input (the same layers and weights).")
+    side = max(fixed)
+    if overrides.get("size") is not None and settings.size != side:
+        raise ValueError(f"{network.name} takes only {h}x{w} inputs and its layers before {where} need that size "
+                         f"(a Flatten, Reshape or Dense on the way). Received: size={settings.size}; use "
+                         f"size={side}, or leave size out.")
+    if settings.size != side:
+        settings = presets.resolve_settings(preset, {**overrides, "size": side})
+    octaves = " and the smaller octaves are upsampled to it inside the step" if settings.octaves > 1 else ""
+    return settings, (f"{network.name} takes only {h}x{w} inputs and its layers up to {where} need that size: "
+                      f"the images are {side} px{octaves}.")
 
 
 @dataclasses.dataclass
@@ -139,6 +179,8 @@ class Plan:
         renderer: the compiled machinery (`kerasviz.engine.render.Renderer`).
         distribute: the `tf.distribute.Strategy` the batches are split over, or None.
         revive: the revive objective (the center neuron), or None.
+        note: what was adapted to a model with a fixed input size (see `fit_size`), or None; printed once
+            when the plan is made.
     """
 
     network: nets.Network
@@ -151,6 +193,7 @@ class Plan:
     renderer: rendering.Renderer
     distribute: Any = None
     revive: objectives.Objective | None = None
+    note: str | None = None
 
     def chunks(self, items: Sequence | None = None) -> list[list]:
         """`items` (default: the plan's) in batches of at most `batch_size`, as even as possible."""
@@ -276,6 +319,7 @@ def plan(
         path, layer_obj = nets.find_layer(network, layer)
         items = nets.resolve_filters(filters, nets.channels_of(network, path), path)
         s = presets.resolve_settings(preset, overrides)
+        s, note = fit_size(network, [path], s, preset=preset, overrides=overrides)
         check_size(network, path, min(rendering.octave_sizes(s.size, s.octaves, s.octave_scale)[0]), s.pre_activation,
                    s.border)
         obj = objective if objective is not None else objectives.channel(path, border=s.border)
@@ -287,8 +331,11 @@ def plan(
         path, obj = None, objective
         items = [0] if filters is None else [int(k) for k in np.atleast_1d(filters)]
         s = presets.resolve_settings(preset, overrides)
+        note = None
     if not isinstance(obj, objectives.Objective):
         raise TypeError(f"objective must be an Objective (see kerasviz.objectives). Received: {obj!r}.")
+    if path is None and obj.layers:
+        s, note = fit_size(network, obj.layers, s, preset=preset, overrides=overrides)
     obj.validate(network)
     renderer = rendering.get_renderer(network, obj, s, revive=revive)
     ex = distribute_.executor(distribute)
@@ -298,8 +345,10 @@ def plan(
                                                               memory_budget or rendering.DEFAULT_MEMORY_BUDGET)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}.")
+    if note is not None:
+        print(f"kerasviz: note: {note}", file=sys.stderr)
     return Plan(network=network, layer=path, items=items, objective=obj, settings=s, seed=int(seed),
-                batch_size=int(batch_size), renderer=renderer, distribute=distribute, revive=revive)
+                batch_size=int(batch_size), renderer=renderer, distribute=distribute, revive=revive, note=note)
 
 
 def render(

@@ -63,3 +63,57 @@ def test_check_writable_rejects_a_file_as_folder(tmp_path):
     with pytest.raises(ValueError, match="is a file, not a folder"):
         cli.check_writable(str(blocker / "a.png"))
     cli.check_writable(str(tmp_path / "new" / "a.png"))  # missing folders are fine: they get made
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    """A fixed-size grayscale model saved as a legacy .h5 and a .keras file, a junk weights file, a junk
+    model file and a SavedModel-looking folder."""
+    import keras
+
+    folder = tmp_path_factory.mktemp("files")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(6, 3, activation="relu", name="g1")],
+                             name="gray")
+    files = {"h5": folder / "gray.hdf5", "keras": folder / "gray.keras", "junk_weights": folder / "junk.weights.h5",
+             "junk_model": folder / "junk.h5", "saved_model": folder / "exported"}
+    model.save(files["h5"])
+    model.save(files["keras"])
+    files["junk_weights"].write_bytes(b"not an HDF5 file")
+    files["junk_model"].write_bytes(b"not an HDF5 file")
+    files["saved_model"].mkdir()
+    (files["saved_model"] / "saved_model.pb").write_bytes(b"")
+    return {k: str(v) for k, v in files.items()}
+
+
+@pytest.mark.parametrize("kind", ["h5", "keras"])
+def test_atlas_of_a_model_file_with_its_scaling(kind, model_files, tmp_path, capsys):
+    out = tmp_path / "atlas.png"
+    code = cli.main(["atlas", model_files[kind], "g1", "--filters", "0-1", "--out", str(out), "--preset", "fast",
+                     "--steps", "2", "--input-range", "-1", "1"])
+    assert code == 0 and out.exists()
+    assert "2 filters of g1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["atlas", "VGG16", "block1_conv1", "--weights", "{junk_weights}"],
+         "Could not load the weights file '{junk_weights}' into VGG16"),
+        (["atlas", "{junk_model}", "g1"], "Could not load the model file '{junk_model}'"),
+        (["atlas", "{saved_model}", "g1"], "is a TensorFlow SavedModel folder"),
+        (["layers", "{saved_model}"], "save it as a .keras or .h5 file"),
+        (["atlas", "{h5}", "g1", "--preprocess", "tf", "--input-range", "0", "1"], "not allowed with argument"),
+    ],
+)
+def test_file_errors_name_the_file_in_one_line(argv, message, model_files, capsys):
+    argv = [a.format(**model_files) for a in argv]
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:  # argparse's own usage error
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message.format(**model_files) in err and "Traceback" not in err
+    if "not allowed" not in message:
+        assert err.count("\n") == 1

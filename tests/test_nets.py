@@ -274,3 +274,18 @@ def test_the_model_cache_still_reuses_compiled_steps(tiny_cnn):
     first = kv.optimize.plan(tiny_cnn, "conv2", [0], preset="fast", size=24, steps=2)
     again = kv.optimize.plan(tiny_cnn, "conv2", [1], preset="fast", size=24, steps=2)
     assert first.renderer is again.renderer
+
+
+def test_a_model_file_with_custom_layers_loads_with_custom_objects(tmp_path):
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return 2.0 * x
+
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, name="c")(Doubler(name="double")(inputs)))
+    path = str(tmp_path / "custom.keras")
+    model.save(path)
+    with pytest.raises(ValueError, match=r"Could not load the model file .*custom\.keras.*custom_objects="):
+        kv.get_model(path)
+    net = kv.as_network(path, custom_objects={"Doubler": Doubler})
+    assert nets.find_layer(net, "c")[0] == "c" and nets.is_model_path(path) and not nets.is_model_path("VGG16")

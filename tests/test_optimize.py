@@ -163,9 +163,14 @@ def test_hed_vgg16_block3_filters_all_rise_off_gray(hed_vgg16):
 def test_sizes_that_do_not_fit_are_explained(tiny_cnn):
     import keras
 
+    # a fixed input size whose layers take any size: any size goes (a flexible input, the same layers)
     fixed = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, name="c")])
-    with pytest.raises(ValueError, match=r"only takes 32x32 inputs; use size=32"):
-        kv.visualize_filters(fixed, "c", [0], size=64, progress=False)
+    assert kv.visualize_filters(fixed, "c", [0], size=64, steps=2, progress=False).images.shape[1] == 64
+    # a Flatten before the layer: only the model's size goes through
+    flat = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(),
+                             keras.layers.Dense(3, name="d")])
+    with pytest.raises(ValueError, match=r"takes only 32x32 inputs .* need that size .* use size=32"):
+        kv.visualize_filters(flat, "d", [0], size=64, progress=False)
     # keras-io drops 2 border positions: a 4x4 map (8 px through one pooling) leaves nothing
     with pytest.raises(ValueError, match="too small to drop 2 positions at each border"):
         kv.visualize_filters(tiny_cnn, "conv2", [0], preset="keras-io", size=8, progress=False)

@@ -108,10 +108,12 @@ def _cmd_predict(args) -> None:
 
     _positive("--top", args.top)
     image = _read_image(args.image)
-    if args.model.endswith(".keras"):
-        net = nets.as_network(args.model)
-    else:
-        net = nets.get_model(args.model, weights=parse_weights(args.weights), include_top=True)
+    if nets.is_model_path(args.model):
+        net = load_network(args)
+    else:  # a keras.applications name: with its classifier
+        net = nets.as_network(nets.get_model(args.model, weights=parse_weights(args.weights), include_top=True),
+                              preprocess=args.preprocess,
+                              input_range=tuple(args.input_range) if args.input_range else None)
     for p in analysis.predict(net, image, top=args.top):
         print(f"{p.probability:8.4f}  {p.class_id:>4}  {p.class_name}")
 

@@ -44,16 +44,24 @@ def parse_weights(text: str | None):
 
 
 def add_model_args(p: argparse.ArgumentParser, *, weights_default: str | None = "imagenet") -> None:
-    p.add_argument("model", help="keras.applications name (e.g. VGG16) or a .keras file")
+    """The model argument and the options that say how to read it: `--weights`, `--input-range`, `--preprocess`."""
+    p.add_argument("model", help="keras.applications name (e.g. VGG16) or a model file (.keras, .h5, .hdf5)")
     p.add_argument("--weights", default=weights_default,
                    help="imagenet, none, hed (VGG16, offline) or a weights file path "
                         f"(default: {weights_default})")
+    scaling = p.add_mutually_exclusive_group()
+    scaling.add_argument("--input-range", nargs=2, type=float, metavar=("LOW", "HIGH"), default=None,
+                         help="the range of the model's inputs, for a model that takes scaled images (e.g. -1 1)")
+    scaling.add_argument("--preprocess", default=None,
+                         help="the model's preprocessing family: caffe, tf, torch or none (default: the model's own)")
 
 
 def load_network(args):
+    """The `Network` the model arguments of `add_model_args` name."""
     from kerasviz import nets
 
-    return nets.as_network(args.model, weights=parse_weights(args.weights))
+    return nets.as_network(args.model, weights=parse_weights(args.weights), preprocess=args.preprocess,
+                           input_range=tuple(args.input_range) if args.input_range else None)
 
 
 def check_writable(path: str) -> None:

@@ -23,8 +23,9 @@ MAX_AUTO_BATCH = 64
 
 def estimate_batch_size(extractor, size: tuple[int, int], channels: int, memory_budget: int) -> int:
     """How many images fit `memory_budget` bytes of activations, from a probe of the extractor's
-    layer sizes at 32x32 scaled to `size`."""
-    probe = 32
+    layer sizes at 32x32 (or the extractor's fixed input size) scaled to `size`."""
+    fixed = nets.input_size(extractor) if len(extractor.inputs) == 1 else None
+    probe_hw = fixed or (32, 32)
     try:
         outs = [
             layer.output for layer in extractor.layers
@@ -32,11 +33,12 @@ def estimate_batch_size(extractor, size: tuple[int, int], channels: int, memory_
             and not isinstance(layer.output, (list, tuple)) and len(layer.output.shape) >= 2
         ]
         sizer = keras.Model(extractor.inputs[0], outs)
-        acts = sizer(np.zeros((1, probe, probe, channels), "float32"))
+        acts = sizer(np.zeros((1, *probe_hw, channels), "float32"))
         elements = sum(int(np.prod(a.shape)) for a in acts)
     except Exception:  # an exotic graph: a safe default
         return 8
-    per_image = elements * (size[0] * size[1]) / (probe * probe) * 4 * ACTIVATION_OVERHEAD
+    scale = 1.0 if fixed else (size[0] * size[1]) / (probe_hw[0] * probe_hw[1])  # a fixed size is the size
+    per_image = elements * scale * 4 * ACTIVATION_OVERHEAD
     return int(max(1, min(MAX_AUTO_BATCH, memory_budget // max(per_image, 1))))
 
 
@@ -109,9 +111,12 @@ class Renderer:
             raise ValueError(f"The objective {objective.description} reads no layer.")
         self.layers = layers
         self.extractor = nets.get_extractor(network, layers, settings.pre_activation)
+        # a model whose layers need its fixed input size sees every image resized to it (smaller octaves
+        # are upsampled inside the step); None: any size goes in as it is
+        self.model_size = nets.input_size(self.extractor, network.image_input)
         self.channels = network.input_channels
         preprocess = (lambda x: x) if settings.input_space else network.preprocess
-        extractor, param = self.extractor, self.param
+        extractor, param, model_size = self.extractor, self.param, self.model_size
 
         def scorer(objective_, transform, crop=None):
             """`score_fn(values, u, filters)` for `objective_`: the drawn images, through `transform`
@@ -123,6 +128,8 @@ class Renderer:
                 x = imgs if u is None or transform is None else transform(imgs, u)
                 if crop is not None:
                     x = imgs = crop(x)
+                if model_size is not None and tuple(x.shape[1:3]) != model_size:
+                    x = keras.ops.image.resize(x, model_size, interpolation="bilinear")
                 outs = extractor(network.model_inputs(preprocess(x)), training=False)
                 outs = outs if isinstance(outs, (list, tuple)) else [outs]
                 acts = dict(zip(layers, outs, strict=True))
@@ -300,8 +307,8 @@ def revive_window(network, layer: str, extractor, size: tuple[int, int]) -> tupl
     (40, 40, 48, 48)
     """
 
-    if len(network.model.inputs) != 1 or any(d is not None for d in network.model.inputs[0].shape[1:3]):
-        return None  # several inputs, or a fixed input size
+    if len(network.model.inputs) != 1 or nets.input_size(extractor) is not None:
+        return None  # several inputs, or layers that need the model's fixed input size
     h, w = size
     try:
         field = nets.receptive_field(network, layer, input_size=(h, w))

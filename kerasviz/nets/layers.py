@@ -181,8 +181,9 @@ def has_fused_relu(layer) -> bool:
 def leaks_under_pre_activation(layer) -> bool:
     """Whether `feature_extractor(..., pre_activation=True)` outputs a leaky ReLU for this layer.
 
-    True for the layers whose ReLU it replaces (see `has_fused_relu`), False for a Conv/Dense layer with
-    a softmax (its logits come out as they are) and for every layer it leaves alone.
+    True for the layers whose ReLU it replaces (see `has_fused_relu`), False for a softmax (a Dense layer's
+    own or an `Activation("softmax")` layer: the logits come out as they are) and for every layer it leaves
+    alone.
 
     Args:
         layer: a Keras layer.
@@ -194,10 +195,11 @@ def leaks_under_pre_activation(layer) -> bool:
     >>> kv.models.leaks_under_pre_activation(keras.layers.Dense(10, activation="softmax"))
     False
     """
-    if not has_fused_relu(layer):
-        return False
-    separate = type(layer).__name__ in ("ReLU", "Activation")  # replaced by a LeakyReLU layer
-    return separate or getattr(getattr(layer, "activation", None), "__name__", "") != "softmax"
+    return has_fused_relu(layer) and not _is_softmax(layer)  # a softmax's logits come out as they are
+
+
+def _is_softmax(layer) -> bool:
+    return getattr(getattr(layer, "activation", None), "__name__", "") == "softmax"
 
 
 def undo_leak(x):
@@ -263,13 +265,15 @@ def _layer_tensor(model, parts: Sequence[str], pre_activation: bool):
         return sub(_node_inputs(layer))
     if pre_activation and has_fused_relu(layer):
         if type(layer).__name__ in ("ReLU", "Activation"):
+            if _is_softmax(layer):
+                return _node_inputs(layer)  # a classifier's own softmax layer: read its input, the logits
             return keras.layers.LeakyReLU(LEAKY_SLOPE, name=layer.name + "_leaky")(_node_inputs(layer))
         return _PreActivation(layer)(_node_inputs(layer))
     return layer.output
 
 
 def feature_extractor(
-    model, layers: Sequence[str], *, pre_activation: bool = True
+    model, layers: Sequence[str], *, pre_activation: bool = True, flexible: bool = True
 ) -> keras.Model:
     """A model from the network's input to the given layers' outputs (a list, in order).
 
@@ -278,8 +282,12 @@ def feature_extractor(
         layers: layer names or `outer/inner` paths.
         pre_activation: for a layer that applies a ReLU (Conv2D/Dense with `activation="relu"`, or a ReLU
             layer), replace the ReLU by a leaky ReLU (slope `LEAKY_SLOPE`), so that filters whose
-            output starts at zero still get a gradient; positive values are unchanged. A softmax is
-            dropped (its input, the logit, is returned). Defaults to True.
+            output starts at zero still get a gradient; positive values are unchanged. A softmax (a
+            layer's own or an `Activation("softmax")` layer) is dropped: its input, the logit, is
+            returned. Defaults to True.
+        flexible: for a model with a fixed input size, rebuild the extractor on a flexible spatial input
+            when the layers up to `layers` take any size (the same layers and weights); see `input_size`
+            for what came out. Defaults to True.
 
     Returns:
         A `keras.Model` with one output per layer.
@@ -299,7 +307,51 @@ def feature_extractor(
         path, _ = find_layer(keras_model, name)
         outputs.append(_layer_tensor(keras_model, path.split("/"), pre_activation))
     inputs = keras_model.inputs[0] if len(keras_model.inputs) == 1 else keras_model.inputs
-    return keras.Model(inputs, outputs, name="kerasviz_extractor")
+    extractor = keras.Model(inputs, outputs, name="kerasviz_extractor")
+    return _on_flexible_input(extractor) if flexible else extractor
+
+
+FLEX_PROBE_MARGIN = 32  # pixels added to a fixed input size to check that the layers take other sizes
+
+
+def input_size(model: keras.Model, index: int = 0) -> tuple[int, int] | None:
+    """The `(height, width)` a model's (or extractor's) image input must have, or None when it takes any size.
+
+    Args:
+        model: a `keras.Model`, e.g. from `feature_extractor`.
+        index: which input is the image. Defaults to 0.
+
+    Returns:
+        `(height, width)`, or None.
+
+    Example:
+    >>> small = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(6, 3, name="g1")])
+    >>> kv.nets.input_size(small), kv.nets.input_size(kv.feature_extractor(small, ["g1"]))
+    ((28, 28), None)
+    """
+    shape = tuple(model.inputs[index].shape[1:3])
+    return None if None in shape else (int(shape[0]), int(shape[1]))
+
+
+def _on_flexible_input(extractor: keras.Model) -> keras.Model:
+    """`extractor` rebuilt on a `(None, None, C)` input when its input has a fixed size and its layers take
+    any size: the same layer objects (the same weights, nothing copied) called on the new input. Kept as
+    it is when the layers need the fixed size (a `Flatten`, `Reshape` or `Dense` on flattened maps before
+    the outputs): a forward pass at a larger size decides."""
+    fixed = input_size(extractor) if len(extractor.inputs) == 1 else None
+    if fixed is None:
+        return extractor
+    spec = extractor.inputs[0]
+    try:
+        flexible = keras.models.clone_model(extractor, input_tensors=keras.Input((None, None) + tuple(spec.shape[3:]),
+                                                                                    dtype=spec.dtype),
+                                            clone_function=lambda layer: layer)
+        probe = np.zeros((1, fixed[0] + FLEX_PROBE_MARGIN, fixed[1] + FLEX_PROBE_MARGIN) + tuple(spec.shape[3:]),
+                         "float32")
+        flexible(probe, training=False)
+    except Exception:  # any failure means: these layers need the model's own size
+        return extractor
+    return flexible
 
 
 DEFAULT_FILTER_COUNT = 64  # an 8x8 atlas
