@@ -19,6 +19,7 @@ _MODULES = {
     "atlas": "kerasviz.atlas",
     "backend": "kerasviz.engine.backend",
     "inversion": "kerasviz.inversion",
+    "catalog": "kerasviz.catalog",
     "cli": "kerasviz.cli",
     "distribute": "kerasviz.engine.distribute",
     "engine": "kerasviz.engine",
@@ -54,7 +55,7 @@ _NAMES = {
     "to_uint8": "kerasviz.images",
     "Network": "kerasviz.nets", "Preprocessing": "kerasviz.nets", "as_network": "kerasviz.nets",
     "feature_extractor": "kerasviz.nets", "find_layer": "kerasviz.nets", "get_model": "kerasviz.nets",
-    "list_layers": "kerasviz.nets", "list_models": "kerasviz.nets",
+    "list_layers": "kerasviz.nets", "list_models": "kerasviz.catalog",
     "Plan": "kerasviz.optimize", "Result": "kerasviz.optimize", "plan": "kerasviz.optimize",
     "render": "kerasviz.optimize", "visualize_filters": "kerasviz.optimize",
     "Preset": "kerasviz.engine.presets", "list_presets": "kerasviz.engine.presets",
@@ -93,6 +94,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from kerasviz.analysis import activations, dream, heatmap, mean_activations, predict, top_filters  # noqa: F401
     from kerasviz.atlas import LayerAtlas, ModelAtlas, layer_atlas, model_atlas  # noqa: F401
     from kerasviz.atlas.gallery import make_gallery, write_gallery  # noqa: F401
+    from kerasviz.catalog import list_models  # noqa: F401
     from kerasviz.engine.presets import Preset, list_presets  # noqa: F401
     from kerasviz.examples import dataset_examples, examples_figure  # noqa: F401
     from kerasviz.images import center_crop, deprocess, load_image, save_image, show, stitch, to_uint8  # noqa: F401
@@ -105,7 +107,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         find_layer,
         get_model,
         list_layers,
-        list_models,
         receptive_field,
     )
     from kerasviz.optimize import Plan, Result, plan, render, visualize_filters  # noqa: F401

@@ -117,3 +117,63 @@ def test_file_errors_name_the_file_in_one_line(argv, message, model_files, capsy
     assert message.format(**model_files) in err and "Traceback" not in err
     if "not allowed" not in message:
         assert err.count("\n") == 1
+
+
+def _run(code: str, *args: str, env_drop=("TF_CPP_MIN_LOG_LEVEL",)):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in env_drop}
+    return subprocess.run([sys.executable, *(["-c", code] if code else []), *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+FRAMEWORK_LINE = r"(^|\n)[IWEF]\d{4} |absl::InitializeLog|oneDNN|cuda"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["atlas", "--help"], ["gallery", "--help"], ["models", "res*"],
+                                  ["presets"]])
+def test_help_and_listings_start_no_framework(argv):
+    code = (f"import sys\nfrom kerasviz.cli.main import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            "print('imported:', [m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules])")
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    assert "imported: []" in out.stdout
+    assert not __import__("re").search(FRAMEWORK_LINE, out.stdout + out.stderr)
+
+
+def test_listings_print_what_the_framework_would(capsys):
+    import keras
+
+    from kerasviz import catalog
+
+    assert [n for n in catalog.list_models() if not hasattr(keras.applications, n)] == []  # the same list
+    assert cli.main(["models", "efficientnetv2*"]) == 0
+    assert capsys.readouterr().out.split()[:2] == ["EfficientNetV2B0", "EfficientNetV2B1"]
+
+
+def test_a_run_prints_no_framework_line_unless_verbose(tmp_path):
+    import re
+
+    argv = ["-m", "kerasviz", "atlas", "VGG16", "block1_conv1", "--weights", "hed", "--filters", "0-1",
+            "--size", "24", "--steps", "2", "--preset", "fast", "--out", str(tmp_path / "a.png")]
+    quiet = _run("", *argv)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "2 filters of block1_conv1" in quiet.stdout
+    assert not re.search(FRAMEWORK_LINE, quiet.stdout + quiet.stderr), quiet.stderr
+    loud = _run("", *argv, "--verbose")
+    assert loud.returncode == 0 and re.search(FRAMEWORK_LINE, loud.stderr)
+
+
+def test_importing_kerasviz_changes_no_setting_of_the_user():
+    # keras first: what the framework itself sets at import is not kerasviz's doing
+    code = ("import os, logging, warnings, keras\n"
+            "state = lambda: (dict(os.environ), logging.root.level, list(logging.root.handlers),\n"
+            "                 list(warnings.filters))\n"
+            "before = state()\nimport kerasviz as kv\nkv.presets.get('fast'); kv.list_models()\n"
+            "kv.nets.as_network(keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3, name='c')]))\n"
+            "print(before == state())")
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("True")

@@ -11,7 +11,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "kerasviz")
 MAX_LINES = 600
 # the wings in import order: a module may import its own wing and the ones before it, never a later one
 WINGS = {
-    "util": {"kerasviz.names", "kerasviz.images"},
+    "util": {"kerasviz.names", "kerasviz.images", "kerasviz.catalog"},
     "nets": "kerasviz.nets",
     "engine": "kerasviz.engine",
     "optimize": {"kerasviz.optimize"},

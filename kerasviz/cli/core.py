@@ -35,9 +35,9 @@ def _cmd_layers(args) -> None:
 
 
 def _cmd_models(args) -> None:
-    from kerasviz import nets
+    from kerasviz import catalog  # the tables alone: no framework starts
 
-    for name in nets.list_models(args.pattern):
+    for name in catalog.list_models(args.pattern):
         print(name)
 
 
@@ -76,7 +76,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("models", help="list the keras.applications models kerasviz knows")
     p.add_argument("pattern", nargs="?", default=None, help="e.g. 'resnet*'")
-    p.set_defaults(run=_cmd_models)
+    p.set_defaults(run=_cmd_models, framework=False)
 
     p = sub.add_parser("presets", help="list the presets")
-    p.set_defaults(run=_cmd_presets)
+    p.set_defaults(run=_cmd_presets, framework=False)

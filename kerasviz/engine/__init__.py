@@ -5,6 +5,12 @@ Keras backend, except `backend.py` (the one backend-specific module) and the pla
 `distribute.py`. The engine imports the nets wing (feature extractors) and never an app module.
 """
 
-from kerasviz.engine import backend, distribute, objectives, params, presets, progress, render, transforms, updates
+import importlib
 
 __all__ = ["backend", "distribute", "objectives", "params", "presets", "progress", "render", "transforms", "updates"]
+
+
+def __getattr__(name: str):
+    if name in __all__:  # `kv.engine.render`: each module imported on first use, so listing presets stays light
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

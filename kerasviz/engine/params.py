@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from keras import ops
+
+from kerasviz.engine.deferred import ops
 
 # ImageNet color correlation (Lucid): the square root of the RGB covariance, columns normalized.
 COLOR_CORRELATION_SVD_SQRT = np.array(

@@ -15,7 +15,8 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from keras import ops
+
+from kerasviz.engine.deferred import ops
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

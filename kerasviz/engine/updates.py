@@ -11,7 +11,8 @@ import dataclasses
 from typing import Protocol
 
 import numpy as np
-from keras import ops
+
+from kerasviz.engine.deferred import ops
 
 L2_EPSILON = 1e-12  # tf.math.l2_normalize's epsilon on the squared norm, as in the keras.io tutorial
 RMS_EPSILON = 1e-5  # the 2016 blog's epsilon

@@ -5,18 +5,16 @@ The nets wing imports nothing of the engine or the apps: it turns what the user 
 builds the feature extractors that the engine differentiates.
 """
 
+from kerasviz.catalog import FAMILY_OF, list_models, module_name
 from kerasviz.nets.applications import (
-    FAMILY_OF,
     HED_LAYERS,
     as_network,
     get_model,
     hed_weights_path,
     infer_preprocessing,
     is_model_path,
-    list_models,
     load_hed_weights,
     load_model_file,
-    module_name,
     range_from_layers,
 )
 from kerasviz.nets.layers import (
