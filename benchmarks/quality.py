@@ -12,6 +12,7 @@ running them through the model again (ReLU outputs, the filter's mean activation
 
     python benchmarks/quality.py                                  # all layers, 16 filters, default presets
     python benchmarks/quality.py --presets keras-io quality --filters 8 --figure docs/images/presets.png
+    python benchmarks/quality.py --fixed-size 128 --presets quality   # VGG16 built for 128x128 inputs only
 """
 
 from __future__ import annotations
@@ -67,11 +68,14 @@ def main():
     parser.add_argument("--steps", type=int, default=None, help="override every preset's steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", default=None, help="save a side-by-side figure of the presets (first layer)")
+    parser.add_argument("--fixed-size", type=int, default=None,
+                        help="build VGG16 with a fixed input_shape of this size, as users' own models have it")
     args = parser.parse_args()
 
     import kerasviz as kv
 
-    net = kv.get_model("VGG16", weights="hed")
+    shape = dict(input_shape=(args.fixed_size, args.fixed_size, 3)) if args.fixed_size else {}
+    net = kv.get_model("VGG16", weights="hed", **shape)
     filters = list(range(args.filters))
     rows, figure_rows = [], []
     for preset in args.presets:
@@ -102,7 +106,8 @@ def main():
             shown = ", ".join(missed[:8]) + (f", ... ({len(missed)} in all)" if len(missed) > 8 else "")
             print(f"{'':>12}{what}: {shown or 'none'}", flush=True)
 
-    print(f"\nVGG16 (hed) {', '.join(args.layers)}; {len(filters)} filters per layer")
+    fixed = f", fixed {args.fixed_size}x{args.fixed_size} input" if args.fixed_size else ""
+    print(f"\nVGG16 (hed{fixed}) {', '.join(args.layers)}; {len(filters)} filters per layer")
     print(f"{'preset':>10} | {'alive':>5} | {'self-rec.':>9} | {'robustness':>10} | {'s/filter':>8}")
     for name, alive, rec, rob, sec in rows:
         print(f"{name:>10} | {alive:5.2f} | {rec:9.2f} | {rob:10.2f} | {sec:8.2f}")

@@ -7,7 +7,6 @@ from kerasviz import atlas, cli
 from kerasviz.atlas import gallery
 
 QUICK = dict(preset="fast", size=16, steps=2, progress=False, batch_size=4)
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
@@ -31,13 +30,16 @@ def fake_layer(name, n=3, layer_type="Conv2D"):
 
 
 def test_gallery_in_headless_chromium(site):
+    from browser import find_chromium
     from playwright.sync_api import sync_playwright
 
+    chromium = find_chromium()
+    assert chromium, "No Chromium: run scripts/dev-setup.sh (the README's set-up) or set KERASVIZ_CHROMIUM"
     index, result = site
     assert list(result.layers) == ["conv1", "conv2"]
     problems, external = [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page()
             page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
