@@ -319,9 +319,6 @@ def plan(
         path, layer_obj = nets.find_layer(network, layer)
         items = nets.resolve_filters(filters, nets.channels_of(network, path), path)
         s = presets.resolve_settings(preset, overrides)
-        s, note = fit_size(network, [path], s, preset=preset, overrides=overrides)
-        check_size(network, path, min(rendering.octave_sizes(s.size, s.octaves, s.octave_scale)[0]), s.pre_activation,
-                   s.border)
         obj = objective if objective is not None else objectives.channel(path, border=s.border)
         if objective is None:
             revive = rendering.revive_objective(path, layer_obj, s)  # compiled only when used
@@ -331,11 +328,15 @@ def plan(
         path, obj = None, objective
         items = [0] if filters is None else [int(k) for k in np.atleast_1d(filters)]
         s = presets.resolve_settings(preset, overrides)
-        note = None
     if not isinstance(obj, objectives.Objective):
         raise TypeError(f"objective must be an Objective (see kerasviz.objectives). Received: {obj!r}.")
-    if path is None and obj.layers:
-        s, note = fit_size(network, obj.layers, s, preset=preset, overrides=overrides)
+    reads = [path] if path is not None else list(obj.layers)
+    note = None
+    if reads:
+        s, note = fit_size(network, reads, s, preset=preset, overrides=overrides)
+    if path is not None:
+        check_size(network, path, min(rendering.octave_sizes(s.size, s.octaves, s.octave_scale)[0]), s.pre_activation,
+                   s.border)
     obj.validate(network)
     renderer = rendering.get_renderer(network, obj, s, revive=revive)
     ex = distribute_.executor(distribute)
