@@ -19,6 +19,7 @@ BEFORE = {  # taken on the code before the move (commit 8a1184c), by the same ca
     "dream": "233da0798736257a",
     "caricature": "c0a4f28082bcf57f",
     "layer_atlas": "f30dbacba30c52a1",
+    "vgg16/block3_conv3/fast": "8313098cb1ceb455",  # filter 1 comes from the revive steps
 }
 
 
@@ -49,3 +50,8 @@ def test_render_dream_caricature_and_atlas_pixels_are_unchanged(net, tmp_path):
                                            steps=5, progress=False).images),
     }
     assert got == {k: BEFORE[k] for k in got}
+
+
+def test_a_trained_vgg16_with_a_revived_filter_keeps_its_pixels(hed_vgg16):
+    r = kv.visualize_filters(hed_vgg16, "block3_conv3", range(4), preset="fast", progress=False)
+    assert r.revived == [1] and _sha(r.images) == BEFORE["vgg16/block3_conv3/fast"]
