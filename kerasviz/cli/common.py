@@ -62,8 +62,8 @@ PRECISIONS = ("float32", "bfloat16", "auto")  # engine.presets.PRECISIONS, witho
 def add_precision_arg(p: argparse.ArgumentParser) -> None:
     """`--precision`: what the feature extractor computes in (the `Preset.precision` override)."""
     p.add_argument("--precision", default=None, choices=PRECISIONS,
-                   help="what the model computes in: float32 (default), bfloat16 (about 2x faster on hardware "
-                        "with bf16 units; images and scores stay float32) or auto (bfloat16 where it is fast)")
+                   help="what the model computes in: float32 (default), bfloat16 (faster on hardware with bf16 "
+                        "units; images and scores stay float32) or auto (bfloat16 where it is fast)")
 
 
 def load_network(args):
