@@ -10,9 +10,13 @@ running them through the model again (ReLU outputs, the filter's mean activation
   padding) / activation(unshifted), over filters alive;
 - seconds per filter, after compiling (a one-step run of the same shapes first; its time is printed).
 
+With `--precision float32 bfloat16` each preset runs at each precision, side by side (the feature extractor
+computes in that precision; the pictures are always judged by the float32 model).
+
     python benchmarks/quality.py                                  # all layers, 16 filters, default presets
     python benchmarks/quality.py --presets keras-io quality --filters 8 --figure docs/images/presets.png
     python benchmarks/quality.py --fixed-size 128 --presets quality   # VGG16 built for 128x128 inputs only
+    python benchmarks/quality.py --presets fast quality --precision float32 bfloat16
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ def main():
     parser.add_argument("--size", type=int, default=None, help="override every preset's size")
     parser.add_argument("--steps", type=int, default=None, help="override every preset's steps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", nargs="+", default=["float32"], choices=("float32", "bfloat16", "auto"),
+                        help="run every preset at each of these precisions, side by side (default: float32)")
     parser.add_argument("--figure", default=None, help="save a side-by-side figure of the presets (first layer)")
     parser.add_argument("--fixed-size", type=int, default=None,
                         help="build VGG16 with a fixed input_shape of this size, as users' own models have it")
@@ -78,39 +84,40 @@ def main():
     net = kv.get_model("VGG16", weights="hed", **shape)
     filters = list(range(args.filters))
     rows, figure_rows = [], []
-    for preset in args.presets:
+    runs = [(preset, precision) for preset in args.presets for precision in args.precision]
+    for preset, precision in runs:
         per_layer = []
         seconds = compile_seconds = 0.0
         for layer in args.layers:
             # compile first (the same shapes, one step), so that s/filter is the steady-state time
             warm = kv.visualize_filters(net, layer, filters, preset=preset, size=args.size, steps=1, revive_steps=0,
-                                        progress=False)
+                                        precision=precision, progress=False)
             compile_seconds += warm.seconds
             result = kv.visualize_filters(net, layer, filters, preset=preset, size=args.size, steps=args.steps,
-                                          seed=args.seed, progress=False)
+                                          seed=args.seed, precision=precision, progress=False)
             seconds += result.seconds
             per_layer.append(score(net, layer, filters, result.images, args.seed))
             if layer == args.layers[0]:
-                figure_rows.append((preset, result.images))
+                figure_rows.append((f"{preset} ({result.settings['precision']})", result.images))
         alive = np.concatenate([p["alive"] for p in per_layer])
         recognized = np.concatenate([p["recognized"] for p in per_layer])
         ratio = np.concatenate([p["ratio"] for p in per_layer])
-        rows.append((preset, alive.mean(), recognized.mean(), np.nanmedian(ratio) if np.any(alive) else np.nan,
-                     seconds / (len(filters) * len(args.layers))))
-        print(f"{preset:>10}: alive {rows[-1][1]:.2f}  self-recognition {rows[-1][2]:.2f}  "
-              f"robustness {rows[-1][3]:.2f}  {rows[-1][4]:.2f} s/filter  (compile + 1 step: {compile_seconds:.1f} s; "
+        rows.append((preset, result.settings["precision"], alive.mean(), recognized.mean(),
+                     np.nanmedian(ratio) if np.any(alive) else np.nan, seconds / (len(filters) * len(args.layers))))
+        print(f"{preset:>10} {rows[-1][1]:>8}: alive {rows[-1][2]:.2f}  self-recognition {rows[-1][3]:.2f}  "
+              f"robustness {rows[-1][4]:.2f}  {rows[-1][5]:.2f} s/filter  (compile + 1 step: {compile_seconds:.1f} s; "
               f"load {os.getloadavg()[0]:.1f})", flush=True)
         for what, key in (("dead", "alive"), ("not recognized", "recognized")):
             missed = [f"{layer}:{f}" for layer, p in zip(args.layers, per_layer, strict=True)
                       for f, ok in zip(filters, p[key], strict=True) if not ok]
             shown = ", ".join(missed[:8]) + (f", ... ({len(missed)} in all)" if len(missed) > 8 else "")
-            print(f"{'':>12}{what}: {shown or 'none'}", flush=True)
+            print(f"{'':>21}{what}: {shown or 'none'}", flush=True)
 
     fixed = f", fixed {args.fixed_size}x{args.fixed_size} input" if args.fixed_size else ""
     print(f"\nVGG16 (hed{fixed}) {', '.join(args.layers)}; {len(filters)} filters per layer")
-    print(f"{'preset':>10} | {'alive':>5} | {'self-rec.':>9} | {'robustness':>10} | {'s/filter':>8}")
-    for name, alive, rec, rob, sec in rows:
-        print(f"{name:>10} | {alive:5.2f} | {rec:9.2f} | {rob:10.2f} | {sec:8.2f}")
+    print(f"{'preset':>10} | {'precision':>9} | {'alive':>5} | {'self-rec.':>9} | {'robustness':>10} | {'s/filter':>8}")
+    for name, precision, alive, rec, rob, sec in rows:
+        print(f"{name:>10} | {precision:>9} | {alive:5.2f} | {rec:9.2f} | {rob:10.2f} | {sec:8.2f}")
     if args.figure:
         save_figure(figure_rows, args.layers[0], args.figure)
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kerasviz import atlas
+from kerasviz import atlas, nets
+from kerasviz.engine import presets
 from kerasviz.engine.progress import Callback
 
 QUICK = dict(preset="fast", size=16, steps=2, progress=False)
@@ -82,6 +83,15 @@ def test_changed_settings_invalidate_only_what_they_affect(tiny_cnn, tmp_path):
                                  seed=1, **QUICK)
     assert reseeded["conv1"].computed == [0, 1, 2, 3]
     assert reseeded["conv1"].cache_path != base["conv1"].cache_path
+
+
+def test_float32_keeps_its_cache_key_and_bfloat16_gets_its_own(tiny_cnn):
+    net = nets.as_network(tiny_cnn)
+    fp32 = atlas.cache_settings(net, "conv1", presets.get("fast"), seed=0)
+    bf16 = atlas.cache_settings(net, "conv1", presets.resolve_settings("fast", {"precision": "bfloat16"}), seed=0)
+    assert "precision" not in fp32["settings"]  # the key of the float32 pictures cached before the field existed
+    assert bf16["settings"]["precision"] == "bfloat16"
+    assert atlas.cache_key(fp32) != atlas.cache_key(bf16)
 
 
 class StopAt(Callback):

@@ -28,6 +28,22 @@ def test_atlas_writes_a_mosaic(tmp_path, capsys):
     assert "4 filters of block1_conv2" in capsys.readouterr().out
 
 
+def test_atlas_and_gallery_take_a_precision(tmp_path, capsys):
+    from kerasviz.cli.main import build_parser
+
+    parser = build_parser()
+    for command in (["atlas", "VGG16", "block1_conv2"], ["gallery", "VGG16"]):
+        assert parser.parse_args(command).precision is None  # the preset's
+        assert parser.parse_args(command + ["--precision", "bfloat16"]).precision == "bfloat16"
+    out = tmp_path / "atlas.png"
+    assert cli.main(["atlas", "VGG16", "block1_conv2", "--weights", "hed", "--filters", "0-1", "--out", str(out),
+                     "--preset", "fast", "--size", "16", "--steps", "2", "--precision", "bfloat16"]) == 0
+    assert "2 filters of block1_conv2" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args(["atlas", "VGG16", "block1_conv2", "--precision", "half"])
+    assert stop.value.code == 2 and "invalid choice: 'half'" in capsys.readouterr().err
+
+
 def test_layers_lists_every_layer(capsys):
     assert cli.main(["layers", "VGG16"]) == 0
     out = capsys.readouterr().out

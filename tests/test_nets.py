@@ -238,6 +238,8 @@ def _visualize(m, photo, tmp):
 
 LET_GO = {
     "visualize_filters": _visualize,
+    "visualize_filters in bfloat16": lambda m, photo, tmp: kv.visualize_filters(
+        m, "conv2", range(2), size=24, steps=2, progress=False, preset="fast", precision="bfloat16"),
     "render": lambda m, photo, tmp: kv.render(m, kv.objectives.channel("conv2", 1), size=24, steps=2,
                                               progress=False),
     "layer_atlas": lambda m, photo, tmp: kv.layer_atlas(m, "conv1", range(2), cache_dir=tmp, size=24, steps=2,
@@ -289,3 +291,56 @@ def test_a_model_file_with_custom_layers_loads_with_custom_objects(tmp_path):
         kv.get_model(path)
     net = kv.as_network(path, custom_objects={"Doubler": Doubler})
     assert nets.find_layer(net, "c")[0] == "c" and nets.is_model_path(path) and not nets.is_model_path("VGG16")
+
+
+class _Halver(keras.layers.Layer):
+    """A custom layer whose `__init__` takes an argument but that has no `get_config`: it cannot be made again
+    from its config, so the bfloat16 extractor keeps it as it is."""
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor
+
+
+@pytest.mark.engine
+def test_bfloat16_extractor_shares_the_weights_and_leaves_the_model_alone():
+    from conftest import make_tiny_cnn
+
+    tiny = make_tiny_cnn(seed=1)  # its own model: a weight changes below
+    outer = keras.Sequential([keras.Input((None, None, 3)), _Halver(0.5), tiny])  # a nested model, a custom layer
+    net = kv.as_network(outer)
+    layers = ["conv1", "tiny_cnn/relu2"]  # a fused ReLU (made leaky by a wrapper) and a ReLU layer, both nested
+    policies = [layer.dtype_policy.name for _, layer in nets.iter_layers(outer)]
+    weights = [np.array(w) for w in outer.get_weights()]
+    fp32 = nets.get_extractor(net, layers, True)
+    bf16 = nets.get_extractor(net, layers, True, "bfloat16")
+    assert nets.get_extractor(net, layers, True, "bfloat16") is bf16  # built once, cached on the model
+    # the very same variable objects: nothing copied
+    assert sorted(map(id, bf16.weights)) == sorted(map(id, fp32.weights)) and len(bf16.weights) == 4
+    copies = [layer for _, layer in nets.iter_layers(bf16)]
+    assert {"mixed_bfloat16"} == {c.dtype_policy.name for c in copies if c.name in ("conv1", "conv2", "conv1_preact")}
+    assert any(c is outer.layers[0] for c in copies)  # the custom layer, kept as it is (it computes in float32)
+    x = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype("float32")
+
+    def outputs(extractor):
+        return [keras.ops.convert_to_numpy(a) for a in extractor(x)]
+
+    for a, b in zip(outputs(fp32), bf16(x), strict=True):
+        assert "float32" in str(b.dtype)
+        # bfloat16 keeps 8 significant bits: each value rounds to within 2**-8 = 0.4% (observed: <= 0.4% of the
+        # largest value over two layers), so 2% of the largest value bounds the error with room for accumulation
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(b), a, atol=0.02 * np.abs(a).max())
+    # the user's model: the same dtype policies, the same weights
+    assert [layer.dtype_policy.name for _, layer in nets.iter_layers(outer)] == policies
+    for before, after in zip(weights, outer.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    # a later change of the model's weights (training) is seen by the bfloat16 extractor at once
+    conv2 = tiny.get_layer("conv2")
+    conv2.kernel.assign(keras.ops.convert_to_numpy(conv2.kernel) * 3.0)
+    for a, b in zip(outputs(fp32), outputs(bf16), strict=True):
+        np.testing.assert_allclose(b, a, atol=0.02 * np.abs(a).max())
+    with pytest.raises(ValueError, match="precision must be 'float32' or 'bfloat16'"):
+        nets.get_extractor(net, layers, True, "auto")

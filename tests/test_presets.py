@@ -81,3 +81,51 @@ def test_update_is_typed_as_a_name_or_a_rule():
 def test_unknown_settings_suggest_close_names():
     with pytest.raises(TypeError, match=r"Unknown setting 'stpes'\. Did you mean 'steps'\?"):
         presets.resolve_settings("fast", dict(stpes=3))
+
+
+@pytest.mark.engine
+def test_precision_defaults_to_float32_and_keras_io_stays_float32():
+    assert presets.Preset().precision == "float32"
+    assert all(p.precision == "float32" for p in presets.PRESETS.values())  # until the benchmark has measured bf16
+    assert presets.resolve_settings("keras-io", {}).precision == "float32"
+    assert presets.resolve_settings("fast", dict(precision="bfloat16")).precision == "bfloat16"
+    assert presets.resolve_settings("fast", dict(precision="BF16")).precision == "bfloat16"
+    assert presets.resolve_settings("fast", dict(precision=None)).precision == "float32"  # None: the preset's
+
+
+@pytest.mark.engine
+def test_auto_precision_resolves_to_what_the_hardware_runs_fast():
+    from kerasviz.engine import backend
+
+    auto = presets.resolve_settings("fast", dict(precision="auto")).precision
+    assert auto == ("bfloat16" if backend.bfloat16_is_fast() else "float32")
+    assert presets.resolve_precision("auto") == auto
+
+
+def test_cpu_bfloat16_is_read_from_the_cpu_flags(tmp_path):
+    from kerasviz.engine import backend
+
+    fast, slow = tmp_path / "fast", tmp_path / "slow"
+    fast.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512_vnni\n")
+    slow.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert backend._cpu_has_fast_bfloat16(str(fast)) and not backend._cpu_has_fast_bfloat16(str(slow))
+    assert not backend._cpu_has_fast_bfloat16(str(tmp_path / "missing"))
+    assert backend._capability("8.6") == (8, 6) and backend._capability((7, 5)) < (8, 0)
+    assert backend._capability("gfx90a") is None
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("value, message", [
+    ("bfloat61", r"Unknown precision 'bfloat61'\. Did you mean 'bfloat16'"),
+    ("half", r"Unknown precision 'half'\..*must be one of 'float32', 'bfloat16', 'auto'"),
+    (16, r"precision must be one of 'float32', 'bfloat16', 'auto'\. Received: precision=16"),
+])
+def test_a_bad_precision_is_explained(value, message):
+    with pytest.raises(ValueError, match=message):
+        presets.resolve_settings("fast", dict(precision=value))
+
+
+def test_the_command_line_offers_the_same_precisions():
+    from kerasviz.cli import common
+
+    assert common.PRECISIONS == presets.PRECISIONS

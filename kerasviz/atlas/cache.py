@@ -116,6 +116,8 @@ def cache_settings(network: nets.Network, layer: str, settings: presets.Preset, 
     ('block1_conv2', 0)
     """
     fields = presets.to_dict(settings)
+    if fields.get("precision") == "float32":
+        del fields["precision"]  # float32 pictures keep the keys they had before the field existed
     return {
         "version": CACHE_VERSION,
         "model": network.name,

@@ -56,6 +56,16 @@ def add_model_args(p: argparse.ArgumentParser, *, weights_default: str | None = 
                          help="the model's preprocessing family: caffe, tf, torch or none (default: the model's own)")
 
 
+PRECISIONS = ("float32", "bfloat16", "auto")  # engine.presets.PRECISIONS, without importing the engine
+
+
+def add_precision_arg(p: argparse.ArgumentParser) -> None:
+    """`--precision`: what the feature extractor computes in (the `Preset.precision` override)."""
+    p.add_argument("--precision", default=None, choices=PRECISIONS,
+                   help="what the model computes in: float32 (default), bfloat16 (faster on hardware with bf16 "
+                        "units; images and scores stay float32) or auto (bfloat16 where it is fast)")
+
+
 def load_network(args):
     """The `Network` the model arguments of `add_model_args` name."""
     from kerasviz import nets

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kerasviz.cli.common import add_model_args, check_writable, load_network, parse_filters
+from kerasviz.cli.common import add_model_args, add_precision_arg, check_writable, load_network, parse_filters
 
 
 def _cmd_atlas(args) -> None:
@@ -12,7 +12,7 @@ def _cmd_atlas(args) -> None:
     net = load_network(args)
     result = kv.visualize_filters(
         net, args.layer, parse_filters(args.filters), preset=args.preset, size=args.size,
-        steps=args.steps, seed=args.seed, batch_size=args.batch_size,
+        steps=args.steps, seed=args.seed, batch_size=args.batch_size, precision=args.precision,
     )
     atlas = kv.stitch(result.images, margin=args.margin, cols=args.cols,
                       labels=result.filters if args.labels else None)
@@ -63,6 +63,7 @@ def register(sub) -> None:
     p.add_argument("--preset", default=None, help="quality (default), fast, lucid, keras-io, blog2016")
     p.add_argument("--size", type=int, default=None, help="image size in pixels")
     p.add_argument("--steps", type=int, default=None, help="optimization steps")
+    add_precision_arg(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--margin", type=int, default=5)

@@ -14,7 +14,8 @@ def _cmd_gallery(args) -> None:
     network = common.load_network(args)
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     options = dict(filters=common.parse_filters(args.filters), preset=args.preset, size=args.size,
-                   steps=args.steps, seed=args.seed, batch_size=args.batch_size, cache_dir=args.cache_dir,
+                   steps=args.steps, precision=args.precision, seed=args.seed, batch_size=args.batch_size,
+                   cache_dir=args.cache_dir,
                    distribute=True if args.distribute else None, progress=not args.quiet)
     options = {k: v for k, v in options.items() if v is not None}
     index, result = gallery.make_gallery(network, args.out, layers, top_k=args.top_k, **options)
@@ -41,6 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default=None, help="quality (default), fast, lucid, keras-io, blog2016")
     p.add_argument("--size", type=int, default=None, help="image size in pixels")
     p.add_argument("--steps", type=int, default=None, help="optimization steps")
+    common.add_precision_arg(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--batch-size", type=int, default=None, help="filters per batch (default: from memory)")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $KERASVIZ_CACHE or "

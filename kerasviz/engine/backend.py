@@ -117,6 +117,73 @@ def compile_scores(score_fn: Callable, *, model: keras.Model | None = None) -> C
     raise _unsupported(backend)
 
 
+# ------------------------------------------------------------------------ the hardware's bfloat16
+
+
+def _cpu_has_fast_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU multiplies bfloat16 in hardware: the `avx512_bf16` or `amx_bf16` flag of /proc/cpuinfo."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            flags = {word for line in f if line.startswith("flags") for word in line.split()}
+    except OSError:  # not Linux: no way to tell, so not fast
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def _capability(cc) -> tuple[int, int] | None:
+    """A compute capability as `(major, minor)`, from `(8, 0)` or `"8.0"`; None when it is no such thing."""
+    try:
+        parts = cc.split(".") if isinstance(cc, str) else list(cc)
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except (TypeError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _accelerator() -> tuple[str, tuple[int, int] | None] | None:
+    """The accelerator the backend computes on by default, `("gpu", compute capability)` or `("tpu", None)`;
+    None for the CPU."""
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.config.list_logical_devices("TPU"):
+            return "tpu", None
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            return "gpu", _capability(tf.config.experimental.get_device_details(gpus[0]).get("compute_capability"))
+        return None
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform == "tpu":
+            return "tpu", None
+        if device.platform in ("gpu", "cuda", "rocm"):
+            return "gpu", _capability(getattr(device, "compute_capability", None))
+        return None
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return "gpu", _capability(torch.cuda.get_device_capability())
+        return None
+    raise _unsupported(backend)
+
+
+def bfloat16_is_fast() -> bool:
+    """Whether the device the backend computes on runs bfloat16 faster than float32: a TPU, a GPU of compute
+    capability >= 8.0 (Ampere and later), or a CPU with AVX512-BF16 or AMX (the flags of /proc/cpuinfo).
+
+    Returns:
+        A bool. What `precision="auto"` asks.
+    """
+    device = _accelerator()
+    if device is None:
+        return _cpu_has_fast_bfloat16()
+    kind, capability = device
+    return kind == "tpu" or (capability is not None and capability >= (8, 0))
+
+
 # ------------------------------------------------------------------------ TensorFlow
 
 

@@ -75,7 +75,7 @@ def octave_sizes(size, octaves: int, scale: float) -> list[tuple[int, int]]:
 
 # The settings the compiled step depends on; the others (size, steps, lr, octaves, revive_steps, ...) are
 # arguments of `Renderer.run`, so changing them reuses the compiled steps (new shapes still trace).
-TRACED_SETTINGS = ("param", "transforms", "update", "pre_activation", "input_space")
+TRACED_SETTINGS = ("param", "transforms", "update", "pre_activation", "input_space", "precision")
 
 
 def get_renderer(network, objective, settings: presets.Preset, revive=None) -> Renderer:
@@ -110,7 +110,9 @@ class Renderer:
         if not layers:
             raise ValueError(f"The objective {objective.description} reads no layer.")
         self.layers = layers
-        self.extractor = nets.get_extractor(network, layers, settings.pre_activation)
+        # in bfloat16, a copy of the extractor on the same weight variables; its outputs come back float32
+        self.precision = presets.resolve_precision(settings.precision)
+        self.extractor = nets.get_extractor(network, layers, settings.pre_activation, self.precision)
         # a model whose layers need its fixed input size sees every image resized to it (smaller octaves
         # are upsampled inside the step); None: any size goes in as it is
         self.model_size = nets.input_size(self.extractor, network.image_input)

@@ -17,6 +17,7 @@ from kerasviz.nets.applications import (
     load_model_file,
     range_from_layers,
 )
+from kerasviz.nets.extractors import BF16_POLICY, bfloat16_extractor, get_extractor
 from kerasviz.nets.layers import (
     DEFAULT_FILTER_COUNT,
     LEAKY_SLOPE,
@@ -26,7 +27,6 @@ from kerasviz.nets.layers import (
     conv_layers,
     feature_extractor,
     find_layer,
-    get_extractor,
     has_fused_relu,
     input_size,
     iter_layers,
@@ -47,9 +47,10 @@ from kerasviz.nets.network import (
 from kerasviz.nets.receptive_field import ReceptiveField, field_between, receptive_field
 
 __all__ = [
-    "CAFFE_MEAN_BGR", "DEFAULT_FILTER_COUNT", "FAMILY_OF", "HED_LAYERS", "IMAGENET_MEAN_RGB",
+    "BF16_POLICY", "CAFFE_MEAN_BGR", "DEFAULT_FILTER_COUNT", "FAMILY_OF", "HED_LAYERS", "IMAGENET_MEAN_RGB",
     "IMAGENET_STD_RGB", "LEAKY_SLOPE", "LayerInfo", "Network", "Preprocessing", "ReceptiveField",
-    "as_network", "channels_of", "check_filter", "conv_layers", "feature_extractor", "field_between",
+    "as_network", "bfloat16_extractor", "channels_of", "check_filter", "conv_layers", "feature_extractor",
+    "field_between",
     "find_layer", "get_extractor", "get_model", "has_fused_relu", "hed_weights_path", "infer_preprocessing",
     "input_size", "is_model_path", "iter_layers", "leaks_under_pre_activation", "list_layers", "list_models",
     "load_hed_weights", "load_model_file", "model_cache", "module_name", "output_shape", "range_from_layers",

@@ -379,15 +379,6 @@ def model_cache(model, name: str) -> dict:
     return caches.setdefault(name, {})
 
 
-def get_extractor(network: Network, layers: Sequence[str], pre_activation: bool):
-    """A cached feature extractor for `layers` of `network`."""
-    cache = model_cache(network.model, "extractors")
-    key = (tuple(layers), bool(pre_activation))
-    if key not in cache:
-        cache[key] = feature_extractor(network, layers, pre_activation=pre_activation)
-    return cache[key]
-
-
 def resolve_filters(filters, n_channels: int, layer: str, default: int | None = DEFAULT_FILTER_COUNT) -> list[int]:
     """Filter indices from what the user wrote, checked against the layer's channels.
 
