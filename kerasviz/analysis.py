@@ -477,6 +477,9 @@ def dream(
     seed: int = 0,
     progress: bool = False,
     weights: str | None = "imagenet",
+    preprocess=None,
+    input_range: tuple[float, float] | None = None,
+    **overrides,
 ) -> np.ndarray:
     """DeepDream: change a photo so that a layer (or any objective) fires more, octave by octave.
 
@@ -501,6 +504,9 @@ def dream(
         seed: seed of the random shifts. Defaults to 0.
         progress: show a progress bar. Defaults to False.
         weights: weights for a model given by name. Defaults to `"imagenet"`.
+        preprocess, input_range: the model options, as in `kv.visualize_filters`.
+        **overrides: other `Preset` fields of each octave's run (`update`, `transforms`, `param`,
+            `pre_activation`, `precision`, ...); `octaves`, `octave_scale` and `size` are the dream's own, above.
 
     Returns:
         The dreamed image: float32 `(H, W, 3)` in [0, 1], the size of the input image.
@@ -514,7 +520,7 @@ def dream(
     >>> out = kv.analysis.dream(kv.get_model("VGG16", weights="hed"), "block4_conv3", data.chelsea())
     >>> kv.save_image(out, "dream.png")
     """
-    network = nets.as_network(model, weights=weights)
+    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
     objective = dream_objective(layer_or_objective)
     for layer in objective.layers:
         nets.find_layer(network, layer)  # an unknown layer fails here, named with the network's name
@@ -549,6 +555,7 @@ def dream(
         transforms=(_jitter(int(jitter)),) if jitter else (),
         deprocess="clip", crop=0,
     )
+    settings.update(overrides)
     current = images.resize(work, sizes[0])
     shrunk = current
     # one plan for every octave; each octave is a run from the enlarged dream with the lost detail added back

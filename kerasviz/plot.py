@@ -57,6 +57,9 @@ def top_filters_figure(
     visualizations: optimize.Result | None = None,
     progress: bool = False,
     weights: str | None = "imagenet",
+    preprocess=None,
+    input_range: tuple[float, float] | None = None,
+    **overrides,
 ):
     """The fastai notebook's figure: an image, the activation of every filter of a layer on it with the
     top `k` marked, and below, what each of those `k` filters looks for (`kv.visualize_filters`).
@@ -72,6 +75,8 @@ def top_filters_figure(
         visualizations: a `Result` that already holds the top filters' pictures (skips the optimization).
         progress: show a progress bar while visualizing. Defaults to False.
         weights: weights for a model given by name. Defaults to `"imagenet"`.
+        preprocess, input_range: the model options, as in `kv.visualize_filters`.
+        **overrides: other `Preset` fields for the filter pictures (`lr`, `octaves`, `precision`, ...).
 
     Returns:
         A `Figure`: axes 0 is the image, axes 1 the curve, then one axes per top filter
@@ -84,14 +89,14 @@ def top_filters_figure(
     >>> fig = kv.plot.top_filters_figure(net, "block4_conv3", "cat.jpg", k=6, preset="fast")
     >>> fig.savefig("top.png")
     """
-    network = nets.as_network(model, weights=weights)
+    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
     img = analysis.prepare_image(network, image, image_size)
     act = analysis.activations(network, layer, img)[layer]
     scores = analysis.filter_scores(act, by)
     top = analysis.rank_filters(scores, k)
     if visualizations is None:
         visualizations = optimize.plan(network, layer, [int(i) for i in top.indices], preset=preset, size=size,
-                                       steps=steps, seed=seed).run(progress=progress)
+                                       steps=steps, seed=seed, **overrides).run(progress=progress)
     pictures = _pick_images(visualizations, top.indices)
 
     cols = max(int(k), 3)

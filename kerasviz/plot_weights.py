@@ -234,6 +234,9 @@ def circuit_figure(
     seed: int = 0,
     progress: bool = False,
     weights: str | None = "imagenet",
+    preprocess=None,
+    input_range: tuple[float, float] | None = None,
+    **overrides,
 ) -> Figure:
     """A filter beside the `k` input channels it weighs most: their visualizations and kernel slices.
 
@@ -250,6 +253,8 @@ def circuit_figure(
         preset, size, steps, seed, progress: passed to `visualize_filters`
             (e.g. `preset="fast", size=32, steps=5` for a quick look).
         weights: weights for a model given by name. Defaults to `"imagenet"`.
+        preprocess, input_range: the model options, as in `kv.visualize_filters`.
+        **overrides: other `Preset` fields for the pictures (`lr`, `octaves`, `precision`, ...).
 
     Returns:
         A `Figure` (the numbers behind it: `weights.top_inputs(model, layer, filter, k)`).
@@ -263,9 +268,9 @@ def circuit_figure(
     """
     from kerasviz import optimize
 
-    network = nets.as_network(model, weights=weights)
+    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
     top = kvweights.top_inputs(network, layer, filter, k)
-    options = dict(preset=preset, size=size, steps=steps, seed=seed)
+    options = dict(preset=preset, size=size, steps=steps, seed=seed, **overrides)
     own = optimize.plan(network, top.layer, [top.filter], **options).run(progress=progress).images[0]
     inputs = None
     if not top.from_image:

@@ -325,6 +325,9 @@ def test_one_plan_runs_chunks_like_one_call(tiny_cnn):
     lambda m: kv.visualize_filters(m, "conv2", [0], size=24, steps=2, progress=False, lrr=0.1),
     lambda m: kv.layer_atlas(m, "conv2", [0], size=24, steps=2, progress=False, octave=2),
     lambda m: kv.caricature(m, "conv2", np.zeros((24, 24, 3)), steps=2, size=24, sise=3),
+    lambda m: kv.dream(m, "conv2", np.zeros((24, 24, 3)), steps=2, octaves=1, updte="adam"),
+    lambda m: kv.plot.top_filters_figure(m, "conv2", np.zeros((24, 24, 3)), k=1, size=24, steps=2, lr_=0.1),
+    lambda m: kv.plot_weights.circuit_figure(m, "conv2", 0, k=1, size=24, steps=2, precison="float32"),
 ])
 def test_every_entry_point_rejects_an_unknown_override(tiny_cnn, call):
     with pytest.raises(TypeError, match="Unknown setting .*Did you mean"):
@@ -335,6 +338,16 @@ def test_render_takes_the_model_options(tiny_cnn):
     r = kv.render(tiny_cnn, kv.objectives.channel("conv2", 1), size=24, steps=2, progress=False,
                   input_range=(-1, 1))
     assert r.settings["model"] == "tiny_cnn" and np.isfinite(r.scores).all()
+
+
+def test_dream_and_the_figures_take_the_model_options_and_overrides(tiny_cnn):
+    photo = np.random.default_rng(0).uniform(size=(24, 24, 3)).astype("float32")
+    scaled = kv.dream(tiny_cnn, "conv2", photo, steps=2, octaves=1, input_range=(-1, 1), update="l2")
+    plain = kv.dream(tiny_cnn, "conv2", photo, steps=2, octaves=1, update="l2")
+    assert scaled.shape == photo.shape and not np.array_equal(scaled, plain)  # the input range was used
+    fig = kv.plot.top_filters_figure(tiny_cnn, "conv2", photo, k=2, size=24, steps=2, preset="fast",
+                                     input_range=(-1, 1), revive_steps=0)
+    assert len(fig.axes) >= 3
 
 
 def test_result_scores_keep_the_old_name_with_a_warning(tiny_cnn):
