@@ -59,3 +59,14 @@ def test_caricature_writes_the_image(tmp_path, capsys, model_files):
 def test_caricature_on_a_missing_image_exits_2(capsys, model_files):
     code = cli.main(["caricature", model_files[1], "gabor", "/no/such.png"])
     assert code == 2 and "No image file at '/no/such.png'" in capsys.readouterr().err
+
+
+
+def test_caricature_takes_the_precision(tmp_path, capsys, model_files):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(photo)
+    out = tmp_path / "c.png"
+    code = cli.main(["caricature", model_files[1], "gabor", str(photo), "--preset", "fast", "--size", "24",
+                     "--steps", "2", "--precision", "bfloat16", "--quiet", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert out.exists()

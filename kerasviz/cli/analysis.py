@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from kerasviz.cli.common import add_model_args, check_writable, load_network, parse_weights
+from kerasviz.cli.common import add_model_args, add_precision_arg, check_writable, load_network, parse_weights
 
 FIGURE_DPI = 120
 
@@ -76,7 +76,7 @@ def _cmd_top(args) -> None:
     ranking = analysis.top_filters(net, args.layer, image, args.k, by=args.by, size=args.image_size)
     fig = plot.top_filters_figure(net, args.layer, image, args.k, by=args.by, preset=args.preset,
                                   size=args.size, steps=args.steps, seed=args.seed,
-                                  image_size=args.image_size)
+                                  image_size=args.image_size, precision=args.precision)
     _save_figure(fig, args.out)
     print(f"{'rank':>4}  {'filter':>6}  {args.by} activation")
     for rank, (i, v) in enumerate(zip(ranking.indices, ranking.values, strict=True), 1):
@@ -153,6 +153,7 @@ def register(subparsers) -> None:
     p.add_argument("--by", choices=("mean", "max"), default="mean", help="rank by mean or max activation")
     p.add_argument("--out", default="top.png", help="output figure (default: top.png)")
     p.add_argument("--preset", default=None, help="preset of the filter pictures (default: quality)")
+    add_precision_arg(p)
     p.add_argument("--size", type=int, default=None, help="size of the filter pictures in pixels")
     p.add_argument("--steps", type=int, default=None, help="optimization steps of the filter pictures")
     p.add_argument("--image-size", type=int, default=None, help="resize the image to this square size first")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from kerasviz.cli.common import UsageError, add_model_args, check_writable, load_network
+from kerasviz.cli.common import UsageError, add_model_args, add_precision_arg, check_writable, load_network
 
 FIGURE_DPI = 120
 
@@ -32,7 +32,7 @@ def _cmd_circuit(args) -> None:
     net = load_network(args)
     top = weights.top_inputs(net, args.layer, args.filter, args.k)  # validates before any optimization
     fig = plot_weights.circuit_figure(net, top.layer, top.filter, args.k, preset=args.preset, size=args.size,
-                                      steps=args.steps, seed=args.seed)
+                                      steps=args.steps, seed=args.seed, precision=args.precision)
     _save(fig, args.out)
     listed = ", ".join(f"{c} ({n:.3g})" for c, n in zip(top.channels, top.norms, strict=True))
     print(f"{args.out}: {top.layer} filter {top.filter}; top {len(top)} inputs from {top.input_layer} "
@@ -85,6 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=6, help="how many input channels (default: 6)")
     p.add_argument("--out", default="circuit.png", help="output figure (default: circuit.png)")
     p.add_argument("--preset", default=None, help="visualization preset: quality (default), fast, lucid, ...")
+    add_precision_arg(p)
     p.add_argument("--size", type=int, default=None, help="visualization size in pixels")
     p.add_argument("--steps", type=int, default=None, help="optimization steps")
     p.add_argument("--seed", type=int, default=0)

@@ -20,7 +20,8 @@ def _cmd_examples(args) -> None:
     visualization = None
     if not args.no_visualization:
         visualization = optimize.visualize_filters(net, result.layer, result.filters, preset=args.preset,
-                                                   steps=args.steps, seed=args.seed, progress=False)
+                                                   steps=args.steps, seed=args.seed, precision=args.precision,
+                                                   progress=False)
     fig = examples.examples_figure(result, visualization=visualization)
     fig.savefig(args.out, dpi=args.dpi)
     field = result.receptive_field
@@ -41,7 +42,7 @@ def _cmd_caricature(args) -> None:
     layers = [name.strip() for name in args.layer.split(",") if name.strip()]
     result = caricature(net, layers, args.image, from_image=args.from_image, steps=args.steps,
                                    size=args.size, preset=args.preset, exaggerate=args.exaggerate,
-                                   seed=args.seed, progress=not args.quiet)
+                                   seed=args.seed, precision=args.precision, progress=not args.quiet)
     images.save_image(result.image, args.out)
     print(f"{args.out}: cosine similarity to the image at {', '.join(result.layers)}: "
           f"{result.similarity_before:.3f} -> {result.similarity_after:.3f} in {result.result.seconds:.1f} s")
@@ -64,6 +65,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--no-visualization", action="store_true", help="do not draw the filters' own pictures")
     p.add_argument("--preset", default="fast", help="preset of the filters' pictures (default: fast)")
+    common.add_precision_arg(p)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dpi", type=int, default=150)
@@ -78,6 +80,7 @@ def register(subparsers) -> None:
     p.add_argument("--exaggerate", type=float, default=0.0,
                    help="reward going past the image's activations (try 0.2 with --from-image)")
     p.add_argument("--preset", default=None, help="quality (default), fast, lucid")
+    common.add_precision_arg(p)
     p.add_argument("--size", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
