@@ -1,20 +1,26 @@
-"""A static HTML gallery of a model's filters, browsable from the file system (like OpenAI Microscope).
+"""A static HTML gallery of a model's filters, browsable from the file system: the explorer (like OpenAI Microscope).
 
 ```
-out/index.html                 every layer: type, output shape, channels, a thumbnail
-out/<layer>/index.html         every filter of the layer with its score; click one to enlarge it
+out/index.html                 every layer in model order: type, output shape, channels, a strip of its units
+out/<layer>/index.html         every filter of the layer with its score, sortable by index or by score
 out/<layer>/f00012.html        one filter, large, with its settings and strongest incoming channels
 out/<layer>/f00012.png         its picture
+out/<layer>/thumb.png          a mosaic of the layer's first filters
+out/static/explorer.css        the one stylesheet of every page
+out/static/explorer.js         the one script: sorting, search (`12` or `layer:12`) and keys
+out/static/site.js             the site's layers and units, for the search
 ```
 
-Pages are self-contained (inline CSS, no script, no network asset) and every piece of text goes
-through `html.escape`.
+Static files only: no network asset, no server; the pages work opened from the file system. Every piece of
+text goes through `html.escape` (and the site's data through JSON with `<` escaped).
 """
 
 from __future__ import annotations
 
 import html
+import json
 import os
+import shutil
 import string
 from collections.abc import Sequence
 
@@ -24,41 +30,64 @@ from kerasviz import atlas as atlas_lib
 from kerasviz import images, nets
 from kerasviz.atlas.cache import png_bytes, slug
 
-THUMBNAIL_TILES = 16  # filters shown in a layer's thumbnail on the index page
+THUMBNAIL_TILES = 16  # filters in a layer's thumb.png mosaic
 THUMBNAIL_WIDTH = 192  # px
+STRIP_UNITS = 8  # units in a layer's strip on the index page, the strongest first
 DEFAULT_TOP_K = 6  # incoming channels listed on a filter page
-
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em;background:#111;color:#ddd}
-a{color:#8cf;text-decoration:none}a:hover{text-decoration:underline}
-table{border-collapse:collapse}td,th{padding:.35em .8em;border-bottom:1px solid #333;text-align:left}
-.grid{display:flex;flex-wrap:wrap;gap:8px}
-.grid figure{margin:0;text-align:center;font-size:12px}
-.grid img{width:var(--tile);height:var(--tile);image-rendering:pixelated;display:block}
-.big{width:min(90vw,512px);image-rendering:pixelated}
-.thumb{width:192px;image-rendering:pixelated}
-.muted{color:#888}nav{margin-bottom:1em}
-"""
+STATIC = "static"  # the folder of the shared stylesheet and script, in the site and in this package
+STATIC_FILES = ("explorer.css", "explorer.js")
+RESERVED = {STATIC, "index.html"}  # names a layer folder cannot take
 
 _PAGE = string.Template("""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>$title</title>
 <link rel="icon" href="data:,"><meta name="viewport" content="width=device-width, initial-scale=1">
-<style>$style</style></head>
-<body>
-<nav>$nav</nav>
+<link rel="stylesheet" href="${root}static/explorer.css"></head>
+<body class="$kind" data-root="$root"$layer_attr>
+<nav>$nav<form class="search" role="search" action="#"><input id="search" type="search" autocomplete="off"
+ placeholder="unit or layer:unit" aria-label="Go to a unit: its number, or layer:unit" title="/ to search">
+<span id="search-message" class="muted" role="status"></span></form></nav>
 <h1>$heading</h1>
 $body
+<script src="${root}static/site.js"></script><script src="${root}static/explorer.js"></script>
 </body></html>
 """)
-
 
 def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _page(*, title: str, nav: str, heading: str, body: str) -> str:
-    """The page template; `nav` and `body` are HTML built from escaped parts, the rest is escaped here."""
-    return _PAGE.substitute(title=_e(title), style=STYLE, nav=nav, heading=_e(heading), body=body)
+def _page(*, title: str, nav: str, heading: str, body: str, kind: str, layer: str | None = None) -> str:
+    """The page template; `nav` and `body` are HTML built from escaped parts, the rest is escaped here.
+    `kind` is "index", "layer" or "unit" (the body's class, which the script reads)."""
+    root = "" if kind == "index" else "../"
+    layer_attr = "" if layer is None else f' data-layer="{_e(layer)}"'
+    return _PAGE.substitute(title=_e(title), root=root, kind=kind, layer_attr=layer_attr, nav=nav,
+                            heading=_e(heading), body=body)
+
+
+def _write_static(out_dir: str, layers, slugs: dict) -> None:
+    """The shared stylesheet and script, copied from the package, and site.js: the layers and units."""
+    folder = os.path.join(out_dir, STATIC)
+    os.makedirs(folder, exist_ok=True)
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), STATIC)
+    for name in STATIC_FILES:
+        shutil.copyfile(os.path.join(here, name), os.path.join(folder, name))
+    data = {"layers": [{"name": a.layer, "slug": slugs[a.layer], "units": [int(f) for f in a.filters]}
+                       for a in layers]}
+    text = json.dumps(data, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
+    _write(os.path.join(folder, "site.js"), f"window.KV_SITE = {text};\n")
+
+
+def _keys_hint(unit_page: bool) -> str:
+    keys = ("<kbd>&larr;</kbd> <kbd>&rarr;</kbd> previous, next unit · <kbd>&uarr;</kbd> layer · " if unit_page
+            else "")
+    return f'<span class="keys muted">{keys}<kbd>/</kbd> search</span>'
+
+
+def _revived_line(layer, revived) -> str:
+    n = len([f for f in layer.filters if int(f) in revived])
+    return (f'<p class="revived-summary">{n} of {len(layer.filters)} units revived '
+            f'(their pictures outlined; they scored &le; 0 after the main steps).</p>')
 
 
 def _write(path: str, text: str) -> None:
@@ -76,7 +105,7 @@ def _slugs(layers: Sequence[str]) -> dict[str, str]:
     for name in layers:
         base = slug(name) if slug(name) != "x" else "layer"
         name_slug, i = base, 1
-        while name_slug.lower() in used or name_slug.lower() == "index.html":
+        while name_slug.lower() in used or name_slug.lower() in RESERVED:
             i += 1
             name_slug = f"{base}_{i}"
         used.add(name_slug.lower())
@@ -197,55 +226,74 @@ def write_gallery(
     os.makedirs(out_dir, exist_ok=True)
     slugs = _slugs([a.layer for a in layers])
     shown = {a.layer: set(a.filters) for a in layers}
-    style_tile = f'<style>:root{{--tile:{int(tile)}px}}</style>'
-
-    index_rows = []
-    for a in layers:
-        slug = slugs[a.layer]
-        folder = os.path.join(out_dir, slug)
-        os.makedirs(folder, exist_ok=True)
-        _save_png(_thumbnail(a), os.path.join(folder, "thumb.png"))
-        order = np.argsort(-a.scores, kind="stable")
-        rank = {int(a.filters[i]): r + 1 for r, i in enumerate(order)}
-        figures = []
-        for i, f in enumerate(a.filters):
-            name = _filter_file(f)
-            _save_png(a.images[i], os.path.join(folder, name + ".png"))
-            figures.append(f'<figure><a href="{name}.html"><img src="{name}.png" alt="filter {int(f)}" '
-                           f'title="filter {int(f)}, score {a.scores[i]:.4g}"></a>'
-                           f'<figcaption>#{int(f)} · {a.scores[i]:.3g}</figcaption></figure>')
-            nav_parts = ['<a href="../index.html">index</a>', f'<a href="index.html">{_e(a.layer)}</a>']
-            if i > 0:
-                nav_parts.append(f'<a href="{_filter_file(a.filters[i - 1])}.html" rel="prev">previous</a>')
-            if i + 1 < len(a.filters):
-                nav_parts.append(f'<a href="{_filter_file(a.filters[i + 1])}.html" rel="next">next</a>')
-            top = _incoming(network, a.layer, f, top_k)
-            body = (f'<img class="big" src="{name}.png" alt="{_e(a.layer)} filter {int(f)}">'
-                    f'<p>score (mean activation) <b>{a.scores[i]:.4g}</b>, rank {rank[int(f)]} of '
-                    f'{len(a.filters)} in {_e(a.layer)}</p>'
-                    + (_incoming_html(top, slugs, shown, slug) if top is not None else "")
-                    + "<h2>Settings</h2>" + _settings_table(a.settings))
-            _write(os.path.join(folder, name + ".html"),
-                   _page(title=f"{title} · {a.layer} · {int(f)}", nav=" · ".join(nav_parts),
-                         heading=f"{a.layer} filter {int(f)}", body=body))
-        info = (f'<p>{_e(a.layer_type)}, output shape {_e(a.output_shape)}, {a.channels} channels; '
-                f'{len(a.filters)} shown. Click a filter to enlarge it.</p>')
-        _write(os.path.join(folder, "index.html"),
-               _page(title=f"{title} · {a.layer}", nav='<a href="../index.html">index</a>',
-                     heading=f"{title} · {a.layer}",
-                     body=style_tile + info + f'<div class="grid">{"".join(figures)}</div>'))
-        index_rows.append(
-            f'<tr><td><a href="{_e(slug)}/index.html">{_e(a.layer)}</a></td><td>{_e(a.layer_type)}</td>'
-            f'<td>{_e(a.output_shape)}</td><td>{a.channels}</td><td>{len(a.filters)}</td>'
-            f'<td><a href="{_e(slug)}/index.html"><img class="thumb" src="{_e(slug)}/thumb.png" '
-            f'alt="{_e(a.layer)} filters"></a></td></tr>')
+    _write_static(out_dir, layers, slugs)
+    index_rows = [_write_layer(a, out_dir, slugs, shown, network=network, title=title, top_k=top_k, tile=tile)
+                  for a in layers]
     first = layers[0].settings
     body = ("<table><tr><th>layer</th><th>type</th><th>output shape</th><th>channels</th><th>shown</th>"
-            f"<th>filters</th></tr>{''.join(index_rows)}</table><h2>Settings</h2>"
+            f"<th>strongest units</th></tr>{''.join(index_rows)}</table><h2>Settings</h2>"
             + _settings_table({k: v for k, v in first.items() if k != "layer"}))
     index = os.path.join(out_dir, "index.html")
-    _write(index, _page(title=title, nav="kerasviz gallery", heading=title, body=body))
+    _write(index, _page(title=title, nav=f'<span>kerasviz explorer</span>{_keys_hint(False)}', heading=title,
+                        body=body, kind="index"))
     return index
+
+
+def _write_layer(a, out_dir: str, slugs: dict, shown: dict, *, network, title: str, top_k: int, tile: int) -> str:
+    """A layer's pictures, its unit pages and its page; returns its row of the index page."""
+    layer_slug = slugs[a.layer]
+    folder = os.path.join(out_dir, layer_slug)
+    os.makedirs(folder, exist_ok=True)
+    _save_png(_thumbnail(a), os.path.join(folder, "thumb.png"))
+    revived = getattr(a, "revived", None)  # LayerAtlas carries no revived list yet: the line shows when it does
+    revived = None if revived is None else {int(f) for f in revived}
+    order = np.argsort(-a.scores, kind="stable")
+    rank = {int(a.filters[i]): r + 1 for r, i in enumerate(order)}
+    up = f'<a href="index.html" rel="up">{_e(a.layer)}</a>'
+    figures = []
+    for i, f in enumerate(a.filters):
+        f, score = int(f), float(a.scores[i])
+        name = _filter_file(f)
+        was_revived = revived is not None and f in revived
+        mark = ' class="revived"' if was_revived else ""
+        _save_png(a.images[i], os.path.join(folder, name + ".png"))
+        figures.append(f'<figure data-index="{i}" data-unit="{f}" data-score="{score!r}"'
+                       f'{mark}><a href="{name}.html">'
+                       f'<img src="{name}.png" alt="filter {f}" title="filter {f}, score {score:.4g}"></a>'
+                       f'<figcaption>#{f} · {score:.3g}{" ↻" if was_revived else ""}</figcaption></figure>')
+        nav_parts = ['<a href="../index.html">index</a>', up]
+        if i > 0:
+            nav_parts.append(f'<a href="{_filter_file(a.filters[i - 1])}.html" rel="prev">previous</a>')
+        if i + 1 < len(a.filters):
+            nav_parts.append(f'<a href="{_filter_file(a.filters[i + 1])}.html" rel="next">next</a>')
+        top = _incoming(network, a.layer, f, top_k)
+        body = (f'<img class="big" src="{name}.png" alt="{_e(a.layer)} filter {f}">'
+                f'<p>score (mean activation) <b>{score:.4g}</b>, rank {rank[f]} of '
+                f'{len(a.filters)} in {_e(a.layer)}{"; revived" if was_revived else ""}</p>'
+                + (_incoming_html(top, slugs, shown, layer_slug) if top is not None else "")
+                + "<h2>Settings</h2>" + _settings_table(a.settings))
+        _write(os.path.join(folder, name + ".html"),
+               _page(title=f"{title} · {a.layer} · {f}", nav=" · ".join(nav_parts) + _keys_hint(True),
+                     heading=f"{a.layer} filter {f}", body=body, kind="unit", layer=a.layer))
+    info = (f'<p class="layer-info">{_e(a.layer_type)}, output shape {_e(a.output_shape)}, {a.channels} '
+            f'channels; {len(a.filters)} shown. Click a filter to enlarge it.</p>'
+            + (_revived_line(a, revived) if revived is not None else ""))
+    toolbar = ('<div class="toolbar"><span class="muted">sort by</span>'
+               '<button type="button" data-sort="index" aria-pressed="true">index</button>'
+               '<button type="button" data-sort="score" aria-pressed="false">score</button></div>')
+    _write(os.path.join(folder, "index.html"),
+           _page(title=f"{title} · {a.layer}", nav='<a href="../index.html" rel="up">index</a>' + _keys_hint(False),
+                 heading=f"{title} · {a.layer}", kind="layer", layer=a.layer,
+                 body=info + toolbar + f'<div class="grid" data-sortable style="--tile:{int(tile)}px">'
+                      f'{"".join(figures)}</div>'))
+    prefix = _e(layer_slug)
+    strip = "".join(
+        f'<a href="{prefix}/{_filter_file(a.filters[i])}.html"><img class="thumb" '
+        f'src="{prefix}/{_filter_file(a.filters[i])}.png" alt="{_e(a.layer)} filter {int(a.filters[i])}" '
+        f'title="filter {int(a.filters[i])}, score {float(a.scores[i]):.4g}"></a>' for i in order[:STRIP_UNITS])
+    return (f'<tr><td><a href="{prefix}/index.html">{_e(a.layer)}</a></td><td>{_e(a.layer_type)}</td>'
+            f'<td>{_e(a.output_shape)}</td><td>{a.channels}</td><td>{len(a.filters)}</td>'
+            f'<td><div class="strip">{strip}</div></td></tr>')
 
 
 def make_gallery(
