@@ -140,7 +140,7 @@ def test_bad_arguments_name_what_was_expected(tiny_cnn, tmp_path):
         atlas.layer_atlas(tiny_cnn, "conv1", cache_dir=tmp_path, batch_size=0, **QUICK)
     with pytest.raises(ValueError, match="Filter 8 is out of range"):
         atlas.layer_atlas(tiny_cnn, "conv1", [8], cache_dir=tmp_path, **QUICK)
-    with pytest.raises(TypeError, match="distribute must be True, a tf.distribute.Strategy"):
+    with pytest.raises(TypeError, match="distribute must be None, a tf.distribute.Strategy"):
         atlas.layer_atlas(tiny_cnn, "conv1", cache_dir=tmp_path, distribute="gpu", **QUICK)
     with pytest.raises(ValueError, match="Did you mean"):
         atlas.model_atlas(tiny_cnn, ["conv3"], cache_dir=tmp_path, **QUICK)
@@ -188,10 +188,15 @@ DISTRIBUTED = textwrap.dedent("""
     two = atlas.layer_atlas(model, "conv2", cache_dir={cache!r} + "/two", distribute=strategy, **kw)
     assert [len(f) for _, f, _ in two.chunks] == [8, 8], two.chunks
     assert all(d.endswith("CPU:1") and "CPU:0," in d for d, _, _ in two.chunks), two.chunks
-    # device names: one worker per device, whole batches from a queue
-    queue = atlas.layer_atlas(model, "conv2", cache_dir={cache!r} + "/queue", distribute=["/cpu:0", "/cpu:1"],
-                              **kw)
-    devices = sorted({{d[-5:].upper() for d, _, _ in queue.chunks}})
+    # device names (deprecated): a MirroredStrategy over them
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        queue = atlas.layer_atlas(model, "conv2", cache_dir={cache!r} + "/queue", distribute=["/cpu:0", "/cpu:1"],
+                                  **kw)
+    assert any(issubclass(w.category, DeprecationWarning) and "MirroredStrategy" in str(w.message)
+               for w in caught), caught
+    devices = sorted({{d[-5:].upper() for r, _, _ in queue.chunks for d in r.split(",")}})
     assert devices == ["CPU:0", "CPU:1"], queue.chunks
     for other in (two, queue):
         assert other.filters == one.filters == list(range(16)), other.filters

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import threading
 import time
 import warnings
 from collections.abc import Iterable, Sequence
@@ -135,14 +133,14 @@ class _LayerJob:
 
 
 def _prepare(network, layer, filters, *, cache_dir, preset, overrides, seed, objective, batch_size, memory_budget,
-             where: distribution.Placement) -> _LayerJob:
+             strategy) -> _LayerJob:
     """Resolve one layer once (`optimize.plan`) and read what its cache already holds."""
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
                                    or batch_size < 1):
         raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}.")
     plan = optimize.plan(network, layer, filters, objective=objective, preset=preset, seed=seed,
-                         batch_size=None if batch_size is None else int(batch_size) * where.replicas,
-                         memory_budget=memory_budget, distribute=where.strategy, **overrides)
+                         batch_size=None if batch_size is None else int(batch_size) * distribution.replicas(strategy),
+                         memory_budget=memory_budget, distribute=strategy, **overrides)
     plan.items = list(dict.fromkeys(plan.items))  # each filter once
     path, layer_obj = nets.find_layer(network, plan.layer)
     settings = cache_settings(network, path, plan.settings, seed=seed, objective=objective)
@@ -160,62 +158,80 @@ def _prepare(network, layer, filters, *, cache_dir, preset, overrides, seed, obj
                      cache, found, todo)
 
 
-def _execute(job: _LayerJob, *, where: distribution.Placement, bar: FilterBar, callbacks) -> LayerAtlas:
+def _execute(job: _LayerJob, *, strategy, bar: FilterBar, callbacks) -> LayerAtlas:
+    """Compute and store `job`'s missing filters here, one batch after the other (a Strategy's replicas
+    split each batch)."""
     start = time.perf_counter()
     plan = job.plan
     results = dict(job.found)
     computed, chunks_log = [], []
     interrupted = False
-    strategy = where.strategy
-    chunks = plan.chunks(job.todo)
-    log_lock = threading.Lock()
+    label = ",".join(strategy.extended.worker_devices) if strategy is not None else None
     bar.describe(job.path)
-
-    def run_chunk(chunk_plan, chunk, device) -> bool:
-        """Compute and store one chunk; False when it was interrupted."""
-        t0 = time.perf_counter()
-        cbs = [bar.steps_of(len(chunk)), *(callbacks or [])]
-        context = contextlib.nullcontext()
-        if device is not None and strategy is None:
-            context = distribution.on_device(device)
-        try:
-            with context, warnings.catch_warnings():
-                if device is None:  # (warning filters are process-wide: leave them alone in threads)
-                    warnings.filterwarnings("ignore", "Interrupted: returning", UserWarning)
-                result = chunk_plan.run(chunk, callbacks=cbs)
-        except KeyboardInterrupt:
-            return False
-        seconds = time.perf_counter() - t0
-        done = result.finished
-        for i in range(done):
-            f = int(result.filters[i])
-            job.cache.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1))
-            with log_lock:
+    try:
+        for chunk in plan.chunks(job.todo):
+            t0 = time.perf_counter()
+            cbs = [bar.steps_of(len(chunk)), *(callbacks or [])]
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Interrupted: returning", UserWarning)
+                result = plan.run(chunk, callbacks=cbs)
+            seconds = time.perf_counter() - t0
+            done = result.finished
+            for i in range(done):
+                f = int(result.filters[i])
+                job.cache.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1))
                 results[f] = (result.images[i], float(result.scores[i]))
                 computed.append(f)
-        with log_lock:
-            chunks_log.append((device, [int(f) for f in result.filters[:done]], seconds))
-        return not result.interrupted
+            chunks_log.append((label, [int(f) for f in result.filters[:done]], seconds))
+            if result.interrupted:
+                interrupted = True
+                break
+    except KeyboardInterrupt:  # between batches: what was stored stays stored
+        interrupted = True
+    return _finish(job, results, computed, chunks_log, interrupted, time.perf_counter() - start,
+                   distribution.replicas(strategy))
 
-    if not where.devices:
-        label = ",".join(strategy.extended.worker_devices) if strategy is not None else None
-        try:
-            for chunk in chunks:
-                if not run_chunk(plan, chunk, label):
-                    interrupted = True
-                    break
-        except KeyboardInterrupt:  # between batches: what was stored stays stored
-            interrupted = True
-    elif chunks:
-        devices = list(where.devices)
-        # one copy of the weights per device, its extractor built here, not concurrently in the workers
-        workers = [(plan.on(net), dev) for net, dev in
-                   zip(distribution.replicas(plan.network, devices), devices, strict=True)]
-        interrupted = distribution.run_on_devices(chunks, workers, run_chunk)
+
+def _execute_ray(jobs: list[_LayerJob], config: distribution.Ray, bar: FilterBar) -> list[LayerAtlas]:
+    """Compute `jobs`' missing filters on a Ray cluster (`cluster.run`), every layer's batches at once so
+    that the workers stay busy across layers; the pictures are read back from the cache the workers wrote.
+    A layer's `seconds` is then its workers' compute time."""
+    from kerasviz.atlas import cluster
+
+    ray = config.connect()
+    tasks = []
+    for job in jobs:
+        p = job.plan
+        spec = cluster.model_spec(p.network, ray) if not tasks else tasks[0][0].model  # the model goes once
+        task = cluster.LayerTask(model=spec, layer=job.path, settings=p.settings, seed=p.seed,
+                                 objective=p.objective if job.cache.settings["objective"] else None,
+                                 batch_size=p.batch_size, folder=job.cache.folder, cache_settings=job.cache.settings,
+                                 key=cache_key(job.cache.settings))
+        tasks.append((task, p.chunks(job.todo)))
+    outcomes, interrupted = cluster.run(tasks, config, bar)
+    out = []
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        results = dict(job.found)
+        for f, score in outcome.scores.items():
+            hit = job.cache.load(f, job.plan.network.input_channels)
+            if hit is None:
+                raise RuntimeError(f"A Ray worker stored filter {f} of {job.path} in {job.cache.folder}, but this "
+                                   "process cannot read it there: the cache must be storage that the driver and "
+                                   "every worker share (a network folder or an fsspec URL such as s3://...).")
+            results[f] = (hit[0], score)
+        computed = [f for f in job.plan.items if f in outcome.scores]
+        out.append(_finish(job, results, computed, outcome.chunks, interrupted, outcome.seconds, 1))
+    return out
+
+
+def _finish(job: _LayerJob, results: dict, computed: list, chunks_log: list, interrupted: bool, seconds: float,
+            replicas: int) -> LayerAtlas:
+    """The `LayerAtlas` of `job` from every filter's `(image, score)` in `results`."""
+    plan = job.plan
     ordered = [f for f in plan.items if f in results]
     if len(ordered) < len(plan.items):
         warnings.warn(f"Interrupted: {len(ordered)} of {len(plan.items)} filters of {job.path} are done and "
-                      "cached; run the same call again to resume.", stacklevel=3)
+                      "cached; run the same call again to resume.", stacklevel=4)
     if ordered:
         imgs = np.stack([results[f][0] for f in ordered])
     else:
@@ -227,8 +243,8 @@ def _execute(job: _LayerJob, *, where: distribution.Placement, bar: FilterBar, c
     return LayerAtlas(
         layer=job.path, filters=ordered, images=imgs, scores=scores,
         computed=[f for f in ordered if f in computed_set],
-        cached=[f for f in ordered if f in job.found], seconds=time.perf_counter() - start,
-        batch_size=plan.batch_size // where.replicas, interrupted=interrupted or len(ordered) < len(plan.items),
+        cached=[f for f in ordered if f in job.found], seconds=seconds,
+        batch_size=plan.batch_size // replicas, interrupted=interrupted or len(ordered) < len(plan.items),
         layer_type=job.layer_type, output_shape=job.output_shape, channels=job.channels,
         settings=job.cache.settings, cache_path=job.cache.folder, chunks=chunks_log,
     )
@@ -270,12 +286,13 @@ def layer_atlas(
         preset: a preset name or `Preset`. Defaults to `"quality"`.
         seed: random seed. Defaults to 0.
         objective: a custom objective that follows each image's filter (see `visualize_filters`).
-        distribute: spread the work over devices. A `tf.distribute.Strategy` (e.g.
-            `tf.distribute.MirroredStrategy()`): every batch is `batch_size` filters per replica, split
-            across the replicas with `strategy.run`, in lockstep. True (every GPU, else every logical CPU)
-            or a list of device names: each device gets its own copy of the weights and pulls whole
-            batches from a queue, independently. Either way the pictures are the same as on one device.
-            Defaults to None (one device).
+        distribute: where the batches run. None: here, on the default device. A `tf.distribute.Strategy`
+            (e.g. `tf.distribute.MirroredStrategy()`): every batch is `batch_size` filters per replica,
+            split across the replicas with `strategy.run`, in lockstep. A `kv.distribute.Ray(...)`: each
+            batch is one call on a worker of a Ray cluster (or a local Ray), which writes its filters into
+            the cache; `cache_dir` must then be storage every worker shares (see "Atlases on a cluster").
+            Either way the pictures are the same as on one device. (True, now a local Ray, and a list of
+            devices, now a `MirroredStrategy`, still work with a `DeprecationWarning`.) Defaults to None.
         progress: show a progress bar with an ETA. Defaults to True.
         callbacks: extra `Callback` objects, told about each batch's steps.
         weights, preprocess, input_range: as in `visualize_filters`, for a model given by name or a
@@ -295,11 +312,14 @@ def layer_atlas(
     >>> kv.save_image(atlas.atlas, "block4_conv3.png")
     """
     network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
-    where = distribution.placement(distribute)
+    where = distribution.resolve(distribute)
+    strategy = None if isinstance(where, distribution.Ray) else where
     job = _prepare(network, layer, filters, cache_dir=cache_dir, preset=preset, overrides=overrides, seed=seed,
-                   objective=objective, batch_size=batch_size, memory_budget=memory_budget, where=where)
+                   objective=objective, batch_size=batch_size, memory_budget=memory_budget, strategy=strategy)
     with FilterBar(len(job.todo), progress, desc=network.name) as bar:
-        return _execute(job, where=where, bar=bar, callbacks=callbacks)
+        if isinstance(where, distribution.Ray):
+            return _execute_ray([job], where, bar)[0]
+        return _execute(job, strategy=strategy, bar=bar, callbacks=callbacks)
 
 
 def model_atlas(
@@ -356,7 +376,8 @@ def model_atlas(
     if isinstance(filters, (int, np.integer)) or (isinstance(filters, str) and filters != "all"):
         raise TypeError(f"filters must be 'all' or a list/range of indices (e.g. range(16) for the first 16 "
                         f"of each layer). Received: {filters!r}.")
-    where = distribution.placement(distribute)
+    where = distribution.resolve(distribute)
+    strategy = None if isinstance(where, distribution.Ray) else where
     jobs = []
     for name in layers:
         path, _ = nets.find_layer(network, name)
@@ -366,12 +387,16 @@ def model_atlas(
             continue
         jobs.append(_prepare(network, path, wanted, cache_dir=cache_dir, preset=preset, overrides=overrides,
                              seed=seed, objective=None, batch_size=batch_size, memory_budget=memory_budget,
-                             where=where))
+                             strategy=strategy))
     out: dict[str, LayerAtlas] = {}
     interrupted = False
     with FilterBar(sum(len(j.todo) for j in jobs), progress, desc=network.name) as bar:
-        for job in jobs:
-            atlas = _execute(job, where=where, bar=bar, callbacks=callbacks)
+        if isinstance(where, distribution.Ray):
+            for atlas in _execute_ray(jobs, where, bar):
+                out[atlas.layer] = atlas
+                interrupted = interrupted or atlas.interrupted
+        for job in jobs if not isinstance(where, distribution.Ray) else ():
+            atlas = _execute(job, strategy=strategy, bar=bar, callbacks=callbacks)
             out[job.path] = atlas
             if atlas.interrupted:
                 interrupted = True

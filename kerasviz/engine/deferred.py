@@ -15,5 +15,8 @@ class _Deferred(types.ModuleType):
         setattr(self, name, value)  # found here next time, without this lookup
         return value
 
+    def __reduce__(self):  # pickled by name (closures that use it travel to Ray workers)
+        return _Deferred, (self.__name__,)
+
 
 ops = _Deferred("keras.ops")

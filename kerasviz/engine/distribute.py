@@ -1,20 +1,23 @@
-"""Where a batch runs: on the default device, or split across the replicas of a `tf.distribute.Strategy`.
+"""Where a batch runs: on the default device, split across the replicas of a `tf.distribute.Strategy`, or
+whole batches on the workers of a Ray cluster (`Ray`).
 
 The optimizer's loop talks to an executor with three verbs: `put` a host array (batch on axis 0) where
 the step runs, `call` a compiled function there, and `get` its result back as one host array. The local
 executor is the identity; the replicated one gives each replica a contiguous slice of the batch through
 `strategy.run`, so a `MirroredStrategy` over N GPUs runs N slices of every step at once. A filter's
 picture depends only on its seed and index, so the split does not change any picture.
+
+`Ray` describes a cluster (or a local Ray on this machine) for the atlases: each batch of filters is one
+Ray call on a long-lived worker (see `kerasviz.atlas.cluster`). Ray is imported only when one is used.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import queue
-import threading
-from collections.abc import Callable, Iterable
+import math
+import warnings
+from collections.abc import Iterable
 
-import keras
 import numpy as np
 
 from kerasviz.engine import backend
@@ -99,119 +102,173 @@ def pad(items: list, replicas: int) -> list:
     extra = -len(items) % replicas
     return list(items) + [items[-1]] * extra
 
+
+
+RAY_EXTRA = 'pip install "kerasviz[ray]"'
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as e:
+        raise ImportError(f"kv.distribute.Ray needs Ray, which is not installed: {RAY_EXTRA}.") from e
+    return ray
+
+
 @dataclasses.dataclass(frozen=True)
-class Placement:
-    """Where the batches run: on `devices`, one worker each pulling from a queue, or on `strategy`,
-    whose replicas split each batch with `strategy.run`; with neither, on the default device."""
+class Ray:
+    """A Ray cluster (or a local Ray on this machine) whose workers compute an atlas's batches.
 
-    devices: tuple[str, ...] = ()
-    strategy: object = None
-
-    @property
-    def replicas(self) -> int:
-        return self.strategy.num_replicas_in_sync if self.strategy is not None else 1
-
-
-def placement(distribute) -> Placement:
-    """Where the batches of an atlas run, from what the user passed as `distribute`.
+    Each batch of filters is one call on a long-lived worker (a Ray actor that keeps the model and its
+    compiled steps between batches) that asks for `num_cpus` and `num_gpus`. The model reaches each
+    worker once; each worker writes its finished filters into the shared cache itself.
 
     Args:
-        distribute: None (the default device), a `tf.distribute.Strategy` (its replicas split each
-            batch), True (every GPU, else every logical CPU) or a list of device names (one worker
-            each, pulling whole batches from a queue).
+        address: the cluster to join: `"auto"` (the one `ray start` runs on this machine), `"ray://host:10001"`
+            or `"host:6379"`. None starts a local Ray on this machine (every core). Ignored when Ray is already
+            initialized in this process. Defaults to None.
+        num_cpus: CPUs each worker asks for (fractions allowed); its math runs on that many threads.
+            Defaults to 1.
+        num_gpus: GPUs each worker asks for (fractions allowed: 0.5 puts two workers on a GPU). Defaults to 0.
+        workers: how many workers. Defaults to as many as the cluster's CPUs (or GPUs, when `num_gpus > 0`)
+            fit, at the time of the first atlas.
+        max_retries: how often a batch whose worker died (killed, out of memory, a lost node) is run again
+            on a restarted worker. An error raised by the batch itself (a bad layer, a model that does not
+            load) is not retried. Defaults to 3.
+        init_options: extra `ray.init` arguments (`runtime_env`, `namespace`, ...), used when this process
+            starts or joins Ray. Defaults to none.
+
+    Example:
+    >>> cluster = kv.distribute.Ray(address="auto", num_gpus=1)
+    >>> atlases = kv.model_atlas("ResNet50V2", distribute=cluster, cache_dir="/shared/kerasviz")
+    """
+
+    address: str | None = None
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    workers: int | None = None
+    max_retries: int = 3
+    init_options: dict = dataclasses.field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        for field in ("num_cpus", "num_gpus"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"Ray({field}=...) must be a number >= 0. Received: {field}={value!r}.")
+        if self.num_cpus == 0 and self.num_gpus == 0:
+            raise ValueError("Ray(num_cpus=0, num_gpus=0): each worker must ask for a CPU or a GPU share.")
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                         or self.workers < 1):
+            raise ValueError(f"Ray(workers=...) must be an int >= 1 or None. Received: workers={self.workers!r}.")
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ValueError(f"Ray(max_retries=...) must be an int >= 0. Received: {self.max_retries!r}.")
+
+    def connect(self):
+        """Start or join Ray (unless this process already has), and return the `ray` module.
+
+        Raises:
+            ImportError: Ray is not installed (`pip install "kerasviz[ray]"`).
+            ConnectionError: no cluster at `address`.
+        """
+        ray = _import_ray()
+        if not ray.is_initialized():
+            options = {"include_dashboard": False, **self.init_options}
+            if self.address is not None:
+                options["address"] = self.address
+            try:
+                ray.init(**options)
+            except ConnectionError as e:
+                raise ConnectionError(f"kv.distribute.Ray(address={self.address!r}): no Ray cluster there ({e}). "
+                                      "Start one with `ray start --head`, or pass address=None for a local "
+                                      "Ray on this machine.") from e
+        return ray
+
+    def worker_count(self) -> int:
+        """How many workers: `workers`, else as many as the cluster's free resources fit (at least 1).
+
+        Raises:
+            ValueError: `num_gpus > 0` on a cluster without GPUs.
+        """
+        if self.workers is not None:
+            return self.workers
+        resources = self.connect().cluster_resources()
+        if self.num_gpus:
+            gpus = resources.get("GPU", 0)
+            if not gpus:
+                raise ValueError(f"Ray(num_gpus={self.num_gpus}) but the cluster has no GPU; pass num_gpus=0 to "
+                                 "run on CPUs.")
+            count = math.floor(gpus / self.num_gpus + 1e-9)
+        else:
+            count = math.floor(resources.get("CPU", 1) / self.num_cpus + 1e-9)
+        if self.num_gpus and self.num_cpus:
+            count = min(count, math.floor(resources.get("CPU", 1) / self.num_cpus + 1e-9))
+        return max(1, count)
+
+    @property
+    def threads(self) -> int:
+        """The math threads of each worker: its CPU share, at least one."""
+        return max(1, math.ceil(self.num_cpus))
+
+
+def local_ray() -> Ray:
+    """A local Ray on this machine: one worker per GPU when it has GPUs, else one per core.
+
+    Example:
+    >>> kv.distribute.local_ray().address is None
+    True
+    """
+    resources = Ray().connect().cluster_resources()
+    if resources.get("GPU", 0) >= 1:
+        return Ray(num_gpus=1.0, num_cpus=max(1.0, resources.get("CPU", 1) // resources["GPU"]))
+    return Ray()
+
+
+def resolve(distribute):
+    """What `distribute=` means: None (one device), a `tf.distribute.Strategy`, or a `Ray`.
+
+    Two older spellings still work, with a `DeprecationWarning`: True (now a local Ray, `local_ray()`) and a
+    list of device names (now `tf.distribute.MirroredStrategy(devices)`).
+
+    Args:
+        distribute: None, a `tf.distribute.Strategy`, a `Ray`, True or a list of device names.
 
     Returns:
-        A `Placement`.
+        None, the Strategy, or a `Ray`.
 
     Raises:
         TypeError: anything else.
         ValueError: an empty list of devices.
+        ImportError: True without Ray installed.
 
     Example:
-    >>> kv.distribute.placement(None).replicas
-    1
+    >>> kv.distribute.resolve(None) is None
+    True
     """
     if distribute is None or distribute is False:
-        return Placement()
+        return None
+    if isinstance(distribute, Ray):
+        return distribute
+    if distribute is True:
+        warnings.warn("distribute=True now runs on a local Ray (one worker per GPU, else per core); pass "
+                      "distribute=kv.distribute.Ray() (or a tf.distribute.MirroredStrategy) instead.",
+                      DeprecationWarning, stacklevel=3)
+        _import_ray()
+        return local_ray()
     import tensorflow as tf
 
-    if distribute is True:
-        gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
-        devices = gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
-    elif isinstance(distribute, tf.distribute.Strategy):
-        return Placement(strategy=distribute)
-    elif isinstance(distribute, str) or not isinstance(distribute, Iterable):
-        raise TypeError(
-            "distribute must be True, a tf.distribute.Strategy (e.g. MirroredStrategy) or a list of "
-            f"device names. Received: {distribute!r}."
-        )
-    else:
-        devices = [str(d) for d in distribute]
+    if isinstance(distribute, tf.distribute.Strategy):
+        return distribute
+    if isinstance(distribute, str) or not isinstance(distribute, Iterable):
+        raise TypeError("distribute must be None, a tf.distribute.Strategy (e.g. MirroredStrategy()) or a "
+                        f"kv.distribute.Ray(...). Received: {distribute!r}.")
+    devices = [str(d) for d in distribute]
     if not devices:
         raise ValueError("distribute: no device to run on.")
-    return Placement(devices=tuple(devices))
+    warnings.warn(f"distribute=<a list of devices> is now tf.distribute.MirroredStrategy({devices}) (the same "
+                  "pictures); pass that, or kv.distribute.Ray(), instead.", DeprecationWarning, stacklevel=3)
+    return tf.distribute.MirroredStrategy(devices)
 
 
-def replicas(network, devices: list[str]) -> list:
-    """One network per device, each with its own copy of the weights on that device (the first
-    device uses the model itself)."""
-    import tensorflow as tf
-
-    out = [network]
-    for device in devices[1:]:
-        with tf.device(device):
-            try:
-                clone = keras.models.clone_model(network.model)
-                clone.set_weights(network.model.get_weights())
-            except Exception:  # a model that cannot be cloned: share it (weights are copied per step)
-                clone = network.model
-        out.append(dataclasses.replace(network, model=clone))
-    return out
-
-
-def run_on_devices(chunks: list, workers: list[tuple], run_chunk: Callable) -> bool:
-    """Run chunks on several devices at once, one thread per `(network, device)` worker pulling from a
-    queue: `run_chunk(network, chunk, device)` returns False to stop. Returns True when interrupted."""
-    work: queue.Queue = queue.Queue()
-    for chunk in chunks:
-        work.put(chunk)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def worker(network, device):
-        while not stop.is_set():
-            try:
-                chunk = work.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                if not run_chunk(network, chunk, device):
-                    stop.set()
-            except BaseException as e:  # noqa: B036 - handed to the main thread
-                errors.append(e)
-                stop.set()
-
-    threads = [threading.Thread(target=worker, args=(net, dev), daemon=True)
-               for net, dev in workers]
-    for t in threads:
-        t.start()
-    interrupted = False
-    try:
-        for t in threads:
-            while t.is_alive():
-                t.join(0.2)
-    except KeyboardInterrupt:  # finish the chunks in flight (they are stored), start no more
-        interrupted = True
-        stop.set()
-        for t in threads:
-            t.join()
-    if errors:
-        raise errors[0]
-    return interrupted or stop.is_set()
-
-
-def on_device(device: str):
-    """A context manager that places the ops it runs on `device` (TensorFlow), for the per-device workers."""
-    import tensorflow as tf
-
-    return tf.device(device)
+def replicas(distribute) -> int:
+    """How many replicas split each batch: a Strategy's, else 1."""
+    return int(getattr(distribute, "num_replicas_in_sync", 1))
