@@ -13,14 +13,13 @@ import warnings
 
 import numpy as np
 import pytest
+import ray
 from PIL import Image
 
 import kerasviz as kv
 from kerasviz import atlas
 from kerasviz.atlas import cluster
 from kerasviz.engine import presets, progress
-
-ray = pytest.importorskip("ray")  # the dev extra installs it; CI runs these
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
@@ -224,3 +223,19 @@ def test_distribute_true_is_a_local_ray_with_a_deprecation(address):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert kv.distribute.resolve(TWO) is TWO
+
+
+def test_the_command_line_runs_a_gallery_on_ray(address, model, tmp_path, capsys):
+    from kerasviz import cli
+
+    path = str(tmp_path / "tiny.keras")
+    model.save(path)
+    common = [path, "--weights", "none", "--preset", "fast", "--size", "16", "--steps", "2", "--filters", "0-1"]
+    assert cli.main(["gallery", *common, "--ray-gpus", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "--ray-gpus and --ray-cpus need --ray" in capsys.readouterr().err
+    cache = str(tmp_path / "cache")
+    assert cli.main(["gallery", *common, "--ray", address, "--ray-cpus", "1", "--cache-dir", cache,
+                     "--out", str(tmp_path / "site"), "--quiet"]) == 0
+    assert "conv2" in capsys.readouterr().out and os.path.exists(tmp_path / "site" / "index.html")
+    assert cli.main(["atlas", *common, "conv2", "--ray", "--cache-dir", cache, "--out", str(tmp_path / "a.png")]) == 0
+    assert "2 filters of conv2" in capsys.readouterr().out  # read back from the gallery's cache

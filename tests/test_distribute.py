@@ -33,3 +33,43 @@ def test_bad_distribute_values_are_explained(monkeypatch):
     monkeypatch.setattr(backend, "name", lambda: "jax")
     with pytest.raises(ValueError, match="needs the TensorFlow backend"):
         distribute.executor(object())
+
+
+def test_ray_settings_are_checked_where_written():
+    cluster = distribute.Ray(address="auto", num_gpus=0.5)
+    assert cluster.num_cpus == 1.0 and cluster.threads == 1 and cluster.max_retries == 3
+    assert distribute.Ray(num_cpus=2.5).threads == 3
+    assert distribute.Ray(init_options={"namespace": "x"}) == distribute.Ray()  # options are no part of its identity
+    for bad, message in [(dict(num_gpus=-1), r"num_gpus=\.\.\.\) must be a number >= 0. Received: num_gpus=-1"),
+                         (dict(num_cpus="2"), "num_cpus=...\\) must be a number"),
+                         (dict(num_cpus=0), "must ask for a CPU or a GPU share"),
+                         (dict(workers=0), "workers=...\\) must be an int >= 1 or None"),
+                         (dict(max_retries=-1), "max_retries=...\\) must be an int >= 0")]:
+        with pytest.raises(ValueError, match=message):
+            distribute.Ray(**bad)
+
+
+def test_ray_is_never_imported_unless_asked_for_and_missing_ray_is_explained(monkeypatch):
+    import subprocess
+    import sys
+
+    code = ("import sys, kerasviz as kv; from kerasviz.atlas import atlases, cluster; kv.distribute.Ray(num_gpus=1); "
+            "kv.distribute.resolve(None); print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(ImportError, match=r'needs Ray, which is not installed: pip install "kerasviz\[ray\]"'):
+        distribute.Ray().connect()
+    with pytest.raises(ImportError, match="kerasviz"), pytest.warns(DeprecationWarning):
+        distribute.resolve(True)
+
+
+def test_distribute_has_one_meaning():
+    assert distribute.resolve(None) is None and distribute.resolve(False) is None
+    cluster = distribute.Ray(workers=2)
+    assert distribute.resolve(cluster) is cluster
+    assert distribute.replicas(None) == 1 and distribute.replicas(cluster) == 1
+    with pytest.raises(TypeError, match=r"None, a tf.distribute.Strategy .* or a kv.distribute.Ray\(...\)"):
+        distribute.resolve("gpu")
+    with pytest.raises(ValueError, match="no device to run on"):
+        distribute.resolve([])

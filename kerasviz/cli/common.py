@@ -90,3 +90,33 @@ def check_writable(path: str) -> None:
             pass
     except OSError as e:
         raise UsageError(f"Cannot write {path!r}: {probe!r} is not writable ({e.strerror}).") from e
+
+
+LOCAL_RAY = "local"  # `--ray` without a value
+
+
+def add_ray_args(p: argparse.ArgumentParser) -> None:
+    """`--ray [ADDRESS]`, `--ray-gpus N`, `--ray-cpus N`: run the batches on a Ray cluster."""
+    p.add_argument("--ray", nargs="?", const=LOCAL_RAY, default=None, metavar="ADDRESS",
+                   help="run the batches on Ray workers: alone, a local Ray on this machine (every core); or the "
+                        "cluster at ADDRESS (auto, host:6379, ray://host:10001). Needs pip install "
+                        "'kerasviz[ray]' and a --cache-dir every worker can reach")
+    p.add_argument("--ray-gpus", type=float, default=None, metavar="N",
+                   help="GPUs per Ray worker, fractions allowed (default: 0)")
+    p.add_argument("--ray-cpus", type=float, default=None, metavar="N",
+                   help="CPUs per Ray worker, fractions allowed (default: 1)")
+
+
+def ray_cluster(args):
+    """The `kv.distribute.Ray` the Ray arguments describe, or None without `--ray`."""
+    if args.ray is None:
+        if args.ray_gpus is not None or args.ray_cpus is not None:
+            raise UsageError("--ray-gpus and --ray-cpus need --ray (e.g. --ray auto --ray-gpus 1).")
+        return None
+    from kerasviz.engine.distribute import Ray
+
+    options = {k: v for k, v in (("num_gpus", args.ray_gpus), ("num_cpus", args.ray_cpus)) if v is not None}
+    try:
+        return Ray(address=None if args.ray == LOCAL_RAY else args.ray, **options)
+    except ValueError as e:
+        raise UsageError(str(e).replace("Ray(num_gpus", "--ray-gpus (").replace("Ray(num_cpus", "--ray-cpus (")) from e

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from kerasviz.cli.common import add_model_args, add_precision_arg, check_writable, load_network, parse_filters
+from kerasviz.cli.common import (
+    add_model_args,
+    add_precision_arg,
+    add_ray_args,
+    check_writable,
+    load_network,
+    parse_filters,
+    ray_cluster,
+)
 
 
 def _cmd_atlas(args) -> None:
     import kerasviz as kv
 
     check_writable(args.out)
+    cluster = ray_cluster(args)
     net = load_network(args)
-    result = kv.visualize_filters(
-        net, args.layer, parse_filters(args.filters), preset=args.preset, size=args.size,
-        steps=args.steps, seed=args.seed, batch_size=args.batch_size, precision=args.precision,
-    )
+    options = dict(preset=args.preset, size=args.size, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
+                   precision=args.precision)
+    if cluster is None:
+        result = kv.visualize_filters(net, args.layer, parse_filters(args.filters), **options)
+    else:  # on Ray: a cached layer atlas, the workers writing into the shared cache
+        result = kv.atlas.layer_atlas(net, args.layer, parse_filters(args.filters), distribute=cluster,
+                                      cache_dir=args.cache_dir, progress=True,
+                                      **{k: v for k, v in options.items() if v is not None})
+        if result.interrupted:
+            raise KeyboardInterrupt("interrupted: run the same command again to resume")
     atlas = kv.stitch(result.images, margin=args.margin, cols=args.cols,
                       labels=result.filters if args.labels else None)
     kv.save_image(atlas, args.out)
@@ -69,6 +84,9 @@ def register(sub) -> None:
     p.add_argument("--margin", type=int, default=5)
     p.add_argument("--cols", type=int, default=None)
     p.add_argument("--labels", action="store_true", help="write each filter's index on its tile")
+    add_ray_args(p)
+    p.add_argument("--cache-dir", default=None, help="with --ray: the cache the workers write, on storage they all "
+                                                     "reach (default: $KERASVIZ_CACHE or ~/.cache/kerasviz/atlas)")
     p.set_defaults(run=_cmd_atlas)
 
     p = sub.add_parser("layers", help="list a model's layers: name, type, output shape, channels")

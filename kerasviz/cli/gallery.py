@@ -13,10 +13,13 @@ def _cmd_gallery(args) -> None:
     common.check_writable(out)
     network = common.load_network(args)
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+    cluster = common.ray_cluster(args)
+    if cluster is not None and args.distribute:
+        raise common.UsageError("--ray and --distribute: pick one (--distribute is a local Ray now; use --ray).")
     options = dict(filters=common.parse_filters(args.filters), preset=args.preset, size=args.size,
                    steps=args.steps, precision=args.precision, seed=args.seed, batch_size=args.batch_size,
                    cache_dir=args.cache_dir,
-                   distribute=True if args.distribute else None, progress=not args.quiet)
+                   distribute=cluster or (True if args.distribute else None), progress=not args.quiet)
     options = {k: v for k, v in options.items() if v is not None}
     index, result = gallery.make_gallery(network, args.out, layers, top_k=args.top_k, **options)
     print(result.summary())
@@ -48,6 +51,8 @@ def register(subparsers) -> None:
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $KERASVIZ_CACHE or "
                                                      "~/.cache/kerasviz/atlas)")
     p.add_argument("--top-k", type=int, default=6, help="incoming channels listed per filter (default: 6)")
-    p.add_argument("--distribute", action="store_true", help="spread batches over every GPU")
+    common.add_ray_args(p)
+    p.add_argument("--distribute", action="store_true",
+                   help="deprecated: a local Ray, one worker per GPU (else per core); use --ray")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_cmd_gallery)

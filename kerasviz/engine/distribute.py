@@ -130,8 +130,8 @@ class Ray:
         num_cpus: CPUs each worker asks for (fractions allowed); its math runs on that many threads.
             Defaults to 1.
         num_gpus: GPUs each worker asks for (fractions allowed: 0.5 puts two workers on a GPU). Defaults to 0.
-        workers: how many workers. Defaults to as many as the cluster's CPUs (or GPUs, when `num_gpus > 0`)
-            fit, at the time of the first atlas.
+        workers: how many workers. Defaults to as many as the cluster's free CPUs (or GPUs, when
+            `num_gpus > 0`) fit when the workers start (the first atlas of this process).
         max_retries: how often a batch whose worker died (killed, out of memory, a lost node) is run again
             on a restarted worker. An error raised by the batch itself (a bad layer, a model that does not
             load) is not retried. Defaults to 3.
@@ -184,25 +184,22 @@ class Ray:
         return ray
 
     def worker_count(self) -> int:
-        """How many workers: `workers`, else as many as the cluster's free resources fit (at least 1).
+        """How many workers: `workers`, else as many as the cluster's free resources fit now (at least 1;
+        workers that do not fit wait, with their batches, until resources free up).
 
         Raises:
             ValueError: `num_gpus > 0` on a cluster without GPUs.
         """
         if self.workers is not None:
             return self.workers
-        resources = self.connect().cluster_resources()
-        if self.num_gpus:
-            gpus = resources.get("GPU", 0)
-            if not gpus:
-                raise ValueError(f"Ray(num_gpus={self.num_gpus}) but the cluster has no GPU; pass num_gpus=0 to "
-                                 "run on CPUs.")
-            count = math.floor(gpus / self.num_gpus + 1e-9)
-        else:
-            count = math.floor(resources.get("CPU", 1) / self.num_cpus + 1e-9)
-        if self.num_gpus and self.num_cpus:
-            count = min(count, math.floor(resources.get("CPU", 1) / self.num_cpus + 1e-9))
-        return max(1, count)
+        ray = self.connect()
+        free = ray.available_resources()
+        if self.num_gpus and not ray.cluster_resources().get("GPU", 0):
+            raise ValueError(f"Ray(num_gpus={self.num_gpus}) but the cluster has no GPU; pass num_gpus=0 to run on "
+                             "CPUs.")
+        fits = [math.floor(free.get(name, 0) / share + 1e-9)
+                for name, share in (("CPU", self.num_cpus), ("GPU", self.num_gpus)) if share]
+        return max(1, min(fits))
 
     @property
     def threads(self) -> int:
