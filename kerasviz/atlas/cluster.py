@@ -234,7 +234,8 @@ def pool(config: Ray) -> Pool:
     """The `Pool` of `config`, started on first use and reused while this process's Ray session lasts (a
     pool of another configuration is ended first)."""
     ray = config.connect()
-    session = ray.get_runtime_context().get_job_id()
+    context = ray.get_runtime_context()
+    session = (context.get_job_id(), context.get_node_id())  # a new Ray session has a new node id
     known = _POOLS.get(config)
     if known is None or known[0] != session:
         close()  # one pool at a time: another configuration's workers would hold the resources
