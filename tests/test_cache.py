@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -154,7 +155,19 @@ def test_folder_for_joins_paths_and_urls(tmp_path):
     assert atlas.cache.folder_for("memory://kv", "m", "l", "k") == "memory://kv/m/l-k"
     assert kvcache.is_url("simplecache::s3://b/k") and kvcache.is_url("file:///tmp")
     assert not kvcache.is_url("C:\\Users\\me\\cache") and not kvcache.is_url("/tmp/kv:1")
+    assert not kvcache.is_url("/tmp/a::b") and not kvcache.is_url("relative/s3://x")
     assert not kvcache.is_url(tmp_path)
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_a_cache_pickles_for_other_processes(where, tmp_path, memory_url):
+    folder = str(tmp_path / "c") if where == "local" else memory_url + "/c"
+    cache = atlas.FilterCache(folder, {"k": 1})
+    cache.store(2, image(2), 0.5, 0.1)
+    copy = pickle.loads(pickle.dumps(cache))  # as Ray or multiprocessing send it to a worker
+    assert copy.folder == folder and copy.settings == {"k": 1}
+    copy.store(3, image(3), 0.75, 0.1)
+    assert sorted(cache.load_many(range(5), 3)) == [2, 3]
 
 
 def test_default_cache_dir_may_be_a_url(monkeypatch):

@@ -169,13 +169,13 @@ def _atomic_write(path: str, data: bytes) -> None:
             os.remove(tmp)
 
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|::")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(://|::)")  # `s3://...`, or a chain `simplecache::s3://...`
 
 
 def is_url(folder) -> bool:
     """Whether `folder` is an fsspec URL (`s3://...`, `memory://...`, `file://...`, chained `a::b://...`)
     rather than a local path."""
-    return isinstance(folder, str) and bool(_URL.search(folder))
+    return isinstance(folder, str) and bool(_URL.match(folder))
 
 
 def folder_for(root: str | os.PathLike, model_name: str, layer_path: str, key: str) -> str:
