@@ -265,8 +265,13 @@ class _LocalStore:
         os.remove(self._join(name))
 
 
+# stores of keys, not folders: a put is atomic and needs no parent folder
+_OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory"}
+
+
 class _FsspecStore:
-    """A folder of an fsspec file system: each file is one put (atomic on object stores), one listing per scan,
+    """A folder of an fsspec file system: each file is one put (atomic on object stores; on other file systems,
+    such as sftp, a half-written file fails the record's checks and reads as missing), one listing per scan,
     reads batched in one `cat` (concurrent on async stores such as s3fs and gcsfs)."""
 
     local = False
@@ -305,10 +310,10 @@ class _FsspecStore:
             return set()
 
     def makedirs(self) -> None:
-        if not self._made:
-            with contextlib.suppress(OSError):  # object stores have no folders, and may refuse to make one
-                self.fs.makedirs(self.path, exist_ok=True)
-            self._made = True
+        protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) else set(self.fs.protocol)
+        if not self._made and not protocols & _OBJECT_STORES:  # (s3fs would even make a missing bucket)
+            self.fs.makedirs(self.path, exist_ok=True)
+        self._made = True
 
     def remove(self, name: str) -> None:
         self.fs.rm_file(self._join(name))
@@ -379,6 +384,7 @@ class FilterCache:
         self.folder = folder
         self.settings = settings
         self._store = _store_for(folder)
+        self._settings_written = False
 
     @staticmethod
     def _names(index: int) -> tuple[str, str]:
@@ -446,8 +452,10 @@ class FilterCache:
         an entry that reads as missing, never a picture with another's score).
         """
         self._store.makedirs()
-        if not self._store.exists("settings.json"):
-            self._store.write("settings.json", json.dumps(self.settings, indent=1, sort_keys=True).encode())
+        if not self._settings_written:
+            if not self._store.exists("settings.json"):
+                self._store.write("settings.json", json.dumps(self.settings, indent=1, sort_keys=True).encode())
+            self._settings_written = True
         png, meta = self._names(index)
         data = png_bytes(image)
         digest = hashlib.blake2b(data).hexdigest()
