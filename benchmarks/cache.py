@@ -6,7 +6,8 @@
     python benchmarks/cache.py --url s3://bucket/kv-bench   # any fsspec URL too (s3 needs s3fs)
 
 The pictures are smoothed noise (PNG sizes close to a real atlas's). Prints, per location: the write time
-per filter, and the read-back time of all N filters by `load` and by `load_many` (best of --repeat).
+per filter, the read-back time of all N filters by `load` and by `load_many` (best of --repeat), and on an
+fsspec store the file-system calls each makes (on an object store, each is a request).
 """
 
 from __future__ import annotations
@@ -35,6 +36,28 @@ def pictures(n: int, size: int, seed: int = 0) -> list:
     return out
 
 
+def count_requests(cache: FilterCache) -> list:
+    """Count the file-system calls the cache makes (outer calls only), on an fsspec store: on an object store
+    each is a round trip."""
+    fs, calls, depth = getattr(cache._store, "fs", None), [], [0]
+    if fs is None:  # a local folder: os calls, not counted
+        return calls
+    for name in ["ls", "cat", "cat_file", "exists", "info", "pipe_file"]:
+        method = getattr(fs, name)
+
+        def counted(*a, _m=method, _n=name, **k):
+            if not depth[0]:
+                calls.append(_n)
+            depth[0] += 1
+            try:
+                return _m(*a, **k)
+            finally:
+                depth[0] -= 1
+
+        setattr(fs, name, counted)
+    return calls
+
+
 def bench(folder: str, images: list, repeat: int) -> dict:
     n = len(images)
     cache = FilterCache(folder, {"bench": True})
@@ -42,6 +65,14 @@ def bench(folder: str, images: list, repeat: int) -> dict:
     for i, img in enumerate(images):
         cache.store(i, img, float(i), 0.0)
     write = time.perf_counter() - t0
+    counted = FilterCache(folder, {"bench": True})
+    calls = count_requests(counted)
+    for i in range(n):
+        counted.load(i, 3)
+    requests_one = len(calls)
+    calls.clear()
+    counted.load_many(range(n), 3)
+    requests_many = len(calls)
     one, many = [], []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -51,7 +82,9 @@ def bench(folder: str, images: list, repeat: int) -> dict:
         found = cache.load_many(range(n), 3)
         many.append(time.perf_counter() - t0)
         assert all(h is not None for h in hits) and len(found) == n
-    return {"write_ms_per_filter": 1000 * write / n, "load_s": min(one), "load_many_s": min(many)}
+    return {"write_ms_per_filter": 1000 * write / n, "load_s": min(one), "load_many_s": min(many),
+            "load_requests": requests_one if hasattr(counted._store, "fs") else None,
+            "load_many_requests": requests_many if hasattr(counted._store, "fs") else None}
 
 
 def main(argv=None) -> dict:
@@ -75,11 +108,13 @@ def main(argv=None) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{args.filters} filters of {args.size} px, best of {args.repeat}; load average "
           f"{' '.join(f'{x:.2f}' for x in figures['load_average'])}")
-    print(f"{'where':<12} {'write ms/filter':>15} {'load() all, s':>14} {'load_many, s':>13} {'speed-up':>8}")
+    print(f"{'where':<12} {'write ms/filter':>15} {'load() all, s':>14} {'load_many, s':>13} {'speed-up':>8} "
+          f"{'requests: load()':>16} {'load_many':>9}")
     for name in locations:
         f = figures[name]
+        req = "" if f["load_requests"] is None else f"{f['load_requests']:>16} {f['load_many_requests']:>9}"
         print(f"{name:<12} {f['write_ms_per_filter']:>15.2f} {f['load_s']:>14.3f} {f['load_many_s']:>13.3f} "
-              f"{f['load_s'] / f['load_many_s']:>7.2f}x")
+              f"{f['load_s'] / f['load_many_s']:>7.2f}x {req}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(figures, fh, indent=1)
