@@ -322,3 +322,14 @@ def test_layer_atlas_on_a_memory_url_computes_then_reads_back(memory_url):
     assert again.computed == [] and again.cached == [0, 1, 2, 3] and again.cache_path == first.cache_path
     np.testing.assert_array_equal(again.images, first.images)
     np.testing.assert_array_equal(again.scores, first.scores)
+
+
+def test_a_bad_cache_url_stops_layer_atlas_before_any_work(monkeypatch):
+    monkeypatch.setitem(sys.modules, "s3fs", None)
+    monkeypatch.delitem(sys.modules["fsspec.registry"]._registry, "s3", raising=False)
+    model = make_tiny()
+    with pytest.raises(ImportError, match="pip install s3fs"):
+        atlas.layer_atlas(model, "conv", cache_dir="s3://bucket/kv", preset="fast", size=32, steps=4, progress=False)
+    monkeypatch.setenv("KERASVIZ_CACHE", "memroy://kv")
+    with pytest.raises(ValueError, match="Did you mean 'memory'"):
+        atlas.layer_atlas(model, "conv", preset="fast", size=32, steps=4, progress=False)
