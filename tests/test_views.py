@@ -271,3 +271,7 @@ def test_heatmaps_of_a_path_at_a_size_and_on_a_fixed_size_model(network, tmp_pat
 def test_clear_errors_of_unit_heatmaps(network, layer, filters, message):
     with pytest.raises(ValueError, match=message):
         views.unit_heatmaps(network, layer, filters, random_images(1, seed=0)[0])
+
+
+def test_the_module_is_reachable_from_the_package():
+    assert kv.atlas.views is views
