@@ -275,7 +275,7 @@ def _progress_bar(enabled: bool, layer: str, total: int | None, n_filters: int):
     from tqdm.auto import tqdm
 
     what = f"{total:,} images" if total is not None else "a dataset"
-    return tqdm(total=total, unit="image", desc=f"examples {layer}: {what}", leave=False,
+    return tqdm(total=total, unit="image", desc=f"examples {layer}: {what}", leave=True,
                 postfix=f"{n_filters} filters")
 
 
@@ -324,7 +324,8 @@ def unit_examples(
     maximum. The result is cached under `<cache root>/examples/` as one `.npz` per layer and data (crops,
     activations, sources, and what the key was made of), written atomically: a second call reads that
     file and opens no image. When some requested filters are in the file and some are not, one pass
-    computes only the missing ones and adds them to the file.
+    computes only the missing ones and adds them to the file (two processes adding filters to one file at
+    once may drop one's additions; they are computed again on the next call, never read half-written).
 
     The file's key is made of the weights of the layers up to `layer`, the preprocessing, the layer,
     `top_k`, the image size and a fingerprint of the data:
