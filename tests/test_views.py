@@ -279,3 +279,20 @@ def test_clear_errors_of_unit_heatmaps(network, layer, filters, message):
 
 def test_the_module_is_reachable_from_the_package():
     assert kv.atlas.views is views
+
+
+def test_a_corrupt_file_is_computed_again_and_replaced(network, photos, tmp_path, counted_loads):
+    folder, _, _ = photos
+    root = str(tmp_path / "cache")
+    first = views.unit_examples(network, LAYER, [4], folder, cache_dir=root, size=SIZE, progress=False)
+    (name,) = os.listdir(os.path.join(root, views.EXAMPLES_FOLDER))
+    with open(os.path.join(root, views.EXAMPLES_FOLDER, name), "r+b") as f:
+        f.truncate(100)
+    counted_loads.clear()
+    again = views.unit_examples(network, LAYER, [4], folder, cache_dir=root, size=SIZE, progress=False)
+    assert len(counted_loads) == N_IMAGES
+    assert [e.source for e in again[4]] == [e.source for e in first[4]]
+    assert os.listdir(os.path.join(root, views.EXAMPLES_FOLDER)) == [name]  # replaced, no temporary left
+    counted_loads.clear()
+    views.unit_examples(network, LAYER, [4], folder, cache_dir=root, size=SIZE, progress=False)
+    assert counted_loads == []

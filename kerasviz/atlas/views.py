@@ -19,6 +19,7 @@ import json
 import os
 import threading
 import warnings
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -212,7 +213,7 @@ def _load(path: str, settings: dict) -> _Stored | None:
                 return None
             stored = _Stored([int(f) for f in z["filters"]], z["crops"], z["activations"].astype("float32"),
                              z["sources"].astype(str), int(z["count"]))
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
         return None  # a corrupt or foreign file is recomputed
     n = len(stored.filters)
     if not (stored.crops.shape[:1] == stored.activations.shape[:1] == stored.sources.shape[:1] == (n,)):
