@@ -296,3 +296,18 @@ def test_a_corrupt_file_is_computed_again_and_replaced(network, photos, tmp_path
     counted_loads.clear()
     views.unit_examples(network, LAYER, [4], folder, cache_dir=root, size=SIZE, progress=False)
     assert counted_loads == []
+
+
+def test_the_cache_root_may_be_an_fsspec_url(network, photos, counted_loads):
+    import fsspec
+
+    folder, _, _ = photos
+    root = "memory://views-test-cache"
+    first = views.unit_examples(network, LAYER, [2], folder, cache_dir=root, size=SIZE, progress=False)
+    fs = fsspec.filesystem("memory")
+    assert len(fs.ls("/views-test-cache/examples")) == 1
+    counted_loads.clear()
+    second = views.unit_examples(network, LAYER, [2], folder, cache_dir=root, size=SIZE, progress=False)
+    assert counted_loads == []
+    assert [e.source for e in second[2]] == [e.source for e in first[2]]
+    fs.rm("/views-test-cache", recursive=True)

@@ -55,8 +55,9 @@ class Example:
 
 
 # ------------------------------------------------------------------------------------------ storage
-# The example files are read and written through these two functions only, so that the place they live
-# in (a local folder now; any fsspec URL later) is one change.
+# The example files are read and written through these two functions only: a local folder (atomic write by
+# rename) or an fsspec URL, fsspec imported only for a URL. When `atlas.cache` speaks URLs itself, these
+# two become calls to it.
 
 
 def _read_bytes(path: str) -> bytes | None:
@@ -81,8 +82,8 @@ def _write_bytes(path: str, data: bytes) -> None:
     if "://" in path:
         import fsspec
 
-        fs, _, (target,) = fsspec.get_fs_token_paths(path)
-        fs.makedirs(fs._parent(target), exist_ok=True)
+        fs, target = fsspec.core.url_to_fs(path)
+        fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         fs.pipe_file(target, data)  # object stores write a file whole
         return
     folder, name = os.path.split(path)
@@ -344,7 +345,8 @@ def unit_examples(
         examples: a folder of images (searched recursively and streamed: it need not fit in memory;
             images are resized to `size`), a NumPy array `(N, H, W, C)` in [0, 1] or uint8, or a
             `tf.data.Dataset` / iterable of batches (or of `(images, labels)`), in [0, 1] or uint8.
-        cache_dir: the cache root. Defaults to `kerasviz.atlas.default_cache_dir()`.
+        cache_dir: the cache root: a folder, or an fsspec URL (`s3://bucket/cache`, `memory://x`; fsspec and
+            the store's package are imported only then). Defaults to `kerasviz.atlas.default_cache_dir()`.
         top_k: images kept per filter. Defaults to 9.
         batch_size: images per forward pass. Defaults to 32.
         progress: show a progress bar (`examples <layer>: <N> images`, with images/s) while computing.
