@@ -311,3 +311,13 @@ def test_the_cache_root_may_be_an_fsspec_url(network, photos, counted_loads):
     assert counted_loads == []
     assert [e.source for e in second[2]] == [e.source for e in first[2]]
     fs.rm("/views-test-cache", recursive=True)
+
+
+def test_a_file_url_cache_root(network, photos, tmp_path, counted_loads):
+    folder, _, _ = photos
+    root = "file://" + str(tmp_path / "url-cache")
+    views.unit_examples(network, LAYER, [2], folder, cache_dir=root, size=SIZE, progress=False)
+    assert len(os.listdir(tmp_path / "url-cache" / views.EXAMPLES_FOLDER)) == 1
+    counted_loads.clear()
+    views.unit_examples(network, LAYER, [2], folder, cache_dir=root, size=SIZE, progress=False)
+    assert counted_loads == []

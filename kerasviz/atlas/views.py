@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import threading
 import warnings
 import zipfile
@@ -60,9 +61,16 @@ class Example:
 # two become calls to it.
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(://|::)")  # `s3://...`, or a chain `simplecache::s3://...`
+
+
+def _is_url(path: str) -> bool:
+    return bool(_URL.match(path))
+
+
 def _read_bytes(path: str) -> bytes | None:
     """The bytes of the file at `path`, or None when it is missing or unreadable."""
-    if "://" in path:
+    if _is_url(path):
         import fsspec
 
         try:
@@ -79,11 +87,12 @@ def _read_bytes(path: str) -> bytes | None:
 
 def _write_bytes(path: str, data: bytes) -> None:
     """Write `data` to `path` whole: readers see the old file or the new one, never a part."""
-    if "://" in path:
+    if _is_url(path):
         import fsspec
 
         fs, target = fsspec.core.url_to_fs(path)
-        fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        if "file" in fs.protocol or "local" in fs.protocol:  # object stores have no folders (nor buckets made)
+            fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         fs.pipe_file(target, data)  # object stores write a file whole
         return
     folder, name = os.path.split(path)
@@ -101,7 +110,7 @@ def _write_bytes(path: str, data: bytes) -> None:
 
 
 def _join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *parts]) if "://" in root else os.path.join(root, *parts)
+    return "/".join([root.rstrip("/"), *parts]) if _is_url(root) else os.path.join(root, *parts)
 
 
 # ------------------------------------------------------------------------------------------ keys
