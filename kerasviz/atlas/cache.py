@@ -90,7 +90,7 @@ def weights_fingerprint(network: nets.Network, layer: str, pre_activation: bool 
         digest.update(type(sub).__name__.encode())
         digest.update(json.dumps(presets.jsonable(config), sort_keys=True).encode())
     for w in extractor.weights:
-        arr = np.ascontiguousarray(keras.ops.convert_to_numpy(w.value))
+        arr = np.ascontiguousarray(w.numpy())
         digest.update(str((arr.shape, arr.dtype.str)).encode())
         digest.update(arr.tobytes())
     return digest.hexdigest()
