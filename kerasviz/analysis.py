@@ -513,7 +513,8 @@ def dream(
 
     Raises:
         ValueError: an unreadable image, an unknown layer, bad settings, or an image whose smallest
-            octave is too small for the layer.
+            octave is too small for the layer, or a fixed-size model whose layers up to the objective's
+            need that size (a `Flatten` or `Dense` on the way).
 
     Example:
     >>> from skimage import data
@@ -533,12 +534,19 @@ def dream(
     if not lr > 0:
         raise ValueError(f"lr must be > 0. Received: lr={lr!r}.")
     fixed_h, fixed_w = _input_hw(network)
-    if fixed_h or fixed_w:
+    if (fixed_h or fixed_w) and nets.input_size(nets.get_extractor(network, list(objective.layers), False),
+                                                network.image_input) is not None:
+        # a fixed-size model whose layers up to the objective's take any size runs on a flexible copy of
+        # them (`nets.feature_extractor`); a Flatten or Dense on the way ties them to the model's size
         raise ValueError(
-            f"dream needs a model that takes any image size; {network.name} takes only "
-            f"{fixed_h}x{fixed_w}. Build it without its classifier (include_top=False)."
+            f"dream needs layers that take any image size; {network.name} takes only {fixed_h}x{fixed_w} and its "
+            f"layers up to {', '.join(map(repr, objective.layers))} need that size (a Flatten, Reshape or Dense on "
+            "the way). Dream a convolution layer before them."
         )
-    original = prepare_image(network, image)
+    # at the photo's own size, also for a fixed-size model (its layers up to the objective's take any size)
+    original = prepare_image(network, image) if not (fixed_h or fixed_w) else images.load_image(
+        image[0] if isinstance(image, np.ndarray) and image.ndim == 4 and len(image) == 1 else image,
+        channels=network.input_channels)
     input_hw = original.shape[:2]
     work = original
     if size is not None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import kerasviz as kv
-from kerasviz import analysis, nets
+from kerasviz import analysis, images, nets
 
 
 def direct_activation(net, layer, image):
@@ -311,11 +311,23 @@ def test_dream_rejects_bad_settings(hed_vgg16, layer, kwargs, message):
         analysis.dream(hed_vgg16, layer, np.full((16, 16, 3), 0.5, "float32"), **kwargs)
 
 
-def _fixed_size_model():
+def _fixed_size_model(head: bool = False):
     inputs = keras.Input((32, 32, 3))
-    return keras.Model(inputs, keras.layers.Conv2D(2, 3, activation="relu", name="c")(inputs))
+    x = keras.layers.Conv2D(2, 3, activation="relu", name="c")(inputs)
+    if head:
+        x = keras.layers.Dense(3, name="d")(keras.layers.Flatten()(x))
+    return keras.Model(inputs, x)
 
 
-def test_dream_needs_a_model_of_any_size(hopper):
-    with pytest.raises(ValueError, match=r"dream needs a model that takes any image size; .* only 32x32"):
-        analysis.dream(_fixed_size_model(), "c", hopper)
+def test_dream_runs_a_fixed_size_model_whose_layers_take_any_size(hopper):
+    """A model built for 32x32 dreams a 64x48 photo: its conv layer runs on a flexible copy."""
+    photo = images.resize(np.asarray(hopper, "float32") / 255.0, (64, 48))
+    net = nets.as_network(_fixed_size_model(), preprocess=None, input_range=(0, 1))
+    out = analysis.dream(net, "c", photo, steps=3, octaves=2, seed=0, jitter=0)
+    assert out.shape == (64, 48, 3)
+    assert dream_score(net, "c", out) > dream_score(net, "c", photo)
+
+
+def test_dream_refuses_layers_that_need_the_fixed_size(hopper):
+    with pytest.raises(ValueError, match=r"dream needs layers that take any image size; .* only 32x32 .* 'd'"):
+        analysis.dream(_fixed_size_model(head=True), "d", hopper)

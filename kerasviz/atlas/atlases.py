@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from kerasviz import images, nets, optimize
-from kerasviz.atlas.cache import FilterCache, cache_key, cache_settings, default_cache_dir, slug
+from kerasviz.atlas.cache import FilterCache, cache_key, cache_settings, default_cache_dir, folder_for
 from kerasviz.engine import distribute as distribution
 from kerasviz.engine import presets
 from kerasviz.engine.progress import Callback, FilterBar
@@ -145,14 +145,10 @@ def _prepare(network, layer, filters, *, cache_dir, preset, overrides, seed, obj
     path, layer_obj = nets.find_layer(network, plan.layer)
     settings = cache_settings(network, path, plan.settings, seed=seed, objective=objective)
     root = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
-    folder = os.path.join(root, slug(network.name), f"{slug(path)}-{cache_key(settings)}")
+    folder = folder_for(root, network.name, path, cache_key(settings))
     cache = FilterCache(folder, settings)
     cache.clean_stale()
-    found = {}
-    for f in plan.items:
-        hit = cache.load(f, network.input_channels)
-        if hit is not None:
-            found[f] = hit
+    found = cache.load_many(plan.items, network.input_channels)
     todo = [f for f in plan.items if f not in found]
     return _LayerJob(plan, type(layer_obj).__name__, nets.output_shape(layer_obj), nets.channels_of(network, path),
                      cache, found, todo)

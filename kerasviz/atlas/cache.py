@@ -1,7 +1,8 @@
 """The per-filter atlas cache.
 
 One PNG and one JSON line per finished filter, written atomically, in a folder keyed by the model's weights
-and the settings.
+and the settings. The folder is a local path or an fsspec URL (`file://`, `s3://`, `gs://`, `memory://`);
+fsspec is imported only when a URL is used.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import hashlib
 import io
 import json
 import os
+import random
 import re
 import threading
+import time
+from collections.abc import Iterable
 
 import keras
 import numpy as np
 
-from kerasviz import nets
+from kerasviz import names, nets
 from kerasviz.engine import presets
 
 CACHE_VERSION = 1  # bump when the cached files' meaning changes
@@ -33,8 +37,11 @@ def default_cache_dir() -> str:
     """The cache folder used when `cache_dir` is None: `$KERASVIZ_CACHE`, else
     `$XDG_CACHE_HOME/kerasviz/atlas` (`~/.cache/kerasviz/atlas`).
 
+    `$KERASVIZ_CACHE` may be a local path or an fsspec URL (`s3://bucket/kerasviz`): a cluster's workers
+    and its driver then share one cache.
+
     Returns:
-        The folder path, a str (it may not exist yet).
+        The folder path or URL, a str (it may not exist yet).
 
     Example:
     >>> os.environ["KERASVIZ_CACHE"] = "/tmp/kerasviz-cache"
@@ -83,7 +90,7 @@ def weights_fingerprint(network: nets.Network, layer: str, pre_activation: bool 
         digest.update(type(sub).__name__.encode())
         digest.update(json.dumps(presets.jsonable(config), sort_keys=True).encode())
     for w in extractor.weights:
-        arr = np.ascontiguousarray(keras.ops.convert_to_numpy(w.value))
+        arr = np.ascontiguousarray(w.numpy())
         digest.update(str((arr.shape, arr.dtype.str)).encode())
         digest.update(arr.tobytes())
     return digest.hexdigest()
@@ -162,6 +169,171 @@ def _atomic_write(path: str, data: bytes) -> None:
             os.remove(tmp)
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(://|::)")  # `s3://...`, or a chain `simplecache::s3://...`
+
+
+def is_url(folder) -> bool:
+    """Whether `folder` is an fsspec URL (`s3://...`, `memory://...`, `file://...`, chained `a::b://...`)
+    rather than a local path."""
+    return isinstance(folder, str) and bool(_URL.match(folder))
+
+
+def folder_for(root: str | os.PathLike, model_name: str, layer_path: str, key: str) -> str:
+    """The cache folder of one layer under one key: `<root>/<model>/<layer>-<key>`.
+
+    Args:
+        root: the cache root, a local path or an fsspec URL.
+        model_name: the model's name.
+        layer_path: the layer's path (a nested layer's `/` becomes `__`).
+        key: the settings key (`cache_key(...)`).
+
+    Returns:
+        A str: a local path joined with the OS's separator, or a URL joined with `/`.
+
+    Example:
+    >>> kv.atlas.cache.folder_for("s3://bucket/kv", "VGG16", "block1_conv2", "0123456789abcdef")
+    's3://bucket/kv/VGG16/block1_conv2-0123456789abcdef'
+    """
+    leaf = f"{slug(layer_path)}-{key}"
+    if is_url(root):
+        return f"{root.rstrip('/')}/{slug(model_name)}/{leaf}"
+    return os.path.join(os.fspath(root), slug(model_name), leaf)
+
+
+def _filesystem(url: str):
+    """`(fs, path)` for an fsspec URL, with errors that name what to install or what was meant."""
+    try:
+        import fsspec
+        from fsspec.registry import known_implementations, registry
+    except ImportError as e:
+        raise ImportError(f"The cache folder {url!r} is a URL, which needs fsspec: pip install fsspec") from e
+    protocol = url.split("::")[-1].split("://", 1)[0] if "://" in url else url.split("::")[0]
+    try:
+        return fsspec.core.url_to_fs(url)
+    except ImportError as e:
+        known = known_implementations.get(protocol, {})
+        package = known.get("class", protocol).split(".", 1)[0]
+        raise ImportError(f"The cache folder {url!r} uses the protocol {protocol!r}, which needs the package "
+                          f"{package!r}: pip install {package} ({e})") from e
+    except ValueError as e:
+        if "Protocol not known" not in str(e):
+            raise
+        choices = sorted(set(known_implementations) | set(registry))
+        raise ValueError(f"The cache folder {url!r} uses the protocol {protocol!r}, which fsspec does not know. "
+                         "Use a local path or a URL such as 'file:///tmp/kv', 's3://bucket/kv', 'gs://bucket/kv' "
+                         f"or 'memory://kv'.{names.did_you_mean(protocol, choices)}") from e
+
+
+class _LocalStore:
+    """A folder on this machine: os calls, each file written to a temporary name, fsynced and renamed."""
+
+    local = True
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def _join(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def read(self, name: str) -> bytes:
+        with open(self._join(name), "rb") as f:
+            return f.read()
+
+    def read_many(self, file_names: list) -> dict:
+        found = {}
+        for name in file_names:
+            with contextlib.suppress(OSError):
+                found[name] = self.read(name)
+        return found
+
+    def write(self, name: str, data: bytes) -> None:
+        _atomic_write(self._join(name), data)
+
+    def exists(self, name: str) -> bool:
+        return os.path.exists(self._join(name))
+
+    def names(self) -> set:
+        try:
+            return set(os.listdir(self.path))
+        except OSError:
+            return set()
+
+    def makedirs(self) -> None:
+        os.makedirs(self.path, exist_ok=True)
+
+    def remove(self, name: str) -> None:
+        os.remove(self._join(name))
+
+
+# stores of keys, not folders: a put is atomic and needs no parent folder
+_OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory"}
+
+
+class _FsspecStore:
+    """A folder of an fsspec file system: each file is one put (atomic on object stores; on other file systems,
+    such as sftp, a half-written file fails the record's checks and reads as missing), one listing per scan,
+    reads batched in one `cat` (concurrent on async stores such as s3fs and gcsfs)."""
+
+    local = False
+
+    def __init__(self, fs, path: str):
+        self.fs, self.path = fs, path.rstrip("/")
+        self._made = False
+
+    def _join(self, name: str) -> str:
+        return f"{self.path}/{name}"
+
+    def read(self, name: str) -> bytes:
+        return self.fs.cat_file(self._join(name))
+
+    def read_many(self, file_names: list) -> dict:
+        if not file_names:
+            return {}
+        try:
+            data = self.fs.cat([self._join(n) for n in file_names], on_error="omit")
+        except OSError:
+            return {}
+        # keyed by the file name: fsspec may hand the paths back with or without their protocol
+        return {k.rstrip("/").rsplit("/", 1)[-1]: v for k, v in data.items()}
+
+    def write(self, name: str, data: bytes) -> None:
+        self.fs.pipe_file(self._join(name), data)
+
+    def exists(self, name: str) -> bool:
+        return self.fs.exists(self._join(name))
+
+    def names(self) -> set:
+        self.fs.invalidate_cache(self.path)  # listings are cached by s3fs and gcsfs: other writers add files
+        try:
+            return {p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.path, detail=False)}
+        except (OSError, ValueError):
+            return set()
+
+    def makedirs(self) -> None:
+        protocols = {self.fs.protocol} if isinstance(self.fs.protocol, str) else set(self.fs.protocol)
+        if not self._made and not protocols & _OBJECT_STORES:  # (s3fs would even make a missing bucket)
+            self.fs.makedirs(self.path, exist_ok=True)
+        self._made = True
+
+    def remove(self, name: str) -> None:
+        self.fs.rm_file(self._join(name))
+
+
+def _store_for(folder):
+    if not is_url(folder):
+        return _LocalStore(os.fspath(folder))
+    fs, path = _filesystem(folder)
+    if _is_plain_local(fs):  # file://: the same os-level writes as a plain path (a rename is atomic)
+        return _LocalStore(path)
+    return _FsspecStore(fs, path)
+
+
+def _is_plain_local(fs) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return type(fs) is LocalFileSystem
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     """A uint8 image as PNG file bytes."""
     from PIL import Image
@@ -185,53 +357,134 @@ def read_png(data: bytes, channels: int) -> np.ndarray:
 class FilterCache:
     """The cached pictures of one layer under one settings key.
 
+    A filter's entry is its picture `00012.png` and then its record `00012.json` (score, seconds, the
+    picture's hash): the record marks it complete, so an entry whose record is missing, unreadable or names
+    another picture reads as missing. Each file is written whole: on a local folder (a path or `file://`)
+    through a temporary file, fsync and rename; on an object store (`s3://`, `gs://`, `memory://`, any fsspec
+    URL) with one put.
+
     Args:
-        folder: the folder (created when the first filter is stored).
+        folder: the folder (created when the first filter is stored): a local path or an fsspec URL.
         settings: what the key was made of, saved beside the pictures as `settings.json`.
+
+    Raises:
+        ImportError: when `folder` is a URL whose protocol needs a package that is not installed (s3fs, gcsfs).
+        ValueError: when `folder` is a URL of a protocol fsspec does not know.
+
+    Example:
+    >>> cache = kv.atlas.FilterCache("memory://kv/VGG16/block1_conv2-0123", {"layer": "block1_conv2"})
+    >>> cache.store(3, np.zeros((8, 8, 3), "uint8"), score=1.5, seconds=0.2)
+    >>> sorted(cache.load_many(range(8), channels=3))
+    [3]
     """
 
-    def __init__(self, folder: str, settings: dict):
+    _RETRIES = 10
+
+    def __init__(self, folder: str | os.PathLike, settings: dict):
         self.folder = folder
         self.settings = settings
+        self._store = _store_for(folder)
+        self._settings_written = False
 
-    def _paths(self, index: int) -> tuple[str, str]:
-        stem = os.path.join(self.folder, f"{index:05d}")
-        return stem + ".png", stem + ".json"
+    @staticmethod
+    def _names(index: int) -> tuple[str, str]:
+        return f"{index:05d}.png", f"{index:05d}.json"
+
+    @staticmethod
+    def _parse(index: int, record_bytes: bytes, data: bytes, channels: int):
+        try:
+            record = json.loads(record_bytes)
+            if record.get("filter") != index or record.get("png") != hashlib.blake2b(data).hexdigest():
+                return None
+            return read_png(data, channels), float(record["score"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
 
     def load(self, index: int, channels: int):
         """`(image, score)` of a stored filter, or None when missing, incomplete or corrupt."""
-        png, meta = self._paths(index)
+        png, meta = self._names(index)
         try:
-            with open(meta, "rb") as f:
-                record = json.loads(f.read())
-            with open(png, "rb") as f:
-                data = f.read()
-            if record.get("filter") != index or record.get("png") != hashlib.blake2b(data).hexdigest():
-                return None
-            image = read_png(data, channels)
-            return image, float(record["score"])
-        except (OSError, ValueError, KeyError, TypeError):
+            record = self._store.read(meta)
+            data = self._store.read(png)
+        except (OSError, ValueError):
             return None
+        return self._parse(index, record, data, channels)
+
+    def load_many(self, indices: Iterable[int], channels: int) -> dict:
+        """The stored filters among `indices`, from one listing of the folder.
+
+        Only the entries the listing shows complete (picture and record) are read, in one batch: on an object
+        store this is one list and one batched read instead of two probes per filter.
+
+        Args:
+            indices: the filter indices wanted.
+            channels: the model's input channels (1 for grayscale pictures).
+
+        Returns:
+            A dict filter -> `(image, score)`, holding only the complete and intact entries.
+
+        Example:
+        >>> cache = kv.atlas.FilterCache("memory://kv/doc", {})
+        >>> cache.store(1, np.full((4, 4, 3), 7, "uint8"), score=0.5, seconds=0.1)
+        >>> {f: score for f, (image, score) in cache.load_many([0, 1, 2], 3).items()}
+        {1: 0.5}
+        """
+        present = self._store.names()
+        wanted = [int(i) for i in dict.fromkeys(indices)]
+        complete = [i for i in wanted if all(n in present for n in self._names(i))]
+        files = self._store.read_many([n for i in complete for n in self._names(i)])
+        found = {}
+        for i in complete:
+            png, meta = self._names(i)
+            if png in files and meta in files:
+                hit = self._parse(i, files[meta], files[png], channels)
+                if hit is not None:
+                    found[i] = hit
+        return found
 
     def store(self, index: int, image: np.ndarray, score: float, seconds: float) -> None:
-        """Write a filter's picture, then its record (the record marks it complete)."""
-        os.makedirs(self.folder, exist_ok=True)
-        settings_path = os.path.join(self.folder, "settings.json")
-        if not os.path.exists(settings_path):
-            _atomic_write(settings_path, json.dumps(self.settings, indent=1, sort_keys=True).encode())
-        png, meta = self._paths(index)
+        """Write a filter's picture, then its record (the record marks it complete).
+
+        An intact entry already there is kept (a finished filter is never written twice). Writers racing on
+        the same entry (two workers given the same filter) each check, after writing, that the record on
+        store names the picture on store, and write again when another writer's file came in between: the
+        entry left behind is one writer's picture with its own record (or, should they collide every time,
+        an entry that reads as missing, never a picture with another's score).
+        """
+        self._store.makedirs()
+        if not self._settings_written:
+            if not self._store.exists("settings.json"):
+                self._store.write("settings.json", json.dumps(self.settings, indent=1, sort_keys=True).encode())
+            self._settings_written = True
+        png, meta = self._names(index)
         data = png_bytes(image)
-        _atomic_write(png, data)
-        record = {"filter": int(index), "score": float(score), "seconds": float(seconds),
-                  "png": hashlib.blake2b(data).hexdigest(), "shape": list(image.shape)}
-        _atomic_write(meta, json.dumps(record).encode())
+        digest = hashlib.blake2b(data).hexdigest()
+        record = json.dumps({"filter": int(index), "score": float(score), "seconds": float(seconds),
+                             "png": digest, "shape": list(image.shape)}).encode()
+        for attempt in range(self._RETRIES):
+            if self._consistent(png, meta):  # an intact entry is there (another writer's, or ours): keep it
+                return
+            if attempt:
+                time.sleep(random.uniform(0, 0.002 * attempt))  # writers that collided fall out of step
+            self._store.write(png, data)
+            self._store.write(meta, record)
+
+    def _consistent(self, png: str, meta: str) -> bool:
+        try:
+            on_store = json.loads(self._store.read(meta)).get("png")
+            return on_store == hashlib.blake2b(self._store.read(png)).hexdigest()
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def clean_stale(self) -> int:
-        """Remove temporary files left by processes that are gone. Returns how many were removed."""
-        removed = 0
-        if not os.path.isdir(self.folder):
+        """Remove temporary files left by processes that are gone. Returns how many were removed.
+
+        Only local folders have temporary files; on an object store this does nothing and returns 0.
+        """
+        if not self._store.local:
             return 0
-        for name in os.listdir(self.folder):
+        removed = 0
+        for name in self._store.names():
             if not name.startswith(_TMP_PREFIX):
                 continue
             try:
@@ -240,7 +493,7 @@ class FilterCache:
                 continue
             if pid != os.getpid() and not _pid_alive(pid):
                 with contextlib.suppress(OSError):
-                    os.remove(os.path.join(self.folder, name))
+                    self._store.remove(name)
                     removed += 1
         return removed
 
