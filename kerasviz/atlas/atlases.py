@@ -208,13 +208,13 @@ def _execute_ray(jobs: list[_LayerJob], config: distribution.Ray, bar: FilterBar
     out = []
     for job, outcome in zip(jobs, outcomes, strict=True):
         results = dict(job.found)
+        hits = job.cache.load_many(list(outcome.scores), job.plan.network.input_channels)
         for f, score in outcome.scores.items():
-            hit = job.cache.load(f, job.plan.network.input_channels)
-            if hit is None:
+            if f not in hits:
                 raise RuntimeError(f"A Ray worker stored filter {f} of {job.path} in {job.cache.folder}, but this "
                                    "process cannot read it there: the cache must be storage that the driver and "
                                    "every worker share (a network folder or an fsspec URL such as s3://...).")
-            results[f] = (hit[0], score)
+            results[f] = (hits[f][0], score)
         computed = [f for f in job.plan.items if f in outcome.scores]
         out.append(_finish(job, results, computed, outcome.chunks, interrupted, outcome.seconds, 1))
     return out

@@ -144,6 +144,7 @@ class Worker:
             os.environ.setdefault(var, str(threads))
         self.networks: collections.OrderedDict = collections.OrderedDict()
         self.plans: dict = {}
+        self.caches: dict = {}  # folder -> FilterCache
         self.started = 0
         self.finished = 0
 
@@ -186,7 +187,9 @@ class Worker:
         t0 = time.perf_counter()
         result = plan.run([int(f) for f in chunk])
         seconds = time.perf_counter() - t0
-        cache = FilterCache(task.folder, task.cache_settings)
+        if task.folder not in self.caches:
+            self.caches[task.folder] = FilterCache(task.folder, task.cache_settings)
+        cache = self.caches[task.folder]
         done = result.finished
         for i in range(done):
             cache.store(int(result.filters[i]), result.images[i], float(result.scores[i]), seconds / max(done, 1))
