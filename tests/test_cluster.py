@@ -162,6 +162,24 @@ def test_a_worker_killed_mid_batch_is_retried_and_the_atlas_is_complete(address,
     assert killed not in [s["pid"] for s in cluster.pool(TWO).stats()]  # Ray restarted that worker
 
 
+def test_ctrl_c_in_the_driver_stops_with_what_is_done(address, model, tmp_path, monkeypatch):
+    calls = []
+
+    def interrupted(self, amount):
+        calls.append(amount)
+        raise KeyboardInterrupt  # Ctrl-C as the first batch comes back
+
+    monkeypatch.setattr(progress.FilterBar, "advance", interrupted)
+    with pytest.warns(UserWarning, match="Interrupted: 4 of 16 filters of conv2 are done and cached"):
+        stopped = atlas.layer_atlas(model, "conv2", cache_dir=tmp_path, distribute=TWO, **KW)
+    assert stopped.interrupted and len(stopped.filters) == 4 and calls == [4]
+    monkeypatch.undo()
+    resumed = atlas.layer_atlas(model, "conv2", cache_dir=tmp_path, distribute=TWO, **KW)
+    assert set(resumed.cached) >= set(stopped.filters) and resumed.filters == list(range(16))
+    assert not resumed.interrupted
+    assert_cache_intact(resumed.cache_path, range(16), 16)
+
+
 DRIVER = textwrap.dedent("""
     import sys
     sys.path[:0] = [{root!r}, {tests!r}]

@@ -204,7 +204,7 @@ def _execute_ray(jobs: list[_LayerJob], config: distribution.Ray, bar: FilterBar
                                  batch_size=p.batch_size, folder=job.cache.folder, cache_settings=job.cache.settings,
                                  key=cache_key(job.cache.settings))
         tasks.append((task, p.chunks(job.todo)))
-    outcomes, interrupted = cluster.run(tasks, config, bar)
+    outcomes, _ = cluster.run(tasks, config, bar)  # interrupted: the layers with filters missing
     out = []
     for job, outcome in zip(jobs, outcomes, strict=True):
         results = dict(job.found)
@@ -216,7 +216,7 @@ def _execute_ray(jobs: list[_LayerJob], config: distribution.Ray, bar: FilterBar
                                    "every worker share (a network folder or an fsspec URL such as s3://...).")
             results[f] = (hits[f][0], score)
         computed = [f for f in job.plan.items if f in outcome.scores]
-        out.append(_finish(job, results, computed, outcome.chunks, interrupted, outcome.seconds, 1))
+        out.append(_finish(job, results, computed, outcome.chunks, False, outcome.seconds, 1))
     return out
 
 

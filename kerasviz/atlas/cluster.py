@@ -142,6 +142,9 @@ class Worker:
     def __init__(self, threads: int = 1):
         for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
             os.environ.setdefault(var, str(threads))
+        # GPU memory as needed, not all of it at start, so that workers can share a GPU (num_gpus=0.5)
+        os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         self.networks: collections.OrderedDict = collections.OrderedDict()
         self.plans: dict = {}
         self.caches: dict = {}  # folder -> FilterCache
