@@ -63,9 +63,15 @@ def address():
     previous = signal.signal(signal.SIGALRM, expired)
     signal.alarm(MODULE_LIMIT_S)
     # the workers inherit this environment: they import this checkout and the tests' tiny models
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL")}
     os.environ["PYTHONPATH"] = os.pathsep.join([ROOT, TESTS, os.environ.get("PYTHONPATH", "")])
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     context = ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    for key, value in saved.items():  # Ray has started: leave the environment as it was
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         yield context.address_info["address"]
     finally:
