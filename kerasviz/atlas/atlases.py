@@ -275,7 +275,8 @@ def layer_atlas(
         model: a `keras.applications` name, a `.keras` path, a `keras.Model` or a `Network`.
         layer: the layer name (or `outer/inner` path).
         filters: `"all"`, an index or a list/range of indices. Defaults to `"all"`.
-        cache_dir: the cache folder. Defaults to `default_cache_dir()` (`$KERASVIZ_CACHE` or
+        cache_dir: the cache folder: a local path or an fsspec URL (`s3://bucket/kv`, `gs://...`, `memory://...`;
+            on a Ray cluster, storage every worker reaches). Defaults to `default_cache_dir()` (`$KERASVIZ_CACHE` or
             `~/.cache/kerasviz/atlas`).
         batch_size: filters per compiled batch. Defaults to what fits `memory_budget`.
         memory_budget: bytes of activations per batch for the automatic batch size. Defaults to 2 GiB.
