@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -39,6 +39,8 @@ class LayerAtlas:
         settings: what the cache key was made of (JSON-able).
         cache_path: the folder holding this layer's cached filters.
         chunks: one `(device, filters, seconds)` record per batch computed.
+        revived: the filters whose picture came from the revive steps (they scored <= 0 after the main
+            steps; see `Preset.revive_steps`), computed now or read from the cache.
     """
 
     layer: str
@@ -56,6 +58,7 @@ class LayerAtlas:
     settings: dict
     cache_path: str
     chunks: list = dataclasses.field(default_factory=list)
+    revived: list = dataclasses.field(default_factory=list)
 
     def __len__(self):
         return len(self.filters)
@@ -128,6 +131,7 @@ class _LayerJob:
     cache: FilterCache
     found: dict  # filter -> (image, score) read from the cache
     todo: list
+    revived: set = dataclasses.field(default_factory=set)  # filters revived, from the cache and computed
 
     @property
     def path(self) -> str:
@@ -150,14 +154,16 @@ def _prepare(network, layer, filters, *, cache_dir, preset, overrides, seed, obj
     folder = os.path.join(root, slug(network.name), f"{slug(path)}-{cache_key(settings)}")
     cache = FilterCache(folder, settings)
     cache.clean_stale()
-    found = {}
+    found, revived = {}, set()
     for f in plan.items:
-        hit = cache.load(f, network.input_channels)
+        hit = cache.load(f, network.input_channels, record=True)
         if hit is not None:
-            found[f] = hit
+            found[f] = hit[:2]
+            if hit[2].get("revived"):
+                revived.add(f)
     todo = [f for f in plan.items if f not in found]
     return _LayerJob(plan, type(layer_obj).__name__, nets.output_shape(layer_obj), nets.channels_of(network, path),
-                     cache, found, todo)
+                     cache, found, todo, revived)
 
 
 def _execute(job: _LayerJob, *, where: distribution.Placement, bar: FilterBar, callbacks) -> LayerAtlas:
@@ -189,8 +195,11 @@ def _execute(job: _LayerJob, *, where: distribution.Placement, bar: FilterBar, c
         done = result.finished
         for i in range(done):
             f = int(result.filters[i])
-            job.cache.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1))
+            was_revived = f in result.revived
+            job.cache.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1), revived=was_revived)
             with log_lock:
+                if was_revived:
+                    job.revived.add(f)
                 results[f] = (result.images[i], float(result.scores[i]))
                 computed.append(f)
         with log_lock:
@@ -231,6 +240,7 @@ def _execute(job: _LayerJob, *, where: distribution.Placement, bar: FilterBar, c
         batch_size=plan.batch_size // where.replicas, interrupted=interrupted or len(ordered) < len(plan.items),
         layer_type=job.layer_type, output_shape=job.output_shape, channels=job.channels,
         settings=job.cache.settings, cache_path=job.cache.folder, chunks=chunks_log,
+        revived=[f for f in ordered if f in job.revived],
     )
 
 
@@ -318,6 +328,7 @@ def model_atlas(
     weights: str | None = "imagenet",
     preprocess=None,
     input_range: tuple[float, float] | None = None,
+    on_layer: Callable[[LayerAtlas], None] | None = None,
     **overrides,
 ) -> ModelAtlas:
     """Atlases of every convolution layer of a model (or the layers named), sharing one cache.
@@ -334,6 +345,8 @@ def model_atlas(
         cache_dir, batch_size, memory_budget, preset, seed, distribute, callbacks, weights, preprocess,
             input_range, **overrides: as in `layer_atlas`.
         progress: show a progress bar with an ETA. Defaults to True.
+        on_layer: called with each layer's `LayerAtlas` as soon as it is done (the gallery writes its
+            pages then). Defaults to None.
 
     Returns:
         A `ModelAtlas`.
@@ -373,6 +386,8 @@ def model_atlas(
         for job in jobs:
             atlas = _execute(job, where=where, bar=bar, callbacks=callbacks)
             out[job.path] = atlas
+            if on_layer is not None:
+                on_layer(atlas)
             if atlas.interrupted:
                 interrupted = True
                 break

@@ -198,9 +198,11 @@ class FilterCache:
         stem = os.path.join(self.folder, f"{index:05d}")
         return stem + ".png", stem + ".json"
 
-    def load(self, index: int, channels: int):
-        """`(image, score)` of a stored filter, or None when missing, incomplete or corrupt."""
+    def load(self, index: int, channels: int, *, record: bool = False):
+        """`(image, score)` of a stored filter (`(image, score, record)` with `record=True`, the record
+        holding `revived`), or None when missing, incomplete or corrupt."""
         png, meta = self._paths(index)
+        want_record = record
         try:
             with open(meta, "rb") as f:
                 record = json.loads(f.read())
@@ -209,12 +211,13 @@ class FilterCache:
             if record.get("filter") != index or record.get("png") != hashlib.blake2b(data).hexdigest():
                 return None
             image = read_png(data, channels)
-            return image, float(record["score"])
+            return (image, float(record["score"])) + ((record,) if want_record else ())
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def store(self, index: int, image: np.ndarray, score: float, seconds: float) -> None:
-        """Write a filter's picture, then its record (the record marks it complete)."""
+    def store(self, index: int, image: np.ndarray, score: float, seconds: float, *, revived: bool = False) -> None:
+        """Write a filter's picture, then its record (the record marks it complete; `revived`: the picture
+        came from the revive steps)."""
         os.makedirs(self.folder, exist_ok=True)
         settings_path = os.path.join(self.folder, "settings.json")
         if not os.path.exists(settings_path):
@@ -223,7 +226,7 @@ class FilterCache:
         data = png_bytes(image)
         _atomic_write(png, data)
         record = {"filter": int(index), "score": float(score), "seconds": float(seconds),
-                  "png": hashlib.blake2b(data).hexdigest(), "shape": list(image.shape)}
+                  "png": hashlib.blake2b(data).hexdigest(), "shape": list(image.shape), "revived": bool(revived)}
         _atomic_write(meta, json.dumps(record).encode())
 
     def clean_stale(self) -> int:
