@@ -434,3 +434,49 @@ def test_cli_gallery_views_flag(tiny_cnn, tmp_path, capsys):
     assert cli.main([*argv, "--views", "negativ"]) == 2
     assert "Unknown view 'negativ'. Expected some of negative, diverse. Did you mean 'negative'?" in (
         capsys.readouterr().err)
+
+
+def test_dataset_examples_and_the_image_heatmap_on_unit_pages(tiny_cnn, hopper, tmp_path):
+    photos = np.random.default_rng(0).uniform(size=(12, 24, 24, 3)).astype("float32")
+    out = tmp_path / "site"
+    index, _ = gallery.make_gallery(tiny_cnn, out, layers=["conv2"], filters=range(4), examples=photos,
+                                    image=hopper, cache_dir=tmp_path / "cache", **QUICK)
+
+    def check(page):
+        page.goto(_url(out / "conv2" / "f00002.html"))
+        assert page.locator("h2", has_text="Dataset examples").count() == 1
+        examples = page.locator(".examples figure")
+        assert examples.count() == 9
+        activations = [float(t.split("\n")[0]) for t in examples.all_inner_texts()]
+        assert activations == sorted(activations, reverse=True)
+        assert examples.first.locator("img").get_attribute("title").startswith("#")
+        assert page.eval_on_selector_all(".examples img, img.overlay",
+                                         "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
+        assert page.eval_on_selector("img.overlay", "i => [i.naturalWidth, i.naturalHeight]") == [32, 40]
+        assert "your image" in page.inner_text("body")
+
+    _browse(check)
+
+
+def test_cli_gallery_examples_and_image_flags(tiny_cnn, tmp_path, capsys):
+    path = str(tmp_path / "tiny.keras")
+    tiny_cnn.save(path)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    out = tmp_path / "site"
+    argv = ["gallery", path, "--weights", "none", "--layers", "conv1", "--filters", "0-1", "--preset", "fast",
+            "--size", "16", "--steps", "2", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet",
+            "--examples", str(folder), "--image", str(folder / "p0.png")]
+    assert cli.main(argv) == 0
+    names = os.listdir(out / "conv1")
+    assert sorted(x for x in names if x.startswith("f00001-")) == [
+        "f00001-ex0.png", "f00001-ex1.png", "f00001-ex2.png", "f00001-ex3.png", "f00001-ex4.png", "f00001-heat.png"]
+    with open(out / "conv1" / "f00001.html", encoding="utf-8") as f:
+        text = f.read()
+    assert "p0.png" in text and "Over your image" in text
+    capsys.readouterr()
+    assert cli.main([*argv[:-4], "--examples", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err

@@ -395,13 +395,17 @@ def make_gallery(
         `model_atlas.interrupted` is True.
 
     Raises:
-        ValueError: an unknown view, layer or setting.
+        ValueError: an unknown view, layer or setting; an `examples` folder or `image` file that is not there.
 
     Example:
     >>> index, atlases = kv.gallery.make_gallery("VGG16", "site", weights="hed", preset="fast",
     ...                                          views="negative,diverse", examples="photos/")
     """
     wanted = pictures.check_views(views)
+    for name, value, is_there in (("examples", examples, os.path.isdir), ("image", image, os.path.isfile)):
+        if isinstance(value, (str, os.PathLike)) and not is_there(value):
+            kind = "a folder of images" if name == "examples" else "an image file"
+            raise ValueError(f"{name}={os.fspath(value)!r} is not {kind}. Give {kind} (or an array).")
     net_options = {k: atlas_options.pop(k) for k in ("weights", "preprocess", "input_range") if k in atlas_options}
     network = nets.as_network(model, **net_options)
     paths = list(layers) if layers is not None and not isinstance(layers, str) else [layers] if layers else None
@@ -425,7 +429,8 @@ def make_gallery(
         _add_views(site, result, wanted, examples, image, atlas_options)
     except KeyboardInterrupt:  # what was cached stays cached; the pages show what is done
         result.interrupted = True
-    return site.write_all() or index, result
+    site.write_all()
+    return index, result
 
 
 def _add_views(site: _Site, result, wanted, examples, image, options: dict) -> None:
@@ -449,11 +454,12 @@ def _add_views(site: _Site, result, wanted, examples, image, options: dict) -> N
         return
     from kerasviz.atlas import views as views_lib
 
+    cache_dir = None if options.get("cache_dir") is None else os.fspath(options["cache_dir"])
     for a in done:
         v = site.views.setdefault(a.layer, UnitViews())
         if examples is not None:
             v.examples = views_lib.unit_examples(site.network, a.layer, [int(f) for f in a.filters], examples,
-                                                 cache_dir=options.get("cache_dir"), top_k=EXAMPLES_TOP_K,
+                                                 cache_dir=cache_dir, top_k=EXAMPLES_TOP_K,
                                                  progress=progress)
         if image is not None:
             v.heatmaps = views_lib.unit_heatmaps(site.network, a.layer, [int(f) for f in a.filters], image)
