@@ -71,16 +71,32 @@ def check_views(views) -> tuple[str, ...]:
     return tuple(out)
 
 
+def negative_objective(path: str, layer, s: presets.Preset) -> objectives.Objective:
+    """Minus the unit's mean activation, following each image's filter. Where `pre_activation` made the layer's
+    ReLU leaky, its linear pre-activation (`nets.undo_leak`): below zero the leaky value is 100 times flatter,
+    and a negative picture lives there."""
+    channel = objectives.channel(path, border=s.border)
+    if not (s.pre_activation and nets.leaks_under_pre_activation(layer)):
+        return -channel
+
+    def fn(c: objectives.Context):
+        return -channel(dataclasses.replace(c, acts={**c.acts, path: nets.undo_leak(c.acts[path])}))
+
+    return objectives.Objective(fn, f"-undo_leak({channel.description})", channel.layers,
+                                key=("negative", channel.key))
+
+
 def negative_pictures(network: nets.Network, layer: str, filters, *, bar: FilterBar, cache_dir=None, preset=None,
                       seed: int = 0, batch_size=None, memory_budget=None, **overrides) -> dict[int, UnitPicture]:
-    """The picture that drives each unit lowest: the atlas of `-channel(layer)`, cached like the atlas.
+    """The picture that drives each unit lowest: the atlas of `negative_objective`, cached like the atlas.
 
     Returns:
-        filter -> `UnitPicture` whose score is the unit's mean activation (the lowest it reached).
+        filter -> `UnitPicture` whose score is the unit's mean activation (its linear pre-activation where
+        the ReLU was made leaky): the lowest it reached.
     """
     s = presets.resolve_settings(preset, dict(overrides))
-    path, _ = nets.find_layer(network, layer)
-    result = atlases.layer_atlas(network, path, list(filters), objective=-objectives.channel(path, border=s.border),
+    path, layer_obj = nets.find_layer(network, layer)
+    result = atlases.layer_atlas(network, path, list(filters), objective=negative_objective(path, layer_obj, s),
                                  cache_dir=cache_dir, preset=preset, seed=seed, batch_size=batch_size,
                                  memory_budget=memory_budget, progress=False, callbacks=[_Advance(bar)], **overrides)
     bar.advance(len(result.cached))
