@@ -22,13 +22,13 @@ sys.path.insert(0, os.path.dirname(DOCS))
 sys.path.insert(0, os.path.join(os.path.dirname(DOCS), "tests"))  # tests/browser.py finds the Chromium
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-          "skin")
+          "colorwheel")
 LAYERS = ("block3_conv3", "block4_conv3")
 SHOT_WIDTH = 1100
 
 
 def _photos(folder: str) -> None:
-    """The skimage photos, each also mirrored: 16 images."""
+    """The skimage photos, each also mirrored and its centre cut out: 24 images."""
     from PIL import Image
     from skimage import data
 
@@ -36,6 +36,8 @@ def _photos(folder: str) -> None:
         img = getattr(data, name)()
         Image.fromarray(img).save(os.path.join(folder, f"{name}.png"))
         Image.fromarray(img[:, ::-1]).save(os.path.join(folder, f"{name}_mirrored.png"))
+        h, w = img.shape[:2]
+        Image.fromarray(img[h // 4: 3 * h // 4, w // 4: 3 * w // 4]).save(os.path.join(folder, f"{name}_centre.png"))
 
 
 def main() -> None:
