@@ -86,10 +86,16 @@ class Graph:
         self.network, self.shown = network, shown
         self.layers = {path: layer for path, layer in nets.iter_layers(network.model)}
         self.path_of = {id(layer): path for path, layer in self.layers.items()}
+        self._kernels: dict[int, np.ndarray | None] = {}  # read once per layer, not once per unit page
         self.children: dict[int, list] = {}
         for layer in self.layers.values():
             for parent in _parents(layer):
                 self.children.setdefault(id(parent), []).append(layer)
+
+    def kernel(self, layer) -> np.ndarray | None:
+        if id(layer) not in self._kernels:
+            self._kernels[id(layer)] = _kernel(layer)
+        return self._kernels[id(layer)]
 
     def _path(self, layer) -> str | None:
         return self.path_of.get(id(layer))
@@ -132,7 +138,7 @@ class Graph:
     def incoming(self, path: str, unit: int, k: int) -> tuple[list[Link], str]:
         """The strongest incoming units of a unit, and a sentence on where they come from."""
         layer = self.layers[path]
-        kernel = _kernel(layer)
+        kernel = self.kernel(layer)
         parents = _parents(layer)
         if kernel is None or len(parents) != 1:
             links = [link for p in parents for link in self.back(p, unit)] if (
@@ -167,7 +173,7 @@ class Graph:
         out = []
         for child in self.children.get(id(layer), []):
             kind = type(child).__name__
-            if _kernel(child) is not None or (via and self._has_page(child, unit)):
+            if self.kernel(child) is not None or (via and self._has_page(child, unit)):
                 out.append((child, unit, via))
             elif len(via) < MAX_HOPS and _keeps_channels(child):
                 out.extend(self.forward(child, unit, (*via, child)))
@@ -192,7 +198,7 @@ class Graph:
             if via:
                 note = (f"via {', '.join(_describe(v) for v in via)}: no weights, the channel passes unchanged"
                         + (f" (as channel {channel})" if channel != unit else ""))
-            kernel = _kernel(consumer)
+            kernel = self.kernel(consumer)
             target = self._path(consumer)
             if kernel is None:  # a merge layer with pages of its own
                 links.append(Link(target, channel, note=note or f"{_describe(consumer)} has no weights: "
