@@ -1,8 +1,8 @@
 """Make the explorer's screenshots of docs/explorer.md from a real site: VGG16 (`weights="hed"`), a few units of
-block3_conv3 and block4_conv3, preset "fast", with every view (negative, diverse, dataset examples from
+block3_conv3, block4_conv2 and block4_conv3, preset "fast", with every view (negative, diverse, dataset examples from
 `skimage.data` photos, the heatmap over the cat photo), browsed in headless Chromium.
 
-    python docs/make_explorer_images.py [--out /tmp/explorer-site] [--units 8]
+    python docs/make_explorer_images.py [--out /tmp/explorer-site] [--unit block4_conv3/f00005.html]
 
 Writes docs/images/explorer-unit-vgg16.png and docs/images/explorer-layer-vgg16.png, and prints how long each
 part took. The atlas cache (`--cache`) makes a second run a few seconds.
@@ -23,7 +23,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(DOCS), "tests"))  # tests/browse
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
           "colorwheel")
-LAYERS = ("block3_conv3", "block4_conv3")
+LAYERS = ("block3_conv3", "block4_conv2", "block4_conv3")
+# the first units of each layer, and the block4_conv2 units that block4_conv3 #5 reads most (its incoming thumbnails)
+FILTERS = (0, 1, 2, 3, 4, 5, 6, 34, 77, 101, 372, 495)
 SHOT_WIDTH = 1100
 
 
@@ -44,7 +46,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "explorer-site"))
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "explorer-cache"))
-    parser.add_argument("--units", type=int, default=8)
     parser.add_argument("--unit", default="block4_conv3/f00005.html", help="the unit page to capture")
     args = parser.parse_args()
 
@@ -57,7 +58,7 @@ def main() -> None:
     cat = os.path.join(photos, "chelsea.png")
     t0 = time.perf_counter()
     net = kv.get_model("VGG16", weights="hed")
-    index, result = gallery.make_gallery(net, args.out, list(LAYERS), filters=range(args.units), preset="fast",
+    index, result = gallery.make_gallery(net, args.out, list(LAYERS), filters=FILTERS, preset="fast",
                                          views="negative,diverse", examples=photos, image=cat,
                                          cache_dir=args.cache, title="VGG16 (hed)")
     print(result.summary())
@@ -72,7 +73,7 @@ def main() -> None:
         page = browser.new_page(viewport={"width": SHOT_WIDTH, "height": 900})
         page.goto("file://" + os.path.join(os.path.abspath(args.out), args.unit))
         page.screenshot(path=os.path.join(DOCS, "images", "explorer-unit-vgg16.png"), full_page=True)
-        page.goto("file://" + os.path.join(os.path.abspath(args.out), LAYERS[1], "index.html"))
+        page.goto("file://" + os.path.join(os.path.abspath(args.out), LAYERS[-1], "index.html"))
         page.click('button[data-sort="score"]')
         page.screenshot(path=os.path.join(DOCS, "images", "explorer-layer-vgg16.png"))
         browser.close()

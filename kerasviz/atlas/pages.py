@@ -17,7 +17,7 @@ from kerasviz.atlas.cache import png_bytes
 KERNEL_TAP = 8  # px per kernel tap in a kernel-slice heatmap
 KERNEL_MIN = 24  # px: the smallest kernel heatmap side (a 1x1 kernel is one 24 px square)
 LINK_TILE = 56  # px: a linked unit's thumbnail on a unit page
-VIEW_TILE = 160  # px: a negative or diverse picture on a unit page
+VIEW_TILE = 128  # px: a negative or diverse picture on a unit page (the row fits 1100 px beside the picture)
 EXAMPLE_TILE = 112  # px: a dataset example on a unit page
 
 _PAGE = string.Template("""<!DOCTYPE html>
