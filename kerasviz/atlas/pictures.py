@@ -22,7 +22,7 @@ DIVERSE_COUNT = 4  # diverse pictures per unit (one batch: the diversity objecti
 DIVERSITY_WEIGHT = 1.0  # weight of `objectives.diversity` beside the unit's channel objective
 COSTS = {  # what each view costs, shown beside its progress bar and in the docs
     "negative": "negative: one picture per unit (as long as the atlas)",
-    "diverse": f"diverse: {DIVERSE_COUNT} pictures per unit in one batch (about {DIVERSE_COUNT}x the atlas)",
+    "diverse": f"diverse: {DIVERSE_COUNT} pictures per unit, one batch each (up to {DIVERSE_COUNT}x the atlas)",
 }
 
 
