@@ -71,24 +71,10 @@ def check_views(views) -> tuple[str, ...]:
     return tuple(out)
 
 
-def negative_objective(path: str, layer, s: presets.Preset) -> objectives.Objective:
-    """Minus the unit's mean activation, following each image's filter. Where `pre_activation` made the layer's
-    ReLU leaky, its linear pre-activation (`nets.undo_leak`): below zero the leaky value is 100 times flatter,
-    and a negative picture lives there."""
-    channel = objectives.channel(path, border=s.border)
-    if not (s.pre_activation and nets.leaks_under_pre_activation(layer)):
-        return -channel
-
-    def fn(c: objectives.Context):
-        return -channel(dataclasses.replace(c, acts={**c.acts, path: nets.undo_leak(c.acts[path])}))
-
-    return objectives.Objective(fn, f"-undo_leak({channel.description})", channel.layers,
-                                key=("negative", channel.key))
-
-
 def negative_pictures(network: nets.Network, layer: str, filters, *, bar: FilterBar, cache_dir=None, preset=None,
                       seed: int = 0, batch_size=None, memory_budget=None, **overrides) -> dict[int, UnitPicture]:
-    """The picture that drives each unit lowest: the atlas of `negative_objective`, cached like the atlas.
+    """The picture that drives each unit lowest: the atlas of `-channel(layer)`, cached like the atlas (driving
+    a leaky ReLU down is no trouble for Adam: it is scale-free, and there is no zero to cross).
 
     Returns:
         filter -> `UnitPicture` whose score is the unit's mean activation (its linear pre-activation where
@@ -96,18 +82,34 @@ def negative_pictures(network: nets.Network, layer: str, filters, *, bar: Filter
     """
     s = presets.resolve_settings(preset, dict(overrides))
     path, layer_obj = nets.find_layer(network, layer)
-    result = atlases.layer_atlas(network, path, list(filters), objective=negative_objective(path, layer_obj, s),
+    result = atlases.layer_atlas(network, path, list(filters), objective=-objectives.channel(path, border=s.border),
                                  cache_dir=cache_dir, preset=preset, seed=seed, batch_size=batch_size,
                                  memory_budget=memory_budget, progress=False, callbacks=[_Advance(bar)], **overrides)
     bar.advance(len(result.cached))
-    return {int(f): UnitPicture(result.images[i], -float(result.scores[i])) for i, f in enumerate(result.filters)}
+    units = [int(f) for f in result.filters]
+    scores = _mean_activation(network, path, result.images, units, s.pre_activation, layer_obj) if units else []
+    return {f: UnitPicture(result.images[i], float(scores[i])) for i, f in enumerate(units)}
 
 
-def _mean_activation(network: nets.Network, path: str, pictures: np.ndarray, unit: int, pre_activation: bool):
+SCORE_BATCH = 16  # pictures per forward pass when scoring them
+
+
+def _mean_activation(network: nets.Network, path: str, pictures: np.ndarray, units, pre_activation: bool,
+                     layer) -> np.ndarray:
+    """Each picture's unit's mean activation: its linear pre-activation where `pre_activation` made the layer's
+    ReLU leaky (so that a negative picture reads below zero, in the layer's own units)."""
     extractor = nets.get_extractor(network, [path], pre_activation)
-    x = network.preprocess(np.array(pictures, "float32") / 255.0)
-    out = np.asarray(keras.ops.convert_to_numpy(extractor(x, training=False)), "float32")
-    return out.reshape(len(pictures), -1, out.shape[-1])[..., unit].mean(axis=1)
+    scores = []
+    for start in range(0, len(pictures), SCORE_BATCH):
+        x = network.preprocess(np.array(pictures[start:start + SCORE_BATCH], "float32") / 255.0)
+        out = extractor(x, training=False)
+        if pre_activation and nets.leaks_under_pre_activation(layer):
+            out = nets.undo_leak(out)
+        out = np.asarray(keras.ops.convert_to_numpy(out), "float32")
+        out = out.reshape(len(out), -1, out.shape[-1])
+        picked = np.asarray(units[start:start + SCORE_BATCH])
+        scores.append(out[np.arange(len(out)), :, picked].mean(axis=1))
+    return np.concatenate(scores)
 
 
 def diverse_pictures(network: nets.Network, layer: str, filters, *, bar: FilterBar, cache_dir=None, preset=None,
@@ -120,7 +122,7 @@ def diverse_pictures(network: nets.Network, layer: str, filters, *, bar: FilterB
     """
     overrides = {k: v for k, v in overrides.items() if k not in ("batch_size", "memory_budget")}
     s = presets.resolve_settings(preset, dict(overrides))
-    path, _ = nets.find_layer(network, layer)
+    path, layer_obj = nets.find_layer(network, layer)
     objective = objectives.channel(path, border=s.border) + DIVERSITY_WEIGHT * objectives.diversity(path)
     filters = [int(f) for f in filters]
     plan = optimize.plan(network, path, filters[:1], objective=objective, preset=preset, seed=seed,
@@ -140,7 +142,7 @@ def diverse_pictures(network: nets.Network, layer: str, filters, *, bar: FilterB
         result = plan.run(keys, filters=[f] * count, callbacks=[_Advance(bar, 1 / count)])
         if result.interrupted:
             raise KeyboardInterrupt(f"Interrupted in the diverse pictures of {path} {f}.")
-        scores = _mean_activation(network, path, result.images, f, plan.settings.pre_activation)
+        scores = _mean_activation(network, path, result.images, [f] * count, plan.settings.pre_activation, layer_obj)
         for key, image, score in zip(keys, result.images, scores, strict=True):
             cache.store(key, image, float(score), result.seconds / count)
         out[f] = [UnitPicture(image, float(score)) for image, score in zip(result.images, scores, strict=True)]
