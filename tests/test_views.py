@@ -19,13 +19,16 @@ FILTERS = [0, 3, 5]
 
 
 def make_model() -> keras.Model:
-    keras.utils.set_random_seed(3)
+    """Two convolutions with weights drawn by NumPy (the same model on every backend)."""
     inputs = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
     x = keras.layers.MaxPooling2D(name="pool1")(x)
     x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv2")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    return keras.Model(inputs, keras.layers.Dense(2, name="head")(x), name="views_cnn")
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x), name="views_cnn")
+    rng = np.random.default_rng(3)
+    model.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in model.get_weights()])
+    return model
 
 
 def random_images(n: int, seed: int) -> np.ndarray:
@@ -195,7 +198,8 @@ def test_the_progress_bar_says_what_it_costs(network, photos, tmp_path, capsys):
     folder, _, _ = photos
     views.unit_examples(network, LAYER, FILTERS, folder, cache_dir=str(tmp_path / "cache"), size=SIZE)
     err = capsys.readouterr().err
-    assert f"examples {LAYER}: {N_IMAGES} images" in err and "image/s" in err
+    assert f"examples {LAYER}: {N_IMAGES} images" in err and ("image/s" in err or "s/image" in err)
+    assert f"{N_IMAGES}/{N_IMAGES}" in err and f"{len(FILTERS)} filters" in err
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -271,3 +275,49 @@ def test_heatmaps_of_a_path_at_a_size_and_on_a_fixed_size_model(network, tmp_pat
 def test_clear_errors_of_unit_heatmaps(network, layer, filters, message):
     with pytest.raises(ValueError, match=message):
         views.unit_heatmaps(network, layer, filters, random_images(1, seed=0)[0])
+
+
+def test_the_module_is_reachable_from_the_package():
+    assert kv.atlas.views is views
+
+
+def test_a_corrupt_file_is_computed_again_and_replaced(network, photos, tmp_path, counted_loads):
+    folder, _, _ = photos
+    root = str(tmp_path / "cache")
+    first = views.unit_examples(network, LAYER, [4], folder, cache_dir=root, size=SIZE, progress=False)
+    (name,) = os.listdir(os.path.join(root, views.EXAMPLES_FOLDER))
+    with open(os.path.join(root, views.EXAMPLES_FOLDER, name), "r+b") as f:
+        f.truncate(100)
+    counted_loads.clear()
+    again = views.unit_examples(network, LAYER, [4], folder, cache_dir=root, size=SIZE, progress=False)
+    assert len(counted_loads) == N_IMAGES
+    assert [e.source for e in again[4]] == [e.source for e in first[4]]
+    assert os.listdir(os.path.join(root, views.EXAMPLES_FOLDER)) == [name]  # replaced, no temporary left
+    counted_loads.clear()
+    views.unit_examples(network, LAYER, [4], folder, cache_dir=root, size=SIZE, progress=False)
+    assert counted_loads == []
+
+
+def test_the_cache_root_may_be_an_fsspec_url(network, photos, counted_loads):
+    import fsspec
+
+    folder, _, _ = photos
+    root = "memory://views-test-cache"
+    first = views.unit_examples(network, LAYER, [2], folder, cache_dir=root, size=SIZE, progress=False)
+    fs = fsspec.filesystem("memory")
+    assert len(fs.ls("/views-test-cache/examples")) == 1
+    counted_loads.clear()
+    second = views.unit_examples(network, LAYER, [2], folder, cache_dir=root, size=SIZE, progress=False)
+    assert counted_loads == []
+    assert [e.source for e in second[2]] == [e.source for e in first[2]]
+    fs.rm("/views-test-cache", recursive=True)
+
+
+def test_a_file_url_cache_root(network, photos, tmp_path, counted_loads):
+    folder, _, _ = photos
+    root = "file://" + str(tmp_path / "url-cache")
+    views.unit_examples(network, LAYER, [2], folder, cache_dir=root, size=SIZE, progress=False)
+    assert len(os.listdir(tmp_path / "url-cache" / views.EXAMPLES_FOLDER)) == 1
+    counted_loads.clear()
+    views.unit_examples(network, LAYER, [2], folder, cache_dir=root, size=SIZE, progress=False)
+    assert counted_loads == []

@@ -17,8 +17,10 @@ import hashlib
 import io
 import json
 import os
+import re
 import threading
 import warnings
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -54,13 +56,21 @@ class Example:
 
 
 # ------------------------------------------------------------------------------------------ storage
-# The example files are read and written through these two functions only, so that the place they live
-# in (a local folder now; any fsspec URL later) is one change.
+# The example files are read and written through these two functions only: a local folder (atomic write by
+# rename) or an fsspec URL, fsspec imported only for a URL. When `atlas.cache` speaks URLs itself, these
+# two become calls to it.
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(://|::)")  # `s3://...`, or a chain `simplecache::s3://...`
+
+
+def _is_url(path: str) -> bool:
+    return bool(_URL.match(path))
 
 
 def _read_bytes(path: str) -> bytes | None:
     """The bytes of the file at `path`, or None when it is missing or unreadable."""
-    if "://" in path:
+    if _is_url(path):
         import fsspec
 
         try:
@@ -77,11 +87,12 @@ def _read_bytes(path: str) -> bytes | None:
 
 def _write_bytes(path: str, data: bytes) -> None:
     """Write `data` to `path` whole: readers see the old file or the new one, never a part."""
-    if "://" in path:
+    if _is_url(path):
         import fsspec
 
-        fs, _, (target,) = fsspec.get_fs_token_paths(path)
-        fs.makedirs(fs._parent(target), exist_ok=True)
+        fs, target = fsspec.core.url_to_fs(path)
+        if "file" in fs.protocol or "local" in fs.protocol:  # object stores have no folders (nor buckets made)
+            fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         fs.pipe_file(target, data)  # object stores write a file whole
         return
     folder, name = os.path.split(path)
@@ -99,7 +110,7 @@ def _write_bytes(path: str, data: bytes) -> None:
 
 
 def _join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *parts]) if "://" in root else os.path.join(root, *parts)
+    return "/".join([root.rstrip("/"), *parts]) if _is_url(root) else os.path.join(root, *parts)
 
 
 # ------------------------------------------------------------------------------------------ keys
@@ -212,7 +223,7 @@ def _load(path: str, settings: dict) -> _Stored | None:
                 return None
             stored = _Stored([int(f) for f in z["filters"]], z["crops"], z["activations"].astype("float32"),
                              z["sources"].astype(str), int(z["count"]))
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
         return None  # a corrupt or foreign file is recomputed
     n = len(stored.filters)
     if not (stored.crops.shape[:1] == stored.activations.shape[:1] == stored.sources.shape[:1] == (n,)):
@@ -275,7 +286,7 @@ def _progress_bar(enabled: bool, layer: str, total: int | None, n_filters: int):
     from tqdm.auto import tqdm
 
     what = f"{total:,} images" if total is not None else "a dataset"
-    return tqdm(total=total, unit="image", desc=f"examples {layer}: {what}", leave=False,
+    return tqdm(total=total, unit="image", desc=f"examples {layer}: {what}", leave=True,
                 postfix=f"{n_filters} filters")
 
 
@@ -324,7 +335,8 @@ def unit_examples(
     maximum. The result is cached under `<cache root>/examples/` as one `.npz` per layer and data (crops,
     activations, sources, and what the key was made of), written atomically: a second call reads that
     file and opens no image. When some requested filters are in the file and some are not, one pass
-    computes only the missing ones and adds them to the file.
+    computes only the missing ones and adds them to the file (two processes adding filters to one file at
+    once may drop one's additions; they are computed again on the next call, never read half-written).
 
     The file's key is made of the weights of the layers up to `layer`, the preprocessing, the layer,
     `top_k`, the image size and a fingerprint of the data:
@@ -342,7 +354,8 @@ def unit_examples(
         examples: a folder of images (searched recursively and streamed: it need not fit in memory;
             images are resized to `size`), a NumPy array `(N, H, W, C)` in [0, 1] or uint8, or a
             `tf.data.Dataset` / iterable of batches (or of `(images, labels)`), in [0, 1] or uint8.
-        cache_dir: the cache root. Defaults to `kerasviz.atlas.default_cache_dir()`.
+        cache_dir: the cache root: a folder, or an fsspec URL (`s3://bucket/cache`, `memory://x`; fsspec and
+            the store's package are imported only then). Defaults to `kerasviz.atlas.default_cache_dir()`.
         top_k: images kept per filter. Defaults to 9.
         batch_size: images per forward pass. Defaults to 32.
         progress: show a progress bar (`examples <layer>: <N> images`, with images/s) while computing.
