@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -27,7 +28,8 @@ def _similarity(net, pics):
     """The diversity objective's own measure of a batch: minus the mean Gram cosine similarity to the others."""
     x = np.stack([p.image for p in pics]).astype("float32") / 255.0
     acts = kv.feature_extractor(net, ["gabor"], pre_activation=True)(x)
-    return float(np.mean(np.asarray(kv.objectives.diversity("gabor")(kv.objectives.Context({"gabor": acts}, x, None)))))
+    scores = kv.objectives.diversity("gabor")(kv.objectives.Context({"gabor": acts}, x, None))
+    return float(np.mean(keras.ops.convert_to_numpy(scores)))
 
 
 def test_diverse_pictures_differ_more_than_without_the_diversity_term(grating_model, tmp_path, monkeypatch):
@@ -40,7 +42,8 @@ def test_diverse_pictures_differ_more_than_without_the_diversity_term(grating_mo
     assert _similarity(net, diverse) > _similarity(net, plain) + 0.3
     # each score is the unit's mean activation in its picture
     ext = kv.feature_extractor(net, ["gabor"], pre_activation=True)
-    act = np.asarray(kv.nets.undo_leak(ext(np.stack([p.image for p in diverse]).astype("float32") / 255.0)))[..., 1]
+    act = keras.ops.convert_to_numpy(kv.nets.undo_leak(ext(np.stack([p.image for p in diverse]).astype("float32")
+                                                             / 255.0)))[..., 1]
     np.testing.assert_allclose([p.score for p in diverse], act.mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
 
 
