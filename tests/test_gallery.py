@@ -1,7 +1,9 @@
 import os
+import re
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from kerasviz import atlas, cli
 from kerasviz.atlas import gallery
@@ -15,7 +17,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 def site(tiny_cnn, tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
     cache = tmp_path_factory.mktemp("cache")
-    index, result = gallery.make_gallery(tiny_cnn, out, cache_dir=cache, **QUICK)
+    index, result = gallery.make_gallery(tiny_cnn, out, cache_dir=cache, views="negative,diverse", **QUICK)
     return index, result
 
 
@@ -67,15 +69,25 @@ def test_gallery_in_headless_chromium(site):
             assert page.eval_on_selector("img.big", "i => i.naturalWidth") == 16
             assert "rank" in page.inner_text("body")
 
-            # incoming channels come from kerasviz.weights.top_inputs and link to conv1's pages
-            assert page.locator("h2", has_text="Strongest incoming channels").count() == 1
+            # incoming units: thumbnails of conv1's own pictures, linked to their pages, with kernel heatmaps
+            assert page.locator("h2", has_text="Incoming").count() == 1
+            incoming = page.locator("h2:has-text('Incoming') + p + .cards .card")
+            assert incoming.count() == 6
+            assert page.eval_on_selector_all(".card img.kernel", all_loaded)
+            assert "via pool1 (MaxPooling2D): no weights" in incoming.first.inner_text()
             with page.expect_navigation():
-                page.locator("table").first.locator("a").first.click()
+                incoming.first.locator("a").first.click()
             assert "/conv1/f0000" in page.url
             assert page.eval_on_selector_all("img.big", all_loaded)
+            # outgoing: the conv2 units that read this conv1 unit most, linked back
+            outgoing = page.locator("h2:has-text('Outgoing') + p + .cards .card a")
+            assert outgoing.count() == 2 * 6
+            with page.expect_navigation():
+                outgoing.first.click()
+            assert "/conv2/f000" in page.url
             with page.expect_navigation():
                 page.locator('a[rel="next"], a[rel="prev"]').first.click()
-            assert "/conv1/f0000" in page.url
+            assert "/conv2/f000" in page.url
         finally:
             browser.close()
     assert problems == [] and external == []
@@ -87,9 +99,9 @@ def test_every_page_exists_and_no_link_is_broken(site):
     for layer in ("conv1", "conv2"):
         names = set(os.listdir(os.path.join(root, layer)))
         n = len(result[layer].filters)
-        assert len([x for x in names if x.endswith(".png") and x.startswith("f")]) == n
+        assert len([x for x in names if re.fullmatch(r"f\d{5}\.png", x)]) == n
+        assert len([x for x in names if re.fullmatch(r"f\d{5}-(neg|div[0-3])\.png", x)]) == 5 * n
         assert len([x for x in names if x.endswith(".html") and x.startswith("f")]) == n
-    import re
 
     for folder, _, files in os.walk(root):
         for name in files:
@@ -154,15 +166,18 @@ def test_a_layer_named_static_does_not_take_the_static_folder(tmp_path):
     assert sorted(os.listdir(tmp_path / "static")) == ["explorer.css", "explorer.js", "site.js"]
 
 
-def test_the_revived_line_shows_only_when_the_atlas_says_which_were_revived(tmp_path):
+def test_the_revived_line_counts_the_revived_units_and_marks_them(tmp_path):
     plain, revived = fake_layer("plain"), fake_layer("conv")
-    revived.revived = [1]  # LayerAtlas carries no revived list yet; the gallery reads one where there is
+    revived.revived = [1]
     gallery.write_gallery([plain, revived], tmp_path)
     with open(tmp_path / "conv" / "index.html", encoding="utf-8") as f:
         text = f.read()
-    assert "1 of 3 units revived" in text and text.count('class="revived"') == 1
+    assert "1 of 3 units revived" in text and text.count('class="revived"') == 1 and "#1 · 1 ↻" in text
+    with open(tmp_path / "conv" / "f00001.html", encoding="utf-8") as f:
+        assert "revived ↻" in f.read()
     with open(tmp_path / "plain" / "index.html", encoding="utf-8") as f:
-        assert "revived" not in f.read()
+        text = f.read()
+    assert "No unit of the 3 needed reviving" in text and 'class="revived"' not in text
 
 
 def _browse(check):
@@ -291,3 +306,177 @@ def test_explorer_screenshots(site, tmp_path):
     _browse(check)
     for name in shots:
         assert os.path.getsize(os.path.join(folder, name)) > 2000
+
+
+def test_unit_page_shows_negative_and_diverse_pictures_labelled_with_scores(site):
+    index, _ = site
+    root = os.path.dirname(index)
+
+    def check(page):
+        page.goto(_url(os.path.join(root, "conv2", "f00003.html")))
+        captions = page.eval_on_selector_all(".views figcaption", "fs => fs.map(f => f.textContent)")
+        assert [c.split(" · ")[0] for c in captions] == ["positive", "negative"] + [f"diverse {j}" for j in range(1, 5)]
+        assert all(np.isfinite(float(c.split(" · ")[1])) for c in captions)
+        sizes = page.eval_on_selector_all(".views img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        assert sizes == [16] * 6
+
+    _browse(check)
+    folder = os.path.join(root, "conv2")
+    pictures = [np.asarray(Image.open(os.path.join(folder, f"f00003-div{j}.png"))) for j in range(4)]
+    assert min(np.abs(a.astype(int) - b).mean() for i, a in enumerate(pictures) for b in pictures[i + 1:]) > 1
+
+
+def test_a_second_run_computes_nothing_and_writes_the_same_site(site, tiny_cnn, tmp_path, monkeypatch):
+    from kerasviz import optimize
+
+    index, first = site
+    cache = os.path.join(os.path.dirname(first["conv1"].cache_path), "..")
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("computed something on a resumed run")
+
+    monkeypatch.setattr(optimize.Plan, "run", no_run)
+    out = tmp_path / "again"
+    _, again = gallery.make_gallery(tiny_cnn, out, cache_dir=cache, views="negative,diverse", **QUICK)
+    assert all(a.computed == [] for a in again.layers.values())
+    root = os.path.dirname(index)
+    for name in ("f00003.html", "f00003-neg.png", "f00003-div2.png", "index.html"):
+        with open(os.path.join(root, "conv2", name), "rb") as f, open(out / "conv2" / name, "rb") as g:
+            assert f.read() == g.read(), name
+
+
+def _dead_and_alive():
+    from conftest import make_grating_model
+
+    model = make_grating_model()
+    conv = model.get_layer("gabor")
+    kernel, bias = conv.get_weights()
+    bias[0], bias[1] = -0.4 * np.maximum(kernel[..., 0], 0).sum(), 0.1  # filter 0 dead at the start
+    conv.set_weights([kernel, bias])
+    return model
+
+
+def test_revived_units_are_marked_from_a_real_run_and_from_the_cache(tmp_path):
+    import json
+
+    options = dict(layers=["gabor"], filters=[0, 1], preset="fast", size=32, steps=1, lr=1e-6, revive_steps=60,
+                   progress=False, cache_dir=tmp_path / "cache")
+    for run in range(2):
+        _, result = gallery.make_gallery(_dead_and_alive(), tmp_path / "site", **options)
+        assert result["gabor"].revived == [0] and len(result["gabor"].computed) == (2 if run == 0 else 0)
+        with open(tmp_path / "site" / "gabor" / "index.html", encoding="utf-8") as f:
+            text = f.read()
+        assert "1 of 2 units revived" in text and text.count('class="revived"') == 1
+    with open(os.path.join(result["gabor"].cache_path, "00000.json"), encoding="utf-8") as f:
+        assert json.load(f)["revived"] is True
+
+
+def test_pages_appear_as_layers_finish_and_unfinished_units_show_as_pending(tiny_cnn, tmp_path):
+    import shutil
+
+    from kerasviz.engine.progress import Callback
+
+    out, snapshot = tmp_path / "site", tmp_path / "while-running"
+
+    class SnapshotThenStop(Callback):
+        """Copies the site once conv1 is done, stops conv2 after its first batch."""
+
+        def __init__(self):
+            self.conv2_batches = 0
+
+        def on_end(self):
+            if (out / "conv1" / "f00000.html").exists():
+                if not snapshot.exists():
+                    shutil.copytree(out, snapshot)
+                self.conv2_batches += 1
+                if self.conv2_batches == 2:
+                    raise KeyboardInterrupt
+
+    options = dict(QUICK, cache_dir=tmp_path / "cache")
+    _, result = gallery.make_gallery(tiny_cnn, out, callbacks=[SnapshotThenStop()], **options)
+    assert result.interrupted and len(result["conv2"].filters) == 4
+
+    def check(page):
+        page.goto(_url(snapshot / "index.html"))
+        rows = page.locator("tr")
+        assert "pending" in rows.nth(2).inner_text() and "pending" not in rows.nth(1).inner_text()
+        page.goto(_url(snapshot / "conv2" / "index.html"))
+        assert "Pending" in page.inner_text("body")
+        page.goto(_url(snapshot / "conv1" / "f00002.html"))
+        page.keyboard.press("/")
+        page.keyboard.type("conv2:3")
+        page.keyboard.press("Enter")
+        assert "still being computed" in page.inner_text("#search-message")
+        page.goto(_url(out / "conv2" / "index.html"))
+        assert page.locator(".grid figure.pending").count() == 12 and page.locator(".grid figure img").count() == 4
+        for href in page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)"):
+            assert os.path.isfile(href[len("file://"):]), href
+
+    _browse(check)
+    _, resumed = gallery.make_gallery(tiny_cnn, out, **options)
+    assert len(resumed["conv2"].computed) == 12 and not resumed.interrupted
+    assert not os.path.exists(out / "conv2" / "pending")
+    with open(out / "conv2" / "index.html", encoding="utf-8") as f:
+        assert 'class="pending"' not in f.read()
+
+
+def test_cli_gallery_views_flag(tiny_cnn, tmp_path, capsys):
+    path = str(tmp_path / "tiny.keras")
+    tiny_cnn.save(path)
+    out = str(tmp_path / "site")
+    argv = ["gallery", path, "--weights", "none", "--layers", "conv1", "--filters", "0-1", "--preset", "fast",
+            "--size", "16", "--steps", "2", "--batch-size", "4", "--out", out, "--cache-dir",
+            str(tmp_path / "cache"), "--quiet"]
+    assert cli.main([*argv, "--views", "negative"]) == 0
+    assert sorted(x for x in os.listdir(os.path.join(out, "conv1")) if x.endswith(".png")) == [
+        "f00000-neg.png", "f00000.png", "f00001-neg.png", "f00001.png", "thumb.png"]
+    capsys.readouterr()
+    assert cli.main([*argv, "--views", "negativ"]) == 2
+    assert "Unknown view 'negativ'. Expected some of negative, diverse. Did you mean 'negative'?" in (
+        capsys.readouterr().err)
+
+
+def test_dataset_examples_and_the_image_heatmap_on_unit_pages(tiny_cnn, hopper, tmp_path):
+    photos = np.random.default_rng(0).uniform(size=(12, 24, 24, 3)).astype("float32")
+    out = tmp_path / "site"
+    index, _ = gallery.make_gallery(tiny_cnn, out, layers=["conv2"], filters=range(4), examples=photos,
+                                    image=hopper, cache_dir=tmp_path / "cache", **QUICK)
+
+    def check(page):
+        page.goto(_url(out / "conv2" / "f00002.html"))
+        assert page.locator("h2", has_text="Dataset examples").count() == 1
+        examples = page.locator(".examples figure")
+        assert examples.count() == 9
+        activations = [float(t.split("\n")[0]) for t in examples.all_inner_texts()]
+        assert activations == sorted(activations, reverse=True)
+        assert examples.first.locator("img").get_attribute("title").startswith("#")
+        assert page.eval_on_selector_all(".examples img, img.overlay",
+                                         "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
+        assert page.eval_on_selector("img.overlay", "i => [i.naturalWidth, i.naturalHeight]") == [32, 40]
+        assert "your image" in page.inner_text("body")
+
+    _browse(check)
+
+
+def test_cli_gallery_examples_and_image_flags(tiny_cnn, tmp_path, capsys):
+    path = str(tmp_path / "tiny.keras")
+    tiny_cnn.save(path)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    out = tmp_path / "site"
+    argv = ["gallery", path, "--weights", "none", "--layers", "conv1", "--filters", "0-1", "--preset", "fast",
+            "--size", "16", "--steps", "2", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet",
+            "--examples", str(folder), "--image", str(folder / "p0.png")]
+    assert cli.main(argv) == 0
+    names = os.listdir(out / "conv1")
+    assert sorted(x for x in names if x.startswith("f00001-")) == [
+        "f00001-ex0.png", "f00001-ex1.png", "f00001-ex2.png", "f00001-ex3.png", "f00001-ex4.png", "f00001-heat.png"]
+    with open(out / "conv1" / "f00001.html", encoding="utf-8") as f:
+        text = f.read()
+    assert "p0.png" in text and "Over your image" in text
+    capsys.readouterr()
+    assert cli.main([*argv[:-4], "--examples", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err

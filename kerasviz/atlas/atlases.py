@@ -6,7 +6,7 @@ import dataclasses
 import os
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -37,6 +37,8 @@ class LayerAtlas:
         settings: what the cache key was made of (JSON-able).
         cache_path: the folder holding this layer's cached filters.
         chunks: one `(device, filters, seconds)` record per batch computed.
+        revived: the filters whose picture came from the revive steps (they scored <= 0 after the main
+            steps; see `Preset.revive_steps`), computed now or read from the cache.
     """
 
     layer: str
@@ -54,6 +56,7 @@ class LayerAtlas:
     settings: dict
     cache_path: str
     chunks: list = dataclasses.field(default_factory=list)
+    revived: list = dataclasses.field(default_factory=list)
 
     def __len__(self):
         return len(self.filters)
@@ -126,6 +129,7 @@ class _LayerJob:
     cache: FilterCache
     found: dict  # filter -> (image, score) read from the cache
     todo: list
+    revived: set = dataclasses.field(default_factory=set)  # filters revived, from the cache and computed
 
     @property
     def path(self) -> str:
@@ -148,10 +152,12 @@ def _prepare(network, layer, filters, *, cache_dir, preset, overrides, seed, obj
     folder = folder_for(root, network.name, path, cache_key(settings))
     cache = FilterCache(folder, settings)
     cache.clean_stale()
-    found = cache.load_many(plan.items, network.input_channels)
+    hits = cache.load_many(plan.items, network.input_channels, record=True)
+    found = {f: hit[:2] for f, hit in hits.items()}
+    revived = {f for f, hit in hits.items() if hit[2].get("revived")}
     todo = [f for f in plan.items if f not in found]
     return _LayerJob(plan, type(layer_obj).__name__, nets.output_shape(layer_obj), nets.channels_of(network, path),
-                     cache, found, todo)
+                     cache, found, todo, revived)
 
 
 def _execute(job: _LayerJob, *, strategy, bar: FilterBar, callbacks) -> LayerAtlas:
@@ -175,7 +181,11 @@ def _execute(job: _LayerJob, *, strategy, bar: FilterBar, callbacks) -> LayerAtl
             done = result.finished
             for i in range(done):
                 f = int(result.filters[i])
-                job.cache.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1))
+                was_revived = f in result.revived
+                job.cache.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1),
+                                revived=was_revived)
+                if was_revived:
+                    job.revived.add(f)
                 results[f] = (result.images[i], float(result.scores[i]))
                 computed.append(f)
             chunks_log.append((label, [int(f) for f in result.filters[:done]], seconds))
@@ -208,13 +218,15 @@ def _execute_ray(jobs: list[_LayerJob], config: distribution.Ray, bar: FilterBar
     out = []
     for job, outcome in zip(jobs, outcomes, strict=True):
         results = dict(job.found)
-        hits = job.cache.load_many(list(outcome.scores), job.plan.network.input_channels)
+        hits = job.cache.load_many(list(outcome.scores), job.plan.network.input_channels, record=True)
         for f, score in outcome.scores.items():
             if f not in hits:
                 raise RuntimeError(f"A Ray worker stored filter {f} of {job.path} in {job.cache.folder}, but this "
                                    "process cannot read it there: the cache must be storage that the driver and "
                                    "every worker share (a network folder or an fsspec URL such as s3://...).")
             results[f] = (hits[f][0], score)
+            if hits[f][2].get("revived"):
+                job.revived.add(f)
         computed = [f for f in job.plan.items if f in outcome.scores]
         out.append(_finish(job, results, computed, outcome.chunks, False, outcome.seconds, 1))
     return out
@@ -243,6 +255,7 @@ def _finish(job: _LayerJob, results: dict, computed: list, chunks_log: list, int
         batch_size=plan.batch_size // replicas, interrupted=interrupted or len(ordered) < len(plan.items),
         layer_type=job.layer_type, output_shape=job.output_shape, channels=job.channels,
         settings=job.cache.settings, cache_path=job.cache.folder, chunks=chunks_log,
+        revived=[f for f in ordered if f in job.revived],
     )
 
 
@@ -335,6 +348,7 @@ def model_atlas(
     weights: str | None = "imagenet",
     preprocess=None,
     input_range: tuple[float, float] | None = None,
+    on_layer: Callable[[LayerAtlas], None] | None = None,
     **overrides,
 ) -> ModelAtlas:
     """Atlases of every convolution layer of a model (or the layers named), sharing one cache.
@@ -351,6 +365,8 @@ def model_atlas(
         cache_dir, batch_size, memory_budget, preset, seed, distribute, callbacks, weights, preprocess,
             input_range, **overrides: as in `layer_atlas`.
         progress: show a progress bar with an ETA. Defaults to True.
+        on_layer: called with each layer's `LayerAtlas` as soon as it is done (the gallery writes its
+            pages then; on a Ray cluster, once every layer is done). Defaults to None.
 
     Returns:
         A `ModelAtlas`.
@@ -391,10 +407,14 @@ def model_atlas(
         if isinstance(where, distribution.Ray):
             for atlas in _execute_ray(jobs, where, bar):
                 out[atlas.layer] = atlas
+                if on_layer is not None:
+                    on_layer(atlas)
                 interrupted = interrupted or atlas.interrupted
         for job in jobs if not isinstance(where, distribution.Ray) else ():
             atlas = _execute(job, strategy=strategy, bar=bar, callbacks=callbacks)
             out[job.path] = atlas
+            if on_layer is not None:
+                on_layer(atlas)
             if atlas.interrupted:
                 interrupted = True
                 break

@@ -391,26 +391,29 @@ class FilterCache:
         return f"{index:05d}.png", f"{index:05d}.json"
 
     @staticmethod
-    def _parse(index: int, record_bytes: bytes, data: bytes, channels: int):
+    def _parse(index: int, record_bytes: bytes, data: bytes, channels: int, with_record: bool = False):
         try:
             record = json.loads(record_bytes)
             if record.get("filter") != index or record.get("png") != hashlib.blake2b(data).hexdigest():
                 return None
-            return read_png(data, channels), float(record["score"])
+            hit = read_png(data, channels), float(record["score"])
+            return (*hit, record) if with_record else hit
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def load(self, index: int, channels: int):
-        """`(image, score)` of a stored filter, or None when missing, incomplete or corrupt."""
+    def load(self, index: int, channels: int, *, record: bool = False):
+        """`(image, score)` of a stored filter (`(image, score, record)` with `record=True`: the record's dict,
+        which holds `revived`), or None when missing, incomplete or corrupt."""
+        want_record = record
         png, meta = self._names(index)
         try:
             record = self._store.read(meta)
             data = self._store.read(png)
         except (OSError, ValueError):
             return None
-        return self._parse(index, record, data, channels)
+        return self._parse(index, record, data, channels, want_record)
 
-    def load_many(self, indices: Iterable[int], channels: int) -> dict:
+    def load_many(self, indices: Iterable[int], channels: int, *, record: bool = False) -> dict:
         """The stored filters among `indices`, from one listing of the folder.
 
         Only the entries the listing shows complete (picture and record) are read, in one batch: on an object
@@ -419,9 +422,11 @@ class FilterCache:
         Args:
             indices: the filter indices wanted.
             channels: the model's input channels (1 for grayscale pictures).
+            record: also return each entry's record (a dict: score, seconds, `revived`, ...). Defaults to False.
 
         Returns:
-            A dict filter -> `(image, score)`, holding only the complete and intact entries.
+            A dict filter -> `(image, score)` (`(image, score, record)` with `record=True`), holding only the
+            complete and intact entries.
 
         Example:
         >>> cache = kv.atlas.FilterCache("memory://kv/doc", {})
@@ -437,13 +442,14 @@ class FilterCache:
         for i in complete:
             png, meta = self._names(i)
             if png in files and meta in files:
-                hit = self._parse(i, files[meta], files[png], channels)
+                hit = self._parse(i, files[meta], files[png], channels, record)
                 if hit is not None:
                     found[i] = hit
         return found
 
-    def store(self, index: int, image: np.ndarray, score: float, seconds: float) -> None:
-        """Write a filter's picture, then its record (the record marks it complete).
+    def store(self, index: int, image: np.ndarray, score: float, seconds: float, *, revived: bool = False) -> None:
+        """Write a filter's picture, then its record (the record marks it complete; `revived`: the picture
+        came from the revive steps, kept in the record).
 
         An intact entry already there is kept (a finished filter is never written twice). Writers racing on
         the same entry (two workers given the same filter) each check, after writing, that the record on
@@ -460,7 +466,8 @@ class FilterCache:
         data = png_bytes(image)
         digest = hashlib.blake2b(data).hexdigest()
         record = json.dumps({"filter": int(index), "score": float(score), "seconds": float(seconds),
-                             "png": digest, "shape": list(image.shape)}).encode()
+                             "png": digest, "shape": list(image.shape),
+                             "revived": bool(revived)}).encode()
         for attempt in range(self._RETRIES):
             if self._consistent(png, meta):  # an intact entry is there (another writer's, or ours): keep it
                 return

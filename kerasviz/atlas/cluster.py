@@ -195,7 +195,9 @@ class Worker:
         cache = self.caches[task.folder]
         done = result.finished
         for i in range(done):
-            cache.store(int(result.filters[i]), result.images[i], float(result.scores[i]), seconds / max(done, 1))
+            f = int(result.filters[i])
+            cache.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1),
+                        revived=f in result.revived)
         self.finished += 1
         return {"filters": [int(f) for f in result.filters[:done]],
                 "scores": [float(s) for s in result.scores[:done]], "seconds": seconds,

@@ -2,92 +2,75 @@
 
 ```
 out/index.html                 every layer in model order: type, output shape, channels, a strip of its units
-out/<layer>/index.html         every filter of the layer with its score, sortable by index or by score
-out/<layer>/f00012.html        one filter, large, with its settings and strongest incoming channels
-out/<layer>/f00012.png         its picture
-out/<layer>/thumb.png          a mosaic of the layer's first filters
+out/<layer>/index.html         every unit of the layer with its score, sortable by index or by score
+out/<layer>/f00012.html        one unit: its pictures, dataset examples, incoming and outgoing units, settings
+out/<layer>/f00012.png         its picture (f00012-neg.png, f00012-div0.png ..., f00012-ex0.png ..., f00012-heat.png)
+out/<layer>/thumb.png          a mosaic of the layer's first units
 out/static/explorer.css        the one stylesheet of every page
 out/static/explorer.js         the one script: sorting, search (`12` or `layer:12`) and keys
 out/static/site.js             the site's layers and units, for the search
 ```
 
 Static files only: no network asset, no server; the pages work opened from the file system. Every piece of
-text goes through `html.escape` (and the site's data through JSON with `<` escaped).
+text goes through `html.escape` (and the site's data through JSON with `<` escaped). `make_gallery` writes the
+pages of each layer as soon as its atlas is done (the others show as pending), then adds the extra views.
 """
 
 from __future__ import annotations
 
-import html
+import dataclasses
 import json
 import os
 import shutil
-import string
 from collections.abc import Sequence
 
 import numpy as np
 
 from kerasviz import atlas as atlas_lib
-from kerasviz import images, nets
+from kerasviz import nets
+from kerasviz.atlas import links as links_lib
+from kerasviz.atlas import pages, pictures
 from kerasviz.atlas.cache import png_bytes, slug
+from kerasviz.atlas.pages import e
 
 THUMBNAIL_TILES = 16  # filters in a layer's thumb.png mosaic
 THUMBNAIL_WIDTH = 192  # px
 STRIP_UNITS = 8  # units in a layer's strip on the index page, the strongest first
-DEFAULT_TOP_K = 6  # incoming channels listed on a filter page
+DEFAULT_TOP_K = 6  # incoming and outgoing units listed on a unit page
+EXAMPLES_TOP_K = 9  # dataset examples per unit
 STATIC = "static"  # the folder of the shared stylesheet and script, in the site and in this package
 STATIC_FILES = ("explorer.css", "explorer.js")
 RESERVED = {STATIC, "index.html"}  # names a layer folder cannot take
-
-_PAGE = string.Template("""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>$title</title>
-<link rel="icon" href="data:,"><meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="${root}static/explorer.css"></head>
-<body class="$kind" data-root="$root"$layer_attr>
-<nav>$nav<form class="search" role="search" action="#"><input id="search" type="search" autocomplete="off"
- placeholder="unit or layer:unit" aria-label="Go to a unit: its number, or layer:unit" title="/ to search">
-<span id="search-message" class="muted" role="status"></span></form></nav>
-<h1>$heading</h1>
-$body
-<script src="${root}static/site.js"></script><script src="${root}static/explorer.js"></script>
-</body></html>
-""")
-
-def _e(value) -> str:
-    return html.escape(str(value), quote=True)
+VIEW_LABELS = {"negative": "negative", "diverse": "diverse"}
 
 
-def _page(*, title: str, nav: str, heading: str, body: str, kind: str, layer: str | None = None) -> str:
-    """The page template; `nav` and `body` are HTML built from escaped parts, the rest is escaped here.
-    `kind` is "index", "layer" or "unit" (the body's class, which the script reads)."""
-    root = "" if kind == "index" else "../"
-    layer_attr = "" if layer is None else f' data-layer="{_e(layer)}"'
-    return _PAGE.substitute(title=_e(title), root=root, kind=kind, layer_attr=layer_attr, nav=nav,
-                            heading=_e(heading), body=body)
+@dataclasses.dataclass
+class UnitViews:
+    """The extra views of one layer's units, each filter -> what its page shows (empty when not asked for).
+
+    Attributes:
+        negative: filter -> `pictures.UnitPicture`, the picture that drives it lowest.
+        diverse: filter -> list of `pictures.UnitPicture`.
+        examples: filter -> list of `views.Example` (crop, activation, source), strongest first.
+        heatmaps: filter -> uint8 `(H, W, 3)` overlay of its activation on the user's image.
+        image_name: the user image's name, for the heatmap's caption.
+    """
+
+    negative: dict = dataclasses.field(default_factory=dict)
+    diverse: dict = dataclasses.field(default_factory=dict)
+    examples: dict = dataclasses.field(default_factory=dict)
+    heatmaps: dict = dataclasses.field(default_factory=dict)
+    image_name: str = "the image"
 
 
-def _write_static(out_dir: str, layers, slugs: dict) -> None:
-    """The shared stylesheet and script, copied from the package, and site.js: the layers and units."""
-    folder = os.path.join(out_dir, STATIC)
-    os.makedirs(folder, exist_ok=True)
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), STATIC)
-    for name in STATIC_FILES:
-        shutil.copyfile(os.path.join(here, name), os.path.join(folder, name))
-    data = {"layers": [{"name": a.layer, "slug": slugs[a.layer], "units": [int(f) for f in a.filters]}
-                       for a in layers]}
-    text = json.dumps(data, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
-    _write(os.path.join(folder, "site.js"), f"window.KV_SITE = {text};\n")
+@dataclasses.dataclass
+class PendingLayer:
+    """A layer the gallery will show once its atlas is done."""
 
-
-def _keys_hint(unit_page: bool) -> str:
-    keys = ("<kbd>&larr;</kbd> <kbd>&rarr;</kbd> previous, next unit · <kbd>&uarr;</kbd> layer · " if unit_page
-            else "")
-    return f'<span class="keys muted">{keys}<kbd>/</kbd> search</span>'
-
-
-def _revived_line(layer, revived) -> str:
-    n = len([f for f in layer.filters if int(f) in revived])
-    return (f'<p class="revived-summary">{n} of {len(layer.filters)} units revived '
-            f'(their pictures outlined; they scored &le; 0 after the main steps).</p>')
+    layer: str
+    layer_type: str
+    output_shape: tuple | None
+    channels: int
 
 
 def _write(path: str, text: str) -> None:
@@ -113,67 +96,213 @@ def _slugs(layers: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _thumbnail(layer: atlas_lib.LayerAtlas) -> np.ndarray:
-    from PIL import Image
-
-    mosaic = images.stitch(layer.images[:THUMBNAIL_TILES], margin=2)
-    arr = mosaic[..., 0] if mosaic.shape[-1] == 1 else mosaic
-    img = Image.fromarray(arr)
-    height = max(1, round(img.height * THUMBNAIL_WIDTH / img.width))
-    out = np.asarray(img.resize((THUMBNAIL_WIDTH, height), Image.NEAREST))
-    return out[..., None] if out.ndim == 2 else out
-
-
 def _filter_file(f: int) -> str:
     return f"f{int(f):05d}"
 
 
-def _incoming(network, layer: str, f: int, top_k: int):
-    """`kerasviz.weights.top_inputs` when that module is there and handles the layer, else None."""
-    if network is None or top_k <= 0:
-        return None
-    try:
-        from kerasviz import weights
-    except ImportError:
-        return None
-    top_inputs = getattr(weights, "top_inputs", None)
-    if top_inputs is None:
-        return None
-    try:
-        return top_inputs(network, layer, int(f), k=top_k)
-    except (ValueError, TypeError):  # not a Conv2D, or a layer it cannot trace back
-        return None
+class _Site:
+    """The gallery being written: the layers in model order, those done and those pending."""
+
+    def __init__(self, out_dir: str, network, title: str, *, top_k: int, tile: int, order: Sequence[str],
+                 requested: dict | None = None, pending: dict | None = None):
+        self.out_dir, self.network, self.title, self.top_k, self.tile = out_dir, network, title, top_k, tile
+        self.order = list(order)
+        self.slugs = _slugs(self.order)
+        self.requested = dict(requested or {})  # layer -> every unit asked for
+        self.pending = dict(pending or {})  # layer -> PendingLayer, not yet done
+        self.done: dict[str, atlas_lib.LayerAtlas] = {}
+        self.views: dict[str, UnitViews] = {}
+        self._graph = None
+        os.makedirs(out_dir, exist_ok=True)
+
+    def graph(self):
+        if self.network is None or self.top_k <= 0:
+            return None
+        if self._graph is None:
+            self._graph = links_lib.Graph(self.network, {})
+        self._graph.shown = {name: set(int(f) for f in a.filters) for name, a in self.done.items()}
+        return self._graph
+
+    def href(self, here: str, layer: str, unit: int) -> str | None:
+        """The address of `layer`'s unit page from a page of layer `here`, or None when it has none."""
+        a = self.done.get(layer)
+        if a is None or int(unit) not in set(int(f) for f in a.filters):
+            return None
+        prefix = "" if layer == here else f"../{e(self.slugs[layer])}/"
+        return f"{prefix}{_filter_file(unit)}.html"
+
+    def write_static(self) -> None:
+        folder = os.path.join(self.out_dir, STATIC)
+        os.makedirs(folder, exist_ok=True)
+        here = os.path.join(os.path.dirname(os.path.abspath(__file__)), STATIC)
+        for name in STATIC_FILES:
+            shutil.copyfile(os.path.join(here, name), os.path.join(folder, name))
+        layers = []
+        for name in self.order:
+            done = [int(f) for f in self.done[name].filters] if name in self.done else []
+            todo = [int(f) for f in self.requested.get(name, ()) if int(f) not in set(done)]
+            layers.append({"name": name, "slug": self.slugs[name], "units": done, "pending": todo})
+        text = json.dumps({"layers": layers}, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
+        _write(os.path.join(folder, "site.js"), f"window.KV_SITE = {text};\n")
+
+    def write_index(self) -> str:
+        rows = []
+        for name in self.order:
+            prefix = e(self.slugs[name])
+            a = self.done.get(name) or self.pending[name]
+            if name in self.done:
+                order = np.argsort(-a.scores, kind="stable")
+                strip = "".join(
+                    f'<a href="{prefix}/{_filter_file(a.filters[i])}.html"><img class="thumb" '
+                    f'src="{prefix}/{_filter_file(a.filters[i])}.png" alt="{e(name)} filter {int(a.filters[i])}" '
+                    f'title="filter {int(a.filters[i])}, score {float(a.scores[i]):.4g}"></a>'
+                    for i in order[:STRIP_UNITS])
+                shown, cell = str(len(a.filters)), f'<div class="strip">{strip}</div>'
+            else:
+                shown, cell = "0", '<span class="pending">pending: being computed</span>'
+            rows.append(f'<tr><td><a href="{prefix}/index.html">{e(name)}</a></td><td>{e(a.layer_type)}</td>'
+                        f'<td>{e(a.output_shape)}</td><td>{a.channels}</td><td>{shown}</td><td>{cell}</td></tr>')
+        body = ("<table><tr><th>layer</th><th>type</th><th>output shape</th><th>channels</th><th>shown</th>"
+                f"<th>strongest units</th></tr>{''.join(rows)}</table>")
+        if self.done:
+            first = next(iter(self.done.values())).settings
+            body += "<h2>Settings</h2>" + pages.settings_table({k: v for k, v in first.items() if k != "layer"})
+        index = os.path.join(self.out_dir, "index.html")
+        _write(index, pages.page(title=self.title, nav=f'<span>kerasviz explorer</span>{pages.keys_hint(False)}',
+                                 heading=self.title, body=body, kind="index"))
+        return index
+
+    def write_pending(self, name: str) -> None:
+        folder = os.path.join(self.out_dir, self.slugs[name])
+        os.makedirs(folder, exist_ok=True)
+        p = self.pending[name]
+        body = (f'<p class="layer-info">{e(p.layer_type)}, output shape {e(p.output_shape)}, {p.channels} '
+                f'channels.</p><p class="pending">Pending: this layer\'s units are being computed. Reload this '
+                f'page when they are done.</p>')
+        _write(os.path.join(folder, "index.html"),
+               pages.page(title=f"{self.title} · {name}", heading=f"{self.title} · {name}", kind="layer", layer=name,
+                          nav='<a href="../index.html" rel="up">index</a>' + pages.keys_hint(False), body=body))
+
+    def add(self, a: atlas_lib.LayerAtlas) -> None:
+        """A layer is done: write its pages, the search data and the index."""
+        if not len(a.filters):
+            return
+        self.done[a.layer] = a
+        self.pending.pop(a.layer, None)
+        self.write_layer(a.layer)
+        self.write_static()
+        self.write_index()
+
+    def write_all(self) -> str:
+        self.write_static()
+        for name in self.order:
+            if name in self.done:
+                self.write_layer(name)
+            else:
+                self.write_pending(name)
+        return self.write_index()
+
+    def write_layer(self, name: str) -> None:
+        """A layer's pictures, its unit pages and its page."""
+        a, views = self.done[name], self.views.get(name, UnitViews())
+        folder = os.path.join(self.out_dir, self.slugs[name])
+        os.makedirs(folder, exist_ok=True)
+        _save_png(pages.thumbnail(a.images, THUMBNAIL_WIDTH, THUMBNAIL_TILES), os.path.join(folder, "thumb.png"))
+        revived = {int(f) for f in getattr(a, "revived", None) or ()}
+        order = np.argsort(-a.scores, kind="stable")
+        rank = {int(a.filters[i]): r + 1 for r, i in enumerate(order)}
+        figures = []
+        for i, f in enumerate(a.filters):
+            f, score = int(f), float(a.scores[i])
+            stem = _filter_file(f)
+            mark = ' class="revived"' if f in revived else ""
+            _save_png(a.images[i], os.path.join(folder, stem + ".png"))
+            figures.append(f'<figure data-index="{i}" data-unit="{f}" data-score="{score!r}"{mark}>'
+                           f'<a href="{stem}.html"><img src="{stem}.png" alt="filter {f}" '
+                           f'title="filter {f}, score {score:.4g}"></a>'
+                           f'<figcaption>#{f} · {score:.3g}{" ↻" if f in revived else ""}</figcaption></figure>')
+            nav = ['<a href="../index.html">index</a>', f'<a href="index.html" rel="up">{e(name)}</a>']
+            if i > 0:
+                nav.append(f'<a href="{_filter_file(a.filters[i - 1])}.html" rel="prev">previous</a>')
+            if i + 1 < len(a.filters):
+                nav.append(f'<a href="{_filter_file(a.filters[i + 1])}.html" rel="next">next</a>')
+            head = (f'<p>score (mean activation) <b>{score:.4g}</b>, rank {rank[f]} of {len(a.filters)} in '
+                    f'{e(name)}{"; revived ↻ (it scored ≤ 0 after the main steps)" if f in revived else ""}</p>')
+            body = (self._views_html(folder, a, i, views) + head + self._links_html(name, f, views)
+                    + "<h2>Settings</h2>" + pages.settings_table(a.settings))
+            _write(os.path.join(folder, stem + ".html"),
+                   pages.page(title=f"{self.title} · {name} · {f}", nav=" · ".join(nav) + pages.keys_hint(True),
+                              heading=f"{name} filter {f}", body=body, kind="unit", layer=name))
+        done = set(int(f) for f in a.filters)
+        for f in self.requested.get(name, ()):
+            if int(f) not in done:
+                figures.append(f'<figure data-index="{len(figures)}" data-unit="{int(f)}" data-score="" '
+                               f'class="pending"><span class="tile none">pending</span>'
+                               f'<figcaption>#{int(f)} · pending</figcaption></figure>')
+        info = (f'<p class="layer-info">{e(a.layer_type)}, output shape {e(a.output_shape)}, {a.channels} '
+                f'channels; {len(a.filters)} shown. Click a filter to enlarge it.</p>'
+                + pages.revived_line(len(revived & done), len(a.filters)))
+        toolbar = ('<div class="toolbar"><span class="muted">sort by</span>'
+                   '<button type="button" data-sort="index" aria-pressed="true">index</button>'
+                   '<button type="button" data-sort="score" aria-pressed="false">score</button></div>')
+        _write(os.path.join(folder, "index.html"),
+               pages.page(title=f"{self.title} · {name}", heading=f"{self.title} · {name}", kind="layer", layer=name,
+                          nav='<a href="../index.html" rel="up">index</a>' + pages.keys_hint(False),
+                          body=info + toolbar + f'<div class="grid" data-sortable style="--tile:{int(self.tile)}px">'
+                          f'{"".join(figures)}</div>'))
+
+    def _views_html(self, folder: str, a, i: int, views: UnitViews) -> str:
+        """The unit's pictures (its own, negative, diverse), the heatmap over the user's image, its dataset
+        examples; their PNGs are written beside the page."""
+        f = int(a.filters[i])
+        stem = _filter_file(f)
+        row = [(f"{stem}.png", f"positive · {float(a.scores[i]):.3g}", "positive")]
+        if f in views.negative:
+            _save_png(views.negative[f].image, os.path.join(folder, f"{stem}-neg.png"))
+            row.append((f"{stem}-neg.png", f"negative · {views.negative[f].score:.3g}", "negative"))
+        for j, pic in enumerate(views.diverse.get(f, ())):
+            _save_png(pic.image, os.path.join(folder, f"{stem}-div{j}.png"))
+            row.append((f"{stem}-div{j}.png", f"diverse {j + 1} · {pic.score:.3g}", "diverse"))
+        html = pages.picture_row(row)
+        if f in views.heatmaps:
+            _save_png(views.heatmaps[f], os.path.join(folder, f"{stem}-heat.png"))
+            html += pages.heatmap_section(f"{stem}-heat.png", views.image_name)
+        items = []
+        for j, ex in enumerate(views.examples.get(f, ())):
+            _save_png(np.asarray(ex.crop), os.path.join(folder, f"{stem}-ex{j}.png"))
+            items.append((f"{stem}-ex{j}.png", float(ex.activation), str(ex.source)))
+        return html + pages.examples_section(items)
+
+    def _links_html(self, name: str, f: int, views: UnitViews) -> str:
+        graph = self.graph()
+        if graph is None or name not in graph.layers:
+            return ""
+        try:
+            incoming, what = graph.incoming(name, f, self.top_k)
+            outgoing = graph.outgoing(name, f, self.top_k)
+        except (ValueError, TypeError, KeyError, IndexError):  # a layer whose weights cannot be read as channels
+            return ""
+
+        def href(layer, unit):
+            return self.href(name, layer, unit)
+
+        def tile_of(layer, unit):
+            return href(layer, unit)[: -len(".html")] + ".png"
+
+        return (pages.link_cards("Incoming", what, incoming, href, tile_of)
+                + pages.link_cards("Outgoing", "the units of the next layers that read this unit most, by the "
+                                   "L2 norm of their kernel slice for it", outgoing, href, tile_of))
 
 
-def _incoming_html(top, slugs: dict, shown: dict, here: str) -> str:
-    source = getattr(top, "input_layer", None)
-    from_image = bool(getattr(top, "from_image", False))
-    rows = []
-    for channel, norm in zip(top.channels, top.norms, strict=False):
-        channel = int(channel)
-        if from_image:
-            label = _e(("red", "green", "blue")[channel] if channel < 3 else f"channel {channel}")
-            cell = f"input {label}"
-        elif source in slugs and channel in shown.get(source, ()):
-            prefix = "" if slugs[source] == here else f"../{_e(slugs[source])}/"
-            name = _filter_file(channel)
-            cell = (f'<a href="{prefix}{name}.html"><img class="tile" src="{prefix}{name}.png" width="48" '
-                    f'height="48" style="image-rendering:pixelated" alt="{_e(source)} {channel}"> '
-                    f'{_e(source)} #{channel}</a>')
-        else:
-            cell = f"{_e(source)} #{channel}"
-        rows.append(f"<tr><td>{cell}</td><td>{float(norm):.4g}</td></tr>")
-    return (f"<h2>Strongest incoming channels</h2><p class=\"muted\">from {_e(source)}, ranked by the L2 "
-            f"norm of the kernel slice</p><table><tr><th>channel</th><th>norm</th></tr>{''.join(rows)}"
-            "</table>")
-
-
-def _settings_table(settings: dict) -> str:
-    fields = dict(settings.get("settings", {}))
-    fields.update({k: settings[k] for k in ("model", "layer", "seed", "objective", "backend") if k in settings})
-    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in sorted(fields.items())
-                   if v is not None)
-    return f"<table>{rows}</table>"
+def _layers_of(atlases) -> list:
+    if isinstance(atlases, atlas_lib.ModelAtlas):
+        return list(atlases.layers.values())
+    if isinstance(atlases, atlas_lib.LayerAtlas):
+        return [atlases]
+    if isinstance(atlases, (list, tuple)) and all(isinstance(a, atlas_lib.LayerAtlas) for a in atlases):
+        return list(atlases)
+    raise TypeError(f"atlases must be a ModelAtlas, a LayerAtlas or a list of LayerAtlas. "
+                    f"Received: {type(atlases).__name__}.")
 
 
 def write_gallery(
@@ -184,18 +313,20 @@ def write_gallery(
     title: str | None = None,
     top_k: int = DEFAULT_TOP_K,
     tile: int = 128,
+    views: dict | None = None,
 ) -> str:
     """Write a static HTML gallery of layer atlases.
 
     Args:
         atlases: a `ModelAtlas`, a `LayerAtlas` or a list of `LayerAtlas`.
         out_dir: the folder to write (created; existing gallery files are overwritten).
-        network: the `Network` the atlases came from, for the incoming-channel lists. Defaults to the
+        network: the `Network` the atlases came from, for the incoming and outgoing units. Defaults to the
             `ModelAtlas`'s own.
         title: the page title. Defaults to the model's name.
-        top_k: incoming channels listed per filter (when `kerasviz.weights` provides them); 0 for
-            none. Defaults to 6.
+        top_k: incoming and outgoing units listed per unit; 0 for none. Defaults to 6.
         tile: display size of each filter on a layer page, in CSS pixels. Defaults to 128.
+        views: layer -> `UnitViews`, the extra views of its unit pages (as `make_gallery` computes them).
+            Defaults to None (none).
 
     Returns:
         The path of `index.html`.
@@ -207,93 +338,22 @@ def write_gallery(
     Example:
     >>> site = kv.gallery.write_gallery(kv.atlas.model_atlas(net, preset="fast"), "site")
     """
+    layers = [a for a in _layers_of(atlases) if len(a.filters)]
     if isinstance(atlases, atlas_lib.ModelAtlas):
         network = network if network is not None else atlases.network
         title = title or atlases.model
-        layers = list(atlases.layers.values())
-    elif isinstance(atlases, atlas_lib.LayerAtlas):
-        layers = [atlases]
-    elif isinstance(atlases, (list, tuple)) and all(isinstance(a, atlas_lib.LayerAtlas) for a in atlases):
-        layers = list(atlases)
-    else:
-        raise TypeError(f"atlases must be a ModelAtlas, a LayerAtlas or a list of LayerAtlas. "
-                        f"Received: {type(atlases).__name__}.")
-    layers = [a for a in layers if len(a.filters)]
     if not layers:
         raise ValueError("The atlases hold no picture: nothing to put in a gallery.")
     title = title or (network.name if network is not None else "kerasviz gallery")
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    slugs = _slugs([a.layer for a in layers])
-    shown = {a.layer: set(a.filters) for a in layers}
-    _write_static(out_dir, layers, slugs)
-    index_rows = [_write_layer(a, out_dir, slugs, shown, network=network, title=title, top_k=top_k, tile=tile)
-                  for a in layers]
-    first = layers[0].settings
-    body = ("<table><tr><th>layer</th><th>type</th><th>output shape</th><th>channels</th><th>shown</th>"
-            f"<th>strongest units</th></tr>{''.join(index_rows)}</table><h2>Settings</h2>"
-            + _settings_table({k: v for k, v in first.items() if k != "layer"}))
-    index = os.path.join(out_dir, "index.html")
-    _write(index, _page(title=title, nav=f'<span>kerasviz explorer</span>{_keys_hint(False)}', heading=title,
-                        body=body, kind="index"))
-    return index
+    site = _Site(os.fspath(out_dir), network, title, top_k=top_k, tile=tile, order=[a.layer for a in layers])
+    site.done = {a.layer: a for a in layers}
+    site.views = dict(views or {})
+    return site.write_all()
 
 
-def _write_layer(a, out_dir: str, slugs: dict, shown: dict, *, network, title: str, top_k: int, tile: int) -> str:
-    """A layer's pictures, its unit pages and its page; returns its row of the index page."""
-    layer_slug = slugs[a.layer]
-    folder = os.path.join(out_dir, layer_slug)
-    os.makedirs(folder, exist_ok=True)
-    _save_png(_thumbnail(a), os.path.join(folder, "thumb.png"))
-    revived = getattr(a, "revived", None)  # LayerAtlas carries no revived list yet: the line shows when it does
-    revived = None if revived is None else {int(f) for f in revived}
-    order = np.argsort(-a.scores, kind="stable")
-    rank = {int(a.filters[i]): r + 1 for r, i in enumerate(order)}
-    up = f'<a href="index.html" rel="up">{_e(a.layer)}</a>'
-    figures = []
-    for i, f in enumerate(a.filters):
-        f, score = int(f), float(a.scores[i])
-        name = _filter_file(f)
-        was_revived = revived is not None and f in revived
-        mark = ' class="revived"' if was_revived else ""
-        _save_png(a.images[i], os.path.join(folder, name + ".png"))
-        figures.append(f'<figure data-index="{i}" data-unit="{f}" data-score="{score!r}"'
-                       f'{mark}><a href="{name}.html">'
-                       f'<img src="{name}.png" alt="filter {f}" title="filter {f}, score {score:.4g}"></a>'
-                       f'<figcaption>#{f} · {score:.3g}{" ↻" if was_revived else ""}</figcaption></figure>')
-        nav_parts = ['<a href="../index.html">index</a>', up]
-        if i > 0:
-            nav_parts.append(f'<a href="{_filter_file(a.filters[i - 1])}.html" rel="prev">previous</a>')
-        if i + 1 < len(a.filters):
-            nav_parts.append(f'<a href="{_filter_file(a.filters[i + 1])}.html" rel="next">next</a>')
-        top = _incoming(network, a.layer, f, top_k)
-        body = (f'<img class="big" src="{name}.png" alt="{_e(a.layer)} filter {f}">'
-                f'<p>score (mean activation) <b>{score:.4g}</b>, rank {rank[f]} of '
-                f'{len(a.filters)} in {_e(a.layer)}{"; revived" if was_revived else ""}</p>'
-                + (_incoming_html(top, slugs, shown, layer_slug) if top is not None else "")
-                + "<h2>Settings</h2>" + _settings_table(a.settings))
-        _write(os.path.join(folder, name + ".html"),
-               _page(title=f"{title} · {a.layer} · {f}", nav=" · ".join(nav_parts) + _keys_hint(True),
-                     heading=f"{a.layer} filter {f}", body=body, kind="unit", layer=a.layer))
-    info = (f'<p class="layer-info">{_e(a.layer_type)}, output shape {_e(a.output_shape)}, {a.channels} '
-            f'channels; {len(a.filters)} shown. Click a filter to enlarge it.</p>'
-            + (_revived_line(a, revived) if revived is not None else ""))
-    toolbar = ('<div class="toolbar"><span class="muted">sort by</span>'
-               '<button type="button" data-sort="index" aria-pressed="true">index</button>'
-               '<button type="button" data-sort="score" aria-pressed="false">score</button></div>')
-    _write(os.path.join(folder, "index.html"),
-           _page(title=f"{title} · {a.layer}", nav='<a href="../index.html" rel="up">index</a>' + _keys_hint(False),
-                 heading=f"{title} · {a.layer}", kind="layer", layer=a.layer,
-                 body=info + toolbar + f'<div class="grid" data-sortable style="--tile:{int(tile)}px">'
-                      f'{"".join(figures)}</div>'))
-    prefix = _e(layer_slug)
-    strip = "".join(
-        f'<a href="{prefix}/{_filter_file(a.filters[i])}.html"><img class="thumb" '
-        f'src="{prefix}/{_filter_file(a.filters[i])}.png" alt="{_e(a.layer)} filter {int(a.filters[i])}" '
-        f'title="filter {int(a.filters[i])}, score {float(a.scores[i]):.4g}"></a>' for i in order[:STRIP_UNITS])
-    return (f'<tr><td><a href="{prefix}/index.html">{_e(a.layer)}</a></td><td>{_e(a.layer_type)}</td>'
-            f'<td>{_e(a.output_shape)}</td><td>{a.channels}</td><td>{len(a.filters)}</td>'
-            f'<td><div class="strip">{strip}</div></td></tr>')
+def _pending(network, path: str) -> PendingLayer:
+    _, layer = nets.find_layer(network, path)
+    return PendingLayer(path, type(layer).__name__, nets.output_shape(layer), nets.channels_of(network, path))
 
 
 def make_gallery(
@@ -302,15 +362,31 @@ def make_gallery(
     layers: Sequence[str] | None = None,
     *,
     top_k: int = DEFAULT_TOP_K,
+    views: Sequence[str] | str | None = None,
+    examples=None,
+    image=None,
+    title: str | None = None,
     **atlas_options,
 ) -> tuple[str, atlas_lib.ModelAtlas]:
-    """Compute (or read from the cache) the atlases of a model's layers and write their gallery.
+    """Compute (or read from the cache) the atlases of a model's layers and write their gallery as they finish.
+
+    The index and a pending page for every layer are written first; each layer's pages appear as soon as its
+    atlas is done, so a long run can be browsed while it runs. The extra views follow, each with its own
+    progress bar that says what it costs; everything is cached, so a second call computes nothing.
 
     Args:
         model: a `keras.applications` name, a `.keras` path, a `keras.Model` or a `Network`.
         out_dir: the folder to write.
         layers: layer names. Defaults to every convolution layer.
-        top_k: incoming channels listed per filter. Defaults to 6.
+        top_k: incoming and outgoing units listed per unit. Defaults to 6.
+        views: extra pictures per unit: `"negative"` (the picture that drives it lowest: one more run per
+            unit) and/or `"diverse"` (4 different pictures: 4 images per unit), a list or a comma-separated
+            str. Defaults to None (none).
+        examples: dataset examples (the top 9 images per unit, cropped to its receptive field): a folder of
+            images, a NumPy array of images or a `tf.data.Dataset`; read in batches, never all in memory.
+            Defaults to None (none).
+        image: a path or array: each unit's activation over it as a heatmap overlay. Defaults to None.
+        title: the page title. Defaults to the model's name.
         **atlas_options: passed to `kerasviz.atlas.model_atlas` (`filters`, `preset`, `size`,
             `steps`, `cache_dir`, `weights`, ...).
 
@@ -318,11 +394,74 @@ def make_gallery(
         `(index_path, model_atlas)`. After an interruption the gallery holds what was done and
         `model_atlas.interrupted` is True.
 
+    Raises:
+        ValueError: an unknown view, layer or setting; an `examples` folder or `image` file that is not there.
+
     Example:
-    >>> index, atlases = kv.gallery.make_gallery("VGG16", "site", weights="hed", preset="fast")
+    >>> index, atlases = kv.gallery.make_gallery("VGG16", "site", weights="hed", preset="fast",
+    ...                                          views="negative,diverse", examples="photos/")
     """
-    result = atlas_lib.model_atlas(model, layers, **atlas_options)
+    wanted = pictures.check_views(views)
+    for name, value, is_there in (("examples", examples, os.path.isdir), ("image", image, os.path.isfile)):
+        if isinstance(value, (str, os.PathLike)) and not is_there(value):
+            kind = "a folder of images" if name == "examples" else "an image file"
+            raise ValueError(f"{name}={os.fspath(value)!r} is not {kind}. Give {kind} (or an array).")
+    net_options = {k: atlas_options.pop(k) for k in ("weights", "preprocess", "input_range") if k in atlas_options}
+    network = nets.as_network(model, **net_options)
+    paths = list(layers) if layers is not None and not isinstance(layers, str) else [layers] if layers else None
+    paths = [nets.find_layer(network, name)[0] for name in (paths or nets.conv_layers(network))]
+    if not paths:
+        raise ValueError(f"{network.name} has no convolution layer; name the layers to visualize.")
+    filters = atlas_options.get("filters", "all")
+    requested = {}
+    for path in paths:
+        channels = nets.channels_of(network, path)
+        requested[path] = (list(range(channels)) if isinstance(filters, str) else
+                           [int(f) for f in filters if int(f) < channels])
+    paths = [p for p in paths if requested[p]]
+    site = _Site(os.fspath(out_dir), network, title or network.name, top_k=top_k, tile=128, order=paths,
+                 requested=requested, pending={p: _pending(network, p) for p in paths})
+    index = site.write_all()
+    result = atlas_lib.model_atlas(network, paths, on_layer=site.add, **atlas_options)
     if not any(len(a.filters) for a in result.layers.values()):
         raise KeyboardInterrupt("Interrupted before any filter was finished.")
-    return write_gallery(result, out_dir, top_k=top_k), result
+    try:
+        _add_views(site, result, wanted, examples, image, atlas_options)
+    except KeyboardInterrupt:  # what was cached stays cached; the pages show what is done
+        result.interrupted = True
+    site.write_all()
+    return index, result
 
+
+def _add_views(site: _Site, result, wanted, examples, image, options: dict) -> None:
+    """The extra views, layer by layer, each view with its own progress bar; the layer's pages are rewritten
+    after each."""
+    from kerasviz.engine.progress import FilterBar
+
+    progress = options.get("progress", True)
+    run_options = {k: v for k, v in options.items() if k not in ("filters", "progress", "distribute", "callbacks")}
+    done = [a for a in result.layers.values() if len(a.filters)]
+    units = sum(len(a.filters) for a in done)
+    for view in wanted:
+        compute = pictures.negative_pictures if view == "negative" else pictures.diverse_pictures
+        with FilterBar(units, progress, desc=pictures.COSTS[view]) as bar:
+            for a in done:
+                bar.describe(a.layer)
+                found = compute(site.network, a.layer, a.filters, bar=bar, **run_options)
+                setattr(site.views.setdefault(a.layer, UnitViews()), view, found)
+                site.write_layer(a.layer)
+    if examples is None and image is None:
+        return
+    from kerasviz.atlas import views as views_lib
+
+    cache_dir = None if options.get("cache_dir") is None else os.fspath(options["cache_dir"])
+    for a in done:
+        v = site.views.setdefault(a.layer, UnitViews())
+        if examples is not None:
+            v.examples = views_lib.unit_examples(site.network, a.layer, [int(f) for f in a.filters], examples,
+                                                 cache_dir=cache_dir, top_k=EXAMPLES_TOP_K,
+                                                 progress=progress)
+        if image is not None:
+            v.heatmaps = views_lib.unit_heatmaps(site.network, a.layer, [int(f) for f in a.filters], image)
+            v.image_name = os.path.basename(image) if isinstance(image, (str, os.PathLike)) else "your image"
+        site.write_layer(a.layer)

@@ -21,6 +21,8 @@ def _cmd_gallery(args) -> None:
                    cache_dir=args.cache_dir,
                    distribute=cluster or (True if args.distribute else None), progress=not args.quiet)
     options = {k: v for k, v in options.items() if v is not None}
+    # the explorer's extra views (computed only when asked for)
+    options.update(views=args.views, examples=args.examples, image=args.image)
     index, result = gallery.make_gallery(network, args.out, layers, top_k=args.top_k, **options)
     print(result.summary())
     print(f"{index}: {len(result.layers)} layer(s)")
@@ -48,9 +50,18 @@ def register(subparsers) -> None:
     common.add_precision_arg(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--batch-size", type=int, default=None, help="filters per batch (default: from memory)")
-    p.add_argument("--cache-dir", default=None, help="cache folder (default: $KERASVIZ_CACHE or "
-                                                     "~/.cache/kerasviz/atlas)")
-    p.add_argument("--top-k", type=int, default=6, help="incoming channels listed per filter (default: 6)")
+    p.add_argument("--cache-dir", default=None, help="cache folder or fsspec URL (s3://..., gs://...; default: "
+                                                     "$KERASVIZ_CACHE or ~/.cache/kerasviz/atlas)")
+    p.add_argument("--top-k", type=int, default=6, help="incoming and outgoing units listed per unit (default: 6)")
+    # the explorer's extra views, each computed only when asked for (docs/explorer.md says what each costs)
+    p.add_argument("--views", default=None, help="extra pictures per unit: negative (the picture that drives it "
+                                                 "lowest: one more run per unit), diverse (4 different pictures: 4 "
+                                                 "images per unit), or negative,diverse (default: none)")
+    p.add_argument("--examples", default=None, metavar="DIR",
+                   help="a folder of images: each unit's top 9, cropped to its receptive field (one pass over "
+                        "the folder per layer, streamed, cached)")
+    p.add_argument("--image", default=None, metavar="PATH",
+                   help="an image: each unit's activation over it as a heatmap (one forward pass per layer)")
     common.add_ray_args(p)
     p.add_argument("--distribute", action="store_true",
                    help="deprecated: a local Ray, one worker per GPU (else per core); use --ray")

@@ -36,6 +36,7 @@
     var layer = findLayer(name);
     if (!layer) return {error: "No layer " + name + " in this gallery."};
     var n = parseInt(unit, 10);
+    if ((layer.pending || []).indexOf(n) >= 0) return {error: "Unit " + n + " of " + layer.name + " is still being computed: reload later."};
     if (layer.units.indexOf(n) < 0) return {error: "Unit " + n + " of " + layer.name + " is not in this gallery."};
     return {href: root + layer.slug + "/" + unitFile(n)};
   }

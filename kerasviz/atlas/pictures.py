@@ -1,0 +1,149 @@
+"""A unit's other pictures, for the explorer: its negative (the image that drives it lowest) and a few diverse
+pictures (its channel objective plus the diversity objective, in one batch), each with its score, cached per unit
+like the atlas so that a gallery resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+
+from kerasviz import nets, optimize
+from kerasviz.atlas import atlases
+from kerasviz.atlas.cache import FilterCache, cache_key, cache_settings, default_cache_dir, slug
+from kerasviz.engine import objectives, presets
+from kerasviz.engine.progress import Callback, FilterBar
+
+VIEWS = ("negative", "diverse")  # the pictures `make_gallery(views=...)` can add to each unit page
+DIVERSE_COUNT = 4  # diverse pictures per unit (one batch: the diversity objective compares them)
+DIVERSITY_WEIGHT = 1.0  # weight of `objectives.diversity` beside the unit's channel objective
+COSTS = {  # what each view costs, shown beside its progress bar and in the docs
+    "negative": "negative: one picture per unit (as long as the atlas)",
+    "diverse": f"diverse: {DIVERSE_COUNT} pictures per unit, one batch each (up to {DIVERSE_COUNT}x the atlas)",
+}
+
+
+@dataclasses.dataclass
+class UnitPicture:
+    """One picture of a unit.
+
+    Attributes:
+        image: uint8 `(H, W, C)`.
+        score: the unit's mean activation in the picture.
+    """
+
+    image: np.ndarray
+    score: float
+
+
+class _Advance(Callback):
+    """Moves a `FilterBar` counted in units by each run's steps (`scale` units per image)."""
+
+    def __init__(self, bar: FilterBar, scale: float = 1.0):
+        self.bar, self.scale, self.size, self.last = bar, scale, 0.0, 0.0
+
+    def on_begin(self, items: int, steps: int) -> None:
+        self.size, self.last = items * self.scale, 0.0
+
+    def on_step(self, record) -> None:
+        done = self.size * record.step / max(record.steps, 1)
+        self.bar.advance(done - self.last)
+        self.last = done
+
+
+def check_views(views) -> tuple[str, ...]:
+    """`views` as a tuple of known names (a comma-separated str or a sequence), or a ValueError naming them."""
+    from kerasviz.names import did_you_mean
+
+    if views is None:
+        return ()
+    names = [v.strip() for v in views.split(",")] if isinstance(views, str) else [str(v) for v in views]
+    out = []
+    for name in filter(None, names):
+        if name not in VIEWS:
+            raise ValueError(f"Unknown view {name!r}. Expected some of {', '.join(VIEWS)}."
+                             f"{did_you_mean(name, VIEWS)}")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def negative_pictures(network: nets.Network, layer: str, filters, *, bar: FilterBar, cache_dir=None, preset=None,
+                      seed: int = 0, batch_size=None, memory_budget=None, **overrides) -> dict[int, UnitPicture]:
+    """The picture that drives each unit lowest: the atlas of `-channel(layer)`, cached like the atlas (driving
+    a leaky ReLU down is no trouble for Adam: it is scale-free, and there is no zero to cross).
+
+    Returns:
+        filter -> `UnitPicture` whose score is the unit's mean activation (its linear pre-activation where
+        the ReLU was made leaky): the lowest it reached.
+    """
+    s = presets.resolve_settings(preset, dict(overrides))
+    path, layer_obj = nets.find_layer(network, layer)
+    result = atlases.layer_atlas(network, path, list(filters), objective=-objectives.channel(path, border=s.border),
+                                 cache_dir=cache_dir, preset=preset, seed=seed, batch_size=batch_size,
+                                 memory_budget=memory_budget, progress=False, callbacks=[_Advance(bar)], **overrides)
+    bar.advance(len(result.cached))
+    units = [int(f) for f in result.filters]
+    scores = _mean_activation(network, path, result.images, units, s.pre_activation, layer_obj) if units else []
+    return {f: UnitPicture(result.images[i], float(scores[i])) for i, f in enumerate(units)}
+
+
+SCORE_BATCH = 16  # pictures per forward pass when scoring them
+
+
+def _mean_activation(network: nets.Network, path: str, pictures: np.ndarray, units, pre_activation: bool,
+                     layer) -> np.ndarray:
+    """Each picture's unit's mean activation: its linear pre-activation where `pre_activation` made the layer's
+    ReLU leaky (so that a negative picture reads below zero, in the layer's own units)."""
+    extractor = nets.get_extractor(network, [path], pre_activation)
+    scores = []
+    for start in range(0, len(pictures), SCORE_BATCH):
+        x = network.preprocess(np.array(pictures[start:start + SCORE_BATCH], "float32") / 255.0)
+        out = extractor(x, training=False)
+        if pre_activation and nets.leaks_under_pre_activation(layer):
+            out = nets.undo_leak(out)
+        out = np.asarray(keras.ops.convert_to_numpy(out), "float32")
+        out = out.reshape(len(out), -1, out.shape[-1])
+        picked = np.asarray(units[start:start + SCORE_BATCH])
+        scores.append(out[np.arange(len(out)), :, picked].mean(axis=1))
+    return np.concatenate(scores)
+
+
+def diverse_pictures(network: nets.Network, layer: str, filters, *, bar: FilterBar, cache_dir=None, preset=None,
+                     seed: int = 0, count: int = DIVERSE_COUNT, **overrides) -> dict[int, list[UnitPicture]]:
+    """`count` different pictures of each unit: its channel plus `DIVERSITY_WEIGHT` times the diversity
+    objective (Lucid's), the unit's pictures in one batch; cached per picture.
+
+    Returns:
+        filter -> `count` `UnitPicture`s, each scored by the unit's mean activation in it.
+    """
+    overrides = {k: v for k, v in overrides.items() if k not in ("batch_size", "memory_budget")}
+    s = presets.resolve_settings(preset, dict(overrides))
+    path, layer_obj = nets.find_layer(network, layer)
+    objective = objectives.channel(path, border=s.border) + DIVERSITY_WEIGHT * objectives.diversity(path)
+    filters = [int(f) for f in filters]
+    plan = optimize.plan(network, path, filters[:1], objective=objective, preset=preset, seed=seed,
+                         batch_size=count, **overrides)
+    settings = dict(cache_settings(network, path, plan.settings, seed=seed, objective=objective), view="diverse",
+                    count=count)
+    root = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = FilterCache(os.path.join(root, slug(network.name), f"{slug(path)}-{cache_key(settings)}"), settings)
+    out = {}
+    for f in filters:
+        keys = [f * count + j for j in range(count)]
+        hits = [cache.load(k, network.input_channels) for k in keys]
+        if all(h is not None for h in hits):
+            out[f] = [UnitPicture(image, score) for image, score in hits]
+            bar.advance(1)
+            continue
+        result = plan.run(keys, filters=[f] * count, callbacks=[_Advance(bar, 1 / count)])
+        if result.interrupted:
+            raise KeyboardInterrupt(f"Interrupted in the diverse pictures of {path} {f}.")
+        scores = _mean_activation(network, path, result.images, [f] * count, plan.settings.pre_activation, layer_obj)
+        for key, image, score in zip(keys, result.images, scores, strict=True):
+            cache.store(key, image, float(score), result.seconds / count)
+        out[f] = [UnitPicture(image, float(score)) for image, score in zip(result.images, scores, strict=True)]
+    return out
