@@ -98,7 +98,10 @@ def test_the_new_code_writes_the_old_layout(tmp_path):
     assert written == ["00000.json", "00000.png", "00003.json", "00003.png", "00007.json", "00007.png",
                        "settings.json"]
     for name in ["00000.json", "00003.json", "settings.json"]:
-        assert json.loads((tmp_path / name).read_bytes()) == json.loads(base64.b64decode("".join(OLD_CACHE[name])))
+        old = json.loads(base64.b64decode("".join(OLD_CACHE[name])))
+        if name != "settings.json":
+            old["revived"] = False  # the one key records gained since (the explorer marks revived units)
+        assert json.loads((tmp_path / name).read_bytes()) == old
 
 
 def test_memory_url_store_load_and_load_many(memory_url):
