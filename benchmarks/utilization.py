@@ -93,7 +93,8 @@ def model_step(net, layer: str, precision: str, batch: int, size: int):
     extractor = kv.nets.get_extractor(net, [layer], True, precision)
     backend = keras.backend.backend()
     x_np = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, net.input_channels)).astype("float32")
-    one_hot = np.eye(int(extractor.outputs[0].shape[-1]), dtype="float32")[np.arange(batch) % 16]
+    one_hot = keras.ops.convert_to_tensor(np.eye(int(extractor.outputs[0].shape[-1]), dtype="float32")[
+        np.arange(batch) % 16])
 
     def total(acts):
         return keras.ops.sum(keras.ops.mean(acts, axis=(1, 2)) * one_hot)
