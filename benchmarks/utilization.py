@@ -6,8 +6,9 @@
 
 Measured, in this order, for each precision:
 
-- `matmul`: the best of `--repeats` square matmuls of `--matmul-size` (2048) on the backend, float32 tensors,
-  or bfloat16 tensors (what a `mixed_bfloat16` layer multiplies); GFLOP/s = 2 n^3 / s;
+- `matmul`: before and after every layer, the best of `--repeats` square matmuls of `--matmul-size` (2048)
+  on the backend, float32 tensors or bfloat16 tensors (what a `mixed_bfloat16` layer multiplies);
+  GFLOP/s = 2 n^3 / s; the peak is the best of all of them (the least disturbed by other work);
 - for each layer (batch `--batch`, `--size` px, one filter per image):
   - `model`: the model's forward pass and input gradient alone (the extractor kerasviz uses, at that
     precision, compiled: `tf.function` / `jax.jit`; eager on torch), on a fixed batch: the cost the FLOP
@@ -144,7 +145,25 @@ def kerasviz_step_seconds(net, layer: str, precision: str, args) -> float:
     run(1)  # compile
     short = min(run(args.warm) for _ in range(args.repeats_step))
     long = min(run(args.warm + args.steps) for _ in range(args.repeats_step))
-    return max(long - short, 1e-9) / args.steps
+    return (long - short) / args.steps if long > short else float("nan")  # nan: the load hid the steps
+
+
+def set_threads(n: int) -> None:
+    """Limit the backend's compute threads to `n` (call before any computation; JAX: before it is imported)."""
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend == "jax":
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
+                                   f"{'false' if n == 1 else 'true'} intra_op_parallelism_threads={n}").strip()
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    elif backend == "torch":
+        import torch
+
+        torch.set_num_threads(n)
 
 
 def main():
@@ -162,7 +181,12 @@ def main():
     parser.add_argument("--repeats-step", type=int, default=1, help="kerasviz runs of each length, best kept")
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--skip-kerasviz", action="store_true", help="time the model step only")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="compute threads of the backend (default: its own); 1 gives steadier figures on a "
+                             "busy machine: the matmul peak and the steps then share one core")
     args = parser.parse_args()
+    if args.threads:
+        set_threads(args.threads)
 
     import keras
 
@@ -172,41 +196,49 @@ def main():
     net = kv.get_model(args.model, weights=weights)
     backend = keras.backend.backend()
     gflop = {layer: flops.step_flops(net, layer, args.size) * args.batch / 1e9 for layer in args.layers}
-    print(f"{args.model} ({weights}), batch {args.batch}, {args.size} px, backend {backend}, "
+    threads = f"{args.threads} thread(s)" if args.threads else "default threads"
+    print(f"{args.model} ({weights}), batch {args.batch}, {args.size} px, backend {backend}, {threads}, "
           f"bfloat16_is_fast={kv.engine.backend.bfloat16_is_fast()}; {_load()}", flush=True)
-    rows = []
+    rows, peaks = [], {}
+
+    def peak_of(precision):  # measured again beside every layer; the best seen is the peak (least disturbed)
+        peaks[precision] = max(peaks.get(precision, 0.0), matmul_peak(precision, args.matmul_size, args.repeats))
+        return peaks[precision]
+
     for precision in args.precision:
-        peak = matmul_peak(precision, args.matmul_size, args.repeats)
-        print(f"matmul {args.matmul_size}x{args.matmul_size} {precision}: {peak:.0f} GFLOP/s ({_load()})", flush=True)
         for layer in args.layers:
+            peak = peak_of(precision)
             step = model_step(net, layer, precision, args.batch, args.size)
             step()  # compile
             model_s = _best(step, args.repeats)
             viz_s = None if args.skip_kerasviz else kerasviz_step_seconds(net, layer, precision, args)
-            rows.append((precision, layer, peak, gflop[layer], model_s, viz_s))
-            line = (f"  {layer} {precision}: model {1e3 * model_s:.0f} ms ({gflop[layer] / model_s:.0f} GFLOP/s, "
-                    f"{100 * gflop[layer] / model_s / peak:.0f}%)")
+            peak = peak_of(precision)
+            rows.append((precision, layer, gflop[layer], model_s, viz_s))
+            line = (f"  {layer} {precision}: matmul peak so far {peak:.0f} GFLOP/s; model {1e3 * model_s:.0f} ms "
+                    f"({gflop[layer] / model_s:.0f} GFLOP/s)")
             if viz_s is not None:
-                line += (f", kerasviz step {1e3 * viz_s:.0f} ms ({gflop[layer] / viz_s:.0f} GFLOP/s, "
-                         f"{100 * gflop[layer] / viz_s / peak:.0f}%)")
+                line += f", kerasviz step {1e3 * viz_s:.0f} ms ({gflop[layer] / viz_s:.0f} GFLOP/s)"
             print(line + f"  [{_load()}]", flush=True)
 
-    print(f"\n{args.model} ({weights}), batch {args.batch}, {args.size} px, backend {backend}; {_load()}")
-    print("| layer | precision | GFLOP/step | matmul peak GFLOP/s | model ms | GFLOP/s | % peak "
-          "| kerasviz step ms | GFLOP/s | % peak | other ms |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for precision, layer, peak, g, model_s, viz_s in rows:
+    print(f"\n{args.model} ({weights}), batch {args.batch}, {args.size} px, backend {backend}, {threads}; {_load()}")
+    print("matmul peak: " + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in peaks.items())
+          + f" ({args.matmul_size}x{args.matmul_size}, the best of every measurement)")
+    print("| layer | precision | GFLOP/step | model ms | GFLOP/s | % peak | kerasviz step ms | GFLOP/s | % peak "
+          "| other ms |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for precision, layer, g, model_s, viz_s in rows:
+        peak = peaks[precision]
         viz = ("- | - | - | -" if viz_s is None else
                f"{1e3 * viz_s:.0f} | {g / viz_s:.0f} | {100 * g / viz_s / peak:.0f}% | {1e3 * (viz_s - model_s):.0f}")
-        print(f"| {layer} | {precision} | {g:.1f} | {peak:.0f} | {1e3 * model_s:.0f} | {g / model_s:.0f} | "
+        print(f"| {layer} | {precision} | {g:.1f} | {1e3 * model_s:.0f} | {g / model_s:.0f} | "
               f"{100 * g / model_s / peak:.0f}% | {viz} |")
     for layer in args.layers:
         by = {r[0]: r for r in rows if r[1] == layer}
         if {"float32", "bfloat16"} <= set(by):
             f32, b16 = by["float32"], by["bfloat16"]
-            ratio = f"model {f32[4] / b16[4]:.2f}x"
-            if f32[5] and b16[5]:
-                ratio += f", kerasviz step {f32[5] / b16[5]:.2f}x"
+            ratio = f"model {f32[3] / b16[3]:.2f}x"
+            if f32[4] and b16[4]:
+                ratio += f", kerasviz step {f32[4] / b16[4]:.2f}x"
             print(f"bfloat16 vs float32, {layer}: {ratio}")
 
 
