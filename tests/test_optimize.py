@@ -91,11 +91,16 @@ def test_chunks_are_even_and_cover_every_filter():
 
 
 @pytest.mark.engine
-def test_activation_rises_for_every_filter(tiny_cnn):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_activation_rises_for_every_filter(tiny_cnn, precision):
     result = kv.visualize_filters(tiny_cnn, "conv2", range(16), preset="fast", size=32, steps=20,
-                                  progress=False)
+                                  progress=False, precision=precision)
     assert result.history.shape == (20, 16)
-    assert np.all(result.history[-1] > result.history[0])
+    # bf16 scores are rounded to 8 significant bits: a filter that barely moves (one of the tiny CNN's sits at
+    # -0.387 in both precisions) rises by less than that rounding, so bf16 is held to rise within it
+    slack = 0.0 if precision == "float32" else 2.0**-8 * np.abs(result.history[0])
+    assert np.all(result.history[-1] > result.history[0] - slack)
+    assert np.mean(result.history[-1] > result.history[0]) >= 0.75
 
 
 @pytest.mark.engine
