@@ -43,8 +43,8 @@ class Preset:
             under Keras's `mixed_bfloat16` policy, reading the model's own weights) or `"auto"` (bfloat16 where
             the hardware runs it fast, float32 elsewhere, see `resolve_precision`). The parameterization,
             transforms, update rule, scores and returned images stay float32 in every case. Defaults to
-            `"auto"`: in `benchmarks/quality.py` the bf16 pictures of `fast`, `quality` and `blog2016` score as
-            the float32 ones within the benchmark's seed-to-seed noise, 1.1x to 1.9x faster on this project's
+            `"auto"`: in `benchmarks/quality.py` the bf16 pictures of `fast`, `quality`, `blog2016` and `lucid`
+            score as the float32 ones within the benchmark's seed-to-seed noise, 1.1x to 1.9x faster on this project's
             AVX512-BF16 CPU (docs/speed.md);
             `keras-io` stays `"float32"` (it reproduces the tutorial exactly).
     """
