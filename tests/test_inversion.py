@@ -34,8 +34,10 @@ def test_caricature_from_noise_raises_the_cosine_and_keeps_the_orientation(grati
     assert result.per_layer_after == {"gabor": pytest.approx(result.similarity_after)}
     assert result.image.shape == (SIZE, SIZE, 3) and result.image.dtype == np.uint8
     assert angle_difference(dominant_orientation(result.image / 255.0), 45.0) < 15.0
-    # the objective's own final score (no transforms) is the similarity reported
-    assert result.result.scores[0] == pytest.approx(result.similarity_after, abs=1e-4)
+    # the objective's own final score (no transforms) is the similarity reported; in bfloat16 (the default
+    # "auto" on a CPU with bf16 units) the score is computed by the bf16 model: within its 1% rounding
+    tol = 1e-4 if result.result.settings["precision"] == "float32" else 0.01
+    assert result.result.scores[0] == pytest.approx(result.similarity_after, abs=tol)
 
 
 def test_from_image_starts_at_the_image(gratings):

@@ -91,11 +91,16 @@ def test_chunks_are_even_and_cover_every_filter():
 
 
 @pytest.mark.engine
-def test_activation_rises_for_every_filter(tiny_cnn):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_activation_rises_for_every_filter(tiny_cnn, precision):
     result = kv.visualize_filters(tiny_cnn, "conv2", range(16), preset="fast", size=32, steps=20,
-                                  progress=False)
+                                  progress=False, precision=precision)
     assert result.history.shape == (20, 16)
-    assert np.all(result.history[-1] > result.history[0])
+    # bf16 scores are rounded to 8 significant bits: a filter that barely moves (one of the tiny CNN's sits at
+    # -0.387 in both precisions) rises by less than that rounding, so bf16 is held to rise within it
+    slack = 0.0 if precision == "float32" else 2.0**-8 * np.abs(result.history[0])
+    assert np.all(result.history[-1] > result.history[0] - slack)
+    assert np.mean(result.history[-1] > result.history[0]) >= 0.75
 
 
 @pytest.mark.engine
@@ -378,7 +383,7 @@ def test_bfloat16_pictures_score_like_float32(model, layer, n, size, steps, requ
     policies = [m.dtype_policy.name for m in model.layers]
     weights = [np.array(w) for w in model.get_weights()]
     kw = dict(preset="fast", size=size, steps=steps, revive_steps=0, progress=False, seed=3)
-    fp32 = kv.visualize_filters(model, layer, range(n), **kw)
+    fp32 = kv.visualize_filters(model, layer, range(n), precision="float32", **kw)
     bf16 = kv.visualize_filters(model, layer, range(n), precision="bfloat16", **kw)
     assert bf16.settings["precision"] == "bfloat16" and fp32.settings["precision"] == "float32"
     assert bf16.images.dtype == np.uint8 and bf16.images.shape == fp32.images.shape
@@ -403,10 +408,12 @@ def test_bfloat16_pictures_score_like_float32(model, layer, n, size, steps, requ
 
 
 @pytest.mark.engine
-def test_precision_is_compiled_in_and_float32_stays_the_default(tiny_cnn):
+def test_precision_is_compiled_in_and_auto_is_the_default(tiny_cnn):
     kw = dict(preset="fast", size=16, steps=2, revive_steps=0)
-    fp32 = kv.optimize.plan(tiny_cnn, "conv1", [0], **kw).renderer
+    fp32 = kv.optimize.plan(tiny_cnn, "conv1", [0], precision="float32", **kw).renderer
     bf16 = kv.optimize.plan(tiny_cnn, "conv1", [0], precision="bfloat16", **kw).renderer
+    default = kv.optimize.plan(tiny_cnn, "conv1", [0], **kw).renderer
+    assert default is (bf16 if kv.presets.resolve_precision("auto") == "bfloat16" else fp32)
     assert "precision" in rendering.TRACED_SETTINGS and fp32 is not bf16
     assert fp32.precision == "float32" and bf16.precision == "bfloat16"
     assert kv.optimize.plan(tiny_cnn, "conv1", [0], precision="bf16", **kw).renderer is bf16

@@ -1,5 +1,7 @@
 """Pixel checksums taken before the redesign (the three wings): a refactor keeps the pictures, same seed, same
-pixels, on this kind of CPU with TensorFlow."""
+pixels, on this kind of CPU with TensorFlow. They were made in float32, so every call pins `precision="float32"`
+(the default, `"auto"`, is bfloat16 on this project's CPU and float32 on others); one bfloat16 case is pinned
+apart."""
 
 import hashlib
 
@@ -21,6 +23,10 @@ BEFORE = {  # taken on the code before the move (commit 8a1184c), by the same ca
     "layer_atlas": "f30dbacba30c52a1",
     "vgg16/block3_conv3/fast": "8313098cb1ceb455",  # filter 1 comes from the revive steps
 }
+BFLOAT16 = {  # taken when "auto" became the default (the bfloat16 extractor, this project's AVX512-BF16 CPU)
+    "visualize_filters/fast": "90ac1e77f5d9e965",
+}
+FLOAT32 = dict(precision="float32")
 
 
 def _sha(a) -> str:
@@ -34,24 +40,32 @@ def net():
 
 @pytest.mark.parametrize("preset", ["quality", "fast", "lucid", "keras-io", "blog2016"])
 def test_visualize_filters_pixels_are_unchanged(net, preset):
-    r = kv.visualize_filters(net, "conv2", range(3), preset=preset, size=32, steps=6, progress=False)
+    r = kv.visualize_filters(net, "conv2", range(3), preset=preset, size=32, steps=6, progress=False, **FLOAT32)
     assert _sha(r.images) == BEFORE[f"visualize_filters/{preset}"]
+
+
+def test_bfloat16_pixels_are_unchanged(net):
+    r = kv.visualize_filters(net, "conv2", range(3), preset="fast", size=32, steps=6, progress=False,
+                             precision="bfloat16")
+    assert r.settings["precision"] == "bfloat16"
+    assert _sha(r.images) == BFLOAT16["visualize_filters/fast"]
 
 
 def test_render_dream_caricature_and_atlas_pixels_are_unchanged(net, tmp_path):
     g = make_grating_model()
-    r = kv.render(g, kv.objectives.channel("gabor"), batch=2, size=40, steps=5, progress=False, preset="fast")
+    r = kv.render(g, kv.objectives.channel("gabor"), batch=2, size=40, steps=5, progress=False, preset="fast",
+                  **FLOAT32)
     photo = np.random.default_rng(0).uniform(size=(40, 40, 3)).astype("float32")
     got = {
         "render/channel": _sha(r.images),
-        "dream": _sha(kv.dream(net, "conv2", photo, steps=4, octaves=2, progress=False)),
-        "caricature": _sha(kv.caricature(net, "conv2", photo, steps=4, size=32, octaves=1).image),
+        "dream": _sha(kv.dream(net, "conv2", photo, steps=4, octaves=2, progress=False, **FLOAT32)),
+        "caricature": _sha(kv.caricature(net, "conv2", photo, steps=4, size=32, octaves=1, **FLOAT32).image),
         "layer_atlas": _sha(kv.layer_atlas(net, "conv1", range(4), cache_dir=tmp_path, preset="fast", size=32,
-                                           steps=5, progress=False).images),
+                                           steps=5, progress=False, **FLOAT32).images),
     }
     assert got == {k: BEFORE[k] for k in got}
 
 
 def test_a_trained_vgg16_with_a_revived_filter_keeps_its_pixels(hed_vgg16):
-    r = kv.visualize_filters(hed_vgg16, "block3_conv3", range(4), preset="fast", progress=False)
+    r = kv.visualize_filters(hed_vgg16, "block3_conv3", range(4), preset="fast", progress=False, **FLOAT32)
     assert r.revived == [1] and _sha(r.images) == BEFORE["vgg16/block3_conv3/fast"]

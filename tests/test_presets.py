@@ -84,13 +84,18 @@ def test_unknown_settings_suggest_close_names():
 
 
 @pytest.mark.engine
-def test_precision_defaults_to_float32_and_keras_io_stays_float32():
-    assert presets.Preset().precision == "float32"
-    assert all(p.precision == "float32" for p in presets.PRESETS.values())  # until the benchmark has measured bf16
+def test_precision_defaults_to_auto_and_keras_io_stays_float32():
+    auto = presets.resolve_precision("auto")
+    assert presets.Preset().precision == "auto"
+    pinned = {name: p.precision for name, p in presets.PRESETS.items() if p.precision != "auto"}
+    assert pinned == {"keras-io": "float32"}
     assert presets.resolve_settings("keras-io", {}).precision == "float32"
+    assert presets.resolve_settings(None, {}).precision == auto
     assert presets.resolve_settings("fast", dict(precision="bfloat16")).precision == "bfloat16"
     assert presets.resolve_settings("fast", dict(precision="BF16")).precision == "bfloat16"
-    assert presets.resolve_settings("fast", dict(precision=None)).precision == "float32"  # None: the preset's
+    assert presets.resolve_settings("fast", dict(precision="fp32")).precision == "float32"
+    assert presets.resolve_settings("fast", dict(precision=None)).precision == auto  # None: the preset's
+    assert presets.resolve_settings("keras-io", dict(precision="bfloat16")).precision == "bfloat16"  # asked for
 
 
 @pytest.mark.engine

@@ -62,8 +62,9 @@ PRECISIONS = ("float32", "bfloat16", "auto")  # engine.presets.PRECISIONS, witho
 def add_precision_arg(p: argparse.ArgumentParser) -> None:
     """`--precision`: what the feature extractor computes in (the `Preset.precision` override)."""
     p.add_argument("--precision", default=None, choices=PRECISIONS,
-                   help="what the model computes in: float32 (default), bfloat16 (faster on hardware with bf16 "
-                        "units; images and scores stay float32) or auto (bfloat16 where it is fast)")
+                   help="what the model computes in: auto (the presets' default: bfloat16 where the hardware "
+                        "runs it fast, float32 elsewhere; keras-io stays float32), float32 or bfloat16 (images and "
+                        "scores stay float32)")
 
 
 def load_network(args):

@@ -40,11 +40,13 @@ class Preset:
             (`kerasviz.engine.render.revive_window`), which gives the same gradient for less compute. 0 turns it off.
         revive_lr: the learning rate of those extra steps (Adam).
         precision: what the feature extractor computes in: `"float32"`, `"bfloat16"` (a copy of the extractor
-            under Keras's `mixed_bfloat16` policy, reading the model's own weights; 1.6x faster for VGG16
-            `block3_conv3` with the `fast` preset on this project's AVX512-BF16 CPU) or `"auto"` (bfloat16
-            where the hardware runs it fast, see `resolve_precision`). The parameterization, transforms,
-            update rule, scores and returned images stay float32 in every case. Defaults to `"float32"` until
-            the quality benchmark has measured bf16 on every preset (docs/filters.md, "Precision").
+            under Keras's `mixed_bfloat16` policy, reading the model's own weights) or `"auto"` (bfloat16 where
+            the hardware runs it fast, float32 elsewhere, see `resolve_precision`). The parameterization,
+            transforms, update rule, scores and returned images stay float32 in every case. Defaults to
+            `"auto"`: in `benchmarks/quality.py` the bf16 pictures of `fast`, `quality`, `blog2016` and `lucid`
+            score as the float32 ones within the benchmark's seed-to-seed noise, 1.1x to 1.9x faster on this project's
+            AVX512-BF16 CPU (docs/speed.md);
+            `keras-io` stays `"float32"` (it reproduces the tutorial exactly).
     """
 
     size: int = 128
@@ -64,7 +66,7 @@ class Preset:
     crop: int = 0
     revive_steps: int = 0
     revive_lr: float = 0.05
-    precision: str = "float32"
+    precision: str = "auto"
 
 
 PRECISIONS = ("float32", "bfloat16", "auto")
@@ -112,7 +114,7 @@ def _presets() -> dict[str, Preset]:
             param=params.pixel(init="uniform", scale=0.25, sigmoid=False, decorrelate=False),
             transforms=(), update="l2", border=2, pre_activation=False, input_space=True,
             deprocess="normalize", deprocess_std=0.15, crop=25,
-            precision="float32",  # it reproduces the tutorial exactly, whatever the default becomes
+            precision="float32",  # it reproduces the tutorial exactly (the default is "auto")
         ),
         # Chollet's 2016 blog: gray + noise, RMS-normalized gradient, 40 steps of one gray level.
         "blog2016": Preset(

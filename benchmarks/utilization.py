@@ -1,0 +1,246 @@
+"""Utilization: achieved GFLOP/s of the kerasviz step beside the matmul peak of the same precision, same backend.
+
+    python benchmarks/utilization.py                             # VGG16 hed, three layers, fp32 and bf16
+    python benchmarks/utilization.py --layers block3_conv3 --precision bfloat16 --steps 4
+    KERAS_BACKEND=jax python benchmarks/utilization.py --layers block3_conv3
+
+Measured, in this order, for each precision:
+
+- `matmul`: before and after every layer, the best of `--repeats` square matmuls of `--matmul-size` (2048)
+  on the backend, float32 tensors or bfloat16 tensors (what a `mixed_bfloat16` layer multiplies);
+  GFLOP/s = 2 n^3 / s; the peak is the best of all of them (the least disturbed by other work);
+- for each layer (batch `--batch`, `--size` px, one filter per image):
+  - `model`: the model's forward pass and input gradient alone (the extractor kerasviz uses, at that
+    precision, compiled: `tf.function` / `jax.jit`; eager on torch), on a fixed batch: the cost the FLOP
+    count (`flops.py`) describes;
+  - `kerasviz`: one step of `kv.visualize_filters(..., preset=--preset)` (Fourier param, transforms, Adam
+    update, the objective): the time of a run of `--warm + --steps` steps minus one of `--warm` steps, over
+    `--steps`, so compiling, the start and the end of a run cancel;
+  - ms per step, GFLOP/s (the FLOP count of `flops.step_flops` x batch over that time), and that as a
+    share of the same precision's matmul peak; `other` is the kerasviz step's time beyond the model's
+    (param, transforms, update, objective).
+
+Timings on a shared machine move with the load: the load average is printed beside every table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import flops  # noqa: E402
+
+LAYERS = ("block1_conv2", "block3_conv3", "block4_conv3")
+
+
+def _load() -> str:
+    return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+
+
+def _best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def matmul_peak(precision: str, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of an n x n matmul on the active Keras backend in `precision` (float32 or bfloat16 tensors)."""
+    import keras
+    import numpy as np
+
+    backend = keras.backend.backend()
+    rng = np.random.default_rng(0)
+    a_np, b_np = (rng.standard_normal((n, n)).astype("float32") for _ in range(2))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        a, b = (tf.cast(tf.constant(m), precision) for m in (a_np, b_np))
+        f = tf.function(tf.matmul)
+        run = lambda: f(a, b).numpy()  # noqa: E731
+    elif backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        a, b = (jnp.asarray(m, dtype=precision) for m in (a_np, b_np))
+        f = jax.jit(jnp.matmul)
+        run = lambda: f(a, b).block_until_ready()  # noqa: E731
+    elif backend == "torch":
+        import torch
+
+        a, b = (torch.tensor(m).to(getattr(torch, precision)) for m in (a_np, b_np))
+        run = lambda: torch.matmul(a, b).sum().item()  # noqa: E731
+    else:
+        raise ValueError(f"No matmul for backend {backend!r}.")
+    run()  # compile, warm the caches
+    return 2 * n**3 / _best(run, repeats) / 1e9
+
+
+def model_step(net, layer: str, precision: str, batch: int, size: int):
+    """A function running one compiled forward + input gradient of the extractor for `layer` on a fixed batch
+    (one filter per image, mean over positions), returning after the gradient is computed."""
+    import keras
+    import numpy as np
+
+    import kerasviz as kv
+
+    extractor = kv.nets.get_extractor(net, [layer], True, precision)
+    backend = keras.backend.backend()
+    x_np = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, net.input_channels)).astype("float32")
+    one_hot = keras.ops.convert_to_tensor(np.eye(int(extractor.outputs[0].shape[-1]), dtype="float32")[
+        np.arange(batch) % 16])
+
+    def total(acts):
+        return keras.ops.sum(keras.ops.mean(acts, axis=(1, 2)) * one_hot)
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(x_np)
+
+        @tf.function
+        def grad(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = total(extractor(x, training=False))
+            return tape.gradient(loss, x)
+
+        return lambda: grad(x).numpy()
+    if backend == "jax":
+        import jax
+
+        tv = [v.value for v in extractor.trainable_variables]
+        ntv = [v.value for v in extractor.non_trainable_variables]
+        grad = jax.jit(jax.grad(lambda x, tv, ntv: total(extractor.stateless_call(tv, ntv, x)[0])))
+        return lambda: grad(x_np, tv, ntv).block_until_ready()
+    if backend == "torch":
+        import torch
+
+        def run():
+            x = torch.tensor(x_np, requires_grad=True)
+            total(extractor(x, training=False)).backward()
+            return x.grad.sum().item()
+
+        return run
+    raise ValueError(f"No step for backend {backend!r}.")
+
+
+def kerasviz_step_seconds(net, layer: str, precision: str, args) -> float:
+    """Seconds of one `visualize_filters` step (the difference of two runs, over the extra steps)."""
+    import kerasviz as kv
+
+    def run(steps):
+        t = time.perf_counter()
+        kv.visualize_filters(net, layer, range(args.batch), preset=args.preset, size=args.size, steps=steps,
+                             octaves=1, revive_steps=0, batch_size=args.batch, precision=precision, progress=False)
+        return time.perf_counter() - t
+
+    run(1)  # compile
+    short = min(run(args.warm) for _ in range(args.repeats_step))
+    long = min(run(args.warm + args.steps) for _ in range(args.repeats_step))
+    return (long - short) / args.steps if long > short else float("nan")  # nan: the load hid the steps
+
+
+def set_threads(n: int) -> None:
+    """Limit the backend's compute threads to `n` (call before any computation; JAX: before it is imported)."""
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend == "jax":
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
+                                   f"{'false' if n == 1 else 'true'} intra_op_parallelism_threads={n}").strip()
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(n)
+    elif backend == "torch":
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="VGG16")
+    parser.add_argument("--weights", default="hed")
+    parser.add_argument("--layers", nargs="+", default=list(LAYERS))
+    parser.add_argument("--precision", nargs="+", default=["float32", "bfloat16"], choices=("float32", "bfloat16"))
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--preset", default="fast", help="the kerasviz step's preset (octaves=1, no revive)")
+    parser.add_argument("--warm", type=int, default=2, help="steps of the shorter kerasviz run (default: 2)")
+    parser.add_argument("--steps", type=int, default=4, help="extra steps of the longer run (default: 4)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed model steps and matmuls, best kept")
+    parser.add_argument("--repeats-step", type=int, default=1, help="kerasviz runs of each length, best kept")
+    parser.add_argument("--matmul-size", type=int, default=2048)
+    parser.add_argument("--skip-kerasviz", action="store_true", help="time the model step only")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="compute threads of the backend (default: its own); 1 gives steadier figures on a "
+                             "busy machine: the matmul peak and the steps then share one core")
+    args = parser.parse_args()
+    if args.threads:
+        set_threads(args.threads)
+
+    import keras
+
+    import kerasviz as kv
+
+    weights = None if args.weights.lower() == "none" else args.weights
+    net = kv.get_model(args.model, weights=weights)
+    backend = keras.backend.backend()
+    gflop = {layer: flops.step_flops(net, layer, args.size) * args.batch / 1e9 for layer in args.layers}
+    threads = f"{args.threads} thread(s)" if args.threads else "default threads"
+    print(f"{args.model} ({weights}), batch {args.batch}, {args.size} px, backend {backend}, {threads}, "
+          f"bfloat16_is_fast={kv.engine.backend.bfloat16_is_fast()}; {_load()}", flush=True)
+    rows, peaks = [], {}
+
+    def peak_of(precision):  # measured again beside every layer; the best seen is the peak (least disturbed)
+        peaks[precision] = max(peaks.get(precision, 0.0), matmul_peak(precision, args.matmul_size, args.repeats))
+        return peaks[precision]
+
+    for precision in args.precision:
+        for layer in args.layers:
+            peak = peak_of(precision)
+            step = model_step(net, layer, precision, args.batch, args.size)
+            step()  # compile
+            model_s = _best(step, args.repeats)
+            viz_s = None if args.skip_kerasviz else kerasviz_step_seconds(net, layer, precision, args)
+            peak = peak_of(precision)
+            rows.append((precision, layer, gflop[layer], model_s, viz_s))
+            line = (f"  {layer} {precision}: matmul peak so far {peak:.0f} GFLOP/s; model {1e3 * model_s:.0f} ms "
+                    f"({gflop[layer] / model_s:.0f} GFLOP/s)")
+            if viz_s is not None:
+                line += f", kerasviz step {1e3 * viz_s:.0f} ms ({gflop[layer] / viz_s:.0f} GFLOP/s)"
+            print(line + f"  [{_load()}]", flush=True)
+
+    print(f"\n{args.model} ({weights}), batch {args.batch}, {args.size} px, backend {backend}, {threads}; {_load()}")
+    print("matmul peak: " + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in peaks.items())
+          + f" ({args.matmul_size}x{args.matmul_size}, the best of every measurement)")
+    print("| layer | precision | GFLOP/step | model ms | GFLOP/s | % peak | kerasviz step ms | GFLOP/s | % peak "
+          "| other ms |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for precision, layer, g, model_s, viz_s in rows:
+        peak = peaks[precision]
+        viz = ("- | - | - | -" if viz_s is None else
+               f"{1e3 * viz_s:.0f} | {g / viz_s:.0f} | {100 * g / viz_s / peak:.0f}% | {1e3 * (viz_s - model_s):.0f}")
+        print(f"| {layer} | {precision} | {g:.1f} | {1e3 * model_s:.0f} | {g / model_s:.0f} | "
+              f"{100 * g / model_s / peak:.0f}% | {viz} |")
+    for layer in args.layers:
+        by = {r[0]: r for r in rows if r[1] == layer}
+        if {"float32", "bfloat16"} <= set(by):
+            f32, b16 = by["float32"], by["bfloat16"]
+            ratio = f"model {f32[3] / b16[3]:.2f}x"
+            if f32[4] and b16[4]:
+                ratio += f", kerasviz step {f32[4] / b16[4]:.2f}x"
+            print(f"bfloat16 vs float32, {layer}: {ratio}")
+
+
+if __name__ == "__main__":
+    main()
