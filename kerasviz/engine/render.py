@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 
 import keras
@@ -19,6 +20,13 @@ ACTIVATION_OVERHEAD = 3  # forward activations + gradients + workspace, per acti
 
 
 MAX_AUTO_BATCH = 64
+
+
+# The compiled loop (`backend.compile_loop`): up to LOOP_STEPS steps per call, as many as take about
+# BLOCK_SECONDS (measured on the blocks already run). See `Renderer.run`.
+LOOP_STEPS = 64
+BLOCK_SECONDS = 0.25
+BLOCK_STEPS = None  # None: chosen from the measured step time; an int forces the steps per call (1: the step loop)
 
 
 def estimate_batch_size(extractor, size: tuple[int, int], channels: int, memory_budget: int) -> int:
@@ -141,7 +149,9 @@ class Renderer:
 
         score_fn = scorer(objective, self.transform)
         self._step = backend.compile_step(score_fn, self.update, model=self.extractor)
+        self._loop = backend.compile_loop(score_fn, self.update, model=self.extractor)
         self._clean = backend.compile_scores(score_fn, model=self.extractor)
+        self.block_steps = None  # None: BLOCK_STEPS; an int forces the steps per compiled call (1: the step loop)
         self._revive_step = None
         if revive is not None:
             if not set(revive.layers) <= set(layers):
@@ -157,7 +167,7 @@ class Renderer:
     def traces(self) -> int:
         """How many times this renderer's compiled functions have been traced (0 on PyTorch, which runs eagerly):
         a new image size or batch size traces again; new filters, steps or learning rates do not."""
-        compiled = [self._step, self._clean]
+        compiled = [self._step, self._loop, self._clean]
         if self._revive_step is not None:
             compiled += [self._revive_step, self._revive_scores]
         return sum(backend.traces(f) for f in compiled)
@@ -224,19 +234,18 @@ class Renderer:
             state = ex.call(self.update.init, values)
             u_all = self._draw_uniforms(keys, seed, steps_per[octave], octave)  # drawn up front, on the host
             try:
-                for t in range(steps_per[octave]):
-                    values, state, scores = ex.call(
-                        self._step, values, state, backend.to_tensor(np.int32(t)), lr, ex.put(u_all[t]), filters_t
-                    )
+                for n, finished, scores in self._blocks(ex, values, state, lr, u_all, filters_t):
+                    values = finished  # the values after the block: what an interruption returns
                     history.append(scores)
-                    done += 1
+                    done += n
                     if on_step is not None:
                         on_step(done, total)
             except KeyboardInterrupt:
                 interrupted = True
                 break
         final = ex.get(ex.call(self._clean, values, None, filters_t))
-        hist = np.stack([ex.get(h) for h in history]) if history else np.zeros((0, batch))
+        hist = (np.concatenate([h if isinstance(h, np.ndarray) else ex.get(h)[None] for h in history])
+                if history else np.zeros((0, batch)))
         if ex.replicas > 1:  # back on the default device, without the padding
             values = [backend.to_tensor(ex.get(v)[:n_given]) for v in values]
             keys, filters, final, hist = keys[:n_given], filters[:n_given], final[:n_given], hist[:, :n_given]
@@ -244,6 +253,60 @@ class Renderer:
         if self._revive_step is not None and s.revive_steps > 0 and not interrupted:
             values, final, revived = self._revive(values, final, keys, filters, s, on_step, total)
         return self._current(values), final.astype("float32"), hist.astype("float32"), interrupted, revived
+
+    def _blocks(self, ex, values, state, lr, u_all, filters_t):
+        """The steps of one octave, in blocks: yields `(steps done in the block, values, scores)`, the
+        scores `[steps, batch]` on the host, or one step's scores `[batch]` still on the device (the step loop).
+
+        How many steps a call runs: `self.block_steps` if set, else `BLOCK_STEPS` if set, else chosen from
+        the time measured: the first block of an octave runs 1 step, then each block as many as took
+        `BLOCK_SECONDS` at the step time of the last block (a block that traced is not timed: the next one
+        runs 4 times as many), at most `LOOP_STEPS`. A small model on a fast device so runs 64 steps per call
+        and the host's dispatch cost is paid once per 64 steps; a big one on a slow device runs 1 or a few,
+        so progress and Ctrl-C stay within a fraction of a second. The pictures do not depend on the blocks:
+        step for step the loop computes what the step computes. K = 1 is the step loop (one compiled call
+        per step, no host sync in between)."""
+        steps = u_all.shape[0]
+        forced = self.block_steps if self.block_steps is not None else BLOCK_STEPS
+        if forced is not None and int(forced) < 1:
+            raise ValueError(f"block_steps must be None or an int >= 1. Received: {forced!r}.")
+        if forced is not None and int(forced) == 1:
+            for t in range(steps):
+                values, state, scores = ex.call(self._step, values, state, backend.to_tensor(np.int32(t)), lr,
+                                                ex.put(u_all[t]), filters_t)
+                yield 1, values, scores
+            return
+        k = LOOP_STEPS if forced is None else int(forced)
+        u_block = np.zeros((k, *u_all.shape[1:]), "float32")
+        t, count = 0, (1 if forced is None else k)
+        while t < steps:
+            n = min(count, steps - t)
+            u_block[:n] = u_all[t : t + n]
+            u_block[n:] = 0.0
+            before, start = self.traces(), time.perf_counter()
+            values, state, scores = self._call_loop(ex, values, state, np.int32(t), lr, u_block, filters_t, n)
+            seconds, traced = time.perf_counter() - start, self.traces() != before  # scores on the host: synced
+            t += n
+            yield n, values, scores
+            if forced is None:
+                count = min(k, 4 * n) if traced else int(min(k, max(1, BLOCK_SECONDS * n / max(seconds, 1e-9))))
+
+    def _call_loop(self, ex, values, state, t0, lr, u_block, filters_t, n):
+        """One call of the compiled loop on `ex`: `(values, state, scores [n, batch] on the host)`. On replicas
+        the batch travels on axis 0 (how `ex.put` and `ex.get` split and join it)."""
+        t0, count = backend.to_tensor(t0), backend.to_tensor(np.int32(n))
+        if ex.replicas == 1:
+            values, state, history = self._loop(values, state, t0, lr, backend.to_tensor(u_block), filters_t, count)
+            return values, state, ex.get(history)[:n]
+        loop = self._loop
+
+        def replica(values, state, t0, lr, u, filters, count):
+            values, state, history = loop(values, state, t0, lr, keras.ops.transpose(u, (1, 0, 2)), filters, count)
+            return values, state, keras.ops.transpose(history)
+
+        u = ex.put(np.ascontiguousarray(u_block.transpose(1, 0, 2)))
+        values, state, history = ex.call(replica, values, state, t0, lr, u, filters_t, count)
+        return values, state, ex.get(history).T[:n]
 
     def _revive(self, values, final, keys, filters, s, on_step=None, total=0):
         """More steps of the revive objective for the images scoring <= 0. A new image is kept where it
