@@ -204,12 +204,17 @@ def test_the_loop_computes_what_the_steps_compute(rule):
     start = [backend.to_tensor(v0)]
     out, out_state, history = loop(start, update.init(start), backend.to_tensor(np.int32(2)), lr,
                                    backend.to_tensor(u_block), filters, backend.to_tensor(np.int32(3)))
-    np.testing.assert_array_equal(backend.to_numpy(out[0]), backend.to_numpy(values[0]))
+    # bit for bit, but on JAX: XLA's CPU compiler emits a reduction inside a while loop's body with another
+    # summation order than the same fused reduction compiled on its own (the optimized HLO is the same), so
+    # the L2 rule's per-image norm can differ in its last bit (1-2 ulp seen)
+    same = np.testing.assert_array_equal if backend.name() != "jax" else (
+        lambda a, b: np.testing.assert_array_max_ulp(a, b, maxulp=8))
+    same(backend.to_numpy(out[0]), backend.to_numpy(values[0]))
     for a, b in zip(out_state, state, strict=True):
-        np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+        same(backend.to_numpy(a), backend.to_numpy(b))
     history = backend.to_numpy(history)
     assert history.shape == (6, 2) and history.dtype == np.float32
-    np.testing.assert_array_equal(history[:3], np.stack(scores))
+    same(history[:3], np.stack(scores))
     np.testing.assert_array_equal(history[3:], 0.0)  # the rows not run
     traced = backend.traces(loop)
     for count, t0, rate in ((1, 0, 0.1), (6, 7, 0.5)):  # other counts, start steps and rates: no retrace

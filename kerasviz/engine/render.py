@@ -147,7 +147,7 @@ class Renderer:
 
             return score_fn
 
-        score_fn = scorer(objective, self.transform)
+        score_fn = self.score_fn = scorer(objective, self.transform)  # `score_fn(values, u, filters)`
         self._step = backend.compile_step(score_fn, self.update, model=self.extractor)
         self._loop = backend.compile_loop(score_fn, self.update, model=self.extractor)
         self._clean = backend.compile_scores(score_fn, model=self.extractor)
