@@ -31,6 +31,19 @@ def test_the_loop_gives_the_step_loops_pictures_pixel_for_pixel(tiny_cnn, monkey
         np.testing.assert_array_equal(loop.scores, steps.scores)
 
 
+def test_the_loop_runs_on_the_replicas_of_a_strategy(tiny_cnn, monkeypatch):
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])  # the two-device run is in tests/test_atlas.py
+    kw = dict(preset="quality", size=24, steps=4, octaves=2, revive_steps=2, distribute=strategy)
+    steps = run(tiny_cnn, "conv2", [0, 3, 5], 1, monkeypatch, **kw)
+    loop = run(tiny_cnn, "conv2", [0, 3, 5], 3, monkeypatch, **kw)
+    np.testing.assert_array_equal(loop.raw, steps.raw)
+    np.testing.assert_array_equal(loop.history, steps.history)
+    np.testing.assert_array_equal(run(tiny_cnn, "conv2", [0, 3, 5], 3, monkeypatch,
+                                      **{**kw, "distribute": None}).raw, loop.raw)
+
+
 @pytest.mark.engine
 def test_a_keras_optimizer_runs_in_the_loop_with_the_same_pictures(tiny_cnn, monkeypatch):
     update = keras.optimizers.SGD(0.05, momentum=0.9)

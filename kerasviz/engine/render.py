@@ -295,7 +295,7 @@ class Renderer:
         """One call of the compiled loop on `ex`: `(values, state, scores [n, batch] on the host)`. On replicas
         the batch travels on axis 0 (how `ex.put` and `ex.get` split and join it)."""
         t0, count = backend.to_tensor(t0), backend.to_tensor(np.int32(n))
-        if ex.replicas == 1:
+        if isinstance(ex, distribute_.Local):
             values, state, history = self._loop(values, state, t0, lr, backend.to_tensor(u_block), filters_t, count)
             return values, state, ex.get(history)[:n]
         loop = self._loop
