@@ -133,3 +133,22 @@ def test_bad_block_steps_are_explained(tiny_cnn):
             renderer.run([0, 1], [0, 1], settings=settings)
     finally:
         renderer.block_steps = None
+
+
+@pytest.mark.engine
+def test_the_block_size_follows_the_measured_step_time(tiny_cnn, monkeypatch):
+    renderer, settings = renderer_of(tiny_cnn, "conv1", [0, 1])
+
+    def blocks():
+        calls = []
+        renderer.run([0, 1], [0, 1], seed=5, settings=settings, on_step=lambda done, total: calls.append(done))
+        return list(np.diff([0, *calls]))
+
+    monkeypatch.setattr(rendering, "BLOCK_SECONDS", 1e6)  # every step is fast: blocks as long as they go
+    first = blocks()
+    traced = backend.name() != "torch"
+    # one step (it traces), four times as many (not timed), then the rest; torch never traces: one, then the rest
+    assert first == ([1, 4, 5] if traced else [1, 9])
+    assert blocks() == [10]  # the step time of this shape is known: one block from the start
+    monkeypatch.setattr(rendering, "BLOCK_SECONDS", 0.0)  # every step is slow: a step per call
+    assert blocks() == [1] * 10

@@ -152,6 +152,7 @@ class Renderer:
         self._loop = backend.compile_loop(score_fn, self.update, model=self.extractor)
         self._clean = backend.compile_scores(score_fn, model=self.extractor)
         self.block_steps = None  # None: BLOCK_STEPS; an int forces the steps per compiled call (1: the step loop)
+        self._step_seconds = {}  # (batch, image size) -> the last step time measured on it
         self._revive_step = None
         if revive is not None:
             if not set(revive.layers) <= set(layers):
@@ -234,7 +235,7 @@ class Renderer:
             state = ex.call(self.update.init, values)
             u_all = self._draw_uniforms(keys, seed, steps_per[octave], octave)  # drawn up front, on the host
             try:
-                for n, finished, scores in self._blocks(ex, values, state, lr, u_all, filters_t):
+                for n, finished, scores in self._blocks(ex, values, state, lr, u_all, filters_t, size):
                     values = finished  # the values after the block: what an interruption returns
                     history.append(scores)
                     done += n
@@ -254,12 +255,13 @@ class Renderer:
             values, final, revived = self._revive(values, final, keys, filters, s, on_step, total)
         return self._current(values), final.astype("float32"), hist.astype("float32"), interrupted, revived
 
-    def _blocks(self, ex, values, state, lr, u_all, filters_t):
+    def _blocks(self, ex, values, state, lr, u_all, filters_t, size):
         """The steps of one octave, in blocks: yields `(steps done in the block, values, scores)`, the
         scores `[steps, batch]` on the host, or one step's scores `[batch]` still on the device (the step loop).
 
         How many steps a call runs: `self.block_steps` if set, else `BLOCK_STEPS` if set, else chosen from
-        the time measured: the first block of an octave runs 1 step, then each block as many as took
+        the time measured: the first block of an octave runs 1 step (or, where a run of the same shape was
+        timed before, as many as take `BLOCK_SECONDS` at its step time), then each block as many as took
         `BLOCK_SECONDS` at the step time of the last block (a block that traced is not timed: the next one
         runs 4 times as many), at most `LOOP_STEPS`. A small model on a fast device so runs 64 steps per call
         and the host's dispatch cost is paid once per 64 steps; a big one on a slow device runs 1 or a few,
@@ -278,7 +280,13 @@ class Renderer:
             return
         k = LOOP_STEPS if forced is None else int(forced)
         u_block = np.zeros((k, *u_all.shape[1:]), "float32")
-        t, count = 0, (1 if forced is None else k)
+        shape = (u_all.shape[1], tuple(size))  # (batch, image size): what the step time depends on
+
+        def fitting(seconds_per_step):  # the steps that take about BLOCK_SECONDS
+            return int(min(k, max(1, BLOCK_SECONDS / max(seconds_per_step, 1e-9))))
+
+        known = self._step_seconds.get(shape)
+        t, count = 0, (k if forced is not None else 1 if known is None else fitting(known))
         while t < steps:
             n = min(count, steps - t)
             u_block[:n] = u_all[t : t + n]
@@ -288,8 +296,11 @@ class Renderer:
             seconds, traced = time.perf_counter() - start, self.traces() != before  # scores on the host: synced
             t += n
             yield n, values, scores
-            if forced is None:
-                count = min(k, 4 * n) if traced else int(min(k, max(1, BLOCK_SECONDS * n / max(seconds, 1e-9))))
+            if forced is None and traced:
+                count = min(k, 4 * n)
+            elif forced is None:
+                self._step_seconds[shape] = seconds / n
+                count = fitting(seconds / n)
 
     def _call_loop(self, ex, values, state, t0, lr, u_block, filters_t, n):
         """One call of the compiled loop on `ex`: `(values, state, scores [n, batch] on the host)`. On replicas
