@@ -152,7 +152,6 @@ class Renderer:
         self._loop = backend.compile_loop(score_fn, self.update, model=self.extractor)
         self._clean = backend.compile_scores(score_fn, model=self.extractor)
         self.block_steps = None  # None: BLOCK_STEPS; an int forces the steps per compiled call (1: the step loop)
-        self._step_seconds = {}  # (batch, image size) -> the last step time measured on it
         self._revive_step = None
         if revive is not None:
             if not set(revive.layers) <= set(layers):
@@ -161,9 +160,8 @@ class Renderer:
             # the steps see only the window around the center neuron's receptive field (the same neuron,
             # the same gradient, a fraction of the compute); the check sees the whole image
             revive_fn = scorer(revive, None)  # no transforms
-            revive_crop_fn = scorer(revive, None, crop=self._revive_crop)
-            self._revive_step = backend.compile_step(revive_crop_fn, updates.Adam(), model=self.extractor)
-            self._revive_loop = backend.compile_loop(revive_crop_fn, updates.Adam(), model=self.extractor)
+            self._revive_step = backend.compile_step(scorer(revive, None, crop=self._revive_crop), updates.Adam(),
+                                                     model=self.extractor)
             self._revive_scores = backend.compile_scores(revive_fn, model=self.extractor)
 
     def traces(self) -> int:
@@ -171,7 +169,7 @@ class Renderer:
         a new image size or batch size traces again; new filters, steps or learning rates do not."""
         compiled = [self._step, self._loop, self._clean]
         if self._revive_step is not None:
-            compiled += [self._revive_step, self._revive_loop, self._revive_scores]
+            compiled += [self._revive_step, self._revive_scores]
         return sum(backend.traces(f) for f in compiled)
 
     def _revive_crop(self, imgs):
@@ -236,7 +234,7 @@ class Renderer:
             state = ex.call(self.update.init, values)
             u_all = self._draw_uniforms(keys, seed, steps_per[octave], octave)  # drawn up front, on the host
             try:
-                for n, finished, scores in self._blocks(ex, values, state, lr, u_all, filters_t, (batch, size)):
+                for n, finished, scores in self._blocks(ex, values, state, lr, u_all, filters_t):
                     values = finished  # the values after the block: what an interruption returns
                     history.append(scores)
                     done += n
@@ -256,14 +254,12 @@ class Renderer:
             values, final, revived = self._revive(values, final, keys, filters, s, on_step, total)
         return self._current(values), final.astype("float32"), hist.astype("float32"), interrupted, revived
 
-    def _blocks(self, ex, values, state, lr, u_all, filters_t, shape, step=None, loop=None):
-        """The steps of one octave (of `step` and `loop`, the main objective's by default), in blocks: yields
-        `(steps done in the block, values, scores)`, the scores `[steps, batch]` on the host, or one step's
-        scores `[batch]` still on the device (the step loop). `shape` keys the step time remembered.
+    def _blocks(self, ex, values, state, lr, u_all, filters_t):
+        """The steps of one octave, in blocks: yields `(steps done in the block, values, scores)`, the scores
+        `[steps, batch]` on the host, or one step's scores `[batch]` still on the device (the step loop).
 
         How many steps a call runs: `self.block_steps` if set, else `BLOCK_STEPS` if set, else chosen from
-        the time measured: the first block of an octave runs 1 step (or, where a run of the same `shape` was
-        timed before, as many as take `BLOCK_SECONDS` at its step time), then each block as many as took
+        the time measured: the first block of an octave runs 1 step, then each block as many as take
         `BLOCK_SECONDS` at the step time of the last block (a block that traced is not timed: the next one
         runs 4 times as many), at most `LOOP_STEPS`. A small model on a fast device so runs 64 steps per call
         and the host's dispatch cost is paid once per 64 steps; a big one on a slow device runs 1 or a few,
@@ -271,13 +267,12 @@ class Renderer:
         step for step the loop computes what the step computes. K = 1 is the step loop (one compiled call
         per step, no host sync in between)."""
         steps = u_all.shape[0]
-        step, loop = step or self._step, loop or self._loop
         forced = self.block_steps if self.block_steps is not None else BLOCK_STEPS
         if forced is not None and int(forced) < 1:
             raise ValueError(f"block_steps must be None or an int >= 1. Received: {forced!r}.")
         if forced is not None and int(forced) == 1:
             for t in range(steps):
-                values, state, scores = ex.call(step, values, state, backend.to_tensor(np.int32(t)), lr,
+                values, state, scores = ex.call(self._step, values, state, backend.to_tensor(np.int32(t)), lr,
                                                 ex.put(u_all[t]), filters_t)
                 yield 1, values, scores
             return
@@ -287,30 +282,29 @@ class Renderer:
         def fitting(seconds_per_step):  # the steps that take about BLOCK_SECONDS
             return int(min(k, max(1, BLOCK_SECONDS / max(seconds_per_step, 1e-9))))
 
-        known = self._step_seconds.get(shape)
-        t, count = 0, (k if forced is not None else 1 if known is None else fitting(known))
+        t, count = 0, (k if forced is not None else 1)
         while t < steps:
             n = min(count, steps - t)
             u_block[:n] = u_all[t : t + n]
             u_block[n:] = 0.0
             before, start = self.traces(), time.perf_counter()
-            values, state, scores = self._call_loop(ex, loop, values, state, np.int32(t), lr, u_block, filters_t, n)
+            values, state, scores = self._call_loop(ex, values, state, np.int32(t), lr, u_block, filters_t, n)
             seconds, traced = time.perf_counter() - start, self.traces() != before  # scores on the host: synced
             t += n
             yield n, values, scores
             if forced is None and traced:
                 count = min(k, 4 * n)
             elif forced is None:
-                self._step_seconds[shape] = seconds / n
                 count = fitting(seconds / n)
 
-    def _call_loop(self, ex, loop, values, state, t0, lr, u_block, filters_t, n):
+    def _call_loop(self, ex, values, state, t0, lr, u_block, filters_t, n):
         """One call of the compiled loop on `ex`: `(values, state, scores [n, batch] on the host)`. On replicas
         the batch travels on axis 0 (how `ex.put` and `ex.get` split and join it)."""
         t0, count = backend.to_tensor(t0), backend.to_tensor(np.int32(n))
         if isinstance(ex, distribute_.Local):
-            values, state, history = loop(values, state, t0, lr, backend.to_tensor(u_block), filters_t, count)
+            values, state, history = self._loop(values, state, t0, lr, backend.to_tensor(u_block), filters_t, count)
             return values, state, ex.get(history)[:n]
+        loop = self._loop
 
         def replica(values, state, t0, lr, u, filters, count):
             values, state, history = loop(values, state, t0, lr, keras.ops.transpose(u, (1, 0, 2)), filters, count)
@@ -335,15 +329,12 @@ class Renderer:
         sub_filters = backend.to_tensor(np.asarray(filters, "int32")[index])
         state = updates.Adam().init(sub)
         lr = backend.to_tensor(np.float32(s.revive_lr))
-        u_all = np.zeros((s.revive_steps, n, max(1, self.transform.n_random)), "float32")  # unused: no transforms
-        blocks = self._blocks(distribute_.Local(), sub, state, lr, u_all, sub_filters,
-                              ("revive", n, arrays[0].shape[1:]), step=self._revive_step, loop=self._revive_loop)
-        done = 0
-        try:
-            for steps, finished, _ in blocks:
-                sub, done = finished, done + steps
+        u = backend.to_tensor(np.zeros((n, max(1, self.transform.n_random)), "float32"))  # unused: no transforms
+        try:  # one step per call: few steps on a sub-batch, and the progress hears each of them
+            for t in range(s.revive_steps):
+                sub, state, _ = self._revive_step(sub, state, backend.to_tensor(np.int32(t)), lr, u, sub_filters)
                 if on_step is not None:
-                    on_step(total, total, revive=(dead.size, done, s.revive_steps))
+                    on_step(total, total, revive=(dead.size, t + 1, s.revive_steps))
         except KeyboardInterrupt:
             return values, final, []  # the images before reviving are complete results
         scores = backend.to_numpy(self._clean(sub, None, sub_filters))[: dead.size]
