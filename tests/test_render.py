@@ -139,19 +139,16 @@ def test_bad_block_steps_are_explained(tiny_cnn):
 
 
 @pytest.mark.engine
-def test_the_block_size_follows_the_measured_step_time(tiny_cnn, monkeypatch):
-    renderer, settings = renderer_of(tiny_cnn, "conv1", [0, 1])
-
-    def blocks():
+def test_the_block_size_follows_the_models_activation_size(tiny_cnn, monkeypatch):
+    def blocks(limit):
+        monkeypatch.setattr(rendering, "BLOCK_ELEMENTS", limit)
+        renderer, settings = renderer_of(tiny_cnn, "conv1", [0, 1])
         calls = []
         renderer.run([0, 1], [0, 1], seed=5, settings=settings, on_step=lambda done, total: calls.append(done))
         return list(np.diff([0, *calls]))
 
-    monkeypatch.setattr(rendering, "BLOCK_SECONDS", 1e6)  # every step is fast: blocks as long as they go
-    first = blocks()
-    traced = backend.name() != "torch"
-    # one step (it traces), four times as many (not timed), then the rest; torch never traces: one, then the rest
-    assert first == ([1, 4, 5] if traced else [1, 9])
-    assert blocks() == [1, 9]  # traced already: the first step is timed, then the rest in one block
-    monkeypatch.setattr(rendering, "BLOCK_SECONDS", 0.0)  # every step is slow: a step per call
-    assert blocks() == [1] * 10
+    elements = rendering.activation_elements(renderer_of(tiny_cnn, "conv1", [0, 1])[0].extractor, (24, 24), 3)
+    assert elements == 24 * 24 * 8  # conv1's output (the extractor ends there)
+    assert blocks(2 * elements * 4) == [4, 4, 2]  # 2 images x 4 steps of it per call
+    assert blocks(10**12) == [10]  # at most LOOP_STEPS (64): the octave's 10 in one call
+    assert blocks(1) == [1] * 10

@@ -274,7 +274,10 @@ def _tensorflow_loop(score_fn, update):
             return i + 1, values, state, history
 
         start = (tf.constant(0, tf.int32), list(values), list(state), tf.zeros((k, batch), tf.float32))
-        _, values, state, history = tf.while_loop(lambda i, *_: i < count, body, start, maximum_iterations=k)
+        # one iteration at a time (the steps depend on each other anyway): no op of the next step starts
+        # beside this one's, so each op runs with the threads it has in the one-step function
+        _, values, state, history = tf.while_loop(lambda i, *_: i < count, body, start, maximum_iterations=k,
+                                                  parallel_iterations=1)
         return values, state, history
 
     return tf.function(loop)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 
 import keras
@@ -22,11 +21,11 @@ ACTIVATION_OVERHEAD = 3  # forward activations + gradients + workspace, per acti
 MAX_AUTO_BATCH = 64
 
 
-# The compiled loop (`backend.compile_loop`): up to LOOP_STEPS steps per call, as many as take about
-# BLOCK_SECONDS (measured on the blocks already run). See `Renderer.run`.
+# The compiled loop (`backend.compile_loop`): up to LOOP_STEPS steps per call, as many as compute about
+# BLOCK_ELEMENTS activation elements (the batch's, summed over the steps). See `Renderer._blocks`.
 LOOP_STEPS = 64
-BLOCK_SECONDS = 0.25
-BLOCK_STEPS = None  # None: chosen from the measured step time; an int forces the steps per call (1: the step loop)
+BLOCK_ELEMENTS = 64 * 1024**2
+BLOCK_STEPS = None  # None: chosen from the model's activation size; an int forces the steps per call (1: the step loop)
 
 
 def estimate_batch_size(extractor, size: tuple[int, int], channels: int, memory_budget: int) -> int:
@@ -48,6 +47,26 @@ def estimate_batch_size(extractor, size: tuple[int, int], channels: int, memory_
     scale = 1.0 if fixed else (size[0] * size[1]) / (probe_hw[0] * probe_hw[1])  # a fixed size is the size
     per_image = elements * scale * 4 * ACTIVATION_OVERHEAD
     return int(max(1, min(MAX_AUTO_BATCH, memory_budget // max(per_image, 1))))
+
+
+def activation_elements(extractor, size: tuple[int, int], channels: int) -> int | None:
+    """Activation elements per image of `extractor`'s layers at `size`, from a probe at 32x32 (or the
+    extractor's fixed input size) scaled by the pixels; None for a graph the probe cannot read."""
+    fixed = nets.input_size(extractor) if len(extractor.inputs) == 1 else None
+    probe_hw = fixed or (32, 32)
+    try:
+        outs = [
+            layer.output for layer in extractor.layers
+            if not isinstance(layer, keras.layers.InputLayer)
+            and not isinstance(layer.output, (list, tuple)) and len(layer.output.shape) >= 2
+        ]
+        sizer = keras.Model(extractor.inputs[0], outs)
+        acts = sizer(np.zeros((1, *probe_hw, channels), "float32"))
+        elements = sum(int(np.prod(a.shape)) for a in acts)
+    except Exception:  # an exotic graph
+        return None
+    scale = 1.0 if fixed else (size[0] * size[1]) / (probe_hw[0] * probe_hw[1])  # a fixed size is the size
+    return int(elements * scale)
 
 
 def split_batches(items: list, batch_size: int) -> list[list]:
@@ -152,6 +171,7 @@ class Renderer:
         self._loop = backend.compile_loop(score_fn, self.update, model=self.extractor)
         self._clean = backend.compile_scores(score_fn, model=self.extractor)
         self.block_steps = None  # None: BLOCK_STEPS; an int forces the steps per compiled call (1: the step loop)
+        self._block_sizes = {}  # (batch, image size) -> steps per call
         self._revive_step = None
         if revive is not None:
             if not set(revive.layers) <= set(layers):
@@ -234,7 +254,7 @@ class Renderer:
             state = ex.call(self.update.init, values)
             u_all = self._draw_uniforms(keys, seed, steps_per[octave], octave)  # drawn up front, on the host
             try:
-                for n, finished, scores in self._blocks(ex, values, state, lr, u_all, filters_t):
+                for n, finished, scores in self._blocks(ex, values, state, lr, u_all, filters_t, size):
                     values = finished  # the values after the block: what an interruption returns
                     history.append(scores)
                     done += n
@@ -254,18 +274,19 @@ class Renderer:
             values, final, revived = self._revive(values, final, keys, filters, s, on_step, total)
         return self._current(values), final.astype("float32"), hist.astype("float32"), interrupted, revived
 
-    def _blocks(self, ex, values, state, lr, u_all, filters_t):
+    def _blocks(self, ex, values, state, lr, u_all, filters_t, size):
         """The steps of one octave, in blocks: yields `(steps done in the block, values, scores)`, the scores
         `[steps, batch]` on the host, or one step's scores `[batch]` still on the device (the step loop).
 
-        How many steps a call runs: `self.block_steps` if set, else `BLOCK_STEPS` if set, else chosen from
-        the time measured: the first block of an octave runs 1 step, then each block as many as take
-        `BLOCK_SECONDS` at the step time of the last block (a block that traced is not timed: the next one
-        runs 4 times as many), at most `LOOP_STEPS`. A small model on a fast device so runs 64 steps per call
-        and the host's dispatch cost is paid once per 64 steps; a big one on a slow device runs 1 or a few,
-        so progress and Ctrl-C stay within a fraction of a second. The pictures do not depend on the blocks:
-        step for step the loop computes what the step computes. K = 1 is the step loop (one compiled call
-        per step, no host sync in between)."""
+        How many steps a call runs: `self.block_steps` if set, else `BLOCK_STEPS` if set, else
+        `_auto_block`: as many steps as compute `BLOCK_ELEMENTS` (64 Mi) activation elements for the batch, at
+        most `LOOP_STEPS` (the static first dimension of the draws given to the loop; how many of them run is a
+        tensor, so the last, shorter block costs no trace). The 28x28 two-conv model (40 K elements per image,
+        32 images) so runs 51 steps per call and pays the host's dispatch once per 51 steps; VGG16 block3_conv3
+        at 128 px (3.9 M per image, 16 images, 1.5 s a step on 2 CPU cores) runs 1, so progress and Ctrl-C
+        answer after each step. A rule of shapes, not of times measured: timed blocks were tried, and on
+        ResNet50V2 the pictures then changed in their last bits from run to run. K = 1 is the step loop (one
+        compiled call per step, no host sync in between)."""
         steps = u_all.shape[0]
         forced = self.block_steps if self.block_steps is not None else BLOCK_STEPS
         if forced is not None and int(forced) < 1:
@@ -278,24 +299,26 @@ class Renderer:
             return
         k = LOOP_STEPS if forced is None else int(forced)
         u_block = np.zeros((k, *u_all.shape[1:]), "float32")
-
-        def fitting(seconds_per_step):  # the steps that take about BLOCK_SECONDS
-            return int(min(k, max(1, BLOCK_SECONDS / max(seconds_per_step, 1e-9))))
-
-        t, count = 0, (k if forced is not None else 1)
+        count = k if forced is not None else self._auto_block(u_all.shape[1], size)
+        t = 0
         while t < steps:
             n = min(count, steps - t)
             u_block[:n] = u_all[t : t + n]
             u_block[n:] = 0.0
-            before, start = self.traces(), time.perf_counter()
             values, state, scores = self._call_loop(ex, values, state, np.int32(t), lr, u_block, filters_t, n)
-            seconds, traced = time.perf_counter() - start, self.traces() != before  # scores on the host: synced
             t += n
             yield n, values, scores
-            if forced is None and traced:
-                count = min(k, 4 * n)
-            elif forced is None:
-                count = fitting(seconds / n)
+
+    def _auto_block(self, batch: int, size) -> int:
+        """Steps per call: `BLOCK_ELEMENTS / (batch x activation elements per image at size)`, in 1 .. LOOP_STEPS.
+
+        A function of the model and the shapes only (never of a time measured), so the blocks, and the pictures,
+        are the same at every run."""
+        key = (batch, tuple(size))
+        if key not in self._block_sizes:
+            elements = activation_elements(self.extractor, tuple(size), self.channels) or BLOCK_ELEMENTS
+            self._block_sizes[key] = int(min(LOOP_STEPS, max(1, BLOCK_ELEMENTS // max(1, batch * elements))))
+        return self._block_sizes[key]
 
     def _call_loop(self, ex, values, state, t0, lr, u_block, filters_t, n):
         """One call of the compiled loop on `ex`: `(values, state, scores [n, batch] on the host)`. On replicas
