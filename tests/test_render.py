@@ -79,7 +79,7 @@ def test_progress_comes_per_block_and_the_history_per_step(tiny_cnn):
 
 
 @pytest.mark.engine
-@pytest.mark.parametrize("block_steps", [None, 4, 1])
+@pytest.mark.parametrize("block_steps", [None, 4, 1])  # None: the loop (the tiny model: 64 steps per call)
 def test_traces_stay_bounded_for_new_filters_steps_and_learning_rates(tiny_cnn, block_steps):
     renderer, settings = renderer_of(tiny_cnn, "conv1", [0, 1])
     renderer.block_steps = block_steps
@@ -149,6 +149,6 @@ def test_the_block_size_follows_the_models_activation_size(tiny_cnn, monkeypatch
 
     elements = rendering.activation_elements(renderer_of(tiny_cnn, "conv1", [0, 1])[0].extractor, (24, 24), 3)
     assert elements == 24 * 24 * 8  # conv1's output (the extractor ends there)
-    assert blocks(2 * elements * 4) == [4, 4, 2]  # 2 images x 4 steps of it per call
+    assert blocks(2 * elements * 8) == [8, 2]  # 2 images x 8 steps of it per call
     assert blocks(10**12) == [10]  # at most LOOP_STEPS (64): the octave's 10 in one call
-    assert blocks(1) == [1] * 10
+    assert blocks(2 * elements * 7) == [1] * 10  # under MIN_LOOP_STEPS (8) per call: the step loop

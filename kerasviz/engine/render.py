@@ -25,6 +25,7 @@ MAX_AUTO_BATCH = 64
 # BLOCK_ELEMENTS activation elements (the batch's, summed over the steps). See `Renderer._blocks`.
 LOOP_STEPS = 64
 BLOCK_ELEMENTS = 64 * 1024**2
+MIN_LOOP_STEPS = 8  # fewer steps per call than this: the step loop (the dispatch cost no longer matters)
 BLOCK_STEPS = None  # None: chosen from the model's activation size; an int forces the steps per call (1: the step loop)
 
 
@@ -282,16 +283,18 @@ class Renderer:
         `_auto_block`: as many steps as compute `BLOCK_ELEMENTS` (64 Mi) activation elements for the batch, at
         most `LOOP_STEPS` (the static first dimension of the draws given to the loop; how many of them run is a
         tensor, so the last, shorter block costs no trace). The 28x28 two-conv model (40 K elements per image,
-        32 images) so runs 51 steps per call and pays the host's dispatch once per 51 steps; VGG16 block3_conv3
-        at 128 px (3.9 M per image, 16 images, 1.5 s a step on 2 CPU cores) runs 1, so progress and Ctrl-C
-        answer after each step. A rule of shapes, not of times measured: timed blocks were tried, and on
-        ResNet50V2 the pictures then changed in their last bits from run to run. K = 1 is the step loop (one
-        compiled call per step, no host sync in between)."""
+        32 images) so runs 51 steps per call and pays the host's dispatch once per 51 steps. Fewer than
+        `MIN_LOOP_STEPS` (8) per call, the step loop runs (one compiled call per step, no host sync in between):
+        there a step costs far more than its dispatch, and on ResNet50V2 (keras-io preset, 180 px, one image)
+        the loop's pictures changed in their last bits from run to run (1 run in 3), which the step loop's
+        never did. VGG16 block3_conv3 at 128 px (3.9 M per image, 16 images) so runs the step loop. A rule of
+        shapes, not of times measured, so the same call takes the same path at every run."""
         steps = u_all.shape[0]
         forced = self.block_steps if self.block_steps is not None else BLOCK_STEPS
         if forced is not None and int(forced) < 1:
             raise ValueError(f"block_steps must be None or an int >= 1. Received: {forced!r}.")
-        if forced is not None and int(forced) == 1:
+        auto = self._auto_block(u_all.shape[1], size) if forced is None else None
+        if (forced is not None and int(forced) == 1) or (auto is not None and auto < MIN_LOOP_STEPS):
             for t in range(steps):
                 values, state, scores = ex.call(self._step, values, state, backend.to_tensor(np.int32(t)), lr,
                                                 ex.put(u_all[t]), filters_t)
@@ -299,7 +302,7 @@ class Renderer:
             return
         k = LOOP_STEPS if forced is None else int(forced)
         u_block = np.zeros((k, *u_all.shape[1:]), "float32")
-        count = k if forced is not None else self._auto_block(u_all.shape[1], size)
+        count = k if forced is not None else auto
         t = 0
         while t < steps:
             n = min(count, steps - t)
