@@ -313,7 +313,7 @@ class Renderer:
             yield n, values, scores
 
     def _auto_block(self, batch: int, size) -> int:
-        """Steps per call: `BLOCK_ELEMENTS / (batch x activation elements per image at size)`, in 1 .. LOOP_STEPS.
+        """Steps per call: `BLOCK_ELEMENTS / (batch x activation elements per image)`, in 1 .. LOOP_STEPS.
 
         A function of the model and the shapes only (never of a time measured), so the blocks, and the pictures,
         are the same at every run."""
