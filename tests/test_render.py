@@ -149,6 +149,7 @@ def test_the_block_size_follows_the_models_activation_size(tiny_cnn, monkeypatch
 
     elements = rendering.activation_elements(renderer_of(tiny_cnn, "conv1", [0, 1])[0].extractor, (24, 24), 3)
     assert elements == 24 * 24 * 8  # conv1's output (the extractor ends there)
-    assert blocks(2 * elements * 8) == [8, 2]  # 2 images x 8 steps of it per call
-    assert blocks(10**12) == [10]  # at most LOOP_STEPS (64): the octave's 10 in one call
+    # the first block of an octave is one step; then 2 images x 8 steps of it per call
+    assert blocks(2 * elements * 8) == [1, 8, 1]
+    assert blocks(10**12) == [1, 9]  # at most LOOP_STEPS (64): the octave's other 9 in one call
     assert blocks(2 * elements * 7) == [1] * 10  # under MIN_LOOP_STEPS (8) per call: the step loop

@@ -288,7 +288,9 @@ class Renderer:
         there a step costs far more than its dispatch, and on ResNet50V2 (keras-io preset, 180 px, one image)
         the loop's pictures changed in their last bits from run to run (1 run in 3), which the step loop's
         never did. VGG16 block3_conv3 at 128 px (3.9 M per image, 16 images) so runs the step loop. A rule of
-        shapes, not of times measured, so the same call takes the same path at every run."""
+        shapes, not of times measured, so the same call takes the same path at every run. The first chosen
+        block of an octave is one step (the first progress report comes after one step, as in the step
+        loop)."""
         steps = u_all.shape[0]
         forced = self.block_steps if self.block_steps is not None else BLOCK_STEPS
         if forced is not None and int(forced) < 1:
@@ -302,10 +304,9 @@ class Renderer:
             return
         k = LOOP_STEPS if forced is None else int(forced)
         u_block = np.zeros((k, *u_all.shape[1:]), "float32")
-        count = k if forced is not None else auto
         t = 0
-        while t < steps:
-            n = min(count, steps - t)
+        while t < steps:  # chosen blocks: the first of an octave is one step, so progress is heard at once
+            n = min(k if forced is not None else auto if t else 1, steps - t)
             u_block[:n] = u_all[t : t + n]
             u_block[n:] = 0.0
             values, state, scores = self._call_loop(ex, values, state, np.int32(t), lr, u_block, filters_t, n)
