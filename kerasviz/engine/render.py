@@ -320,8 +320,9 @@ class Renderer:
         are the same at every run."""
         key = (batch, tuple(size))
         if key not in self._block_sizes:
-            elements = activation_elements(self.extractor, tuple(size), self.channels) or BLOCK_ELEMENTS
-            self._block_sizes[key] = int(min(LOOP_STEPS, max(1, BLOCK_ELEMENTS // max(1, batch * elements))))
+            elements = activation_elements(self.extractor, tuple(size), self.channels)
+            self._block_sizes[key] = (MIN_LOOP_STEPS if elements is None  # a graph the probe cannot read
+                                      else int(min(LOOP_STEPS, max(1, BLOCK_ELEMENTS // max(1, batch * elements)))))
         return self._block_sizes[key]
 
     def _call_loop(self, ex, values, state, t0, lr, u_block, filters_t, n):
