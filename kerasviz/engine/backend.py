@@ -10,6 +10,16 @@ and runs unchanged inside the step. The step's signature is the same on every ba
 this step's transforms; `filters`: int32 `[batch]`. Shapes define the trace: filter indices, learning
 rates and the number of steps change without retracing.
 
+`compile_loop` compiles many steps into one call, the loop itself inside the compiled program:
+
+    loop(values, state, t0, lr, u_block, filters, count) -> (values, state, history)
+
+`u_block`: `[K, batch, n_random]`, the draws of steps `t0 .. t0 + K - 1`; `count` (int32, at most K) how
+many of them to run; `history`: `[K, batch]` float32, the scores of each step run (rows past `count` are
+zero). `count` is a tensor, so any number of steps up to K runs on one trace; only K (the static first
+dimension of `u_block`) and the other shapes define it. Step for step it computes what `compile_step`
+computes, so it gives the same pictures.
+
 How each backend compiles it:
 - TensorFlow: `tf.GradientTape` inside `tf.function` (one trace per shape).
 - JAX: `jax.value_and_grad` of a pure function inside `jax.jit` (one trace per shape). The weights of
@@ -18,6 +28,10 @@ How each backend compiles it:
   changed weight is seen without a retrace, and a big model compiles as fast as a small one.
 - PyTorch: eager autograd (`torch.autograd.grad` with respect to the values only), the update under
   `torch.no_grad()`. No tracing, so `traces(step)` stays 0.
+
+And the loop: TensorFlow, a `tf.while_loop` in one `tf.function`; JAX, `jax.lax.fori_loop` (a while loop,
+the count being traced) in one `jax.jit`, the weights again as arguments; PyTorch, a Python loop of the
+eager step in one call (PyTorch has no per-call compile overhead to save).
 
 The backend is whatever Keras was imported with (`KERAS_BACKEND`); nothing here sets it.
 """
@@ -32,7 +46,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def traces(compiled: Callable) -> int:
-    """How many times `compiled` (from `compile_step` or `compile_scores`) has been traced.
+    """How many times `compiled` (from `compile_step`, `compile_loop` or `compile_scores`) has been traced.
 
     A `tf.function`'s own tracing count on TensorFlow, the `jax.jit` traces on JAX; PyTorch runs eagerly
     and never traces (0).
@@ -80,6 +94,42 @@ def compile_step(score_fn: Callable, update, *, model: keras.Model | None = None
         return _jax_step(score_fn, update, model)
     if backend == "torch":
         return _torch_step(score_fn, update)
+    raise _unsupported(backend)
+
+
+def compile_loop(score_fn: Callable, update, *, model: keras.Model | None = None) -> Callable:
+    """Compile `score_fn(values, u, filters) -> scores [batch]` into a loop of ascent steps with `update`.
+
+    The loop runs inside the compiled program (no host round trip between its steps): one call runs up
+    to K steps, K being the static first dimension of the `u_block` it is given.
+
+    Args:
+        score_fn: as for `compile_step`.
+        update: as for `compile_step`. A `keras.optimizers` optimizer on TensorFlow (`KerasOptimizer`, whose
+            slots are variables assigned in the step) runs too: the assignments are ordered inside the loop.
+        model: as for `compile_step`.
+
+    Returns:
+        `loop(values, state, t0, lr, u_block, filters, count) -> (values, state, history)`: `t0` the step
+        number of the first step (int32), `u_block` `[K, batch, n_random]` the draws of the K steps, `count`
+        (int32 tensor or int, `1 <= count <= K`) the steps to run; `history` `[K, batch]` float32 holds the
+        scores of the steps run, in order, and zeros after them. Step `i` computes exactly what
+        `compile_step`'s `step(values, state, t0 + i, lr, u_block[i], filters)` computes.
+
+    Raises:
+        NotImplementedError: for a Keras backend other than TensorFlow, JAX or PyTorch.
+
+    Example:
+    >>> loop = kv.engine.backend.compile_loop(score_fn, kv.updates.get("adam"), model=extractor)
+    >>> values, state, history = loop(values, state, t0, lr, u_block, filters, count)
+    """
+    backend = name()
+    if backend == "tensorflow":
+        return _tensorflow_loop(score_fn, update)
+    if backend == "jax":
+        return _jax_loop(score_fn, update, model)
+    if backend == "torch":
+        return _torch_loop(score_fn, update)
     raise _unsupported(backend)
 
 
@@ -187,7 +237,7 @@ def bfloat16_is_fast() -> bool:
 # ------------------------------------------------------------------------ TensorFlow
 
 
-def _tensorflow_step(score_fn, update):
+def _tensorflow_ascent(score_fn, update):
     import tensorflow as tf
 
     def step(values, state, t, lr, u, filters):
@@ -199,7 +249,38 @@ def _tensorflow_step(score_fn, update):
         values, state = update.apply(values, grads, state, lr, t)
         return values, state, scores
 
-    return tf.function(step)
+    return step
+
+
+def _tensorflow_step(score_fn, update):
+    import tensorflow as tf
+
+    return tf.function(_tensorflow_ascent(score_fn, update))
+
+
+def _tensorflow_loop(score_fn, update):
+    import tensorflow as tf
+
+    step = _tensorflow_ascent(score_fn, update)
+
+    def loop(values, state, t0, lr, u_block, filters, count):
+        k, batch = int(u_block.shape[0]), int(filters.shape[0])
+        count = tf.minimum(tf.cast(count, tf.int32), k)
+
+        def body(i, values, state, history):
+            values, state, scores = step(values, state, t0 + i, lr, u_block[i], filters)
+            row = tf.cast(tf.reshape(scores, (1, batch)), tf.float32)
+            history = tf.tensor_scatter_nd_update(history, tf.reshape(i, (1, 1)), row)
+            return i + 1, values, state, history
+
+        start = (tf.constant(0, tf.int32), list(values), list(state), tf.zeros((k, batch), tf.float32))
+        # one iteration at a time (the steps depend on each other anyway): no op of the next step starts
+        # beside this one's, so each op runs with the threads it has in the one-step function
+        _, values, state, history = tf.while_loop(lambda i, *_: i < count, body, start, maximum_iterations=k,
+                                                  parallel_iterations=1)
+        return values, state, history
+
+    return tf.function(loop)
 
 
 # ------------------------------------------------------------------------ JAX
@@ -248,6 +329,46 @@ def _jax_step(score_fn, update, model):
     return run
 
 
+def _jax_loop(score_fn, update, model):
+    import jax
+
+    variables = _model_variables(model)
+    scored = _with_weights(score_fn, variables)
+
+    def objective(values, weights, u, filters):
+        scores = scored(weights, values, u, filters)
+        return jax.numpy.sum(scores), scores
+
+    grad_fn = jax.value_and_grad(objective, has_aux=True)
+
+    traced = [0]
+
+    def loop(weights, values, state, t0, lr, u_block, filters, count):
+        traced[0] += 1  # runs once per trace, not per call
+        k, batch = int(u_block.shape[0]), int(filters.shape[0])
+
+        def body(i, carry):
+            values, state, history = carry
+            (_, scores), grads = grad_fn(values, weights, u_block[i], filters)
+            values, state = update.apply(values, grads, state, lr, t0 + i)
+            history = history.at[i].set(jax.numpy.reshape(scores, (batch,)).astype("float32"))
+            return values, state, history
+
+        count = jax.numpy.minimum(jax.numpy.asarray(count, "int32"), k)
+        start = (values, state, jax.numpy.zeros((k, batch), "float32"))
+        return jax.lax.fori_loop(jax.numpy.int32(0), count, body, start)
+
+    jitted = jax.jit(loop)
+
+    def run(values, state, t0, lr, u_block, filters, count):
+        values, state, history = jitted([v.value for v in variables], list(values), list(state), t0, lr, u_block,
+                                        filters, count)
+        return list(values), list(state), history
+
+    run.traced = traced
+    return run
+
+
 def _jax_scores(score_fn, model):
     import jax
 
@@ -284,6 +405,22 @@ def _torch_step(score_fn, update):
         return values, state, scores.detach()
 
     return step
+
+
+def _torch_loop(score_fn, update):
+    import torch
+
+    step = _torch_step(score_fn, update)
+
+    def loop(values, state, t0, lr, u_block, filters, count):
+        k, batch = int(u_block.shape[0]), int(filters.shape[0])
+        history = torch.zeros((k, batch), dtype=torch.float32, device=u_block.device)
+        for i in range(min(int(count), k)):  # eager: a loop in one call
+            values, state, scores = step(values, state, t0 + i, lr, u_block[i], filters)
+            history[i] = scores.reshape(batch).to(torch.float32)
+        return values, state, history
+
+    return loop
 
 
 # ------------------------------------------------------------------------ keras optimizers as update rules

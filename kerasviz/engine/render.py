@@ -21,6 +21,14 @@ ACTIVATION_OVERHEAD = 3  # forward activations + gradients + workspace, per acti
 MAX_AUTO_BATCH = 64
 
 
+# The compiled loop (`backend.compile_loop`): up to LOOP_STEPS steps per call, as many as compute about
+# BLOCK_ELEMENTS activation elements (the batch's, summed over the steps). See `Renderer._blocks`.
+LOOP_STEPS = 64
+BLOCK_ELEMENTS = 64 * 1024**2
+MIN_LOOP_STEPS = 8  # fewer steps per call than this: the step loop (the dispatch cost no longer matters)
+BLOCK_STEPS = None  # None: chosen from the model's activation size; an int forces the steps per call (1: the step loop)
+
+
 def estimate_batch_size(extractor, size: tuple[int, int], channels: int, memory_budget: int) -> int:
     """How many images fit `memory_budget` bytes of activations, from a probe of the extractor's
     layer sizes at 32x32 (or the extractor's fixed input size) scaled to `size`."""
@@ -40,6 +48,26 @@ def estimate_batch_size(extractor, size: tuple[int, int], channels: int, memory_
     scale = 1.0 if fixed else (size[0] * size[1]) / (probe_hw[0] * probe_hw[1])  # a fixed size is the size
     per_image = elements * scale * 4 * ACTIVATION_OVERHEAD
     return int(max(1, min(MAX_AUTO_BATCH, memory_budget // max(per_image, 1))))
+
+
+def activation_elements(extractor, size: tuple[int, int], channels: int) -> int | None:
+    """Activation elements per image of `extractor`'s layers at `size`, from a probe at 32x32 (or the
+    extractor's fixed input size) scaled by the pixels; None for a graph the probe cannot read."""
+    fixed = nets.input_size(extractor) if len(extractor.inputs) == 1 else None
+    probe_hw = fixed or (32, 32)
+    try:
+        outs = [
+            layer.output for layer in extractor.layers
+            if not isinstance(layer, keras.layers.InputLayer)
+            and not isinstance(layer.output, (list, tuple)) and len(layer.output.shape) >= 2
+        ]
+        sizer = keras.Model(extractor.inputs[0], outs)
+        acts = sizer(np.zeros((1, *probe_hw, channels), "float32"))
+        elements = sum(int(np.prod(a.shape)) for a in acts)
+    except Exception:  # an exotic graph
+        return None
+    scale = 1.0 if fixed else (size[0] * size[1]) / (probe_hw[0] * probe_hw[1])  # a fixed size is the size
+    return int(elements * scale)
 
 
 def split_batches(items: list, batch_size: int) -> list[list]:
@@ -139,9 +167,12 @@ class Renderer:
 
             return score_fn
 
-        score_fn = scorer(objective, self.transform)
+        score_fn = self.score_fn = scorer(objective, self.transform)  # `score_fn(values, u, filters)`
         self._step = backend.compile_step(score_fn, self.update, model=self.extractor)
+        self._loop = backend.compile_loop(score_fn, self.update, model=self.extractor)
         self._clean = backend.compile_scores(score_fn, model=self.extractor)
+        self.block_steps = None  # None: BLOCK_STEPS; an int forces the steps per compiled call (1: the step loop)
+        self._block_sizes = {}  # (batch, image size) -> steps per call
         self._revive_step = None
         if revive is not None:
             if not set(revive.layers) <= set(layers):
@@ -157,7 +188,7 @@ class Renderer:
     def traces(self) -> int:
         """How many times this renderer's compiled functions have been traced (0 on PyTorch, which runs eagerly):
         a new image size or batch size traces again; new filters, steps or learning rates do not."""
-        compiled = [self._step, self._clean]
+        compiled = [self._step, self._loop, self._clean]
         if self._revive_step is not None:
             compiled += [self._revive_step, self._revive_scores]
         return sum(backend.traces(f) for f in compiled)
@@ -224,19 +255,18 @@ class Renderer:
             state = ex.call(self.update.init, values)
             u_all = self._draw_uniforms(keys, seed, steps_per[octave], octave)  # drawn up front, on the host
             try:
-                for t in range(steps_per[octave]):
-                    values, state, scores = ex.call(
-                        self._step, values, state, backend.to_tensor(np.int32(t)), lr, ex.put(u_all[t]), filters_t
-                    )
+                for n, finished, scores in self._blocks(ex, values, state, lr, u_all, filters_t, size):
+                    values = finished  # the values after the block: what an interruption returns
                     history.append(scores)
-                    done += 1
+                    done += n
                     if on_step is not None:
                         on_step(done, total)
             except KeyboardInterrupt:
                 interrupted = True
                 break
         final = ex.get(ex.call(self._clean, values, None, filters_t))
-        hist = np.stack([ex.get(h) for h in history]) if history else np.zeros((0, batch))
+        hist = (np.concatenate([h if isinstance(h, np.ndarray) else ex.get(h)[None] for h in history])
+                if history else np.zeros((0, batch)))
         if ex.replicas > 1:  # back on the default device, without the padding
             values = [backend.to_tensor(ex.get(v)[:n_given]) for v in values]
             keys, filters, final, hist = keys[:n_given], filters[:n_given], final[:n_given], hist[:, :n_given]
@@ -244,6 +274,73 @@ class Renderer:
         if self._revive_step is not None and s.revive_steps > 0 and not interrupted:
             values, final, revived = self._revive(values, final, keys, filters, s, on_step, total)
         return self._current(values), final.astype("float32"), hist.astype("float32"), interrupted, revived
+
+    def _blocks(self, ex, values, state, lr, u_all, filters_t, size):
+        """The steps of one octave, in blocks: yields `(steps done in the block, values, scores)`, the scores
+        `[steps, batch]` on the host, or one step's scores `[batch]` still on the device (the step loop).
+
+        How many steps a call runs: `self.block_steps` if set, else `BLOCK_STEPS` if set, else
+        `_auto_block`: as many steps as compute `BLOCK_ELEMENTS` (64 Mi) activation elements for the batch, at
+        most `LOOP_STEPS` (the static first dimension of the draws given to the loop; how many of them run is a
+        tensor, so the last, shorter block costs no trace). The 28x28 two-conv model (40 K elements per image,
+        32 images) so runs 51 steps per call and pays the host's dispatch once per 51 steps. Fewer than
+        `MIN_LOOP_STEPS` (8) per call, the step loop runs (one compiled call per step, no host sync in between):
+        there a step costs far more than its dispatch, and on ResNet50V2 (keras-io preset, 180 px, one image)
+        the loop's pictures changed in their last bits from run to run (1 run in 3), which the step loop's
+        never did. VGG16 block3_conv3 at 128 px (3.9 M per image, 16 images) so runs the step loop. A rule of
+        shapes, not of times measured, so the same call takes the same path at every run. The first chosen
+        block of an octave is one step (the first progress report comes after one step, as in the step
+        loop)."""
+        steps = u_all.shape[0]
+        forced = self.block_steps if self.block_steps is not None else BLOCK_STEPS
+        if forced is not None and int(forced) < 1:
+            raise ValueError(f"block_steps must be None or an int >= 1. Received: {forced!r}.")
+        auto = self._auto_block(u_all.shape[1], size) if forced is None else None
+        if (forced is not None and int(forced) == 1) or (auto is not None and auto < MIN_LOOP_STEPS):
+            for t in range(steps):
+                values, state, scores = ex.call(self._step, values, state, backend.to_tensor(np.int32(t)), lr,
+                                                ex.put(u_all[t]), filters_t)
+                yield 1, values, scores
+            return
+        k = LOOP_STEPS if forced is None else int(forced)
+        u_block = np.zeros((k, *u_all.shape[1:]), "float32")
+        t = 0
+        while t < steps:  # chosen blocks: the first of an octave is one step, so progress is heard at once
+            n = min(k if forced is not None else auto if t else 1, steps - t)
+            u_block[:n] = u_all[t : t + n]
+            u_block[n:] = 0.0
+            values, state, scores = self._call_loop(ex, values, state, np.int32(t), lr, u_block, filters_t, n)
+            t += n
+            yield n, values, scores
+
+    def _auto_block(self, batch: int, size) -> int:
+        """Steps per call: `BLOCK_ELEMENTS / (batch x activation elements per image)`, in 1 .. LOOP_STEPS.
+
+        A function of the model and the shapes only (never of a time measured), so the blocks, and the pictures,
+        are the same at every run."""
+        key = (batch, tuple(size))
+        if key not in self._block_sizes:
+            elements = activation_elements(self.extractor, tuple(size), self.channels)
+            self._block_sizes[key] = (MIN_LOOP_STEPS if elements is None  # a graph the probe cannot read
+                                      else int(min(LOOP_STEPS, max(1, BLOCK_ELEMENTS // max(1, batch * elements)))))
+        return self._block_sizes[key]
+
+    def _call_loop(self, ex, values, state, t0, lr, u_block, filters_t, n):
+        """One call of the compiled loop on `ex`: `(values, state, scores [n, batch] on the host)`. On replicas
+        the batch travels on axis 0 (how `ex.put` and `ex.get` split and join it)."""
+        t0, count = backend.to_tensor(t0), backend.to_tensor(np.int32(n))
+        if isinstance(ex, distribute_.Local):
+            values, state, history = self._loop(values, state, t0, lr, backend.to_tensor(u_block), filters_t, count)
+            return values, state, ex.get(history)[:n]
+        loop = self._loop
+
+        def replica(values, state, t0, lr, u, filters, count):
+            values, state, history = loop(values, state, t0, lr, keras.ops.transpose(u, (1, 0, 2)), filters, count)
+            return values, state, keras.ops.transpose(history)
+
+        u = ex.put(np.ascontiguousarray(u_block.transpose(1, 0, 2)))
+        values, state, history = ex.call(replica, values, state, t0, lr, u, filters_t, count)
+        return values, state, ex.get(history).T[:n]
 
     def _revive(self, values, final, keys, filters, s, on_step=None, total=0):
         """More steps of the revive objective for the images scoring <= 0. A new image is kept where it
@@ -261,7 +358,7 @@ class Renderer:
         state = updates.Adam().init(sub)
         lr = backend.to_tensor(np.float32(s.revive_lr))
         u = backend.to_tensor(np.zeros((n, max(1, self.transform.n_random)), "float32"))  # unused: no transforms
-        try:
+        try:  # one step per call: few steps on a sub-batch, and the progress hears each of them
             for t in range(s.revive_steps):
                 sub, state, _ = self._revive_step(sub, state, backend.to_tensor(np.int32(t)), lr, u, sub_filters)
                 if on_step is not None:
