@@ -134,3 +134,16 @@ def test_the_command_line_offers_the_same_precisions():
     from kerasviz.cli import common
 
     assert common.PRECISIONS == presets.PRECISIONS
+
+
+@pytest.mark.parametrize("name, expected", [("tensorflow", True), ("jax", False), ("torch", False)])
+def test_auto_takes_cpu_bfloat16_on_tensorflow_only(monkeypatch, name, expected):
+    """On a CPU with bf16 instructions only TensorFlow's step was measured faster in bf16."""
+    from kerasviz.engine import backend
+
+    monkeypatch.setattr(backend, "_accelerator", lambda: None)
+    monkeypatch.setattr(backend, "_cpu_has_fast_bfloat16", lambda: True)
+    monkeypatch.setattr(backend, "name", lambda: name)
+    assert backend.bfloat16_is_fast() is expected
+    monkeypatch.setattr(backend, "_accelerator", lambda: ("gpu", (9, 0)))
+    assert backend.bfloat16_is_fast()  # a GPU of compute capability >= 8.0: every backend

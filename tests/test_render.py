@@ -153,3 +153,17 @@ def test_the_block_size_follows_the_models_activation_size(tiny_cnn, monkeypatch
     assert blocks(2 * elements * 8) == [1, 8, 1]
     assert blocks(10**12) == [1, 9]  # at most LOOP_STEPS (64): the octave's other 9 in one call
     assert blocks(2 * elements * 7) == [1] * 10  # under MIN_LOOP_STEPS (8) per call: the step loop
+
+
+def test_the_activation_probe_reads_a_fixed_size_models_flexible_extractor():
+    """The flexible copy of a 28x28 model shares its layers, whose `.output` belongs to the model's own graph:
+    the probe walks the extractor's graph, so the small model gets its long blocks and its batch size."""
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="c1")(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3, activation="relu", name="c2")(x))
+    net = kv.as_network(model, preprocess=None, input_range=(0, 1))
+    extractor = kv.nets.get_extractor(net, ["c2"], True)
+    assert kv.nets.input_size(extractor) is None  # the flexible copy
+    elements = rendering.activation_elements(extractor, (32, 32), 1)
+    assert elements == 30 * 30 * 8 + 28 * 28 * 4  # c1's and c2's outputs at the probe's 32x32
+    assert rendering.estimate_batch_size(extractor, (32, 32), 1, 10**6) == 10**6 // (elements * 4 * 3)

@@ -222,14 +222,16 @@ def _accelerator() -> tuple[str, tuple[int, int] | None] | None:
 
 def bfloat16_is_fast() -> bool:
     """Whether the device the backend computes on runs bfloat16 faster than float32: a TPU, a GPU of compute
-    capability >= 8.0 (Ampere and later), or a CPU with AVX512-BF16 or AMX (the flags of /proc/cpuinfo).
+    capability >= 8.0 (Ampere and later), or, on the TensorFlow backend, a CPU with AVX512-BF16 or AMX (the
+    flags of /proc/cpuinfo). On a CPU, JAX and PyTorch stay float32: only TensorFlow's CPU kernels were
+    measured faster in bfloat16 (PyTorch's CPU step came out slower in one of two runs; see docs/speed.md).
 
     Returns:
         A bool. What `precision="auto"` asks.
     """
     device = _accelerator()
     if device is None:
-        return _cpu_has_fast_bfloat16()
+        return name() == "tensorflow" and _cpu_has_fast_bfloat16()
     kind, capability = device
     return kind == "tpu" or (capability is not None and capability >= (8, 0))
 

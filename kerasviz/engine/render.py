@@ -29,25 +29,18 @@ MIN_LOOP_STEPS = 8  # fewer steps per call than this: the step loop (the dispatc
 BLOCK_STEPS = None  # None: chosen from the model's activation size; an int forces the steps per call (1: the step loop)
 
 
-def estimate_batch_size(extractor, size: tuple[int, int], channels: int, memory_budget: int) -> int:
-    """How many images fit `memory_budget` bytes of activations, from a probe of the extractor's
-    layer sizes at 32x32 (or the extractor's fixed input size) scaled to `size`."""
-    fixed = nets.input_size(extractor) if len(extractor.inputs) == 1 else None
-    probe_hw = fixed or (32, 32)
-    try:
-        outs = [
-            layer.output for layer in extractor.layers
-            if not isinstance(layer, keras.layers.InputLayer)
-            and not isinstance(layer.output, (list, tuple)) and len(layer.output.shape) >= 2
-        ]
-        sizer = keras.Model(extractor.inputs[0], outs)
-        acts = sizer(np.zeros((1, *probe_hw, channels), "float32"))
-        elements = sum(int(np.prod(a.shape)) for a in acts)
-    except Exception:  # an exotic graph: a safe default
-        return 8
-    scale = 1.0 if fixed else (size[0] * size[1]) / (probe_hw[0] * probe_hw[1])  # a fixed size is the size
-    per_image = elements * scale * 4 * ACTIVATION_OVERHEAD
-    return int(max(1, min(MAX_AUTO_BATCH, memory_budget // max(per_image, 1))))
+def _graph_outputs(extractor) -> list:
+    """The output tensor of every operation of `extractor`'s own graph (not of the graphs its layers were
+    first called in: a flexible copy of a fixed-size model shares their layers, whose `.output` is the
+    original model's)."""
+    nodes = getattr(extractor, "_nodes_by_depth", None)
+    if nodes:
+        outs = [t for depth in sorted(nodes) for node in nodes[depth]  # layers only (not the bf16 copy's casts)
+                if isinstance(node.operation, keras.layers.Layer)
+                and not isinstance(node.operation, keras.layers.InputLayer) for t in node.outputs]
+    else:
+        outs = [layer.output for layer in extractor.layers if not isinstance(layer, keras.layers.InputLayer)]
+    return [t for t in outs if not isinstance(t, (list, tuple)) and len(t.shape) >= 2]
 
 
 def activation_elements(extractor, size: tuple[int, int], channels: int) -> int | None:
@@ -56,18 +49,23 @@ def activation_elements(extractor, size: tuple[int, int], channels: int) -> int 
     fixed = nets.input_size(extractor) if len(extractor.inputs) == 1 else None
     probe_hw = fixed or (32, 32)
     try:
-        outs = [
-            layer.output for layer in extractor.layers
-            if not isinstance(layer, keras.layers.InputLayer)
-            and not isinstance(layer.output, (list, tuple)) and len(layer.output.shape) >= 2
-        ]
-        sizer = keras.Model(extractor.inputs[0], outs)
+        sizer = keras.Model(extractor.inputs[0], _graph_outputs(extractor))
         acts = sizer(np.zeros((1, *probe_hw, channels), "float32"))
         elements = sum(int(np.prod(a.shape)) for a in acts)
     except Exception:  # an exotic graph
         return None
     scale = 1.0 if fixed else (size[0] * size[1]) / (probe_hw[0] * probe_hw[1])  # a fixed size is the size
     return int(elements * scale)
+
+
+def estimate_batch_size(extractor, size: tuple[int, int], channels: int, memory_budget: int) -> int:
+    """How many images fit `memory_budget` bytes of activations, from `activation_elements` (8 for a graph
+    the probe cannot read)."""
+    elements = activation_elements(extractor, size, channels)
+    if elements is None:
+        return 8
+    per_image = elements * 4 * ACTIVATION_OVERHEAD
+    return int(max(1, min(MAX_AUTO_BATCH, memory_budget // max(per_image, 1))))
 
 
 def split_batches(items: list, batch_size: int) -> list[list]:
