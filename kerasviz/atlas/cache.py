@@ -200,6 +200,33 @@ def folder_for(root: str | os.PathLike, model_name: str, layer_path: str, key: s
     return os.path.join(os.fspath(root), slug(model_name), leaf)
 
 
+def read_file(path: str | os.PathLike) -> bytes | None:
+    """The bytes of one file of the cache (a local path or an fsspec URL), or None when it is missing or
+    unreadable."""
+    folder, name = _split(path)
+    try:
+        return _store_for(folder).read(name)
+    except (OSError, ValueError):
+        return None
+
+
+def write_file(path: str | os.PathLike, data: bytes) -> None:
+    """Write one file of the cache whole (a local path: temporary file, fsync and rename; an fsspec URL: one
+    put), making its folder where the store has folders."""
+    folder, name = _split(path)
+    store = _store_for(folder)
+    store.makedirs()
+    store.write(name, data)
+
+
+def _split(path) -> tuple[str, str]:
+    """`(folder, file name)` of a local path or a URL."""
+    if is_url(path):
+        folder, _, name = path.rstrip("/").rpartition("/")
+        return folder, name
+    return os.path.split(os.fspath(path))
+
+
 def _filesystem(url: str):
     """`(fs, path)` for an fsspec URL, with errors that name what to install or what was meant."""
     try:

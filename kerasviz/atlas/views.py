@@ -17,8 +17,6 @@ import hashlib
 import io
 import json
 import os
-import re
-import threading
 import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -56,70 +54,15 @@ class Example:
 
 
 # ------------------------------------------------------------------------------------------ storage
-# The example files are read and written through these two functions only: a local folder (atomic write by
-# rename) or an fsspec URL, fsspec imported only for a URL. When `atlas.cache` speaks URLs itself, these
-# two become calls to it.
-
-
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(://|::)")  # `s3://...`, or a chain `simplecache::s3://...`
-
-
-def _is_url(path: str) -> bool:
-    return bool(_URL.match(path))
-
-
-def _read_bytes(path: str) -> bytes | None:
-    """The bytes of the file at `path`, or None when it is missing or unreadable."""
-    if _is_url(path):
-        import fsspec
-
-        try:
-            with fsspec.open(path, "rb") as f:
-                return f.read()
-        except (OSError, ValueError):
-            return None
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    """Write `data` to `path` whole: readers see the old file or the new one, never a part."""
-    if _is_url(path):
-        import fsspec
-
-        fs, target = fsspec.core.url_to_fs(path)
-        if "file" in fs.protocol or "local" in fs.protocol:  # object stores have no folders (nor buckets made)
-            fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-        fs.pipe_file(target, data)  # object stores write a file whole
-        return
-    folder, name = os.path.split(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{threading.get_ident()}-{name}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+# The example files are read and written through the atlas cache's storage (`cache.read_file`,
+# `cache.write_file`): a local folder (atomic write by rename) or an fsspec URL, fsspec imported only for a URL.
 
 
 def _join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *parts]) if _is_url(root) else os.path.join(root, *parts)
+    return "/".join([root.rstrip("/"), *parts]) if cache.is_url(root) else os.path.join(root, *parts)
 
 
 # ------------------------------------------------------------------------------------------ keys
-
-
-def _describe_preprocess(preprocess) -> str:
-    if isinstance(preprocess, nets.Preprocessing):
-        return repr(preprocess)
-    return f"{getattr(preprocess, '__module__', '?')}.{getattr(preprocess, '__qualname__', repr(preprocess))}"
 
 
 def folder_fingerprint(folder: str | os.PathLike, names: Sequence[str] | None = None) -> str:
@@ -188,7 +131,7 @@ def examples_settings(network: nets.Network, layer: str, data: str, *, top_k: in
         "version": EXAMPLES_VERSION,
         "model": network.name,
         "weights": cache.weights_fingerprint(network, layer, pre_activation=False),
-        "preprocess": _describe_preprocess(network.preprocess),
+        "preprocess": cache._describe_preprocess(network.preprocess),
         "layer": layer,
         "data": data,
         "top_k": int(top_k),
@@ -214,7 +157,7 @@ class _Stored:
 
 
 def _load(path: str, settings: dict) -> _Stored | None:
-    data = _read_bytes(path)
+    data = cache.read_file(path)
     if data is None:
         return None
     try:
@@ -237,7 +180,7 @@ def _save(path: str, settings: dict, stored: _Stored) -> None:
              filters=np.asarray(stored.filters, "int64"), crops=stored.crops,
              activations=stored.activations.astype("float32"), sources=np.asarray(stored.sources, dtype=str),
              count=np.asarray(stored.count, "int64"))
-    _write_bytes(path, buffer.getvalue())
+    cache.write_file(path, buffer.getvalue())
 
 
 def _merge(old: _Stored | None, new: _Stored) -> _Stored:
