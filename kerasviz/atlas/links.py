@@ -39,19 +39,6 @@ class Link:
     note: str = ""
 
 
-def _parents(layer) -> list:
-    nodes = getattr(layer, "_inbound_nodes", [])
-    return [node.operation for node in nodes[0].parent_nodes] if nodes else []
-
-
-def _channels(layer) -> int | None:
-    try:
-        shape = layer.output.shape
-    except (AttributeError, ValueError):
-        return None
-    return int(shape[-1]) if len(shape) >= 2 and shape[-1] is not None else None
-
-
 def _kernel(layer) -> np.ndarray | None:
     """A Conv2D's `(kh, kw, C_in, C_out)` kernel or a Dense's as `(1, 1, C_in, C_out)`; None for other layers."""
     name = type(layer).__name__
@@ -64,10 +51,10 @@ def _kernel(layer) -> np.ndarray | None:
 def _keeps_channels(layer) -> bool:
     """A one-input layer without weights whose channel c comes from its input's channel c (pooling, activation,
     normalization, dropout, padding)."""
-    parents = _parents(layer)
+    parents = nets.parent_layers(layer)
     return (len(parents) == 1 and not hasattr(layer, "kernel") and not hasattr(layer, "depthwise_kernel")
-            and not isinstance(layer, keras.Model) and _channels(layer) is not None
-            and _channels(layer) == _channels(parents[0]))
+            and not isinstance(layer, keras.Model) and nets.output_channels(layer) is not None
+            and nets.output_channels(layer) == nets.output_channels(parents[0]))
 
 
 def _describe(layer) -> str:
@@ -89,7 +76,7 @@ class Graph:
         self._kernels: dict[int, np.ndarray | None] = {}  # read once per layer, not once per unit page
         self.children: dict[int, list] = {}
         for layer in self.layers.values():
-            for parent in _parents(layer):
+            for parent in nets.parent_layers(layer):
                 self.children.setdefault(id(parent), []).append(layer)
 
     def kernel(self, layer) -> np.ndarray | None:
@@ -110,7 +97,7 @@ class Graph:
             if via:
                 note = f"via {', '.join(_describe(v) for v in via)}: no weights, channel {unit} passes unchanged"
             return [Link(self._path(layer), unit, note=note)]
-        parents = _parents(layer)
+        parents = nets.parent_layers(layer)
         kind = type(layer).__name__
         if _keeps_channels(layer):
             return self.back(parents[0], unit, (layer, *via))
@@ -125,7 +112,7 @@ class Graph:
         if kind == "Concatenate" and parents:
             offset = 0
             for p in parents:
-                n = _channels(p) or 0
+                n = nets.output_channels(p) or 0
                 if offset <= unit < offset + n:
                     links = self.back(p, unit - offset)
                     for link in links:
@@ -139,7 +126,7 @@ class Graph:
         """The strongest incoming units of a unit, and a sentence on where they come from."""
         layer = self.layers[path]
         kernel = self.kernel(layer)
-        parents = _parents(layer)
+        parents = nets.parent_layers(layer)
         if kernel is None or len(parents) != 1:
             links = [link for p in parents for link in self.back(p, unit)] if (
                 _keeps_channels(layer) or type(layer).__name__ in MERGE_SUM) else []
@@ -150,7 +137,7 @@ class Graph:
         norms = np.sqrt(np.sum(slices.astype("float64") ** 2, axis=(1, 2)))
         source = parents[0]
         while _keeps_channels(source):
-            source = _parents(source)[0]
+            source = nets.parent_layers(source)[0]
         image = type(source).__name__ == "InputLayer"
         links = []
         for c in np.argsort(-norms, kind="stable"):
@@ -183,11 +170,11 @@ class Graph:
                 out.extend(self.forward(child, unit, (*via, child)))
             elif len(via) < MAX_HOPS and kind == "Concatenate":
                 offset = 0
-                for p in _parents(child):
+                for p in nets.parent_layers(child):
                     if p is (via[-1] if via else layer):
                         out.extend(self.forward(child, unit + offset, (*via, child)))
                         break
-                    offset += _channels(p) or 0
+                    offset += nets.output_channels(p) or 0
         return out
 
     def outgoing(self, path: str, unit: int, k: int) -> list[Link]:

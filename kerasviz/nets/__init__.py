@@ -33,7 +33,9 @@ from kerasviz.nets.layers import (
     leaks_under_pre_activation,
     list_layers,
     model_cache,
+    output_channels,
     output_shape,
+    parent_layers,
     resolve_filters,
     undo_leak,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "field_between",
     "find_layer", "get_extractor", "get_model", "has_fused_relu", "hed_weights_path", "infer_preprocessing",
     "input_size", "is_model_path", "iter_layers", "leaks_under_pre_activation", "list_layers", "list_models",
-    "load_hed_weights", "load_model_file", "model_cache", "module_name", "output_shape", "range_from_layers",
+    "load_hed_weights", "load_model_file", "model_cache", "module_name", "output_channels", "output_shape",
+    "parent_layers", "range_from_layers",
     "receptive_field", "resolve_filters", "undo_leak",
 ]

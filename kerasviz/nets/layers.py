@@ -466,3 +466,18 @@ def check_filter(index, n_channels: int, layer: str) -> int:
         raise ValueError(f"Filter {int(index)} is out of range for layer {layer!r}, which has {n_channels} channels "
                          f"(valid: 0-{n_channels - 1}).")
     return int(index)
+
+
+def parent_layers(layer) -> list:
+    """The layers (operations) whose outputs `layer` reads, in its first call's graph; [] for an input."""
+    nodes = getattr(layer, "_inbound_nodes", [])
+    return [node.operation for node in nodes[0].parent_nodes] if nodes else []
+
+
+def output_channels(layer) -> int | None:
+    """The channel count (last axis) of `layer`'s output, or None where it has no single output of known width."""
+    try:
+        shape = layer.output.shape
+    except (AttributeError, ValueError):
+        return None
+    return int(shape[-1]) if len(shape) >= 2 and shape[-1] is not None else None

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from kerasviz import nets
-from kerasviz.weights.kernels import DEFAULT_TOP_K, IncomingChannels, _channels, _network, path_between
+from kerasviz.weights.kernels import DEFAULT_TOP_K, IncomingChannels, _network, path_between
 
 DEFAULT_EXPANDED_SIZE = 5
 
@@ -145,7 +145,7 @@ def linearized_model(
     steps = [_linearize(layer, layer_from, layer_to) for layer in chain]
     field = nets.field_between(network, layer_from, layer_to)
     _, source = nets.find_layer(network, layer_from)
-    c_from = _channels(source)
+    c_from = nets.output_channels(source)
     if c_from is None:
         raise ValueError(f"layer_from={layer_from!r} has no channel axis.")
     inputs = keras.Input((field[0], field[1], c_from))

@@ -247,21 +247,6 @@ class IncomingChannels:
         return len(self.channels)
 
 
-def _parents(layer) -> list:
-    nodes = getattr(layer, "_inbound_nodes", [])
-    if not nodes:
-        return []
-    return [node.operation for node in nodes[0].parent_nodes]
-
-
-def _channels(layer) -> int | None:
-    try:
-        shape = layer.output.shape
-    except (AttributeError, ValueError):
-        return None
-    return int(shape[-1]) if len(shape) >= 2 and shape[-1] is not None else None
-
-
 def input_layer_of(model, layer: str, *, weights: str | None = None) -> tuple[str, bool]:
     """The layer whose channels a layer reads, looking through pooling, activation, normalization,
     dropout and padding layers (they keep each channel apart).
@@ -282,7 +267,7 @@ def input_layer_of(model, layer: str, *, weights: str | None = None) -> tuple[st
     network = _network(model, weights)
     path, start = nets.find_layer(network, layer)
     prefix = path[: -len(start.name)]
-    parents = _parents(start)
+    parents = nets.parent_layers(start)
     if len(parents) != 1:
         raise ValueError(
             f"Layer {path!r} of {network.name} has {len(parents)} inputs; expected one layer to read channels from."
@@ -293,7 +278,7 @@ def input_layer_of(model, layer: str, *, weights: str | None = None) -> tuple[st
             return prefix + current.name, True
         if isinstance(current, keras.Model) or any(hasattr(current, a) for a in _KERNEL_ATTRS):
             return prefix + current.name, False
-        parents = _parents(current)
+        parents = nets.parent_layers(current)
         if len(parents) != 1:  # a layer that merges branches (Add, Concatenate) is the source itself
             return prefix + current.name, False
         current = parents[0]
@@ -337,7 +322,7 @@ def top_inputs(
     per_group_in = kernel.shape[2]
     offset = (f // (kernel.shape[-1] // groups)) * per_group_in if groups > 1 else 0
     _, source = nets.find_layer(network, input_layer)
-    c_in = _channels(source)
+    c_in = nets.output_channels(source)
     if c_in is not None and c_in != per_group_in * groups:
         raise ValueError(
             f"Layer {path!r} reads {per_group_in * groups} channels, but the layer found before it, "
@@ -385,7 +370,7 @@ def path_between(model, layer_from: str, layer_to: str, *, weights: str | None =
     chain, current = [], last
     while current is not first:
         chain.append(current)
-        parents = _parents(current)
+        parents = nets.parent_layers(current)
         if len(parents) > 1:
             raise ValueError(
                 f"Layer {current.name!r} ({type(current).__name__}) between {path_from!r} and {path_to!r} has "
