@@ -302,7 +302,9 @@ def _with_weights(score_fn, variables):
     return fn
 
 
-def _jax_step(score_fn, update, model):
+def _jax_gradient(score_fn, model):
+    """The model's variables and `grad_fn(values, weights, u, filters) -> ((total, scores), grads)`, the gradient
+    of the scores' sum with respect to the values, with the weights as an argument."""
     import jax
 
     variables = _model_variables(model)
@@ -312,7 +314,13 @@ def _jax_step(score_fn, update, model):
         scores = scored(weights, values, u, filters)
         return jax.numpy.sum(scores), scores
 
-    grad_fn = jax.value_and_grad(objective, has_aux=True)
+    return variables, jax.value_and_grad(objective, has_aux=True)
+
+
+def _jax_step(score_fn, update, model):
+    import jax
+
+    variables, grad_fn = _jax_gradient(score_fn, model)
 
     traced = [0]
 
@@ -334,14 +342,7 @@ def _jax_step(score_fn, update, model):
 def _jax_loop(score_fn, update, model):
     import jax
 
-    variables = _model_variables(model)
-    scored = _with_weights(score_fn, variables)
-
-    def objective(values, weights, u, filters):
-        scores = scored(weights, values, u, filters)
-        return jax.numpy.sum(scores), scores
-
-    grad_fn = jax.value_and_grad(objective, has_aux=True)
+    variables, grad_fn = _jax_gradient(score_fn, model)
 
     traced = [0]
 
