@@ -97,12 +97,10 @@ def check_size(network, layer: str, size: int, pre_activation: bool = True, bord
     resized to it inside the step, so that size is the one checked."""
     extractor = nets.get_extractor(network, [layer], pre_activation)
     hw = nets.input_size(extractor, network.image_input) or (size, size)
+    inputs = network.model_inputs(keras.KerasTensor((1, *hw, network.input_channels)), extractor)
+    image = keras.tree.map_structure(lambda t: keras.KerasTensor(t.shape, keras.backend.standardize_dtype(t.dtype)),
+                                     inputs)  # the other inputs' values (or zeros) as specs
     try:
-        image = keras.KerasTensor((1, *hw, network.input_channels))
-        if len(network.model.inputs) > 1:
-            image = [image if i == network.image_input else
-                     keras.KerasTensor((1,) + np.shape(network.other_inputs[i]), dtype=t.dtype)
-                     for i, t in enumerate(network.model.inputs)]
         out = extractor.compute_output_spec(image)
     except Exception as e:
         raise ValueError(
@@ -334,6 +332,7 @@ def plan(
     note = None
     if reads:
         s, note = fit_size(network, reads, s, preset=preset, overrides=overrides)
+        note = nets.notes_for(network, reads, s.pre_activation, note)  # the input range read, inputs held at zeros
     if path is not None:
         check_size(network, path, min(rendering.octave_sizes(s.size, s.octaves, s.octave_scale)[0]), s.pre_activation,
                    s.border)
@@ -346,8 +345,8 @@ def plan(
                                                               memory_budget or rendering.DEFAULT_MEMORY_BUDGET)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}.")
-    if note is not None:
-        print(f"kerasviz: note: {note}", file=sys.stderr)
+    for line in (note or "").splitlines():
+        print(f"kerasviz: note: {line}", file=sys.stderr)
     return Plan(network=network, layer=path, items=items, objective=obj, settings=s, seed=int(seed),
                 batch_size=int(batch_size), renderer=renderer, distribute=distribute, revive=revive, note=note)
 

@@ -158,7 +158,7 @@ class Renderer:
                     x = imgs = crop(x)
                 if model_size is not None and tuple(x.shape[1:3]) != model_size:
                     x = keras.ops.image.resize(x, model_size, interpolation="bilinear")
-                outs = extractor(network.model_inputs(preprocess(x)), training=False)
+                outs = extractor(network.model_inputs(preprocess(x), extractor), training=False)
                 outs = outs if isinstance(outs, (list, tuple)) else [outs]
                 acts = dict(zip(layers, outs, strict=True))
                 return objective_(objectives.Context(acts, imgs, filters))

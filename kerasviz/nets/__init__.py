@@ -18,6 +18,7 @@ from kerasviz.nets.applications import (
     range_from_layers,
 )
 from kerasviz.nets.extractors import BF16_POLICY, bfloat16_extractor, get_extractor
+from kerasviz.nets.inputs import depends_on, needed_inputs
 from kerasviz.nets.layers import (
     DEFAULT_FILTER_COUNT,
     LEAKY_SLOPE,
@@ -46,7 +47,9 @@ from kerasviz.nets.network import (
     Network,
     Preprocessing,
 )
+from kerasviz.nets.notes import notes_for
 from kerasviz.nets.receptive_field import ReceptiveField, field_between, receptive_field
+from kerasviz.nets.scale import family_of_name, layer_range, read_input_range
 
 __all__ = [
     "BF16_POLICY", "CAFFE_MEAN_BGR", "DEFAULT_FILTER_COUNT", "FAMILY_OF", "HED_LAYERS", "IMAGENET_MEAN_RGB",
@@ -58,4 +61,5 @@ __all__ = [
     "load_hed_weights", "load_model_file", "model_cache", "module_name", "output_channels", "output_shape",
     "parent_layers", "range_from_layers",
     "receptive_field", "resolve_filters", "undo_leak",
+    "depends_on", "family_of_name", "layer_range", "needed_inputs", "notes_for", "read_input_range",
 ]

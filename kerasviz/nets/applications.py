@@ -17,6 +17,7 @@ import numpy as np
 
 from kerasviz import names
 from kerasviz.catalog import FAMILY_OF, list_models
+from kerasviz.nets import inputs, scale
 from kerasviz.nets.network import Network, Preprocessing
 
 # keras.applications constructor name -> (public module, preprocessing family)
@@ -245,29 +246,22 @@ def infer_preprocessing(model: keras.Model) -> Preprocessing:
     from_layers = range_from_layers(model, channels)
     if from_layers is not None:
         return from_layers
-    key = names.normalize(model.name)
-    for app, family in sorted(FAMILY_OF.items(), key=lambda kv: -len(kv[0])):
-        if key.startswith(names.normalize(app)) and channels == 3:
-            return Preprocessing.family(family)
-    aliases = {"inceptionv3": "tf", "mobilenet": "tf", "nasnet": "tf", "convnext": "none"}
-    for alias, family in aliases.items():
-        if key.startswith(alias) and channels == 3:
-            return Preprocessing.family(family)
+    family = scale.family_of_name(model.name, channels)
+    if family is not None:
+        return Preprocessing.family(family)
     return Preprocessing.from_range(0.0, 1.0, channels)
 
 
-NORMALIZATION_SPAN = 2.0  # a Normalization layer's inputs are taken to span mean +- 2 standard deviations
-
-
 def range_from_layers(model: keras.Model, channels: int = 3) -> Preprocessing | None:
-    """The input range a model implies by its first layers, or None.
+    """The input range a model implies by the layers in front of it (nested models too), or None.
 
     A `Rescaling(scale, offset)` layer maps raw inputs onto [0, 1] (offset 0) or [-1, 1] (offset -1):
-    `Rescaling(1 / 255)` means inputs in 0-255. A `Normalization` layer's raw inputs are taken to
-    span its mean +- 2 standard deviations per channel.
+    `Rescaling(1 / 255)` means inputs in 0-255. An adapted `Normalization` layer reads raw pixels (0..255) where
+    its mean is above 2, else its raw inputs are taken to span its mean +- 2 standard deviations per channel. A
+    layer computing a `keras.applications` `preprocess_input` means raw pixels. The whole rule: `nets.scale`.
 
     Args:
-        model: a `keras.Model`; its first four layers are looked at.
+        model: a `keras.Model`; the layers from its first input are followed, past augmentation layers.
         channels: the number of input channels. Defaults to 3.
 
     Returns:
@@ -279,21 +273,7 @@ def range_from_layers(model: keras.Model, channels: int = 3) -> Preprocessing | 
     >>> kv.models.range_from_layers(model).invert(np.full((1, 3), 255.0)).round(3)
     array([[1., 1., 1.]], dtype=float32)
     """
-    for layer in getattr(model, "layers", [])[:4]:
-        kind = type(layer).__name__
-        if kind == "Rescaling":
-            scale = float(np.mean(np.asarray(layer.scale)))
-            offset = float(np.mean(np.asarray(layer.offset)))
-            if scale <= 0:
-                return None
-            span = 1.0 if offset >= 0 else -2.0 * offset  # the output spans [0, 1] or [-1, 1]
-            return Preprocessing.from_range(0.0, span / scale, channels)
-        if kind == "Normalization" and getattr(layer, "mean", None) is not None:
-            mean = np.broadcast_to(np.asarray(layer.mean, "float64").reshape(-1), (channels,))
-            std = np.sqrt(np.broadcast_to(np.asarray(layer.variance, "float64").reshape(-1), (channels,)))
-            low = mean - NORMALIZATION_SPAN * std
-            return Preprocessing("normalization-range", tuple(2 * NORMALIZATION_SPAN * std), tuple(low))
-    return None
+    return scale.read_input_range(model, 0, channels)
 
 
 def as_network(
@@ -319,15 +299,17 @@ def as_network(
             weights file path. Defaults to `"imagenet"`.
         image_input: for a multi-input model, the input to optimize (index or name). Defaults to 0.
         other_inputs: for a multi-input model, the values (one example, no batch axis) at which the
-            other inputs are held, keyed by index or name. Defaults to None.
+            other inputs are held, keyed by index or name. An input left out is held at zeros where the layers
+            asked for depend on it (a note says so), and needs no value where they do not. Defaults to None.
         custom_objects: for a model file: your own layers and functions by name. Defaults to None.
 
     Returns:
         A `Network`.
 
     Raises:
-        ValueError: both `preprocess` and `input_range` are given, the model or its inputs cannot be found, or
-            a model or weights file cannot be loaded (the message names the file and the reason).
+        ValueError: both `preprocess` and `input_range` are given, the model or its inputs cannot be found, a
+            value in `other_inputs` does not fit its input's shape, or a model or weights file cannot be loaded
+            (the message names the file and the reason).
         TypeError: `model` is none of the accepted kinds.
 
     Example:
@@ -371,13 +353,10 @@ def _input_index(model, key, what: str) -> int:
 def _with_inputs(net: Network, image_input, other_inputs: dict) -> Network:
     model = net.model
     index = _input_index(model, image_input or 0, "image_input")
-    others = {_input_index(model, k, "other_inputs"): v for k, v in other_inputs.items()}
-    missing = [model.inputs[i].name for i in range(len(model.inputs)) if i != index and i not in others]
-    if missing:
-        raise ValueError(
-            f"{model.name} has {len(model.inputs)} inputs; give values for the ones not optimized with "
-            f"other_inputs={{name: value}}. Missing: {missing}."
-        )
+    others = {}
+    for key, value in other_inputs.items():  # the inputs left out are held at zeros where a layer needs them
+        i = _input_index(model, key, "other_inputs")
+        others[i] = inputs.check_value(model, i, value)
     channels = model.inputs[index].shape[-1] or 3
     preprocess = net.preprocess
     if index != net.image_input and isinstance(preprocess, Preprocessing) and len(preprocess.scale) != channels:

@@ -48,7 +48,7 @@ def _copier(keep: set, failed: set, made: list):
     (by id) as they are."""
 
     def clone(layer):
-        if id(layer) in keep:
+        if id(layer) in keep or not isinstance(layer, keras.layers.Layer):  # an op of the graph (ConvertToTensor)
             return layer
         if isinstance(layer, _PreActivation):  # calls the user's layer's `call` itself: the wrapper's policy rules
             return _PreActivation(layer.inner, dtype=BF16_POLICY)

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from kerasviz import names
+from kerasviz.nets.inputs import needed_inputs
 from kerasviz.nets.network import Network
 
 LEAKY_SLOPE = 0.01  # the slope that replaces a ReLU's zero gradient when pre_activation is on
@@ -52,7 +53,7 @@ def iter_layers(model, prefix: str = ""):
 def find_layer(model, name: str) -> tuple[str, keras.layers.Layer]:
     """Find a layer by name or `outer/inner` path, searching nested models too.
 
-    A bare name also matches the last part of a nested path (the first such layer).
+    A bare name also matches the last part of a nested path, when only one layer has that name.
 
     Args:
         model: a `Network` or `keras.Model`.
@@ -62,7 +63,8 @@ def find_layer(model, name: str) -> tuple[str, keras.layers.Layer]:
         `(path, layer)`: the full path and the Keras layer.
 
     Raises:
-        ValueError: no such layer; the message suggests close names.
+        ValueError: no such layer (the message suggests close names), or a bare name that layers of several
+            nested models have (the message lists their paths).
         TypeError: `name` is not a string.
 
     Example:
@@ -79,7 +81,11 @@ def find_layer(model, name: str) -> tuple[str, keras.layers.Layer]:
     if name in layers:
         return name, layers[name]
     by_leaf = [p for p in layers if p.rsplit("/", 1)[-1] == name]
-    if len(by_leaf) >= 1:
+    if len({id(layers[p]) for p in by_leaf}) > 1:
+        raise ValueError(f"Layer name {name!r} is ambiguous in {label}: it names {len(by_leaf)} layers of nested "
+                         f"models ({', '.join(map(repr, by_leaf))}). Pass the path of the one you mean, e.g. "
+                         f"layer={by_leaf[0]!r}.")
+    if by_leaf:
         return by_leaf[0], layers[by_leaf[0]]
     leaves = sorted({p.rsplit("/", 1)[-1] for p in layers} | set(layers))
     raise ValueError(f"Layer {name!r} not found in {label}.{names.did_you_mean(name, leaves)}")
@@ -262,7 +268,7 @@ def _layer_tensor(model, parts: Sequence[str], pre_activation: bool):
     if len(parts) > 1:
         inner_out = _layer_tensor(layer, parts[1:], pre_activation)
         sub = keras.Model(layer.inputs[0] if len(layer.inputs) == 1 else layer.inputs, inner_out)
-        return sub(_node_inputs(layer))
+        return _replay(sub, _node_inputs(layer))  # its layers, not the nested model: it can run at any size
     if pre_activation and has_fused_relu(layer):
         if type(layer).__name__ in ("ReLU", "Activation"):
             if _is_softmax(layer):
@@ -290,10 +296,11 @@ def feature_extractor(
             for what came out. Defaults to True.
 
     Returns:
-        A `keras.Model` with one output per layer.
+        A `keras.Model` with one output per layer, taking only the model inputs that the layers depend on
+        (the image alone for a layer of the image branch of a multi-input model).
 
     Raises:
-        ValueError: a layer is not found.
+        ValueError: a layer is not found, or does not depend on the image input.
 
     Example:
     >>> net = kv.get_model("VGG16", weights="hed")
@@ -306,9 +313,11 @@ def feature_extractor(
     for name in layers:
         path, _ = find_layer(keras_model, name)
         outputs.append(_layer_tensor(keras_model, path.split("/"), pre_activation))
-    inputs = keras_model.inputs[0] if len(keras_model.inputs) == 1 else keras_model.inputs
+    image_input = model.image_input if isinstance(model, Network) else 0
+    inputs = needed_inputs(keras_model, outputs, image_input, layers)  # only those the layers depend on
     extractor = keras.Model(inputs, outputs, name="kerasviz_extractor")
-    return _on_flexible_input(extractor) if flexible else extractor
+    image = [t is keras_model.inputs[image_input] for t in keras.tree.flatten(inputs)].index(True)
+    return _on_flexible_input(extractor, image) if flexible else extractor
 
 
 FLEX_PROBE_MARGIN = 32  # pixels added to a fixed input size to check that the layers take other sizes
@@ -319,7 +328,7 @@ def input_size(model: keras.Model, index: int = 0) -> tuple[int, int] | None:
 
     Args:
         model: a `keras.Model`, e.g. from `feature_extractor`.
-        index: which input is the image. Defaults to 0.
+        index: which input is the image (for a model with several). Defaults to 0.
 
     Returns:
         `(height, width)`, or None.
@@ -329,26 +338,47 @@ def input_size(model: keras.Model, index: int = 0) -> tuple[int, int] | None:
     >>> kv.nets.input_size(small), kv.nets.input_size(kv.feature_extractor(small, ["g1"]))
     ((28, 28), None)
     """
-    shape = tuple(model.inputs[index].shape[1:3])
+    shape = tuple(model.inputs[index if len(model.inputs) > 1 else 0].shape[1:3])
     return None if None in shape else (int(shape[0]), int(shape[1]))
 
 
-def _on_flexible_input(extractor: keras.Model) -> keras.Model:
-    """`extractor` rebuilt on a `(None, None, C)` input when its input has a fixed size and its layers take
-    any size: the same layer objects (the same weights, nothing copied) called on the new input. Kept as
-    it is when the layers need the fixed size (a `Flatten`, `Reshape` or `Dense` on flattened maps before
-    the outputs): a forward pass at a larger size decides."""
-    fixed = input_size(extractor) if len(extractor.inputs) == 1 else None
+def _replay(model, inputs):
+    """`model`'s layers called on the symbolic `inputs`, each nested model (Functional or Sequential) replaced by
+    its own layers, at any depth: the same layers and weights in a graph without nested models, whose fixed-size
+    `Input` would refuse another image size."""
+    if isinstance(model, keras.Sequential):
+        x = inputs
+        for layer in model.layers:
+            x = _replay(layer, x) if isinstance(layer, keras.Model) else layer(x)
+        return x
+
+    def operation(op):
+        if isinstance(op, keras.Model):
+            return lambda *args, **kwargs: _replay(op, args[0])
+        return op
+
+    return model._run_through_graph(inputs, operation_fn=operation)
+
+
+def _on_flexible_input(extractor: keras.Model, image: int = 0) -> keras.Model:
+    """`extractor` rebuilt on a `(None, None, C)` image input when that input has a fixed size and its layers take
+    any size: the same layer objects (the same weights, nothing copied) called on the new input (its other inputs,
+    if any, as they are). Kept as it is when the layers need the fixed size (a `Flatten`, `Reshape` or `Dense` on
+    flattened maps before the outputs): a forward pass at a larger size decides."""
+    fixed = input_size(extractor, image)
     if fixed is None:
         return extractor
-    spec = extractor.inputs[0]
+    new_inputs, probes = [], []
+    for i, spec in enumerate(extractor.inputs):
+        shape = (None, None) + tuple(spec.shape[3:]) if i == image else tuple(spec.shape[1:])
+        new_inputs.append(keras.Input(shape, dtype=spec.dtype, name=spec.name))
+        probe_shape = (fixed[0] + FLEX_PROBE_MARGIN, fixed[1] + FLEX_PROBE_MARGIN) + shape[2:] if i == image else shape
+        probes.append(np.zeros((1,) + tuple(d or 1 for d in probe_shape), spec.dtype or "float32"))
+    single = len(new_inputs) == 1
     try:
-        flexible = keras.models.clone_model(extractor, input_tensors=keras.Input((None, None) + tuple(spec.shape[3:]),
-                                                                                    dtype=spec.dtype),
-                                            clone_function=lambda layer: layer)
-        probe = np.zeros((1, fixed[0] + FLEX_PROBE_MARGIN, fixed[1] + FLEX_PROBE_MARGIN) + tuple(spec.shape[3:]),
-                         "float32")
-        flexible(probe, training=False)
+        flexible = keras.Model(new_inputs[0] if single else new_inputs,
+                               _replay(extractor, new_inputs[0] if single else new_inputs), name=extractor.name)
+        flexible(probes[0] if single else probes, training=False)
     except Exception:  # any failure means: these layers need the model's own size
         return extractor
     return flexible

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
+from kerasviz.nets import inputs
+
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 
 
@@ -29,12 +31,14 @@ class Preprocessing:
         scale: one factor per input channel (after reordering).
         offset: one offset per input channel (after reordering).
         bgr: reverse the channel order (caffe models read BGR).
+        source: what it was read from in the model's own layers (a note for the user), or None.
     """
 
     name: str
     scale: tuple[float, ...]
     offset: tuple[float, ...]
     bgr: bool = False
+    source: str | None = dataclasses.field(default=None, compare=False)
 
     def __call__(self, images):
         """Apply the map to a batch of images (any backend tensor or NumPy array, channels last)."""
@@ -104,19 +108,36 @@ class Network:
         shape = self.model.inputs[self.image_input].shape
         return int(shape[-1]) if shape[-1] is not None else 3
 
-    def model_inputs(self, images):
-        """The model's inputs for a batch of images: the image alone, or for a multi-input model the
-        list of inputs with the others held at their given values (repeated over the batch)."""
-        if len(self.model.inputs) == 1:
+    def model_inputs(self, images, extractor: keras.Model | None = None):
+        """The inputs for a batch of images: the image alone, or for a multi-input model the list of inputs with
+        the others held at their given values, or zeros (repeated over the batch).
+
+        Args:
+            images: the batch of images (already preprocessed).
+            extractor: the feature extractor the inputs are for (`feature_extractor`), which takes only the
+                inputs its layers depend on. Defaults to None: the model's inputs, all of them.
+
+        Returns:
+            A tensor, or a list in the order the extractor (or model) takes its inputs.
+
+        Raises:
+            ValueError: an input the layers depend on has no value and no fixed shape (see `inputs.value_of`).
+        """
+        if extractor is not None:
+            order = inputs.extractor_inputs(self.model, extractor, self.image_input)
+        else:
+            order = list(range(len(self.model.inputs)))
+        if order == [self.image_input]:
             return images
         batch = images.shape[0]
         out = []
-        for i, spec in enumerate(self.model.inputs):
+        for i in order:
             if i == self.image_input:
                 out.append(images)
                 continue
-            value = np.asarray(self.other_inputs[i], dtype=spec.dtype or "float32")
-            out.append(keras.ops.broadcast_to(value[None], (batch,) + value.shape))
+            value = inputs.value_of(self.model, i, self.other_inputs)
+            broadcast = np.broadcast_to if isinstance(images, np.ndarray) else keras.ops.broadcast_to
+            out.append(broadcast(value[None], (batch,) + value.shape))
         return out
 
     def __repr__(self):
