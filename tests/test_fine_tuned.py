@@ -10,6 +10,7 @@ import pytest
 from test_trained_models import CLASSES, gratings
 
 import kerasviz as kv
+from kerasviz import cli
 
 SIZE = 32
 FILTERS = 4  # each picture run checks the first four filters
@@ -233,6 +234,51 @@ def test_bad_inputs_are_explained(case):
         call()
 
 
-def test_layers_are_listed_with_their_paths(trained):
+def test_layers_are_listed_with_their_paths(trained, capsys):
     paths = [row.path for row in kv.list_layers(kv.as_network(trained["two-levels"][0]))]
     assert "features/backbone/conv2" in paths and any(p.startswith("features/rescaling") for p in paths)
+    assert cli.main(["layers", trained["two-levels"][0]]) == 0
+    assert "features/backbone/conv2  " in capsys.readouterr().out
+
+
+def _in_front(*layers, image_first: bool = True):
+    """A small model: `layers` in front of a convolution; with `image_first=False`, a second input comes first."""
+    image = keras.Input((SIZE, SIZE, 3), name="image")
+    x = image
+    for layer in layers:
+        x = layer(x)
+    x = keras.layers.Conv2D(2, 3, name="c")(x)
+    if image_first:
+        return keras.Model(image, x, name="in_front")
+    extra = keras.Input((2,), name="extra")
+    return keras.Model([extra, image], [keras.layers.Dense(1)(extra), x], name="in_front")
+
+
+def _mobilenet_nested():
+    backbone = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(SIZE, SIZE, 3))
+    inputs = keras.Input((SIZE, SIZE, 3))
+    return keras.Model(inputs, backbone(keras.layers.RandomFlip()(inputs)), name="fine_tuned_mobilenet")
+
+
+RANGES = {  # a model -> (the preprocessing read, a part of its note); None: nothing read, [0, 1]
+    "caffe-preprocess-lambda": (lambda: _in_front(keras.layers.Lambda(keras.applications.resnet50.preprocess_input)),
+                                "range(0, 255)", "preprocess_input (mode 'caffe')"),
+    "torch-preprocess-lambda": (lambda: _in_front(keras.layers.Lambda(keras.applications.densenet.preprocess_input)),
+                                "range(0, 255)", "preprocess_input (mode 'torch')"),
+    "rescaling-0-10": (lambda: _in_front(keras.layers.RandomRotation(0.1), keras.layers.Rescaling(0.1)),
+                       "range(0, 10)", "takes inputs in 0..10"),
+    "nested-keras-applications-backbone": (_mobilenet_nested, "tf", "'mobilenetv2_1.00_32' is a keras.applications"),
+    "second-input-is-the-image": (lambda: _in_front(keras.layers.Rescaling(1 / 255), image_first=False),
+                                  "range(0, 255)", "0..255"),
+    "an-unknown-lambda": (lambda: _in_front(keras.layers.Lambda(lambda t: t * 3.0)), "range(0, 1)", None),
+    "a-convolution-first": (lambda: _in_front(keras.layers.Conv2D(3, 1), keras.layers.Rescaling(1 / 255)),
+                            "range(0, 1)", None),
+}
+
+
+@pytest.mark.parametrize("case", list(RANGES))
+def test_the_input_range_is_read_from_the_layers_in_front(case):
+    build, name, source = RANGES[case]
+    net = kv.as_network(build(), image_input="image") if case.startswith("second") else kv.as_network(build())
+    assert net.preprocess.name == name
+    assert (net.preprocess.source is None) if source is None else (source in net.preprocess.source)

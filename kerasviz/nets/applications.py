@@ -359,6 +359,6 @@ def _with_inputs(net: Network, image_input, other_inputs: dict) -> Network:
         others[i] = inputs.check_value(model, i, value)
     channels = model.inputs[index].shape[-1] or 3
     preprocess = net.preprocess
-    if index != net.image_input and isinstance(preprocess, Preprocessing) and len(preprocess.scale) != channels:
-        preprocess = Preprocessing.from_range(0.0, 1.0, channels)
+    if index != net.image_input and isinstance(preprocess, Preprocessing):  # read again, from the image input
+        preprocess = scale.read_input_range(model, index, channels) or Preprocessing.from_range(0.0, 1.0, channels)
     return dataclasses.replace(net, image_input=index, other_inputs=others, preprocess=preprocess)

@@ -70,9 +70,10 @@ def read_input_range(model: keras.Model, image_input: int = 0, channels: int | N
 
     Example:
     >>> inputs = keras.Input((32, 32, 3))
-    >>> model = keras.Model(inputs, keras.layers.Rescaling(1 / 255)(keras.layers.RandomFlip()(inputs)))
+    >>> x = keras.layers.RandomFlip()(inputs)  # augmentation: passed through
+    >>> model = keras.Model(inputs, keras.layers.Rescaling(1 / 255, name="scale")(x))
     >>> kv.nets.read_input_range(model).source
-    "its layer 'rescaling' (Rescaling(scale=0.00392157, offset=0)) takes inputs in 0..255"
+    "its layer 'scale' (Rescaling(scale=0.00392157, offset=0)) takes inputs in 0..255"
     """
     try:
         start = model.inputs[image_input]
@@ -168,9 +169,9 @@ def layer_range(layer, channels: int = 3, path: str | None = None) -> Preprocess
         A `Preprocessing` whose `source` says what was read, or None.
 
     Example:
-    >>> p = kv.nets.layer_range(keras.layers.Rescaling(1 / 127.5, offset=-1))
+    >>> p = kv.nets.layer_range(keras.layers.Rescaling(1 / 127.5, offset=-1, name="scale"))
     >>> p.name, p.source
-    ('range(0, 255)', "its layer 'rescaling' (Rescaling(scale=0.00784314, offset=-1)) takes inputs in 0..255")
+    ('range(0, 255)', "its layer 'scale' (Rescaling(scale=0.00784314, offset=-1)) takes inputs in 0..255")
     """
     path = path or layer.name
     kind = type(layer).__name__
