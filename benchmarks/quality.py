@@ -17,6 +17,11 @@ computes in that precision; the pictures are always judged by the float32 model)
     python benchmarks/quality.py --presets keras-io quality --filters 8 --figure docs/images/presets.png
     python benchmarks/quality.py --fixed-size 128 --presets quality   # VGG16 built for 128x128 inputs only
     python benchmarks/quality.py --presets fast quality --precision float32 bfloat16
+    python benchmarks/quality.py --nested --presets quality   # VGG16 as the backbone of a fine-tuned model
+
+With `--nested` VGG16 is a user's transfer-learning model as kerasviz meets it at the first call: raw pixels
+(0..255) in, an augmentation layer, `vgg16.preprocess_input` in a layer, the VGG16 (fixed 224x224) nested as the
+layer `vgg16`, a new head with softmax fused into `Dense`; layers are named by their own names.
 """
 
 from __future__ import annotations
@@ -76,12 +81,16 @@ def main():
     parser.add_argument("--figure", default=None, help="save a side-by-side figure of the presets (first layer)")
     parser.add_argument("--fixed-size", type=int, default=None,
                         help="build VGG16 with a fixed input_shape of this size, as users' own models have it")
+    parser.add_argument("--nested", action="store_true",
+                        help="VGG16 nested in a fine-tuned model (preprocessing and augmentation layers in front)")
     args = parser.parse_args()
 
     import kerasviz as kv
 
     shape = dict(input_shape=(args.fixed_size, args.fixed_size, 3)) if args.fixed_size else {}
     net = kv.get_model("VGG16", weights="hed", **shape)
+    if args.nested:
+        net = kv.as_network(fine_tuned(net.model, args.fixed_size or 224))
     filters = list(range(args.filters))
     rows, figure_rows = [], []
     runs = [(preset, precision) for preset in args.presets for precision in args.precision]
@@ -114,12 +123,27 @@ def main():
             print(f"{'':>21}{what}: {shown or 'none'}", flush=True)
 
     fixed = f", fixed {args.fixed_size}x{args.fixed_size} input" if args.fixed_size else ""
+    fixed += ", nested in a fine-tuned model" if args.nested else ""
     print(f"\nVGG16 (hed{fixed}) {', '.join(args.layers)}; {len(filters)} filters per layer")
     print(f"{'preset':>10} | {'precision':>9} | {'alive':>5} | {'self-rec.':>9} | {'robustness':>10} | {'s/filter':>8}")
     for name, precision, alive, rec, rob, sec in rows:
         print(f"{name:>10} | {precision:>9} | {alive:5.2f} | {rec:9.2f} | {rob:10.2f} | {sec:8.2f}")
     if args.figure:
         save_figure(figure_rows, args.layers[0], args.figure)
+
+
+def fine_tuned(backbone, size: int):
+    """`backbone` (built for any size) rebuilt for `size` px and nested in a transfer-learning classifier."""
+    import keras
+
+    vgg16 = keras.applications.VGG16(weights=None, include_top=False, input_shape=(size, size, 3))
+    vgg16.set_weights(backbone.get_weights())
+    inputs = keras.Input((size, size, 3), name="pixels")
+    x = keras.layers.RandomFlip(name="augment")(inputs)
+    x = keras.layers.Lambda(keras.applications.vgg16.preprocess_input, name="preprocess")(x)
+    x = keras.layers.GlobalAveragePooling2D()(vgg16(x))
+    outputs = keras.layers.Dense(5, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="fine_tuned_vgg16")
 
 
 def save_figure(figure_rows, layer, path):
