@@ -214,9 +214,10 @@ def test_bfloat16_is_fast_on_new_gpus_tpus_and_cpus_with_bf16_where_measured(tmp
 
 
 @pytest.mark.engine
-def test_only_tensorflow_takes_cpu_bfloat16():
+def test_only_tensorflow_takes_cpu_bfloat16_and_strategies():
     """On a CPU with bf16 instructions only TensorFlow's step was measured faster in bf16."""
     assert backend.active().cpu_bfloat16 is (backend.name() == "tensorflow")
+    assert backend.runs_strategies() is (backend.name() == "tensorflow")
 
 
 @pytest.mark.engine

@@ -201,6 +201,16 @@ def bfloat16_is_fast() -> bool:
     return active().bfloat16_is_fast()
 
 
+def runs_strategies() -> bool:
+    """Whether a `tf.distribute.Strategy` can place the compiled steps: on the TensorFlow backend only.
+
+    Example:
+    >>> kv.engine.backend.runs_strategies() == (kv.engine.backend.name() == "tensorflow")
+    True
+    """
+    return active().strategies
+
+
 def optimizer_reset(optimizer, start: list) -> list:
     """Reset a built `keras.optimizers` optimizer's slots to `start`; returns the update state to carry.
 

@@ -22,10 +22,12 @@ class Backend:
         name: the Keras backend name (`"tensorflow"`, `"jax"`, `"torch"`).
         cpu_bfloat16: whether bfloat16 was measured faster than float32 on a CPU with bfloat16 instructions
             for this backend's step (TensorFlow only; see docs/speed.md).
+        strategies: whether a `tf.distribute.Strategy` can place this backend's steps (TensorFlow only).
     """
 
     name = ""
     cpu_bfloat16 = False
+    strategies = False
 
     def compile_step(self, score_fn: Callable, update, model: keras.Model | None) -> Callable:
         """`step(values, state, t, lr, u, filters) -> (values, state, scores)`; see `backend.compile_step`."""

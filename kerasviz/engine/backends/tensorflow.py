@@ -58,6 +58,7 @@ def _ascent(score_fn, update):
 class TensorFlow(Backend):
     name = "tensorflow"
     cpu_bfloat16 = True  # the one backend measured faster in bfloat16 on a CPU with bfloat16 instructions
+    strategies = True
 
     def compile_step(self, score_fn, update, model):
         return _function(_ascent(score_fn, update))
