@@ -344,3 +344,16 @@ def test_bfloat16_extractor_shares_the_weights_and_leaves_the_model_alone():
         np.testing.assert_allclose(b, a, atol=0.02 * np.abs(a).max())
     with pytest.raises(ValueError, match="precision must be 'float32' or 'bfloat16'"):
         nets.get_extractor(net, layers, True, "auto")
+
+
+def test_field_between_counts_positions_of_the_earlier_layer(tiny_cnn):
+    # conv1 (3x3) -> 2x2 max pool at stride 2 -> conv2 (3x3 at stride 2 on conv1's map): 2 + 2 * 2 = 6
+    assert nets.field_between(tiny_cnn, "conv1", "conv2") == (6, 6)
+    assert nets.field_between(tiny_cnn, "conv2", "relu2") == (1, 1)
+    assert nets.field_between(tiny_cnn, "conv2", "conv2") == (1, 1)
+    assert nets.field_between("VGG16", "block1_conv2", "block2_conv1") == (6, 6)  # a name: the structure only
+
+
+def test_field_between_wants_the_earlier_layer_first(tiny_cnn):
+    with pytest.raises(ValueError, match="layer_from='conv2' is not before layer_to='conv1'"):
+        nets.field_between(tiny_cnn, "conv2", "conv1")

@@ -236,7 +236,7 @@ class _Linear:
         return getattr(self._inner, name)
 
 
-class _PreActivation(keras.layers.Layer):
+class PreActivation(keras.layers.Layer):
     """Calls a Conv/Dense layer's own `call` with the activation switched off, sharing its weights; a
     ReLU becomes a leaky ReLU, a softmax goes away (its input is the logit)."""
 
@@ -268,7 +268,7 @@ def _layer_tensor(model, parts: Sequence[str], pre_activation: bool):
             if _is_softmax(layer):
                 return _node_inputs(layer)  # a classifier's own softmax layer: read its input, the logits
             return keras.layers.LeakyReLU(LEAKY_SLOPE, name=layer.name + "_leaky")(_node_inputs(layer))
-        return _PreActivation(layer)(_node_inputs(layer))
+        return PreActivation(layer)(_node_inputs(layer))
     return layer.output
 
 

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from kerasviz import nets
-from kerasviz.weights.kernels import DEFAULT_TOP_K, IncomingChannels, _network, path_between
+from kerasviz.weights.kernels import DEFAULT_TOP_K, IncomingChannels, path_between
 
 DEFAULT_EXPANDED_SIZE = 5
 
@@ -78,40 +78,6 @@ class _Deferred:
     values: list
 
 
-def receptive_field(model, layer_from: str, layer_to: str, *, weights: str | None = None) -> tuple[int, int]:
-    """Deprecated name of `field_between` (`kv.receptive_field` is the input pixels one position sees)."""
-    import warnings
-
-    warnings.warn("kv.weights.receptive_field is now kv.weights.field_between (positions of one layer seen by "
-                  "another); kv.receptive_field gives input pixels.", DeprecationWarning, stacklevel=2)
-    return field_between(model, layer_from, layer_to, weights=weights)
-
-
-def field_between(model, layer_from: str, layer_to: str, *, weights: str | None = None) -> tuple[int, int]:
-    """How many positions `(rows, cols)` of `layer_from` one position of `layer_to` sees, along a single path.
-
-    Args:
-        model: a `Network`, `keras.Model` or model name.
-        layer_from: the earlier layer.
-        layer_to: the later layer, reached from `layer_from` through single-input layers.
-        weights: weights for a model given by name. Defaults to None (only the structure is read).
-
-    Returns:
-        `(rows, cols)`.
-
-    Raises:
-        ValueError: the layers do not form a single path (see `path_between`).
-
-    Example:
-    >>> net = kv.get_model("VGG16", weights="hed")
-    >>> kv.weights.field_between(net, "block1_conv2", "block2_conv1")  # 2x2 pool, then 3x3 at stride 2
-    (6, 6)
-    """
-    network = _network(model, weights)
-    path_between(network, layer_from, layer_to)  # a single path, or a clear error
-    return nets.field_between(network, layer_from, layer_to)
-
-
 def linearized_model(
     model, layer_from: str, layer_to: str, *, weights: str | None = "imagenet"
 ) -> tuple[keras.Model, tuple[int, int]]:
@@ -140,7 +106,7 @@ def linearized_model(
     >>> field, tuple(linear.output.shape)
     ((6, 6), (None, 1, 1, 128))
     """
-    network = _network(model, weights)
+    network = nets.as_network(model, weights=weights)
     chain = path_between(network, layer_from, layer_to)
     steps = [_linearize(layer, layer_from, layer_to) for layer in chain]
     field = nets.field_between(network, layer_from, layer_to)
@@ -233,7 +199,7 @@ def expanded_weights(
         raise ValueError(f"size must be an int >= 1 or None (the whole receptive field). Received: size={size!r}.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}.")
-    network = _network(model, weights)
+    network = nets.as_network(model, weights=weights)
     linear, field = linearized_model(network, layer_from, layer_to)
     c_to = int(linear.outputs[0].shape[-1])
     if filters is None:
@@ -305,7 +271,7 @@ def top_expanded(
     >>> top.slices.shape
     (3, 5, 5)
     """
-    network = _network(model, weights)
+    network = nets.as_network(model, weights=weights)
     linear, _ = linearized_model(network, layer_from, layer_to)
     f = nets.check_filter(filter, int(linear.outputs[0].shape[-1]), layer_to)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
