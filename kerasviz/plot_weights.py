@@ -106,6 +106,7 @@ def first_layer_kernels_figure(
         A `Figure` with one image.
 
     Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
     >>> kv.plot_weights.first_layer_kernels_figure(net).savefig("conv1.png")
     """
     network = nets.as_network(model, weights=weights)
@@ -149,6 +150,7 @@ def kernel_figure(
         ValueError: not a Conv2D layer, `filter` or a channel out of range.
 
     Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
     >>> kv.plot_weights.kernel_figure(net, "block2_conv1", 0).savefig("kernel.png")
     """
     network = nets.as_network(model, weights=weights)
@@ -263,7 +265,8 @@ def circuit_figure(
         ValueError: not a Conv2D layer, `filter` out of range, `k < 1`.
 
     Example:
-    >>> fig = kv.plot_weights.circuit_figure(net, "block3_conv1", 7, k=6, preset="fast")
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> fig = kv.plot_weights.circuit_figure(net, "block2_conv1", 7, k=3, preset="fast", size=32, steps=5)
     >>> fig.savefig("circuit.png")
     """
     from kerasviz import optimize
@@ -308,7 +311,8 @@ def expanded_weights_figure(
         A `Figure`.
 
     Example:
-    >>> kv.plot_weights.expanded_weights_figure(net, "block1_conv2", "block2_conv2", 5).savefig("ew.png")
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> kv.plot_weights.expanded_weights_figure(net, "block1_conv2", "block2_conv1", 5, k=4).savefig("ew.png")
     """
     network = nets.as_network(model, weights=weights)
     top = kvweights.top_expanded(network, layer_from, layer_to, filter, k, size=size)

@@ -39,7 +39,7 @@ def iter_layers(model, prefix: str = ""):
 
     Example:
     >>> net = kv.get_model("VGG16", weights="hed")
-    >>> [path for path, _ in kv.models.iter_layers(net.model)][1:3]
+    >>> [path for path, _ in kv.nets.iter_layers(net.model)][1:3]
     ['block1_conv1', 'block1_conv2']
     """
     for layer in _sublayers(model):
@@ -100,7 +100,7 @@ def channels_of(model, layer_name: str) -> int:
 
     Example:
     >>> net = kv.get_model("VGG16", weights="hed")
-    >>> kv.models.channels_of(net, "block1_conv1")
+    >>> kv.nets.channels_of(net, "block1_conv1")
     64
     """
     path, layer = find_layer(model, layer_name)
@@ -167,7 +167,7 @@ def has_fused_relu(layer) -> bool:
         A bool: whether `feature_extractor(..., pre_activation=True)` replaces the layer's activation.
 
     Example:
-    >>> kv.models.has_fused_relu(keras.layers.Conv2D(8, 3, activation="relu"))
+    >>> kv.nets.has_fused_relu(keras.layers.Conv2D(8, 3, activation="relu"))
     True
     """
     kind = type(layer).__name__
@@ -192,7 +192,7 @@ def leaks_under_pre_activation(layer) -> bool:
         A bool: whether `undo_leak` gives back the layer's value before its activation.
 
     Example:
-    >>> kv.models.leaks_under_pre_activation(keras.layers.Dense(10, activation="softmax"))
+    >>> kv.nets.leaks_under_pre_activation(keras.layers.Dense(10, activation="softmax"))
     False
     """
     return has_fused_relu(layer) and not _is_softmax(layer)  # a softmax's logits come out as they are
@@ -217,7 +217,7 @@ def undo_leak(x):
         A tensor of the same shape: `x` where `x >= 0`, `x / LEAKY_SLOPE` elsewhere.
 
     Example:
-    >>> float(kv.models.undo_leak(keras.ops.convert_to_tensor([-0.05, 2.0]))[0])
+    >>> float(kv.nets.undo_leak(keras.ops.convert_to_tensor([-0.05, 2.0]))[0])
     -5.0
     """
     return keras.ops.where(x < 0, x / LEAKY_SLOPE, x)

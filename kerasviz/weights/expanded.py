@@ -191,6 +191,7 @@ def expanded_weights(
             filter out of range, or `size < 1`.
 
     Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
     >>> w = kv.weights.expanded_weights(net, "block1_conv2", "block2_conv1", size=5)
     >>> w.shape
     (5, 5, 64, 128)

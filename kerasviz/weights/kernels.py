@@ -64,6 +64,7 @@ def kernels(model, layer: str, *, weights: str | None = "imagenet") -> tuple[np.
         ValueError: no such layer, or the layer is not a Conv2D.
 
     Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
     >>> kernel, bias = kv.weights.kernels(net, "block1_conv1")
     >>> kernel.shape
     (3, 3, 3, 64)
@@ -175,7 +176,12 @@ def first_layer_kernels_image(
         ValueError: the layer is not a Conv2D, or its input is not 1 or 3 channels.
 
     Example:
-    >>> kv.save_image(kv.weights.first_layer_kernels_image(net), "conv1.png")
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> mosaic = kv.weights.first_layer_kernels_image(net)
+    >>> mosaic.shape, mosaic.dtype  # 8 x 8 kernels of 3 x 3 taps, 8 pixels a tap, 1-pixel margins
+    ((199, 199, 3), dtype('uint8'))
+    >>> kv.save_image(mosaic, "conv1.png")
+    'conv1.png'
     """
     from kerasviz import images
 
@@ -240,7 +246,7 @@ def input_layer_of(model, layer: str, *, weights: str | None = None) -> tuple[st
         the model's input (then `from_image` is True).
 
     Example:
-    >>> kv.weights.input_layer_of(net, "block2_conv1")
+    >>> kv.weights.input_layer_of("VGG16", "block2_conv1")  # through block1_pool
     ('block1_conv2', False)
     """
     network = nets.as_network(model, weights=weights)
@@ -286,9 +292,10 @@ def top_inputs(
             count does not match the kernel.
 
     Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
     >>> top = kv.weights.top_inputs(net, "block2_conv1", 0, k=6)
-    >>> top.input_layer, top.channels
-    ('block1_conv2', array([...]))
+    >>> top.input_layer, top.channels.shape, bool(top.norms[0] >= top.norms[-1])
+    ('block1_conv2', (6,), True)
     """
     network = nets.as_network(model, weights=weights)
     path, conv = _conv_layer(network, layer)
