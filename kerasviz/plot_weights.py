@@ -19,7 +19,7 @@ from kerasviz import weights as kvweights
 
 WEIGHT_CMAP = "RdBu_r"
 DEFAULT_MAX_CHANNELS = 64
-TILE_INCHES = 1.1  # size of one small map
+MAP_INCHES = 1.1  # size of one small map (a kernel slice, a picture)
 
 
 def symmetric_limit(values) -> float:
@@ -195,7 +195,7 @@ def _incoming_figure(network, top: kvweights.IncomingChannels, own_image, input_
     """Column 0: the filter (its image, then the norms of all inputs); columns 1..k: each input's image
     above its weights into the filter."""
     k = len(top)
-    fig = Figure(figsize=((k + 1) * TILE_INCHES * 1.25 + 0.6, 2 * TILE_INCHES * 1.35 + 0.6), layout="constrained")
+    fig = Figure(figsize=((k + 1) * MAP_INCHES * 1.25 + 0.6, 2 * MAP_INCHES * 1.35 + 0.6), layout="constrained")
     axes = fig.subplots(2, k + 1, squeeze=False)
     if own_image is not None:
         _image(axes[0, 0], own_image, f"{top.layer}\nfilter {top.filter}")

@@ -23,7 +23,7 @@ _IDENTITY_TYPES = (  # elementwise or translation-only layers: the identity on t
 )
 
 
-_CONV_TYPES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
+_LINEARIZED_CONV_TYPES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")  # kept with their kernels
 
 
 _POOL_TYPES = ("MaxPooling2D", "AveragePooling2D")
@@ -31,9 +31,11 @@ _POOL_TYPES = ("MaxPooling2D", "AveragePooling2D")
 
 @dataclasses.dataclass(frozen=True)
 class _Step:
-    """One layer of the linearized path: the layer to run (None: identity)."""
+    """One layer of the linearized path: a fresh layer to run (None: the identity) and the weights to give it
+    once it is built (None: its own)."""
 
-    layer: object
+    layer: keras.layers.Layer | None
+    values: list | None = None
 
 
 def _linearize(layer, path_from: str, path_to: str) -> _Step:
@@ -41,7 +43,7 @@ def _linearize(layer, path_from: str, path_to: str) -> _Step:
     kind = type(layer).__name__
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         raise ValueError(f"Layer {layer.name!r} uses data_format={layer.data_format!r}; kerasviz needs channels_last.")
-    if kind in _CONV_TYPES:
+    if kind in _LINEARIZED_CONV_TYPES:
         config = layer.get_config()
         config.update(name=layer.name + "_linear", padding="valid", activation=None, use_bias=False)
         for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "dtype_policy", "dtype"):
@@ -49,7 +51,7 @@ def _linearize(layer, path_from: str, path_to: str) -> _Step:
         new = type(layer).from_config(config)
         bias = getattr(layer, "bias", None)
         values = [keras.ops.convert_to_numpy(v) for v in layer.weights if v is not bias]
-        return _Step(_Deferred(new, values))
+        return _Step(new, values)
     if kind in _POOL_TYPES:
         strides = layer.strides if layer.strides is not None else layer.pool_size
         return _Step(keras.layers.AveragePooling2D(layer.pool_size, strides, padding="valid"))
@@ -58,7 +60,7 @@ def _linearize(layer, path_from: str, path_to: str) -> _Step:
         gamma = keras.ops.convert_to_numpy(layer.gamma) if layer.gamma is not None else np.ones_like(variance)
         scale = (gamma / np.sqrt(variance + layer.epsilon)).astype("float32")
         new = keras.layers.DepthwiseConv2D(1, use_bias=False, name=layer.name + "_linear")
-        return _Step(_Deferred(new, [scale.reshape(1, 1, -1, 1)]))
+        return _Step(new, [scale.reshape(1, 1, -1, 1)])
     if kind == "Rescaling":
         return _Step(keras.layers.Rescaling(layer.scale, 0.0))
     if kind in _IDENTITY_TYPES or kind == "InputLayer":
@@ -68,14 +70,6 @@ def _linearize(layer, path_from: str, path_to: str) -> _Step:
         f"{path_to!r}. Supported: Conv2D, DepthwiseConv2D, SeparableConv2D, max/average pooling, "
         "BatchNormalization, activations, dropout and padding."
     )
-
-
-@dataclasses.dataclass
-class _Deferred:
-    """A fresh layer and the weights to give it once it is built."""
-
-    layer: keras.layers.Layer
-    values: list
 
 
 def linearized_model(
@@ -119,10 +113,9 @@ def linearized_model(
     for step in steps:
         if step.layer is None:
             continue
-        layer = step.layer.layer if isinstance(step.layer, _Deferred) else step.layer
-        x = layer(x)
-        if isinstance(step.layer, _Deferred):
-            layer.set_weights(step.layer.values)
+        x = step.layer(x)
+        if step.values is not None:
+            step.layer.set_weights(step.values)
     if len(x.shape) != 4 or tuple(x.shape[1:3]) != (1, 1):
         raise ValueError(
             f"The path from {layer_from!r} to {layer_to!r} does not end in a spatial map (output shape "
