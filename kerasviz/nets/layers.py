@@ -104,16 +104,17 @@ def channels_of(model, layer_name: str) -> int:
     64
     """
     path, layer = find_layer(model, layer_name)
-    shape = output_shape(layer)
-    if shape is None or len(shape) < 2 or shape[-1] is None:
+    channels = output_channels(layer)
+    if channels is None:
         raise ValueError(
-            f"Layer {path!r} has output shape {shape}, with no channel axis to pick filters from. "
+            f"Layer {path!r} has output shape {output_shape(layer)}, with no channel axis to pick filters from. "
             "Choose a convolution, pooling, activation or dense layer."
         )
-    return int(shape[-1])
+    return channels
 
 
-def output_shape(layer):
+def output_shape(layer) -> tuple | None:
+    """The shape of `layer`'s output (batch first), or None where it has no single output (not built, or several)."""
     try:
         out = layer.output
     except (AttributeError, ValueError):
@@ -121,6 +122,12 @@ def output_shape(layer):
     if isinstance(out, (list, tuple)):
         return None
     return tuple(out.shape)
+
+
+def output_channels(layer) -> int | None:
+    """The channel count (last axis) of `layer`'s output, or None where it has no single output of known width."""
+    shape = output_shape(layer)
+    return int(shape[-1]) if shape is not None and len(shape) >= 2 and shape[-1] is not None else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,9 +157,7 @@ def list_layers(model) -> list[LayerInfo]:
     keras_model = as_network_lazily(model).model if not isinstance(model, keras.Model) else model
     rows = []
     for path, layer in iter_layers(keras_model):
-        shape = output_shape(layer)
-        channels = int(shape[-1]) if shape and len(shape) >= 2 and shape[-1] is not None else None
-        rows.append(LayerInfo(path, type(layer).__name__, shape, channels))
+        rows.append(LayerInfo(path, type(layer).__name__, output_shape(layer), output_channels(layer)))
     return rows
 
 
@@ -473,11 +478,3 @@ def parent_layers(layer) -> list:
     nodes = getattr(layer, "_inbound_nodes", [])
     return [node.operation for node in nodes[0].parent_nodes] if nodes else []
 
-
-def output_channels(layer) -> int | None:
-    """The channel count (last axis) of `layer`'s output, or None where it has no single output of known width."""
-    try:
-        shape = layer.output.shape
-    except (AttributeError, ValueError):
-        return None
-    return int(shape[-1]) if len(shape) >= 2 and shape[-1] is not None else None
