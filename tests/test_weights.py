@@ -373,3 +373,8 @@ def test_expanded_weights_equal_the_impulse_response_of_a_linear_model(middle):
     bn.set_weights([np.linspace(0.5, 2, channels), np.zeros(channels), np.zeros(channels), np.linspace(1, 3, channels)])
     expanded = kvw.expanded_weights(model, model.layers[0].name, "b", size=7)  # from the input, through a
     np.testing.assert_allclose(expanded, _impulse_expanded(model, 7, 2), atol=1e-5)
+
+
+def test_each_name_has_one_home_across_the_nets_and_weights_wings():
+    assert not set(kvw.__all__) & set(nets.__all__)  # e.g. field_between and conv_layers live in nets only
+    assert not hasattr(kvw, "receptive_field")  # kv.receptive_field: input pixels; field_between: positions
