@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+importlib.import_module("kerasviz.framework").quiet_log_level()  # see kerasviz.framework
+
 # sub-namespace -> the module it is
 _MODULES = {
     "analysis": "kerasviz.analysis",
@@ -24,6 +26,7 @@ _MODULES = {
     "distribute": "kerasviz.engine.distribute",
     "engine": "kerasviz.engine",
     "examples": "kerasviz.examples",
+    "framework": "kerasviz.framework",
     "gallery": "kerasviz.atlas.gallery",
     "images": "kerasviz.images",
     "names": "kerasviz.names",
@@ -63,10 +66,15 @@ _NAMES = {
     "top_inputs": "kerasviz.weights",
 }
 
+# sub-namespaces that work without Keras (the command line imports it itself, after parsing its arguments)
+_NO_FRAMEWORK = {"cli", "framework", "names", "catalog"}
+
 __all__ = sorted(set(_NAMES) | (set(_MODULES) - {"cli", "engine"}) | {"__version__"})
 
 
 def __getattr__(name: str):
+    if (name in _NAMES or name in _MODULES) and name not in _NO_FRAMEWORK:
+        importlib.import_module("kerasviz.framework").start()  # quietly, like the command line
     if name in _NAMES:
         value = getattr(importlib.import_module(_NAMES[name]), name)
     elif name in _MODULES:
