@@ -223,7 +223,7 @@ def _dead_and_alive_model():
 
 @pytest.mark.parametrize("size", [16, 21, 32])
 def test_revive_window_holds_the_center_neuron(tiny_cnn, size):
-    network = kv.models.as_network(tiny_cnn)
+    network = kv.nets.as_network(tiny_cnn)
     ext = kv.feature_extractor(network, ["relu2"])
     window = rendering.revive_window(network, "relu2", ext, (size, size))
     assert window is not None
@@ -242,7 +242,7 @@ def test_revive_on_the_window_matches_the_whole_image(monkeypatch):
     kw = dict(preset="fast", size=32, steps=1, lr=1e-6, revive_steps=30, progress=False)
     model = _dead_and_alive_model()
     ext = kv.feature_extractor(model, ["gabor"])
-    assert rendering.revive_window(kv.models.as_network(model), "gabor", ext, (32, 32)) == (8, 8, 16, 16)
+    assert rendering.revive_window(kv.nets.as_network(model), "gabor", ext, (32, 32)) == (8, 8, 16, 16)
     windowed = kv.visualize_filters(model, "gabor", [0, 1], **kw)
     monkeypatch.setattr(rendering, "revive_window", lambda *args: None)
     whole = kv.visualize_filters(_dead_and_alive_model(), "gabor", [0, 1], **kw)
@@ -255,7 +255,7 @@ def test_revive_objective_is_the_linear_center_pre_activation():
     """The leaky ReLU's slope jumps 100-fold at zero (Adam then oscillates around it); the revive
     objective reads the linear value where pre_activation made the ReLU leaky, the plain neuron elsewhere."""
     model = _dead_and_alive_model()
-    path, layer = kv.models.find_layer(kv.models.as_network(model), "gabor")
+    path, layer = kv.nets.find_layer(kv.nets.as_network(model), "gabor")
     gray = np.full((2, GABOR_SIZE, GABOR_SIZE, 3), 0.5, "float32")  # a 1x1 activation map
     kernel, bias = layer.get_weights()
     center = (gray[0, ..., None] * kernel).sum(axis=(0, 1, 2))[:2] + bias[:2]
@@ -269,7 +269,7 @@ def test_revive_objective_is_the_linear_center_pre_activation():
 
 
 def test_revive_objective_reads_a_softmax_layers_logits_as_they_are(tiny_cnn):
-    path, layer = kv.models.find_layer(kv.models.as_network(tiny_cnn), "predictions")
+    path, layer = kv.nets.find_layer(kv.nets.as_network(tiny_cnn), "predictions")
     x = np.random.default_rng(4).uniform(size=(2, 16, 16, 3)).astype("float32")
     logits = kv.feature_extractor(tiny_cnn, [path], pre_activation=True)(x)
     obj = rendering.revive_objective(path, layer, kv.presets.Preset(pre_activation=True))
@@ -308,12 +308,13 @@ def test_filters_still_dead_at_the_end_are_revived_on_their_center_neuron():
         kv.visualize_filters(model, "gabor", [0], revive_steps=-1, **kw)
 
 
-def test_renderer_run_needs_the_settings_it_was_built_for(tiny_cnn):
+def test_renderer_run_needs_a_schedule_and_takes_only_the_untraced_settings(tiny_cnn):
     p = kv.optimize.plan(tiny_cnn, "conv2", [0], preset="fast", size=24, steps=2)
     with pytest.raises(TypeError):
-        p.renderer.run([0], [0])  # settings are required: it used to run the build-time ones silently
-    with pytest.raises(ValueError, match="settings change update"):
-        p.renderer.run([0], [0], settings=kv.presets.resolve_settings(p.settings, dict(update="l2")))
+        p.renderer.run([0], [0])  # the schedule is required: it used to run the build-time settings silently
+    assert not hasattr(p.renderer, "settings")  # the traced ones were read once, when it was built
+    out = p.renderer.run([0], [0], p.schedule)
+    assert out.history.shape == (2, 1) and p.schedule.steps == (2,)
 
 
 def test_one_plan_runs_chunks_like_one_call(tiny_cnn):
@@ -355,10 +356,19 @@ def test_dream_and_the_figures_take_the_model_options_and_overrides(tiny_cnn):
     assert len(fig.axes) >= 3
 
 
-def test_result_scores_keep_the_old_name_with_a_warning(tiny_cnn):
+def test_result_says_score_not_activation(tiny_cnn):
     r = kv.visualize_filters(tiny_cnn, "conv2", [0], size=24, steps=2, progress=False, preset="fast")
-    with pytest.warns(DeprecationWarning, match="Result.scores"):
-        assert r.activations is r.scores
+    assert not hasattr(r, "activations") and "mean score=" in repr(r) and "activation" not in repr(r)
+
+
+def test_options_are_checked_where_they_go(tiny_cnn):
+    with pytest.raises(TypeError, match=r"Unknown setting 'batch_sise'. Did you mean 'batch_size'"):
+        kv.visualize_filters(tiny_cnn, "conv2", [0], size=24, steps=2, batch_sise=2)
+    for bad, message in [(dict(batch_size=0), "batch_size must be an int >= 1 or None. Received: batch_size=0"),
+                         (dict(memory_budget=-1), "memory_budget must be an int >= 1"),
+                         (dict(seed=1.5), "seed must be an int >= 0. Received: seed=1.5")]:
+        with pytest.raises(ValueError, match=message):
+            kv.visualize_filters(tiny_cnn, "conv2", [0], size=24, steps=2, **bad)
 
 
 def _float32_scores(model, layer, raw, filters):
