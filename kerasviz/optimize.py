@@ -597,6 +597,7 @@ def visualize_filters(
     >>> result = kv.visualize_filters("VGG16", "block3_conv3", range(4), weights="hed", preset="fast",
     ...                               size=32, steps=4, progress=False)
     >>> kv.save_image(kv.stitch(result.images), "atlas.png")
+    'atlas.png'
     >>> result.images.shape
     (4, 32, 32, 3)
     """

@@ -322,6 +322,7 @@ def layer_atlas(
     >>> atlas = kv.atlas.layer_atlas("VGG16", "block4_conv3", range(4), weights="hed", preset="fast", size=32,
     ...                              steps=2, cache_dir="cache", progress=False)
     >>> kv.save_image(atlas.atlas, "block4_conv3.png")
+    'block4_conv3.png'
     >>> atlas.computed
     [0, 1, 2, 3]
     """

@@ -109,8 +109,15 @@ class Ray:
             starts or joins Ray. Defaults to none.
 
     Example:
-    >>> cluster = kv.distribute.Ray(address="auto", num_gpus=1)
-    >>> atlases = kv.model_atlas("ResNet50V2", distribute=cluster, cache_dir="/shared/kerasviz")
+    >>> cluster = kv.distribute.Ray(address="auto", num_gpus=1)  # nothing starts until an atlas runs on it
+    >>> cluster.threads
+    1
+
+    On a cluster (`ray start --head` run on this machine, a cache every worker reaches):
+
+    ```python
+    atlases = kv.model_atlas("ResNet50V2", distribute=cluster, cache_dir="/shared/kerasviz")
+    ```
     """
 
     address: str | None = None
@@ -180,9 +187,11 @@ class Ray:
 def local_ray() -> Ray:
     """A local Ray on this machine: one worker per GPU when it has GPUs, else one per core.
 
-    Example:
-    >>> kv.distribute.local_ray().address is None
-    True
+    Example (it starts a local Ray when this process has none):
+
+    ```python
+    atlas = kv.layer_atlas("VGG16", "block4_conv3", weights="hed", distribute=kv.distribute.local_ray())
+    ```
     """
     resources = Ray().connect().cluster_resources()
     if resources.get("GPU", 0) >= 1:
