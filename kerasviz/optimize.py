@@ -213,10 +213,6 @@ class RunOptions:
                                  f"Received: {name}={value!r}.")
         rendering.Schedule(size=8, steps=(1,), lr=0.0, block_steps=self.block_steps)  # checks block_steps
 
-    def keywords(self) -> dict:
-        """The options as the keywords of `plan` (the same values, not copies)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
 
 def split_options(model, options: dict) -> tuple[nets.Network, RunOptions, dict]:
     """An entry point's keyword options, each where it goes: `weights`, `preprocess` and `input_range` build
@@ -573,11 +569,9 @@ def visualize_filters(
 
             - the model's: `weights` (for a model given by name; defaults to `"imagenet"`), `preprocess`
               (a family name or a callable) or `input_range` (`(low, high)`), for a `keras.Model`;
-            - the run's (`RunOptions`): `batch_size` (images per compiled batch; defaults to what fits
-              `memory_budget`, 2 GiB of activations), `distribute` (None, or a `tf.distribute.Strategy`
-              whose replicas split each batch, the batch size then per replica; the pictures are the same
-              as on one device), `seed` (the same seed gives the same pictures; defaults to 0),
-              `block_steps`;
+            - the run's (`RunOptions`): `batch_size` (per replica; defaults to what fits `memory_budget`),
+              `distribute` (None, or a `tf.distribute.Strategy` whose replicas split each batch: the same
+              pictures), `seed` (the same seed, the same pictures; defaults to 0), `block_steps`;
             - `Preset` fields: `size`, `steps`, `lr`, `param`, `transforms`, `update`, `octaves`,
               `octave_scale`, `octave_blur`, `pre_activation`, `revive_steps`, ... `steps` may give one
               count per octave, e.g. `steps=(8, 16, 24)` (which sets `octaves=3` unless given).

@@ -141,7 +141,7 @@ def _prepare(network, layer, filters, *, cache_dir, preset, objective, run: opti
     """Resolve one layer once (`optimize.plan`) and read what its cache already holds. On Ray the driver's plan
     runs nothing (the workers plan again): it is made for the default device."""
     here = dataclasses.replace(run, distribute=None) if isinstance(run.distribute, distribution.Ray) else run
-    plan = optimize.plan(network, layer, filters, objective=objective, preset=preset, **here.keywords(), **overrides)
+    plan = optimize.plan(network, layer, filters, objective=objective, preset=preset, **vars(here), **overrides)
     plan.items = list(dict.fromkeys(plan.items))  # each filter once
     path, layer_obj = nets.find_layer(network, plan.layer)
     settings = cache_settings(network, path, plan.settings, seed=run.seed, objective=objective)
