@@ -44,14 +44,11 @@ def median_seconds(fn, repeats):
 
 
 def visualize(model, layer, filters, block_steps, repeats, **kw):
+    """Median seconds of `visualize_filters` with `block_steps` steps per compiled call (None: chosen)."""
     import kerasviz as kv
-    from kerasviz.engine import render
 
-    render.BLOCK_STEPS = block_steps
-    try:
-        return median_seconds(lambda: kv.visualize_filters(model, layer, filters, progress=False, **kw), repeats)
-    finally:
-        render.BLOCK_STEPS = None
+    return median_seconds(lambda: kv.visualize_filters(model, layer, filters, progress=False, block_steps=block_steps,
+                                                       **kw), repeats)
 
 
 def bare_loop(model, layer, filters, steps, repeats, **kw):
