@@ -36,6 +36,7 @@ def test_bad_distribute_values_are_explained(monkeypatch):
         with pytest.raises(TypeError, match=kinds):
             distribute.read(bad)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    monkeypatch.setattr(backend, "runs_strategies", lambda: False)
     monkeypatch.setattr(backend, "name", lambda: "jax")
     with pytest.raises(ValueError, match="needs the TensorFlow backend; this is 'jax'"):
         distribute.read(strategy)

@@ -236,7 +236,7 @@ def read(distribute, *, ray: bool = True):
         return distribute
     kinds = ("distribute must be None, a tf.distribute.Strategy (e.g. tf.distribute.MirroredStrategy()) or a "
              f"kv.distribute.Ray(...). Received: {distribute!r}.")
-    if backend.name() != "tensorflow":  # a Strategy is TensorFlow's: no TensorFlow import on another backend
+    if not backend.runs_strategies():  # a Strategy is TensorFlow's: no TensorFlow import on another backend
         if type(distribute).__module__.startswith("tensorflow"):
             raise ValueError(f"distribute=<a tf.distribute.Strategy> needs the TensorFlow backend; this is "
                              f"{backend.name()!r}. On JAX, run one process per device or use jax.sharding.")
