@@ -82,7 +82,7 @@ def bare_loop(model, layer, filters, steps, repeats, **kw):
         size = s.size if isinstance(s.size, tuple) else (s.size, s.size)
         arrays = renderer.param.init(batch, size, renderer.channels, keys=keys, seed=0)
         values = [backend.to_tensor(a) for a in arrays]
-        u_all = tf.constant(renderer._draw_uniforms(keys, 0, steps, 0))
+        u_all = tf.constant(renderer.draw_uniforms(keys, 0, steps, 0))
         out = run(values, update.init(values), u_all, tf.constant(np.asarray(plan.items, "int32")),
                   tf.constant(np.float32(s.lr)))
         return [v.numpy() for v in out]

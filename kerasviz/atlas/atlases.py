@@ -136,8 +136,8 @@ class _LayerJob:
         return self.plan.layer
 
 
-def _prepare(network, layer, filters, *, cache_dir, preset, objective, run: optimize.RunOptions,
-             overrides: dict) -> _LayerJob:
+def prepare(network, layer, filters, *, cache_dir, preset, objective, run: optimize.RunOptions,
+            overrides: dict) -> _LayerJob:
     """Resolve one layer once (`optimize.plan`) and read what its cache already holds. On Ray the driver's plan
     runs nothing (the workers plan again): it is made for the default device."""
     here = dataclasses.replace(run, distribute=None) if isinstance(run.distribute, distribution.Ray) else run
@@ -327,7 +327,7 @@ def layer_atlas(
     [0, 1, 2, 3]
     """
     network, run, overrides, where = _split(model, options)
-    job = _prepare(network, layer, filters, cache_dir=cache_dir, preset=preset, objective=objective, run=run,
+    job = prepare(network, layer, filters, cache_dir=cache_dir, preset=preset, objective=objective, run=run,
                    overrides=overrides)
     with FilterBar(len(job.todo), progress, desc=network.name) as bar:
         if isinstance(where, distribution.Ray):
@@ -395,7 +395,7 @@ def model_atlas(
         wanted = filters if isinstance(filters, str) else [int(f) for f in filters if int(f) < channels]
         if not isinstance(wanted, str) and not wanted:
             continue
-        jobs.append(_prepare(network, path, wanted, cache_dir=cache_dir, preset=preset, objective=None, run=run,
+        jobs.append(prepare(network, path, wanted, cache_dir=cache_dir, preset=preset, objective=None, run=run,
                              overrides=overrides))
     out: dict[str, LayerAtlas] = {}
     interrupted = False

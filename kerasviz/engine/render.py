@@ -287,7 +287,9 @@ class Renderer:
         top, left, rows, cols = window
         return imgs[:, top : top + rows, left : left + cols, :]
 
-    def _draw_uniforms(self, keys, seed, steps, octave):
+    def draw_uniforms(self, keys, seed, steps, octave):
+        """The transforms' random draws of `steps` steps of one octave, `[steps, batch, n]`: one stream per
+        key (its seed), so an image's draws do not depend on its batch."""
         n = self.transform.n_random
         rows = [params.rng(seed, k).spawn(octave + 1)[-1].uniform(size=(steps, n)) for k in keys]
         return np.stack(rows, axis=1).astype("float32")  # [steps, batch, n]
@@ -344,7 +346,7 @@ class Renderer:
                 arrays = self.param.encode(start)
             values = [ex.put(a) for a in arrays]
             state = ex.call(self.update.init, values)
-            u_all = self._draw_uniforms(keys, seed, steps_per[octave], octave)  # drawn up front, on the host
+            u_all = self.draw_uniforms(keys, seed, steps_per[octave], octave)  # drawn up front, on the host
             try:
                 for n, finished, scores in self._blocks(ex, values, state, lr, u_all, filters_t, size, s.block_steps):
                     values = finished  # the values after the block: what an interruption returns
