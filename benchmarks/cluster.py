@@ -61,8 +61,7 @@ def cluster_figures(args) -> dict:
     import ray
 
     import kerasviz as kv
-    from kerasviz import atlas
-    from kerasviz import optimize
+    from kerasviz import atlas, optimize
     from kerasviz.atlas import atlases, cluster
 
     weights = None if args.weights.lower() == "none" else args.weights
