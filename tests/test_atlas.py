@@ -64,7 +64,7 @@ def test_layer_atlas_caches_every_filter_and_reuses_it(tiny_cnn, tmp_path):
 
 def test_changed_settings_invalidate_only_what_they_affect(tiny_cnn, tmp_path):
     base = atlas.model_atlas(tiny_cnn, cache_dir=tmp_path, filters=range(4), batch_size=4, **QUICK)
-    assert list(base.layers) == ["conv1", "conv2"] == kv.nets.conv_layers(tiny_cnn)
+    assert list(base.layers) == ["conv1", "conv2"] == nets.conv_layers(tiny_cnn)
     assert all(len(a.computed) == 4 for a in base.layers.values())
     # new weights in conv2 change conv2's pictures, not conv1's (it does not read conv2)
     conv2 = tiny_cnn.get_layer("conv2")
