@@ -168,10 +168,8 @@ def feature_maps_figure(
     Example:
     >>> fig = kv.plot.feature_maps_figure(net, "block1_conv2", "cat.jpg", filters=range(32))
     """
-    act = analysis.activations(model, layer, image, size=image_size, weights=weights)[layer]
-    if act.ndim != 3:
-        raise ValueError(f"Layer {layer!r} outputs shape {act.shape} per image, with no spatial maps to draw; "
-                         "choose a convolution, pooling or activation layer.")
+    network = nets.as_network(model, weights=weights)
+    act = analysis.check_spatial_map(analysis.activations(network, layer, image, size=image_size)[layer], layer)
     n_channels = act.shape[-1]
     chosen = list(range(n_channels)) if filters is None else [int(f) for f in filters]
     bad = [f for f in chosen if not 0 <= f < n_channels]
