@@ -3,7 +3,8 @@
 A folder of images, a NumPy array or a `tf.data` pipeline (any iterable of batches) becomes one `DataSource`
 (`data_source`): its batches, its size, its count, its fingerprint and the name of each image. On it,
 `dataset_examples` finds the images that excite each filter most, streamed, with crops of each one's
-receptive field; the explorer (`kerasviz.atlas.views`) caches those and reads its data the same way.
+receptive field (`kerasviz.plot.examples_figure` draws them); the explorer (`kerasviz.atlas.views`) caches
+those and reads its data the same way.
 """
 
 from __future__ import annotations
@@ -199,55 +200,6 @@ def layer_filters(network: nets.Network, layer: str, filters) -> list[int]:
     return list(dict.fromkeys(nets.resolve_filters(filters, n_channels, layer, default=None)))
 
 
-def folder_fingerprint(folder: str | os.PathLike, names: Sequence[str] | None = None) -> str:
-    """A hash of a folder's image files: their sorted relative paths, sizes and modification times.
-
-    No file is opened, so it is cheap for tens of thousands of images; adding, removing, renaming or
-    rewriting an image changes it.
-
-    Args:
-        folder: the folder of images.
-        names: its image files (as `list_images` gives them). Defaults to listing them.
-
-    Returns:
-        32 hex digits, a str.
-
-    Raises:
-        ValueError: `folder` is not a folder or holds no image.
-
-    Example:
-    >>> len(kv.examples.folder_fingerprint("photos"))
-    32
-    """
-    folder = os.fspath(folder)
-    names = list_images(folder) if names is None else names
-    digest = hashlib.blake2b(digest_size=16)
-    for name in names:
-        stat = os.stat(os.path.join(folder, name))
-        digest.update(json.dumps([name.replace(os.sep, "/"), stat.st_size, stat.st_mtime_ns]).encode())
-    return digest.hexdigest()
-
-
-def array_fingerprint(array: np.ndarray) -> str:
-    """A hash of an array's shape, dtype and bytes.
-
-    Args:
-        array: any NumPy array.
-
-    Returns:
-        32 hex digits, a str.
-
-    Example:
-    >>> len(kv.examples.array_fingerprint(np.zeros((2, 8, 8, 3))))
-    32
-    """
-    arr = np.ascontiguousarray(array)
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(str((arr.shape, arr.dtype.str)).encode())
-    digest.update(memoryview(arr).cast("B"))
-    return digest.hexdigest()
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class DataSource:
     """Images to stream through a model: a folder, a NumPy array, or a `tf.data` pipeline / iterable of batches.
@@ -277,10 +229,31 @@ class DataSource:
         return f"#{image_id}"
 
     def fingerprint(self) -> str | None:
-        """`folder_fingerprint` or `array_fingerprint` of the data; None for an iterable (not read twice)."""
+        """A hash of the data, for cache keys; None for an iterable (it cannot be hashed without reading it).
+
+        A folder's: its images' sorted relative paths, sizes and modification times; no file is opened, so
+        it is cheap for tens of thousands of images, and adding, removing, renaming or rewriting an image
+        changes it. An array's: its shape, dtype and bytes.
+
+        Returns:
+            32 hex digits (a str), or None.
+
+        Example:
+        >>> len(kv.examples.data_source("photos").fingerprint())
+        32
+        """
+        digest = hashlib.blake2b(digest_size=16)
         if self.names is not None:
-            return folder_fingerprint(self.data, self.names)
-        return array_fingerprint(self.data) if isinstance(self.data, np.ndarray) else None
+            for name in self.names:
+                stat = os.stat(os.path.join(self.data, name))
+                digest.update(json.dumps([name.replace(os.sep, "/"), stat.st_size, stat.st_mtime_ns]).encode())
+        elif isinstance(self.data, np.ndarray):
+            arr = np.ascontiguousarray(self.data)
+            digest.update(str((arr.shape, arr.dtype.str)).encode())
+            digest.update(memoryview(arr).cast("B"))
+        else:
+            return None
+        return digest.hexdigest()
 
     def image_size(self, network: nets.Network, size=None) -> tuple[int, int] | None:
         """The `(height, width)` the model sees the images at: a folder's `image_size(network, size)`, an
@@ -622,70 +595,5 @@ def dataset_examples(
     )
 
 
-def _visualization_image(visualization, filter: int):
-    if visualization is None:
-        return None
-    if hasattr(visualization, "images") and hasattr(visualization, "filters"):
-        if filter not in list(visualization.filters):
-            return None
-        return visualization.images[list(visualization.filters).index(filter)]
-    if isinstance(visualization, dict):
-        return visualization.get(filter)
-    arr = np.asarray(visualization)
-    if arr.ndim == 3:
-        return arr
-    raise ValueError("visualization must be a kerasviz Result, a dict filter -> image, or one image (H, W, C). "
-                     f"Received an array of shape {arr.shape}.")
-
-
-def examples_figure(result: DatasetExamples, filter: int | Sequence[int] | None = None, visualization=None):
-    """A figure with one row per filter: its optimized image (when given) beside its top-k crops.
-
-    Args:
-        result: what `dataset_examples` returned.
-        filter: a filter index or a list of them. Defaults to all the filters in `result`.
-        visualization: the filters' optimized images: a `Result` of `visualize_filters`, a dict
-            filter -> image, or one image (for one filter). Defaults to None (crops only).
-
-    Returns:
-        A matplotlib `Figure` (save it with `fig.savefig("examples.png")`).
-
-    Example:
-    >>> net = kv.get_model("VGG16", weights="hed")
-    >>> ex = kv.examples.dataset_examples(net, "block3_conv3", "photos/", k=2, filters=[3], size=64)
-    >>> pictures = kv.visualize_filters(net, "block3_conv3", [3], preset="fast", size=64, steps=4)
-    >>> fig = kv.examples.examples_figure(ex, 3, pictures)
-    """
-    import matplotlib.pyplot as plt
-
-    chosen = result.filters if filter is None else ([filter] if isinstance(filter, (int, np.integer)) else
-                                                      list(filter))
-    rows = [result.slot(int(f)) for f in chosen]
-    pictures = [_visualization_image(visualization, int(f)) for f in chosen]
-    lead = 1 if any(p is not None for p in pictures) else 0
-    k = result.ids.shape[1]
-    fig, axes = plt.subplots(len(rows), lead + k, figsize=(1.4 * (lead + k), 1.6 * len(rows)), squeeze=False)
-    for r, (slot, f, picture) in enumerate(zip(rows, chosen, pictures, strict=True)):
-        for ax in axes[r]:
-            ax.set_axis_off()
-        if lead:
-            if picture is not None:
-                axes[r, 0].imshow(np.squeeze(picture), cmap="gray")
-            axes[r, 0].set_title(f"filter {f}", fontsize=8)
-        for c in range(k):
-            if result.ids[slot, c] < 0:
-                continue
-            ax = axes[r, lead + c]
-            ax.imshow(np.squeeze(result.crops[slot, c]), cmap="gray")
-            name = result.names[result.ids[slot, c]] if result.names else f"#{result.ids[slot, c]}"
-            ax.set_title(f"{os.path.basename(name)[:14]}\n{result.scores[slot, c]:.3g}", fontsize=6)
-        if not lead:
-            axes[r, 0].text(-0.08, 0.5, f"filter {f}", transform=axes[r, 0].transAxes, rotation=90,
-                            ha="right", va="center", fontsize=8)
-    fig.suptitle(f"{result.layer}: top {k} of {result.count} images", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-__all__ = ["DataSource", "DatasetExamples", "array_fingerprint", "data_source", "dataset_examples", "examples_figure",
-           "folder_fingerprint", "image_size", "layer_filters", "list_images"]
+__all__ = ["DataSource", "DatasetExamples", "data_source", "dataset_examples", "image_size", "layer_filters",
+           "list_images"]

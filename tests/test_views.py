@@ -135,10 +135,10 @@ def test_only_the_missing_filters_are_computed_and_added_to_the_file(network, ph
 def test_the_key_changes_when_a_file_is_added_or_the_settings_change(network, photos, tmp_path, counted_loads):
     folder, _, _ = photos
     root = str(tmp_path / "cache")
-    before = kv.examples.folder_fingerprint(folder)
+    before = kv.examples.data_source(folder).fingerprint()
     views.unit_examples(network, LAYER, [0], folder, cache_dir=root, size=SIZE, progress=False)
     kv.save_image(random_images(1, seed=9)[0], os.path.join(folder, "sub", "new.png"))
-    assert kv.examples.folder_fingerprint(folder) != before
+    assert kv.examples.data_source(folder).fingerprint() != before
     counted_loads.clear()
     got = views.unit_examples(network, LAYER, [0], folder, cache_dir=root, size=SIZE, progress=False)
     assert len(counted_loads) == N_IMAGES + 1
