@@ -62,9 +62,6 @@ _NAMES = {
     "IncomingChannels": "kerasviz.weights", "expanded_weights": "kerasviz.weights", "kernels": "kerasviz.weights",
     "top_inputs": "kerasviz.weights",
 }
-# renamed sub-namespaces: old name -> (new name, module)
-_RENAMED = {"models": ("nets", "kerasviz.nets"), "data": ("examples", "kerasviz.examples"),
-            "callbacks": ("training", "kerasviz.training")}
 
 __all__ = sorted(set(_NAMES) | (set(_MODULES) - {"cli", "engine"}) | {"__version__"})
 
@@ -74,12 +71,6 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_NAMES[name]), name)
     elif name in _MODULES:
         value = importlib.import_module(_MODULES[name])
-    elif name in _RENAMED:
-        import warnings
-
-        new, module = _RENAMED[name]
-        warnings.warn(f"kerasviz.{name} is now kerasviz.{new}.", DeprecationWarning, stacklevel=2)
-        return importlib.import_module(module)
     else:
         raise AttributeError(f"module 'kerasviz' has no attribute {name!r}")
     globals()[name] = value  # look it up once
