@@ -160,9 +160,9 @@ def predict(
             image cannot be read.
 
     Example:
-    >>> net = kv.get_model("MobileNetV2", include_top=True)
-    >>> kv.analysis.predict(net, "cat.jpg", top=3)
-    [Prediction(class_id=285, class_name='Egyptian_cat', probability=0.61), ...]
+    >>> clf = kv.get_model("MobileNetV2", include_top=True, weights=None)  # ImageNet weights: "imagenet"
+    >>> kv.analysis.predict(clf, "cat.jpg", top=3)  # random weights: three classes, about 1/1000 each
+    [Prediction(class_id=..., class_name=..., probability=...), ...]
     """
     if isinstance(model, str) and not model.endswith(".keras"):
         network = nets.get_model(model, weights=weights, include_top=True)
@@ -224,9 +224,9 @@ def activations(
         ValueError: unknown layer (with close names) or an unreadable image.
 
     Example:
-    >>> acts = kv.analysis.activations(net, ["block1_conv2", "block3_conv3"], "cat.jpg")
+    >>> acts = kv.analysis.activations(net, ["block1_conv2", "block3_conv3"], "cat.jpg", size=64)
     >>> acts["block3_conv3"].shape
-    (56, 56, 256)
+    (16, 16, 256)
     """
     network = nets.as_network(model, weights=weights)
     names = [layers] if isinstance(layers, str) else list(layers)
@@ -282,7 +282,7 @@ def mean_activations(
         float32 `(C,)`.
 
     Example:
-    >>> means = kv.analysis.mean_activations(net, "block4_conv3", "cat.jpg")
+    >>> means = kv.analysis.mean_activations(net, "block4_conv3", "cat.jpg", size=64)
     >>> means.shape
     (512,)
     """
@@ -344,7 +344,9 @@ def top_filters(
         ValueError: `k` outside 1..channels, unknown `by`, unknown layer or unreadable image.
 
     Example:
-    >>> indices, values = kv.analysis.top_filters(net, "block4_conv3", "cat.jpg", k=6)
+    >>> indices, values = kv.analysis.top_filters(net, "block4_conv3", "cat.jpg", k=6, size=64)
+    >>> len(indices), bool(values[0] >= values[-1])
+    (6, True)
     """
     network = nets.as_network(model, weights=weights)
     act = activations(network, layer, image, size=size)[layer]
@@ -422,7 +424,8 @@ def heatmap(
         ValueError: the layer has no spatial map, or `index` is out of range.
 
     Example:
-    >>> heat = kv.analysis.heatmap(net, "block1_conv2", 29, "cat.jpg")
+    >>> kv.analysis.heatmap(net, "block1_conv2", 29, "cat.jpg", size=64).shape
+    (64, 64)
     """
     network = nets.as_network(model, weights=weights)
     img = prepare_image(network, image, size)

@@ -165,8 +165,9 @@ def image_size(network: nets.Network, size: int | tuple[int, int] | None = None)
         `(height, width)`, ints.
 
     Example:
-    >>> kv.examples.image_size(kv.get_model("VGG16", weights="hed"))
-    (224, 224)
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> kv.examples.image_size(net), kv.examples.image_size(net, 64)
+    ((224, 224), (64, 64))
     """
     if size is None:
         return nets.input_size(network.model, network.image_input) or (DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
@@ -191,7 +192,7 @@ def layer_filters(network: nets.Network, layer: str, filters) -> list[int]:
         TypeError: a filter that is not an int.
 
     Example:
-    >>> kv.examples.layer_filters(kv.get_model("VGG16", weights="hed"), "block1_conv1", [3, 1, 3])
+    >>> kv.examples.layer_filters(net, "block1_conv1", [3, 1, 3])
     [3, 1]
     """
     n_channels = nets.channels_of(network, layer)
@@ -532,7 +533,6 @@ def dataset_examples(
             layer, a filter out of range, `k < 1` or `batch_size < 1`.
 
     Example:
-    >>> net = kv.get_model("VGG16", weights="hed")
     >>> ex = kv.examples.dataset_examples(net, "block3_conv3", "photos/", k=2, filters=range(4), size=64)
     >>> ex.crops.shape[:2], ex.examples(0)[0]["name"] in kv.examples.list_images("photos")
     ((4, 2), True)

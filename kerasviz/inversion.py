@@ -180,10 +180,10 @@ def caricature(
         ValueError: an unknown layer, an image that cannot be read, an input-space preset.
 
     Example:
-    >>> from kerasviz.inversion import caricature
-    >>> c = caricature("VGG16", "block4_conv3", "cat.jpg", weights="hed")
-    >>> kv.save_image(c.image, "cat_caricature.png"); c.similarity_after
-    0.83
+    >>> c = kv.inversion.caricature("VGG16", "block3_conv3", "cat.jpg", weights="hed", preset="fast", size=48,
+    ...                             steps=4)
+    >>> kv.save_image(c.image, "cat_caricature.png"), bool(c.similarity_after > c.similarity_before)
+    ('cat_caricature.png', True)
     """
     network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
     layer_names = [layers] if isinstance(layers, str) else list(layers)
@@ -310,9 +310,10 @@ def dream(
             need that size (a `Flatten` or `Dense` on the way).
 
     Example:
-    >>> from skimage import data
-    >>> out = kv.inversion.dream(kv.get_model("VGG16", weights="hed"), "block4_conv3", data.chelsea())
-    >>> kv.save_image(out, "dream.png")
+    >>> out = kv.inversion.dream(kv.get_model("VGG16", weights="hed"), "block3_conv3", "cat.jpg", size=48, steps=2,
+    ...                          octaves=2)
+    >>> out.shape, kv.save_image(out, "dream.png")
+    ((96, 128, 3), 'dream.png')
     """
     network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
     objective = dream_objective(layer_or_objective)

@@ -87,7 +87,9 @@ def top_filters_figure(
         ValueError: as `top_filters` and `visualize_filters`, or `visualizations` that lack a top filter.
 
     Example:
-    >>> fig = kv.plot.top_filters_figure(net, "block4_conv3", "cat.jpg", k=6, preset="fast")
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> fig = kv.plot.top_filters_figure(net, "block4_conv3", "cat.jpg", k=3, preset="fast", size=48, steps=2,
+    ...                                  image_size=64)
     >>> fig.savefig("top.png")
     """
     network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
@@ -167,7 +169,7 @@ def feature_maps_figure(
         ValueError: the layer has no spatial output, a filter index out of range, or `cols < 1`.
 
     Example:
-    >>> fig = kv.plot.feature_maps_figure(net, "block1_conv2", "cat.jpg", filters=range(32))
+    >>> fig = kv.plot.feature_maps_figure(net, "block1_conv2", "cat.jpg", filters=range(32), image_size=64)
     """
     network = nets.as_network(model, weights=weights)
     act = analysis.check_spatial_map(analysis.activations(network, layer, image, size=image_size)[layer], layer)
@@ -234,7 +236,7 @@ def heatmap_figure(
         ValueError: as `kv.analysis.heatmap`, or `alpha` outside [0, 1].
 
     Example:
-    >>> fig = kv.plot.heatmap_figure(net, "block4_conv3", 42, "cat.jpg")
+    >>> fig = kv.plot.heatmap_figure(net, "block4_conv3", 42, "cat.jpg", image_size=64)
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1]. Received: alpha={alpha!r}.")
@@ -278,7 +280,7 @@ def results_grid(
         ValueError: an empty result, or `titles` of the wrong length.
 
     Example:
-    >>> result = kv.visualize_filters(net, "block3_conv3", range(16))
+    >>> result = kv.visualize_filters(net, "block3_conv3", range(4), preset="fast", size=48, steps=2, progress=False)
     >>> kv.plot.results_grid(result).savefig("grid.png")
     """
     n = len(result.images)
@@ -331,9 +333,8 @@ def examples_figure(result: examples.DatasetExamples, filter: int | Sequence[int
         A matplotlib `Figure` (save it with `fig.savefig("examples.png")`).
 
     Example:
-    >>> net = kv.get_model("VGG16", weights="hed")
     >>> ex = kv.examples.dataset_examples(net, "block3_conv3", "photos/", k=2, filters=[3], size=64)
-    >>> pictures = kv.visualize_filters(net, "block3_conv3", [3], preset="fast", size=64, steps=4)
+    >>> pictures = kv.visualize_filters(net, "block3_conv3", [3], preset="fast", size=48, steps=2, progress=False)
     >>> fig = kv.plot.examples_figure(ex, 3, pictures)
     """
     chosen = result.filters if filter is None else ([filter] if isinstance(filter, (int, np.integer)) else

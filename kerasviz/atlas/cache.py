@@ -44,9 +44,11 @@ def default_cache_dir() -> str:
         The folder path or URL, a str (it may not exist yet).
 
     Example:
-    >>> os.environ["KERASVIZ_CACHE"] = "/tmp/kerasviz-cache"
-    >>> kv.atlas.default_cache_dir()
-    '/tmp/kerasviz-cache'
+    >>> import os
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"KERASVIZ_CACHE": "s3://bucket/kerasviz"}):
+    ...     kv.atlas.default_cache_dir()
+    's3://bucket/kerasviz'
     """
     if os.environ.get(CACHE_ENV):
         return os.environ[CACHE_ENV]

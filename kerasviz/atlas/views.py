@@ -203,9 +203,10 @@ def unit_examples(
         TypeError: a filter that is not an int.
 
     Example:
-    >>> ex = kv.atlas.views.unit_examples(net, "block3_conv3", [0, 5], "photos/")
-    >>> ex[5][0].source, ex[5][0].crop.shape
-    ('dogs/rex.jpg', (40, 40, 3))
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> ex = kv.atlas.views.unit_examples(net, "block3_conv3", [0, 5], "photos/", cache_dir="cache", size=64)
+    >>> ex[5][0].source in kv.examples.list_images("photos"), ex[5][0].crop.shape
+    (True, (40, 40, 3))
     """
     for name, value in (("top_k", top_k), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -301,8 +302,9 @@ def unit_heatmaps(
         TypeError: a filter that is not an int.
 
     Example:
-    >>> maps = kv.atlas.views.unit_heatmaps(net, "block3_conv3", [0, 5], "cat.jpg")
-    >>> kv.save_image(maps[5], "cat_5.png")
+    >>> maps = kv.atlas.views.unit_heatmaps(net, "block3_conv3", [0, 5], "cat.jpg", size=64)
+    >>> maps[5].shape, kv.save_image(maps[5], "cat_5.png")
+    ((64, 64, 3), 'cat_5.png')
     """
     network = nets.as_network(network)
     path, _ = nets.find_layer(network, layer)
