@@ -126,7 +126,7 @@ def test_all_text_is_escaped(tmp_path):
         assert "<script>" not in text and "<i>title" not in text and "<b>t</b>" not in text
     with open(index, encoding="utf-8") as f:
         text = f.read()
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text and "&lt;i&gt;title&lt;/i&gt;" in text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text and "&lt;i&gt;title&lt;/i&gt;" in text
     assert sorted(os.listdir(tmp_path)) == ["index.html", "plain", "script_alert_x___script", "static"]
     with open(os.path.join(tmp_path, "static", "site.js"), encoding="utf-8") as f:
         data = f.read()

@@ -113,14 +113,17 @@ def _mean_activation(network: nets.Network, path: str, pictures: np.ndarray, uni
 
 
 def diverse_pictures(network: nets.Network, layer: str, filters, *, bar: FilterBar, cache_dir=None, preset=None,
-                     seed: int = 0, count: int = DIVERSE_COUNT, **overrides) -> dict[int, list[UnitPicture]]:
+                     seed: int = 0, batch_size=None, memory_budget=None, count: int = DIVERSE_COUNT,
+                     **overrides) -> dict[int, list[UnitPicture]]:
     """`count` different pictures of each unit: its channel plus `DIVERSITY_WEIGHT` times the diversity
     objective (Lucid's), the unit's pictures in one batch; cached per picture.
+
+    `batch_size` and `memory_budget` (the atlas's, as `make_gallery` passes them) do not apply: a unit's
+    `count` pictures are always one batch, since the diversity objective compares them.
 
     Returns:
         filter -> `count` `UnitPicture`s, each scored by the unit's mean activation in it.
     """
-    overrides = {k: v for k, v in overrides.items() if k not in ("batch_size", "memory_budget")}
     s = presets.resolve_settings(preset, dict(overrides))
     path, layer_obj = nets.find_layer(network, layer)
     objective = objectives.channel(path, border=s.border) + DIVERSITY_WEIGHT * objectives.diversity(path)
