@@ -145,16 +145,13 @@ class _Site:
         text = json.dumps({"layers": layers}, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
         _write(os.path.join(folder, "site.js"), f"window.KV_SITE = {text};\n")
 
-    def _info(self, name: str):
-        return self.done.get(name) or self.pending[name]
-
     def write_index(self) -> str:
         rows = []
         for name in self.order:
             a = self.done.get(name)
             strip = [] if a is None else [(int(a.filters[i]), _filter_file(a.filters[i]), float(a.scores[i]))
                                           for i in np.argsort(-a.scores, kind="stable")[:STRIP_UNITS]]
-            info = self._info(name)
+            info = a or self.pending[name]  # the layer's type, output shape and channels
             rows.append(dict(name=name, slug=self.slugs[name], done=a is not None, strip=strip,
                              shown=0 if a is None else len(a.filters), layer_type=info.layer_type,
                              output_shape=info.output_shape, channels=info.channels))
