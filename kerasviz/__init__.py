@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+importlib.import_module("kerasviz.framework").quiet_log_level()  # see kerasviz.framework
+
 # sub-namespace -> the module it is
 _MODULES = {
     "analysis": "kerasviz.analysis",
@@ -24,6 +26,7 @@ _MODULES = {
     "distribute": "kerasviz.engine.distribute",
     "engine": "kerasviz.engine",
     "examples": "kerasviz.examples",
+    "framework": "kerasviz.framework",
     "gallery": "kerasviz.atlas.gallery",
     "images": "kerasviz.images",
     "names": "kerasviz.names",
@@ -62,24 +65,20 @@ _NAMES = {
     "IncomingChannels": "kerasviz.weights", "expanded_weights": "kerasviz.weights", "kernels": "kerasviz.weights",
     "top_inputs": "kerasviz.weights",
 }
-# renamed sub-namespaces: old name -> (new name, module)
-_RENAMED = {"models": ("nets", "kerasviz.nets"), "data": ("examples", "kerasviz.examples"),
-            "callbacks": ("training", "kerasviz.training")}
+
+# sub-namespaces that work without Keras (the command line imports it itself, after parsing its arguments)
+_NO_FRAMEWORK = {"cli", "framework", "names", "catalog"}
 
 __all__ = sorted(set(_NAMES) | (set(_MODULES) - {"cli", "engine"}) | {"__version__"})
 
 
 def __getattr__(name: str):
+    if (name in _NAMES or name in _MODULES) and name not in _NO_FRAMEWORK:
+        importlib.import_module("kerasviz.framework").start()  # quietly, like the command line
     if name in _NAMES:
         value = getattr(importlib.import_module(_NAMES[name]), name)
     elif name in _MODULES:
         value = importlib.import_module(_MODULES[name])
-    elif name in _RENAMED:
-        import warnings
-
-        new, module = _RENAMED[name]
-        warnings.warn(f"kerasviz.{name} is now kerasviz.{new}.", DeprecationWarning, stacklevel=2)
-        return importlib.import_module(module)
     else:
         raise AttributeError(f"module 'kerasviz' has no attribute {name!r}")
     globals()[name] = value  # look it up once

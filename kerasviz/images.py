@@ -132,7 +132,9 @@ def stitch(
         A uint8 `(rows * H + (rows - 1) * margin, cols * W + (cols - 1) * margin, C)` array.
 
     Example:
-    >>> atlas = kv.stitch(result.images, margin=5, labels=result.filters)
+    >>> tiles = np.random.default_rng(0).uniform(size=(6, 16, 16, 3))
+    >>> kv.stitch(tiles, margin=2, labels=range(6)).shape
+    (34, 52, 3)
     """
     tiles = [np.asarray(t) for t in images]
     if not tiles:
@@ -166,13 +168,46 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
     return arr[..., None] if arr.ndim == 2 else arr
 
 
+def as_picture(image) -> np.ndarray:
+    """The one picture an argument stands for: an array, or a result that holds one picture.
+
+    A result with an `image` (`kv.caricature`'s) gives it; a result with `images` (`kv.visualize_filters`,
+    `kv.dream`) gives its only picture, and one of several must be stitched first.
+
+    Args:
+        image: an array, or an object with an `image` array or an `images` batch of one.
+
+    Returns:
+        The array (not copied).
+
+    Raises:
+        ValueError: a result of several pictures.
+
+    Example:
+    >>> kv.images.as_picture(np.zeros((8, 8, 3))).shape
+    (8, 8, 3)
+    """
+    if isinstance(image, np.ndarray):
+        return image
+    if hasattr(image, "image"):
+        return np.asarray(image.image)
+    if hasattr(image, "images"):
+        batch = np.asarray(image.images)
+        if len(batch) != 1:
+            raise ValueError(f"This {type(image).__name__} holds {len(batch)} pictures: stitch them into one "
+                             f"first (kv.stitch(result.images)) or pick one (result.images[0]).")
+        return batch[0]
+    return np.asarray(image)
+
+
 def save_image(image, path: str | os.PathLike) -> str:
     """Save one image (uint8, or float in [0, 1]) to `path`; the format follows the extension.
 
     Creates missing parent folders.
 
     Args:
-        image: one `(H, W)`, `(H, W, 1)`, `(H, W, 3)` or `(H, W, 4)` image (a batch of one is accepted).
+        image: one `(H, W)`, `(H, W, 1)`, `(H, W, 3)` or `(H, W, 4)` image (a batch of one is accepted),
+            or a result that holds one picture (`kv.caricature(...)`, `kv.dream(...)`, see `as_picture`).
         path: the file to write, e.g. ending in `.png` or `.jpg`.
 
     Returns:
@@ -187,6 +222,7 @@ def save_image(image, path: str | os.PathLike) -> str:
     """
     from PIL import Image
 
+    image = as_picture(image)
     arr = np.asarray(image)
     arr = arr if arr.dtype == np.uint8 else to_uint8(arr)
     if arr.ndim == 4 and arr.shape[0] == 1:
@@ -302,24 +338,26 @@ def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype("float32")
 
 
-def show(image, *, title: str | None = None):
-    """Display an image inline in Jupyter (or in a matplotlib window elsewhere).
+def show(image, *, title: str | None = None) -> str | None:
+    """Display an image inline in Jupyter, in a matplotlib window elsewhere, or, where there is no display
+    (a script under a non-interactive matplotlib backend such as Agg), save it and say where.
 
     Args:
-        image: uint8, or float in [0, 1], `(H, W, C)`.
+        image: uint8, or float in [0, 1], `(H, W, C)`, or a result that holds one picture (see `as_picture`).
         title: optional title (matplotlib only). Defaults to None.
 
     Returns:
-        None.
+        None when the image was shown; the path of the PNG written when there was no display.
 
     Example:
     >>> result = kv.visualize_filters("VGG16", "block3_conv3", range(4), weights="hed", preset="fast",
     ...                               size=32, steps=5, progress=False)
-    >>> kv.show(kv.stitch(result.images))
+    >>> path = kv.show(kv.stitch(result.images))  # doctest: +ELLIPSIS
+    kv.show: no display (matplotlib backend 'agg'); saved the image to ...png
     """
     from PIL import Image
 
-    arr = np.asarray(image)
+    arr = np.asarray(as_picture(image))
     arr = arr if arr.dtype == np.uint8 else to_uint8(arr)
     try:
         from IPython import get_ipython
@@ -333,9 +371,21 @@ def show(image, *, title: str | None = None):
             buffer = io.BytesIO()  # PNG bytes alone: a PIL image would also embed a JPEG copy
             Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr).save(buffer, format="PNG")
             display(PNG(data=buffer.getvalue(), format="png"))
-            return
+            return None
     except ImportError:
         pass
+    import matplotlib
+    from matplotlib.backends import BackendFilter, backend_registry
+
+    backend_name = matplotlib.get_backend().lower()
+    if backend_name in backend_registry.list_builtin(BackendFilter.NON_INTERACTIVE):
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="kerasviz-show-", suffix=".png")
+        os.close(fd)
+        save_image(arr, path)
+        print(f"kv.show: no display (matplotlib backend {backend_name!r}); saved the image to {path}")
+        return path
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots()
@@ -344,6 +394,7 @@ def show(image, *, title: str | None = None):
     if title:
         ax.set_title(title)
     plt.show()
+    return None
 
 
 def channels_to_rgb(images, channels: Sequence[int] = (0, 1, 2)) -> np.ndarray:

@@ -54,7 +54,7 @@ def test_top_writes_the_figure_and_prints_the_ranking(files, hopper_path, tmp_pa
                              "--preset", "fast", "--size", 16, "--steps", 2, "--out", out], capsys)
     assert code == 0, err
     assert out.exists() and Image.open(out).size[0] > 100
-    net = kv.models.load_model_file(files["tiny.keras"])
+    net = kv.nets.load_model_file(files["tiny.keras"])
     expected = analysis.top_filters(net, "conv2", hopper_path, k=3, size=32)
     assert stdout.splitlines()[0].split() == ["rank", "filter", "mean", "activation"]
     rows = [line.split() for line in stdout.splitlines()[1:4]]

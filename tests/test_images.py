@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -103,3 +105,27 @@ def test_multichannel_images_are_shown_as_rgb_or_a_channel_grid():
         images.channels_to_rgb(x, (0, 1, 13))
     grid = images.channel_grid(x[0], margin=2)
     assert grid.shape == (4 * 6 + 3 * 2, 4 * 6 + 3 * 2, 1)
+
+
+def test_results_that_hold_one_picture_save_directly(tmp_path):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    picture = np.full((8, 8, 3), 200, "uint8")
+    kv.save_image(SimpleNamespace(image=picture), tmp_path / "caricature.png")  # kv.caricature's result
+    kv.save_image(SimpleNamespace(images=picture[None]), tmp_path / "one.png")  # a result of one picture
+    for name in ("caricature.png", "one.png"):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / name)), picture)
+    with pytest.raises(ValueError, match=r"holds 3 pictures: stitch them"):
+        kv.save_image(SimpleNamespace(images=np.zeros((3, 8, 8, 3))), tmp_path / "many.png")
+
+
+def test_show_without_a_display_saves_and_says_where(capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    path = kv.show(np.zeros((8, 8, 3)))
+    assert os.path.isfile(path) and path.endswith(".png")
+    assert f"saved the image to {path}" in capsys.readouterr().out
+    os.remove(path)

@@ -16,9 +16,6 @@ WINGS = {
     "engine": "kerasviz.engine",
     "optimize": {"kerasviz.optimize"},
 }
-# the short names kept for the moved modules: a file that only re-binds itself, never imported by the package
-SHIMS = {"backend", "params", "transforms", "updates", "objectives", "presets", "progress", "distribute", "gallery",
-         "models", "data", "callbacks", "caricature"}
 
 
 def _modules() -> dict[str, str]:
@@ -64,14 +61,12 @@ def test_no_arrow_points_the_wrong_way():
     modules = _modules()
     wrong = []
     for name, path in modules.items():
-        if name == "kerasviz" or name.split(".")[-1] in SHIMS and name.count(".") == 1:
+        if name == "kerasviz":
             continue
         for target in _imports(name, path, modules):
             if target == "kerasviz":
                 continue  # `from kerasviz import nets`: the package, whose names are the modules listed too
-            if target.split(".")[-1] in SHIMS and target.count(".") == 1:
-                wrong.append((name, target, "imports a short name kept for old code"))
-            elif ORDER.index(_wing(target)) > ORDER.index(_wing(name)):
+            if ORDER.index(_wing(target)) > ORDER.index(_wing(name)):
                 wrong.append((name, target, f"{_wing(name)} imports {_wing(target)}"))
     assert wrong == []
 
@@ -107,17 +102,28 @@ def test_engine_runs_without_any_app_module():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("old, new, warns", [
-    ("kerasviz.models", "kerasviz.nets", True),
-    ("kerasviz.data", "kerasviz.examples", True),
-    ("kerasviz.callbacks", "kerasviz.training", True),
-    ("kerasviz.objectives", "kerasviz.engine.objectives", False),
-    ("kerasviz.presets", "kerasviz.engine.presets", False),
-    ("kerasviz.gallery", "kerasviz.atlas.gallery", False),
+def test_every_module_file_is_a_module():
+    """No file of the package only re-binds itself to another module (a compatibility shim)."""
+    shims = [m for m, p in _modules().items() if "sys.modules[__name__]" in open(p, encoding="utf-8").read()]
+    assert shims == []
+
+
+@pytest.mark.parametrize("namespace, module", [
+    ("objectives", "kerasviz.engine.objectives"), ("presets", "kerasviz.engine.presets"),
+    ("transforms", "kerasviz.engine.transforms"), ("nets", "kerasviz.nets"), ("examples", "kerasviz.examples"),
+    ("training", "kerasviz.training"),
 ])
-def test_moved_modules_keep_importing(old, new, warns):
-    code = (f"import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
-            f"try:\n    import {old} as m\nexcept DeprecationWarning as e:\n    print('warned', e)\n"
-            f"else:\n    import {new}; print(m is {new})")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.startswith("warned") if warns else out.strip() == "True"
+def test_sub_namespaces_are_their_modules(namespace, module):
+    import importlib
+
+    import kerasviz as kv
+
+    assert getattr(kv, namespace) is importlib.import_module(module)
+
+
+@pytest.mark.parametrize("old", ["models", "data", "callbacks"])
+def test_old_names_are_gone(old):
+    import kerasviz as kv
+
+    with pytest.raises(AttributeError, match=old):
+        getattr(kv, old)

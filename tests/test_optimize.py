@@ -223,7 +223,7 @@ def _dead_and_alive_model():
 
 @pytest.mark.parametrize("size", [16, 21, 32])
 def test_revive_window_holds_the_center_neuron(tiny_cnn, size):
-    network = kv.models.as_network(tiny_cnn)
+    network = kv.nets.as_network(tiny_cnn)
     ext = kv.feature_extractor(network, ["relu2"])
     window = rendering.revive_window(network, "relu2", ext, (size, size))
     assert window is not None
@@ -242,7 +242,7 @@ def test_revive_on_the_window_matches_the_whole_image(monkeypatch):
     kw = dict(preset="fast", size=32, steps=1, lr=1e-6, revive_steps=30, progress=False)
     model = _dead_and_alive_model()
     ext = kv.feature_extractor(model, ["gabor"])
-    assert rendering.revive_window(kv.models.as_network(model), "gabor", ext, (32, 32)) == (8, 8, 16, 16)
+    assert rendering.revive_window(kv.nets.as_network(model), "gabor", ext, (32, 32)) == (8, 8, 16, 16)
     windowed = kv.visualize_filters(model, "gabor", [0, 1], **kw)
     monkeypatch.setattr(rendering, "revive_window", lambda *args: None)
     whole = kv.visualize_filters(_dead_and_alive_model(), "gabor", [0, 1], **kw)
@@ -255,7 +255,7 @@ def test_revive_objective_is_the_linear_center_pre_activation():
     """The leaky ReLU's slope jumps 100-fold at zero (Adam then oscillates around it); the revive
     objective reads the linear value where pre_activation made the ReLU leaky, the plain neuron elsewhere."""
     model = _dead_and_alive_model()
-    path, layer = kv.models.find_layer(kv.models.as_network(model), "gabor")
+    path, layer = kv.nets.find_layer(kv.nets.as_network(model), "gabor")
     gray = np.full((2, GABOR_SIZE, GABOR_SIZE, 3), 0.5, "float32")  # a 1x1 activation map
     kernel, bias = layer.get_weights()
     center = (gray[0, ..., None] * kernel).sum(axis=(0, 1, 2))[:2] + bias[:2]
@@ -269,7 +269,7 @@ def test_revive_objective_is_the_linear_center_pre_activation():
 
 
 def test_revive_objective_reads_a_softmax_layers_logits_as_they_are(tiny_cnn):
-    path, layer = kv.models.find_layer(kv.models.as_network(tiny_cnn), "predictions")
+    path, layer = kv.nets.find_layer(kv.nets.as_network(tiny_cnn), "predictions")
     x = np.random.default_rng(4).uniform(size=(2, 16, 16, 3)).astype("float32")
     logits = kv.feature_extractor(tiny_cnn, [path], pre_activation=True)(x)
     obj = rendering.revive_objective(path, layer, kv.presets.Preset(pre_activation=True))

@@ -50,27 +50,42 @@ class Callback:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over all steps of all chunks (a widget in Jupyter, one line in a terminal)."""
+    """A tqdm bar over all steps of all chunks (a widget in Jupyter, one line in a terminal).
+
+    The revive steps of a chunk extend the bar when they start, so it never sits at 100% while they run.
+    """
 
     def on_begin(self, items, steps):
         from tqdm.auto import tqdm
 
         self._bar = None
-        self._items = items
         self._make = tqdm
         self._last = 0
+        self._extra = {}  # chunk -> revive steps added to the bar for it
 
     def on_step(self, record):
         if self._bar is None:
             self._bar = self._make(total=record.steps * record.chunks, unit="step", leave=False,
                                    desc="kerasviz")
-        position = record.chunk * record.steps + record.step
+        if record.revive_steps and record.chunk not in self._extra:
+            self._extra[record.chunk] = record.revive_steps
+            self._bar.total += record.revive_steps
+        before = sum(n for c, n in self._extra.items() if c < record.chunk)
+        position = record.chunk * record.steps + before + min(record.step, record.steps) + record.revive_step
         self._bar.update(max(0, position - self._last))
-        self._last = position
-        postfix = f"filters {record.items_done}/{record.items}"
+        self._last = max(position, self._last)
+        self._bar.set_postfix_str(self.describe(record), refresh=bool(record.reviving))
+
+    @staticmethod
+    def describe(record: StepRecord) -> str:
+        """The text beside the bar: the batch and the filters finished, then the revive steps if running."""
+        if record.chunks > 1:
+            text = f"batch {record.chunk + 1}/{record.chunks}, {record.items_done}/{record.items} images done"
+        else:
+            text = f"{record.items} images in one batch"
         if record.reviving:
-            postfix += f", reviving {record.reviving} ({record.revive_step}/{record.revive_steps})"
-        self._bar.set_postfix_str(postfix, refresh=bool(record.reviving))
+            text += f", reviving {record.reviving} ({record.revive_step}/{record.revive_steps})"
+        return text
 
     def on_end(self):
         if getattr(self, "_bar", None) is not None:
@@ -147,8 +162,10 @@ class FilterBar:
     def advance(self, amount: float) -> None:
         """Move the bar by `amount` filters."""
         if self._bar is not None and amount:
-            with self._lock:
-                self._bar.update(amount)
+            with self._lock:  # never past the total: tqdm would warn and show a negative ETA
+                amount = min(amount, self._bar.total - self._bar.n)
+                if amount > 0:
+                    self._bar.update(amount)
 
     def describe(self, text: str) -> None:
         """Show `text` (the layer) beside the bar."""
