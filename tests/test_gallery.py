@@ -444,3 +444,9 @@ def test_cli_gallery_examples_and_image_flags(tiny_cnn, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main([*argv[:-4], "--examples", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_an_unknown_option_fails_before_anything_is_written(tiny_cnn, tmp_path):
+    with pytest.raises(TypeError, match="Unknown setting 'sise'. Did you mean 'size'"):
+        gallery.make_gallery(tiny_cnn, tmp_path / "site", sise=16, **QUICK)
+    assert not os.path.exists(tmp_path / "site")

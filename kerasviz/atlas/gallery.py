@@ -28,10 +28,12 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from kerasviz import atlas as atlas_lib
-from kerasviz import nets
+from kerasviz import nets, optimize
 from kerasviz.atlas import links as links_lib
 from kerasviz.atlas import pages, pictures
 from kerasviz.atlas.cache import png_bytes, slug
+from kerasviz.engine import presets
+from kerasviz.engine.progress import Callback, FilterBar
 
 THUMBNAIL_TILES = 16  # filters in a layer's thumb.png mosaic
 THUMBNAIL_WIDTH = 192  # px
@@ -333,14 +335,11 @@ def make_gallery(
     examples=None,
     image=None,
     title: str | None = None,
-    weights: str | None = "imagenet",
-    preprocess=None,
-    input_range: tuple[float, float] | None = None,
     cache_dir: str | os.PathLike | None = None,
+    preset: str | presets.Preset | None = None,
     progress: bool = True,
-    distribute=None,
-    callbacks: Sequence | None = None,
-    **settings,
+    callbacks: Sequence[Callback] | None = None,
+    **options,
 ) -> tuple[str, atlas_lib.ModelAtlas]:
     """Compute (or read from the cache) the atlases of a model's layers and write their gallery as they finish.
 
@@ -363,16 +362,15 @@ def make_gallery(
             Defaults to None (none).
         image: a path or array: each unit's activation over it as a heatmap overlay. Defaults to None.
         title: the page title. Defaults to the model's name.
-        weights, preprocess, input_range: as in `kerasviz.nets.as_network`, for a model given by name, file
-            or `keras.Model`; the `Network` is built once, here.
         cache_dir: the cache of the atlases, the extra views and the dataset examples. Defaults to
             `$KERASVIZ_CACHE` or `~/.cache/kerasviz/atlas`.
+        preset: a preset name or `Preset`, for the atlases and the extra views. Defaults to `"quality"`.
         progress: show progress bars with an ETA. Defaults to True.
-        distribute, callbacks: how the atlases run, as in `kerasviz.atlas.model_atlas` (the extra views run
-            here, without them).
-        **settings: how each picture is made, passed as they are to `kerasviz.atlas.model_atlas` and to the
-            extra views: `preset`, `seed`, `batch_size`, `memory_budget` and `Preset` fields (`size`,
-            `steps`, ...).
+        callbacks: extra `Callback` objects, told about each batch of the atlases.
+        **options: as in `kerasviz.atlas.model_atlas`: the model's (`weights`, `preprocess`, `input_range`:
+            the `Network` is built once, here), the run's (`batch_size`, `memory_budget`, `seed`,
+            `distribute`, `block_steps`: `kerasviz.optimize.RunOptions`) and `Preset` fields (`size`, `steps`,
+            ...). The extra views take the same, but run here (`distribute` is the atlases' only).
 
     Returns:
         `(index_path, model_atlas)`. After an interruption the gallery holds what was done and
@@ -393,7 +391,7 @@ def make_gallery(
         if isinstance(value, (str, os.PathLike)) and not is_there(value):
             kind = "a folder of images" if name == "examples" else "an image file"
             raise ValueError(f"{name}={os.fspath(value)!r} is not {kind}. Give {kind} (or an array).")
-    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
+    network, run, overrides = optimize.split_options(model, options)
     paths = list(layers) if layers is not None and not isinstance(layers, str) else [layers] if layers else None
     paths = [nets.find_layer(network, name)[0] for name in (paths or nets.conv_layers(network))]
     if not paths:
@@ -407,11 +405,13 @@ def make_gallery(
     site = _Site(os.fspath(out_dir), network, title or network.name, top_k=top_k, tile=128, order=paths,
                  requested=requested, pending={p: _pending(network, p) for p in paths})
     index = site.write_all()
-    result = atlas_lib.model_atlas(network, paths, filters=filters, cache_dir=cache_dir, progress=progress,
-                                   distribute=distribute, callbacks=callbacks, on_layer=site.add, **settings)
+    result = atlas_lib.model_atlas(network, paths, filters=filters, cache_dir=cache_dir, preset=preset,
+                                   progress=progress, callbacks=callbacks, on_layer=site.add, **vars(run),
+                                   **overrides)
     if not any(len(a.filters) for a in result.layers.values()):
         raise KeyboardInterrupt("Interrupted before any filter was finished.")
     cache_dir = None if cache_dir is None else os.fspath(cache_dir)
+    settings = dict(preset=preset, **vars(dataclasses.replace(run, distribute=None)), **overrides)
     try:
         _add_views(site, result, wanted, examples, image, cache_dir=cache_dir, progress=progress, settings=settings)
     except KeyboardInterrupt:  # what was cached stays cached; the pages show what is done
@@ -423,9 +423,8 @@ def make_gallery(
 def _add_views(site: _Site, result, wanted, examples, image, *, cache_dir: str | None, progress: bool,
                settings: dict) -> None:
     """The extra views, layer by layer, each view with its own progress bar; the layer's pages are rewritten
-    after each. `settings` are the atlas's picture settings, which the negative and diverse pictures share."""
-    from kerasviz.engine.progress import FilterBar
-
+    after each. `settings`: the atlases' preset, run options (to run here) and `Preset` overrides, which the
+    negative and diverse pictures share."""
     done = [a for a in result.layers.values() if len(a.filters)]
     units = sum(len(a.filters) for a in done)
     for view in wanted:
