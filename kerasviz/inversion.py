@@ -137,17 +137,11 @@ def caricature(
     layers: str | Sequence[str],
     image,
     from_image: bool = False,
-    steps: int | None = None,
     *,
-    size: int | None = None,
     preset: str | presets.Preset | None = None,
     exaggerate: float = 0.0,
-    seed: int = 0,
     progress: bool = False,
-    weights: str | None = "imagenet",
-    preprocess=None,
-    input_range: tuple[float, float] | None = None,
-    **overrides,
+    **options,
 ) -> Caricature:
     """Optimize a picture whose activations at `layers` match those of `image` (cosine similarity).
 
@@ -161,17 +155,13 @@ def caricature(
         layers: a layer name or a list of them; the score is the mean cosine over them.
         image: a file path, a PIL image or an array `(H, W, C)` in [0, 1] (or uint8).
         from_image: start from the photo instead of noise. Defaults to False.
-        steps: optimization steps (per octave). Defaults to the preset's.
-        size: the side the photo is resized to, and of the picture. Defaults to the preset's size.
         preset: a preset name or `Preset` (not an input-space one). Defaults to `"quality"`.
         exaggerate: weight of an extra term that rewards activations past the photo's along its own
             direction (see `match_objective`); try 0.2 with `from_image=True`. Defaults to 0.
-        seed: the random seed. Defaults to 0.
         progress: show a progress bar. Defaults to False.
-        weights: weights for a model given by name. Defaults to `"imagenet"`.
-        preprocess: the model's preprocessing, for a `keras.Model` (a family name or a callable).
-        input_range: `(low, high)` input range, for a `keras.Model` that takes scaled images.
-        **overrides: other `Preset` fields (`lr`, `transforms`, `param`, `octaves`, ...).
+        **options: as in `kv.visualize_filters`: the model options (`weights`, `preprocess`,
+            `input_range`), the run options (`seed`, ...) and `Preset` fields (`steps` per octave, `size`: the
+            side the photo is resized to and of the picture, `lr`, `transforms`, `octaves`, ...).
 
     Returns:
         A `Caricature`: the picture and the similarity before and after.
@@ -185,13 +175,13 @@ def caricature(
     >>> kv.save_image(c.image, "cat_caricature.png"), bool(c.similarity_after > c.similarity_before)
     ('cat_caricature.png', True)
     """
-    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
+    network, run, given = optimize.split_options(model, options)
+    seed = run.seed
     layer_names = [layers] if isinstance(layers, str) else list(layers)
     if not layer_names:
         raise ValueError("layers is empty: give at least one layer name.")
     layer_names = [nets.find_layer(network, name)[0] for name in layer_names]
     base = presets.get(preset)
-    given = dict(steps=steps, size=size, **overrides)
     settings = presets.resolve_settings(base, given)
     settings, _ = optimize.fit_size(network, layer_names, settings, preset=base, overrides=given)  # noted by plan
     if settings.input_space:
@@ -211,7 +201,7 @@ def caricature(
         start = np.asarray(ops.convert_to_numpy(param.draw([ops.convert_to_tensor(v) for v in values])))[0]
     before = _similarities(network, layer_names, start, targets, settings.pre_activation)
     result = optimize.render(network, objective, batch=1, init=photo[None] if from_image else None,
-                             preset=settings, seed=seed, progress=progress)
+                             preset=settings, progress=progress, **_run_fields(run, batch_size=1))
     final = np.clip(result.raw[0], 0.0, 1.0)
     after = _similarities(network, layer_names, final, targets, settings.pre_activation)
     return Caricature(
@@ -267,12 +257,8 @@ def dream(
     octave_scale: float = DREAM_OCTAVE_SCALE,
     jitter: int = DREAM_JITTER,
     size: int | None = None,
-    seed: int = 0,
     progress: bool = False,
-    weights: str | None = "imagenet",
-    preprocess=None,
-    input_range: tuple[float, float] | None = None,
-    **overrides,
+    **options,
 ) -> np.ndarray:
     """DeepDream: change a photo so that a layer (or any objective) fires more, octave by octave.
 
@@ -294,12 +280,11 @@ def dream(
         jitter: random shift per step in pixels; 0 for none. Defaults to 4.
         size: work at this size (longest side, in pixels; the aspect ratio is kept); the result is
             resized back to the input's size. Defaults to the input's size.
-        seed: seed of the random shifts. Defaults to 0.
         progress: show a progress bar. Defaults to False.
-        weights: weights for a model given by name. Defaults to `"imagenet"`.
-        preprocess, input_range: the model options, as in `kv.visualize_filters`.
-        **overrides: other `Preset` fields of each octave's run (`update`, `transforms`, `param`,
-            `pre_activation`, `precision`, ...); `octaves`, `octave_scale` and `size` are the dream's own, above.
+        **options: as in `kv.visualize_filters`: the model options (`weights`, `preprocess`, `input_range`),
+            the run options (`seed`: of the random shifts, defaults to 0; ...) and other `Preset` fields of each
+            octave's run (`update`, `transforms`, `param`, `pre_activation`, `precision`, ...); `octaves`,
+            `octave_scale` and `size` are the dream's own, above.
 
     Returns:
         The dreamed image: float32 `(H, W, 3)` in [0, 1], the size of the input image.
@@ -315,7 +300,8 @@ def dream(
     >>> out.shape, kv.save_image(out, "dream.png")
     ((96, 128, 3), 'dream.png')
     """
-    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
+    network, run, overrides = optimize.split_options(model, options)
+    seed = run.seed
     objective = dream_objective(layer_or_objective)
     for layer in objective.layers:
         nets.find_layer(network, layer)  # an unknown layer fails here, named with the network's name
@@ -361,7 +347,7 @@ def dream(
     current = images.resize(work, sizes[0])
     shrunk = current
     # one plan for every octave; each octave is a run from the enlarged dream with the lost detail added back
-    p = optimize.plan(network, objective=objective, filters=[0], batch_size=1, seed=seed, **settings)
+    p = optimize.plan(network, objective=objective, filters=[0], **_run_fields(run, batch_size=1), **settings)
     for octave, hw in enumerate(sizes):
         if octave:
             # enlarge the dream and add back the detail that shrinking the photo lost
@@ -373,6 +359,11 @@ def dream(
     if current.shape[:2] != tuple(input_hw):
         current = images.resize(current, input_hw)
     return current.astype("float32")
+
+
+def _run_fields(run: optimize.RunOptions, **changes) -> dict:
+    """The run options as keywords for `optimize.plan`/`render`, with `changes` applied."""
+    return {**{f.name: getattr(run, f.name) for f in dataclasses.fields(run)}, **changes}
 
 
 @functools.lru_cache(maxsize=8)
