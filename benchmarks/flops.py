@@ -45,9 +45,9 @@ def layer_macs(layer, input_shape, output_shape) -> int:
     """
     import keras
 
-    from kerasviz.nets.layers import _PreActivation
+    from kerasviz.nets import PreActivation
 
-    if isinstance(layer, _PreActivation):  # the wrapper of a fused ReLU: the inner layer's products
+    if isinstance(layer, PreActivation):  # the wrapper of a fused ReLU: the inner layer's products
         layer = layer.inner
     L = keras.layers
     channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"

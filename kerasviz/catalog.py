@@ -46,7 +46,7 @@ def module_name(name: str) -> str:
         The submodule name, a str (`"convnext"` for names it does not know).
 
     Example:
-    >>> kv.models.module_name("EfficientNetB0")
+    >>> kv.catalog.module_name("EfficientNetB0")
     'efficientnet'
     """
     if name in PREPROCESS_MODULES:

@@ -19,7 +19,7 @@ from kerasviz import weights as kvweights
 
 WEIGHT_CMAP = "RdBu_r"
 DEFAULT_MAX_CHANNELS = 64
-TILE_INCHES = 1.1  # size of one small map
+MAP_INCHES = 1.1  # size of one small map (a kernel slice, a picture)
 
 
 def symmetric_limit(values) -> float:
@@ -106,6 +106,7 @@ def first_layer_kernels_figure(
         A `Figure` with one image.
 
     Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
     >>> kv.plot_weights.first_layer_kernels_figure(net).savefig("conv1.png")
     """
     network = nets.as_network(model, weights=weights)
@@ -149,6 +150,7 @@ def kernel_figure(
         ValueError: not a Conv2D layer, `filter` or a channel out of range.
 
     Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
     >>> kv.plot_weights.kernel_figure(net, "block2_conv1", 0).savefig("kernel.png")
     """
     network = nets.as_network(model, weights=weights)
@@ -193,7 +195,7 @@ def _incoming_figure(network, top: kvweights.IncomingChannels, own_image, input_
     """Column 0: the filter (its image, then the norms of all inputs); columns 1..k: each input's image
     above its weights into the filter."""
     k = len(top)
-    fig = Figure(figsize=((k + 1) * TILE_INCHES * 1.25 + 0.6, 2 * TILE_INCHES * 1.35 + 0.6), layout="constrained")
+    fig = Figure(figsize=((k + 1) * MAP_INCHES * 1.25 + 0.6, 2 * MAP_INCHES * 1.35 + 0.6), layout="constrained")
     axes = fig.subplots(2, k + 1, squeeze=False)
     if own_image is not None:
         _image(axes[0, 0], own_image, f"{top.layer}\nfilter {top.filter}")
@@ -263,7 +265,8 @@ def circuit_figure(
         ValueError: not a Conv2D layer, `filter` out of range, `k < 1`.
 
     Example:
-    >>> fig = kv.plot_weights.circuit_figure(net, "block3_conv1", 7, k=6, preset="fast")
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> fig = kv.plot_weights.circuit_figure(net, "block2_conv1", 7, k=3, preset="fast", size=32, steps=5)
     >>> fig.savefig("circuit.png")
     """
     from kerasviz import optimize
@@ -308,7 +311,8 @@ def expanded_weights_figure(
         A `Figure`.
 
     Example:
-    >>> kv.plot_weights.expanded_weights_figure(net, "block1_conv2", "block2_conv2", 5).savefig("ew.png")
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> kv.plot_weights.expanded_weights_figure(net, "block1_conv2", "block2_conv1", 5, k=4).savefig("ew.png")
     """
     network = nets.as_network(model, weights=weights)
     top = kvweights.top_expanded(network, layer_from, layer_to, filter, k, size=size)

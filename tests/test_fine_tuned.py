@@ -187,10 +187,17 @@ def test_the_extractor_of_an_image_layer_takes_only_the_image(trained):
     assert len(kv.feature_extractor(net, ["predictions"]).inputs) == 2
 
 
-def test_given_other_inputs_are_used(trained, capsys):
-    net = kv.as_network(trained["two-inputs"][0], other_inputs={"tabular": np.ones(TABULAR, "float32")})
-    result = kv.visualize_filters(net, "predictions", filters=[0], **RUN)
+def test_given_other_inputs_are_used(trained, capsys, tmp_path):
+    path = trained["two-inputs"][0]
+    result = kv.visualize_filters(path, "predictions", filters=[0], other_inputs={"tabular": np.ones(TABULAR)}, **RUN)
     assert "held at zeros" not in capsys.readouterr().err and np.all(np.isfinite(result.scores))
+    np.save(tmp_path / "row.npy", np.ones(TABULAR, "float32"))
+    out = str(tmp_path / "classes.png")
+    args = ["atlas", path, "predictions", "--filters", "0-1", "--size", "48", "--out", out]
+    assert cli.main([*args, "--other-input", f"tabular={tmp_path / 'row.npy'}"]) == 0
+    assert "held at zeros" not in capsys.readouterr().err
+    assert cli.main([*args, "--other-input", "tabular"]) == 2
+    assert "--other-input must be NAME=FILE.npy" in capsys.readouterr().err
 
 
 def _two_backbones():

@@ -344,3 +344,40 @@ def test_bfloat16_extractor_shares_the_weights_and_leaves_the_model_alone():
         np.testing.assert_allclose(b, a, atol=0.02 * np.abs(a).max())
     with pytest.raises(ValueError, match="precision must be 'float32' or 'bfloat16'"):
         nets.get_extractor(net, layers, True, "auto")
+
+
+def test_field_between_counts_positions_of_the_earlier_layer(tiny_cnn):
+    # conv1 (3x3) -> 2x2 max pool at stride 2 -> conv2 (3x3 at stride 2 on conv1's map): 2 + 2 * 2 = 6
+    assert nets.field_between(tiny_cnn, "conv1", "conv2") == (6, 6)
+    assert nets.field_between(tiny_cnn, "conv2", "relu2") == (1, 1)
+    assert nets.field_between(tiny_cnn, "conv2", "conv2") == (1, 1)
+    assert nets.field_between("VGG16", "block1_conv2", "block2_conv1") == (6, 6)  # a name: the structure only
+
+
+def test_field_between_wants_the_earlier_layer_first(tiny_cnn):
+    with pytest.raises(ValueError, match="layer_from='conv2' is not before layer_to='conv1'"):
+        nets.field_between(tiny_cnn, "conv2", "conv1")
+
+
+def test_no_private_name_crosses_a_module_of_the_nets_and_weights_wings():
+    import ast
+    import pathlib
+
+    def private(name):
+        return name.startswith("_") and not name.startswith("__")
+
+    root = pathlib.Path(kv.__file__).parent
+    crossings = []
+    for path in [*root.glob("nets/*.py"), *root.glob("weights/*.py"), root / "plot_weights.py"]:
+        tree = ast.parse(path.read_text())
+        imported = set()  # names bound to kerasviz modules or their members
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kerasviz"):
+                crossings += [f"{path.name}: {a.name}" for a in node.names if private(a.name)]
+                imported |= {a.asname or a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {a.asname or a.name for a in node.names if a.name.startswith("kerasviz")}
+        crossings += [f"{path.name}: {node.value.id}.{node.attr}" for node in ast.walk(tree)
+                      if isinstance(node, ast.Attribute) and private(node.attr) and isinstance(node.value, ast.Name)
+                      and node.value.id in imported]
+    assert not crossings

@@ -108,8 +108,8 @@ def test_filter_kernel_checks_the_filter(tiny_cnn):
         kvw.filter_kernel(tiny_cnn, "conv2", 1.5)
 
 
-def test_conv_layers_and_first_conv_layer(tiny_cnn):
-    assert kvw.conv_layers(tiny_cnn) == ["conv1", "conv2"]
+def test_first_conv_layer_is_the_first_kernel_layer(tiny_cnn):
+    assert nets.conv_layers(tiny_cnn, types=kvw.KERNEL_TYPES) == ["conv1", "conv2"]
     assert kvw.first_conv_layer(tiny_cnn) == "conv1"
     inputs = keras.Input((4,))
     with pytest.raises(ValueError, match="has no Conv2D layer"):
@@ -219,7 +219,7 @@ def test_expanded_weights_of_two_convs_are_their_composed_kernel(chain):
     first = model.layers[0].name  # the input: expanded weights from the image to conv b
     full = kvw.expanded_weights(model, first, "b", size=None)
     np.testing.assert_allclose(full, compose(k1, k2), rtol=1e-5, atol=1e-5)  # ReLUs, biases, dropout: gone
-    assert kvw.receptive_field(model, first, "b") == (5, 5)
+    assert nets.field_between(model, first, "b") == (5, 5)
 
 
 def test_expanded_weights_crop_and_pad_around_the_centre(chain):
@@ -278,7 +278,7 @@ def test_expanded_weights_keep_the_batch_norm_scale():
 def test_expanded_weights_between_vgg16_blocks(hed_vgg16):
     w = kvw.expanded_weights(hed_vgg16, "block1_conv2", "block2_conv1", size=5)
     assert w.shape == (5, 5, 64, 128) and w.dtype == np.float32
-    assert kvw.receptive_field(hed_vgg16, "block1_conv2", "block2_conv1") == (6, 6)
+    assert nets.field_between(hed_vgg16, "block1_conv2", "block2_conv1") == (6, 6)
     some = kvw.expanded_weights(hed_vgg16, "block1_conv2", "block2_conv1", size=5, filters=[7, 0], batch_size=1)
     np.testing.assert_allclose(some, w[..., [7, 0]], atol=1e-6)
     # a 2x2 average then a 3x3 kernel at stride 2: every expanded weight is a quarter of a kernel tap
@@ -373,3 +373,8 @@ def test_expanded_weights_equal_the_impulse_response_of_a_linear_model(middle):
     bn.set_weights([np.linspace(0.5, 2, channels), np.zeros(channels), np.zeros(channels), np.linspace(1, 3, channels)])
     expanded = kvw.expanded_weights(model, model.layers[0].name, "b", size=7)  # from the input, through a
     np.testing.assert_allclose(expanded, _impulse_expanded(model, 7, 2), atol=1e-5)
+
+
+def test_each_name_has_one_home_across_the_nets_and_weights_wings():
+    assert not set(kvw.__all__) & set(nets.__all__)  # e.g. field_between and conv_layers live in nets only
+    assert not hasattr(kvw, "receptive_field")  # kv.receptive_field: input pixels; field_between: positions

@@ -44,7 +44,8 @@ def parse_weights(text: str | None):
 
 
 def add_model_args(p: argparse.ArgumentParser, *, weights_default: str | None = "imagenet") -> None:
-    """The model argument and the options that say how to read it: `--weights`, `--input-range`, `--preprocess`."""
+    """The model argument and the options that say how to read it: `--weights`, `--input-range`, `--preprocess`,
+    `--other-input`."""
     p.add_argument("model", help="keras.applications name (e.g. VGG16) or a model file (.keras, .h5, .hdf5)")
     p.add_argument("--weights", default=weights_default,
                    help="imagenet, none, hed (VGG16, offline) or a weights file path "
@@ -54,6 +55,29 @@ def add_model_args(p: argparse.ArgumentParser, *, weights_default: str | None = 
                          help="the range of the model's inputs, for a model that takes scaled images (e.g. -1 1)")
     scaling.add_argument("--preprocess", default=None,
                          help="the model's preprocessing family: caffe, tf, torch or none (default: the model's own)")
+    p.add_argument("--other-input", action="append", default=None, metavar="NAME=FILE.npy",
+                   help="for a model with several inputs: the value (one example, no batch axis, in a .npy file) an "
+                        "input other than the image is held at; repeat for each (default: zeros, with a note, where "
+                        "the layer depends on it)")
+
+
+def parse_other_inputs(items: list[str] | None) -> dict | None:
+    """`--other-input NAME=FILE.npy` options as `{name: array}`, or None when there are none."""
+    if not items:
+        return None
+    import numpy as np
+
+    values = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--other-input must be NAME=FILE.npy (an input's name and a .npy file of one example). "
+                             f"Received: {item!r}.")
+        try:
+            values[name] = np.load(path)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--other-input {item!r}: cannot read {path!r} as a .npy file ({e}).") from e
+    return values
 
 
 PRECISIONS = ("float32", "bfloat16", "auto")  # engine.presets.PRECISIONS, without importing the engine
@@ -72,7 +96,15 @@ def load_network(args):
     from kerasviz import nets
 
     return nets.as_network(args.model, weights=parse_weights(args.weights), preprocess=args.preprocess,
-                           input_range=tuple(args.input_range) if args.input_range else None)
+                           input_range=tuple(args.input_range) if args.input_range else None,
+                           other_inputs=parse_other_inputs(getattr(args, "other_input", None)))
+
+
+def run_options(args) -> dict:
+    """The options every optimizing command passes on as they are (`--preset`, `--size`, `--steps`, `--precision`,
+    `--seed`, `--batch-size`, `--cache-dir` where the command has them): those given, by their keyword."""
+    names = ("preset", "size", "steps", "precision", "seed", "batch_size", "cache_dir")
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
 def check_writable(path: str) -> None:

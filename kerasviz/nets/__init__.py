@@ -23,6 +23,7 @@ from kerasviz.nets.layers import (
     DEFAULT_FILTER_COUNT,
     LEAKY_SLOPE,
     LayerInfo,
+    PreActivation,
     channels_of,
     check_filter,
     conv_layers,
@@ -53,7 +54,7 @@ from kerasviz.nets.scale import family_of_name, layer_range, read_input_range
 
 __all__ = [
     "BF16_POLICY", "CAFFE_MEAN_BGR", "DEFAULT_FILTER_COUNT", "FAMILY_OF", "HED_LAYERS", "IMAGENET_MEAN_RGB",
-    "IMAGENET_STD_RGB", "LEAKY_SLOPE", "LayerInfo", "Network", "Preprocessing", "ReceptiveField",
+    "IMAGENET_STD_RGB", "LEAKY_SLOPE", "LayerInfo", "Network", "PreActivation", "Preprocessing", "ReceptiveField",
     "as_network", "bfloat16_extractor", "channels_of", "check_filter", "conv_layers", "feature_extractor",
     "field_between",
     "find_layer", "get_extractor", "get_model", "has_fused_relu", "hed_weights_path", "infer_preprocessing",

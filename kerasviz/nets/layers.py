@@ -40,7 +40,7 @@ def iter_layers(model, prefix: str = ""):
 
     Example:
     >>> net = kv.get_model("VGG16", weights="hed")
-    >>> [path for path, _ in kv.models.iter_layers(net.model)][1:3]
+    >>> [path for path, _ in kv.nets.iter_layers(net.model)][1:3]
     ['block1_conv1', 'block1_conv2']
     """
     for layer in _sublayers(model):
@@ -106,20 +106,21 @@ def channels_of(model, layer_name: str) -> int:
 
     Example:
     >>> net = kv.get_model("VGG16", weights="hed")
-    >>> kv.models.channels_of(net, "block1_conv1")
+    >>> kv.nets.channels_of(net, "block1_conv1")
     64
     """
     path, layer = find_layer(model, layer_name)
-    shape = output_shape(layer)
-    if shape is None or len(shape) < 2 or shape[-1] is None:
+    channels = output_channels(layer)
+    if channels is None:
         raise ValueError(
-            f"Layer {path!r} has output shape {shape}, with no channel axis to pick filters from. "
+            f"Layer {path!r} has output shape {output_shape(layer)}, with no channel axis to pick filters from. "
             "Choose a convolution, pooling, activation or dense layer."
         )
-    return int(shape[-1])
+    return channels
 
 
-def output_shape(layer):
+def output_shape(layer) -> tuple | None:
+    """The shape of `layer`'s output (batch first), or None where it has no single output (not built, or several)."""
     try:
         out = layer.output
     except (AttributeError, ValueError):
@@ -127,6 +128,12 @@ def output_shape(layer):
     if isinstance(out, (list, tuple)):
         return None
     return tuple(out.shape)
+
+
+def output_channels(layer) -> int | None:
+    """The channel count (last axis) of `layer`'s output, or None where it has no single output of known width."""
+    shape = output_shape(layer)
+    return int(shape[-1]) if shape is not None and len(shape) >= 2 and shape[-1] is not None else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,9 +163,7 @@ def list_layers(model) -> list[LayerInfo]:
     keras_model = as_network_lazily(model).model if not isinstance(model, keras.Model) else model
     rows = []
     for path, layer in iter_layers(keras_model):
-        shape = output_shape(layer)
-        channels = int(shape[-1]) if shape and len(shape) >= 2 and shape[-1] is not None else None
-        rows.append(LayerInfo(path, type(layer).__name__, shape, channels))
+        rows.append(LayerInfo(path, type(layer).__name__, output_shape(layer), output_channels(layer)))
     return rows
 
 
@@ -173,7 +178,7 @@ def has_fused_relu(layer) -> bool:
         A bool: whether `feature_extractor(..., pre_activation=True)` replaces the layer's activation.
 
     Example:
-    >>> kv.models.has_fused_relu(keras.layers.Conv2D(8, 3, activation="relu"))
+    >>> kv.nets.has_fused_relu(keras.layers.Conv2D(8, 3, activation="relu"))
     True
     """
     kind = type(layer).__name__
@@ -198,7 +203,7 @@ def leaks_under_pre_activation(layer) -> bool:
         A bool: whether `undo_leak` gives back the layer's value before its activation.
 
     Example:
-    >>> kv.models.leaks_under_pre_activation(keras.layers.Dense(10, activation="softmax"))
+    >>> kv.nets.leaks_under_pre_activation(keras.layers.Dense(10, activation="softmax"))
     False
     """
     return has_fused_relu(layer) and not _is_softmax(layer)  # a softmax's logits come out as they are
@@ -223,7 +228,7 @@ def undo_leak(x):
         A tensor of the same shape: `x` where `x >= 0`, `x / LEAKY_SLOPE` elsewhere.
 
     Example:
-    >>> float(kv.models.undo_leak(keras.ops.convert_to_tensor([-0.05, 2.0]))[0])
+    >>> float(kv.nets.undo_leak(keras.ops.convert_to_tensor([-0.05, 2.0]))[0])
     -5.0
     """
     return keras.ops.where(x < 0, x / LEAKY_SLOPE, x)
@@ -242,7 +247,7 @@ class _Linear:
         return getattr(self._inner, name)
 
 
-class _PreActivation(keras.layers.Layer):
+class PreActivation(keras.layers.Layer):
     """Calls a Conv/Dense layer's own `call` with the activation switched off, sharing its weights; a
     ReLU becomes a leaky ReLU, a softmax goes away (its input is the logit)."""
 
@@ -274,7 +279,7 @@ def _layer_tensor(model, parts: Sequence[str], pre_activation: bool):
             if _is_softmax(layer):
                 return _node_inputs(layer)  # a classifier's own softmax layer: read its input, the logits
             return keras.layers.LeakyReLU(LEAKY_SLOPE, name=layer.name + "_leaky")(_node_inputs(layer))
-        return _PreActivation(layer)(_node_inputs(layer))
+        return PreActivation(layer)(_node_inputs(layer))
     return layer.output
 
 
@@ -503,11 +508,3 @@ def parent_layers(layer) -> list:
     nodes = getattr(layer, "_inbound_nodes", [])
     return [node.operation for node in nodes[0].parent_nodes] if nodes else []
 
-
-def output_channels(layer) -> int | None:
-    """The channel count (last axis) of `layer`'s output, or None where it has no single output of known width."""
-    try:
-        shape = layer.output.shape
-    except (AttributeError, ValueError):
-        return None
-    return int(shape[-1]) if len(shape) >= 2 and shape[-1] is not None else None

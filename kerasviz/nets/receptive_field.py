@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from kerasviz.nets.layers import as_network_lazily, find_layer
+from kerasviz.nets.layers import as_network_lazily, find_layer, parent_layers
 from kerasviz.nets.network import Network
 
 # Layers that keep every spatial position where it is (elementwise maps, normalizations, merges).
@@ -229,11 +229,10 @@ def receptive_field(model, layer: str, *, input_size: int | tuple[int, int] | No
             layer on the path maps positions in a way not handled (transposed convolutions).
 
     Example:
-    >>> kv.data.receptive_field(kv.get_model("VGG16", weights=None), "block3_conv3").size
+    >>> kv.receptive_field("VGG16", "block3_conv3").size
     (40, 40)
     """
-    network = as_network_lazily(model, weights=None) if isinstance(model, str) else model
-    keras_model = network.model if isinstance(network, Network) else network
+    keras_model = _keras_model(model)
     path, _ = find_layer(keras_model, layer)
     if input_size is None:
         shape = tuple(keras_model.inputs[0].shape[1:3])
@@ -253,6 +252,13 @@ def receptive_field(model, layer: str, *, input_size: int | tuple[int, int] | No
         offset=tuple(float(s) for s in field.start),
         input_size=tuple(input_size) if input_size is not None else None,
     )
+
+
+def _keras_model(model) -> keras.Model:
+    """The `keras.Model` of a `Network`, a `keras.Model`, or a name (built without weights: only the
+    structure is read)."""
+    network = as_network_lazily(model, weights=None) if isinstance(model, str) else model
+    return network.model if isinstance(network, Network) else network
 
 
 def positions_field(network, path: str, input_size, rank: int) -> ReceptiveField | None:
@@ -284,7 +290,7 @@ def field_between(model, layer_from: str, layer_to: str) -> tuple[int, int]:
     pooling windows compose (kernel, stride, dilation), elementwise layers keep positions.
 
     Args:
-        model: a `Network` or `keras.Model`.
+        model: a `keras.applications` name, a `keras.Model` or a `Network`.
         layer_from: the earlier layer (or `outer/inner` path).
         layer_to: the later layer, in the same (nested) model as `layer_from`.
 
@@ -292,24 +298,41 @@ def field_between(model, layer_from: str, layer_to: str) -> tuple[int, int]:
         `(rows, cols)`.
 
     Raises:
-        ValueError: the layers are in different nested models, or a layer between them maps positions in
-            a way not handled.
+        ValueError: the layers are in different nested models, `layer_from` is not before `layer_to`, or a
+            layer between them maps positions in a way not handled.
 
     Example:
-    >>> kv.nets.field_between(kv.get_model("VGG16", weights=None), "block1_conv2", "block2_conv1")
+    >>> kv.nets.field_between("VGG16", "block1_conv2", "block2_conv1")  # a 2x2 pool, then a 3x3 conv at stride 2
     (6, 6)
     """
-    keras_model = model.model if isinstance(model, Network) else model
+    keras_model = _keras_model(model)
     path_from, _ = find_layer(keras_model, layer_from)
     path_to, _ = find_layer(keras_model, layer_to)
     *outer_from, name_from = path_from.split("/")
     *outer_to, name_to = path_to.split("/")
     if outer_from != outer_to:
-        raise ValueError(f"{layer_from!r} and {layer_to!r} are in different nested models; give two layers of "
-                         "the same model.")
+        raise ValueError(f"layer_from={path_from!r} and layer_to={path_to!r} are in different nested models; "
+                         "give two layers of the same model.")
     inner = keras_model
     for part in outer_from:
         inner = inner.get_layer(part)
-    start = {id(t): _Field() for t in _flat(inner.get_layer(name_from).output)}
-    field = _walk(inner, inner.get_layer(name_to).output, start)
+    first, last = inner.get_layer(name_from), inner.get_layer(name_to)
+    if not _reaches(first, last):
+        raise ValueError(f"layer_from={path_from!r} is not before layer_to={path_to!r}: {path_to!r} does not read "
+                         f"{path_from!r}'s output. Give the earlier layer as layer_from.")
+    start = {id(t): _Field() for t in _flat(first.output)}
+    field = _walk(inner, last.output, start)
     return int(round(field.size[0])), int(round(field.size[1]))
+
+
+def _reaches(first, last) -> bool:
+    """Whether `last` reads `first`'s output, directly or through other layers."""
+    seen, stack = set(), [last]
+    while stack:
+        layer = stack.pop()
+        if layer is first:
+            return True
+        if id(layer) not in seen:
+            seen.add(id(layer))
+            stack.extend(parent_layers(layer))
+    return False

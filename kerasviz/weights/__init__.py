@@ -4,9 +4,7 @@ from kerasviz.weights.expanded import (
     DEFAULT_EXPANDED_SIZE,
     DEFAULT_JACOBIAN_BATCH,
     expanded_weights,
-    field_between,
     linearized_model,
-    receptive_field,
     top_expanded,
 )
 from kerasviz.weights.kernels import (
@@ -14,7 +12,6 @@ from kerasviz.weights.kernels import (
     FIRST_LAYER_SCALE,
     KERNEL_TYPES,
     IncomingChannels,
-    conv_layers,
     filter_kernel,
     first_conv_layer,
     first_layer_kernels_image,
@@ -27,7 +24,7 @@ from kerasviz.weights.kernels import (
 
 __all__ = [
     "DEFAULT_EXPANDED_SIZE", "DEFAULT_JACOBIAN_BATCH", "DEFAULT_TOP_K", "FIRST_LAYER_SCALE", "IncomingChannels",
-    "KERNEL_TYPES", "conv_layers", "expanded_weights", "field_between", "filter_kernel", "first_conv_layer",
-    "first_layer_kernels_image", "input_layer_of", "kernels", "linearized_model", "normalize_kernels",
-    "path_between", "receptive_field", "top_expanded", "top_inputs",
+    "KERNEL_TYPES", "expanded_weights", "filter_kernel", "first_conv_layer", "first_layer_kernels_image",
+    "input_layer_of", "kernels", "linearized_model", "normalize_kernels", "path_between", "top_expanded",
+    "top_inputs",
 ]

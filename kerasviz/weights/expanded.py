@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from kerasviz import nets
-from kerasviz.weights.kernels import DEFAULT_TOP_K, IncomingChannels, _network, path_between
+from kerasviz.weights.kernels import DEFAULT_TOP_K, IncomingChannels, path_between
 
 DEFAULT_EXPANDED_SIZE = 5
 
@@ -23,7 +23,7 @@ _IDENTITY_TYPES = (  # elementwise or translation-only layers: the identity on t
 )
 
 
-_CONV_TYPES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
+_LINEARIZED_CONV_TYPES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")  # kept with their kernels
 
 
 _POOL_TYPES = ("MaxPooling2D", "AveragePooling2D")
@@ -31,9 +31,11 @@ _POOL_TYPES = ("MaxPooling2D", "AveragePooling2D")
 
 @dataclasses.dataclass(frozen=True)
 class _Step:
-    """One layer of the linearized path: the layer to run (None: identity)."""
+    """One layer of the linearized path: a fresh layer to run (None: the identity) and the weights to give it
+    once it is built (None: its own)."""
 
-    layer: object
+    layer: keras.layers.Layer | None
+    values: list | None = None
 
 
 def _linearize(layer, path_from: str, path_to: str) -> _Step:
@@ -41,7 +43,7 @@ def _linearize(layer, path_from: str, path_to: str) -> _Step:
     kind = type(layer).__name__
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         raise ValueError(f"Layer {layer.name!r} uses data_format={layer.data_format!r}; kerasviz needs channels_last.")
-    if kind in _CONV_TYPES:
+    if kind in _LINEARIZED_CONV_TYPES:
         config = layer.get_config()
         config.update(name=layer.name + "_linear", padding="valid", activation=None, use_bias=False)
         for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "dtype_policy", "dtype"):
@@ -49,7 +51,7 @@ def _linearize(layer, path_from: str, path_to: str) -> _Step:
         new = type(layer).from_config(config)
         bias = getattr(layer, "bias", None)
         values = [keras.ops.convert_to_numpy(v) for v in layer.weights if v is not bias]
-        return _Step(_Deferred(new, values))
+        return _Step(new, values)
     if kind in _POOL_TYPES:
         strides = layer.strides if layer.strides is not None else layer.pool_size
         return _Step(keras.layers.AveragePooling2D(layer.pool_size, strides, padding="valid"))
@@ -58,7 +60,7 @@ def _linearize(layer, path_from: str, path_to: str) -> _Step:
         gamma = keras.ops.convert_to_numpy(layer.gamma) if layer.gamma is not None else np.ones_like(variance)
         scale = (gamma / np.sqrt(variance + layer.epsilon)).astype("float32")
         new = keras.layers.DepthwiseConv2D(1, use_bias=False, name=layer.name + "_linear")
-        return _Step(_Deferred(new, [scale.reshape(1, 1, -1, 1)]))
+        return _Step(new, [scale.reshape(1, 1, -1, 1)])
     if kind == "Rescaling":
         return _Step(keras.layers.Rescaling(layer.scale, 0.0))
     if kind in _IDENTITY_TYPES or kind == "InputLayer":
@@ -68,48 +70,6 @@ def _linearize(layer, path_from: str, path_to: str) -> _Step:
         f"{path_to!r}. Supported: Conv2D, DepthwiseConv2D, SeparableConv2D, max/average pooling, "
         "BatchNormalization, activations, dropout and padding."
     )
-
-
-@dataclasses.dataclass
-class _Deferred:
-    """A fresh layer and the weights to give it once it is built."""
-
-    layer: keras.layers.Layer
-    values: list
-
-
-def receptive_field(model, layer_from: str, layer_to: str, *, weights: str | None = None) -> tuple[int, int]:
-    """Deprecated name of `field_between` (`kv.receptive_field` is the input pixels one position sees)."""
-    import warnings
-
-    warnings.warn("kv.weights.receptive_field is now kv.weights.field_between (positions of one layer seen by "
-                  "another); kv.receptive_field gives input pixels.", DeprecationWarning, stacklevel=2)
-    return field_between(model, layer_from, layer_to, weights=weights)
-
-
-def field_between(model, layer_from: str, layer_to: str, *, weights: str | None = None) -> tuple[int, int]:
-    """How many positions `(rows, cols)` of `layer_from` one position of `layer_to` sees, along a single path.
-
-    Args:
-        model: a `Network`, `keras.Model` or model name.
-        layer_from: the earlier layer.
-        layer_to: the later layer, reached from `layer_from` through single-input layers.
-        weights: weights for a model given by name. Defaults to None (only the structure is read).
-
-    Returns:
-        `(rows, cols)`.
-
-    Raises:
-        ValueError: the layers do not form a single path (see `path_between`).
-
-    Example:
-    >>> net = kv.get_model("VGG16", weights="hed")
-    >>> kv.weights.field_between(net, "block1_conv2", "block2_conv1")  # 2x2 pool, then 3x3 at stride 2
-    (6, 6)
-    """
-    network = _network(model, weights)
-    path_between(network, layer_from, layer_to)  # a single path, or a clear error
-    return nets.field_between(network, layer_from, layer_to)
 
 
 def linearized_model(
@@ -140,7 +100,7 @@ def linearized_model(
     >>> field, tuple(linear.output.shape)
     ((6, 6), (None, 1, 1, 128))
     """
-    network = _network(model, weights)
+    network = nets.as_network(model, weights=weights)
     chain = path_between(network, layer_from, layer_to)
     steps = [_linearize(layer, layer_from, layer_to) for layer in chain]
     field = nets.field_between(network, layer_from, layer_to)
@@ -153,10 +113,9 @@ def linearized_model(
     for step in steps:
         if step.layer is None:
             continue
-        layer = step.layer.layer if isinstance(step.layer, _Deferred) else step.layer
-        x = layer(x)
-        if isinstance(step.layer, _Deferred):
-            layer.set_weights(step.layer.values)
+        x = step.layer(x)
+        if step.values is not None:
+            step.layer.set_weights(step.values)
     if len(x.shape) != 4 or tuple(x.shape[1:3]) != (1, 1):
         raise ValueError(
             f"The path from {layer_from!r} to {layer_to!r} does not end in a spatial map (output shape "
@@ -225,6 +184,7 @@ def expanded_weights(
             filter out of range, or `size < 1`.
 
     Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
     >>> w = kv.weights.expanded_weights(net, "block1_conv2", "block2_conv1", size=5)
     >>> w.shape
     (5, 5, 64, 128)
@@ -233,7 +193,7 @@ def expanded_weights(
         raise ValueError(f"size must be an int >= 1 or None (the whole receptive field). Received: size={size!r}.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}.")
-    network = _network(model, weights)
+    network = nets.as_network(model, weights=weights)
     linear, field = linearized_model(network, layer_from, layer_to)
     c_to = int(linear.outputs[0].shape[-1])
     if filters is None:
@@ -305,7 +265,7 @@ def top_expanded(
     >>> top.slices.shape
     (3, 5, 5)
     """
-    network = _network(model, weights)
+    network = nets.as_network(model, weights=weights)
     linear, _ = linearized_model(network, layer_from, layer_to)
     f = nets.check_filter(filter, int(linear.outputs[0].shape[-1]), layer_to)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:

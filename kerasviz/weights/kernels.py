@@ -22,10 +22,6 @@ KERNEL_TYPES = ("Conv2D",)  # layers whose kernel is (kh, kw, C_in, C_out)
 _KERNEL_ATTRS = ("kernel", "depthwise_kernel", "pointwise_kernel")
 
 
-def _network(model, weights) -> nets.Network:
-    return nets.as_network(model, weights=weights)
-
-
 def _conv_layer(network: nets.Network, layer: str, argument: str = "layer"):
     """`(path, layer)` of a Conv2D layer, or a ValueError that names the conv layers close by."""
     path, found = nets.find_layer(network, layer)
@@ -42,7 +38,7 @@ def _conv_layer(network: nets.Network, layer: str, argument: str = "layer"):
 def _nearest_convs(network: nets.Network, path: str) -> str:
     """' Nearest Conv2D layers: 'x' (before), 'y' (after).' in model order."""
     order = [p for p, _ in nets.iter_layers(network.model)]
-    convs = set(conv_layers(network))
+    convs = set(nets.conv_layers(network, types=KERNEL_TYPES))
     here = order.index(path)
     before = [p for p in order[:here] if p in convs][-1:]
     after = [p for p in order[here + 1 :] if p in convs][:1]
@@ -50,24 +46,6 @@ def _nearest_convs(network: nets.Network, path: str) -> str:
     if not found:
         return " The model has no Conv2D layer."
     return " Nearest Conv2D layers: " + ", ".join(found) + "."
-
-
-def conv_layers(model, *, weights: str | None = None) -> list[str]:
-    """The paths of a model's Conv2D layers, in model order (nested models included).
-
-    Args:
-        model: a `Network`, `keras.Model` or model name.
-        weights: weights for a model given by name. Defaults to None (only the structure is read).
-
-    Returns:
-        Layer paths, e.g. `['block1_conv1', 'block1_conv2', ...]` for VGG16.
-
-    Example:
-    >>> kv.weights.conv_layers("VGG16")[:2]
-    ['block1_conv1', 'block1_conv2']
-    """
-    network = _network(model, weights)
-    return nets.conv_layers(network, types=KERNEL_TYPES)
 
 
 def kernels(model, layer: str, *, weights: str | None = "imagenet") -> tuple[np.ndarray, np.ndarray]:
@@ -86,11 +64,12 @@ def kernels(model, layer: str, *, weights: str | None = "imagenet") -> tuple[np.
         ValueError: no such layer, or the layer is not a Conv2D.
 
     Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
     >>> kernel, bias = kv.weights.kernels(net, "block1_conv1")
     >>> kernel.shape
     (3, 3, 3, 64)
     """
-    network = _network(model, weights)
+    network = nets.as_network(model, weights=weights)
     _, conv = _conv_layer(network, layer)
     kernel = np.asarray(keras.ops.convert_to_numpy(conv.kernel), "float32")
     bias = getattr(conv, "bias", None)
@@ -140,9 +119,10 @@ def first_conv_layer(model, *, weights: str | None = None) -> str:
     >>> kv.weights.first_conv_layer("VGG16")
     'block1_conv1'
     """
-    convs = conv_layers(model, weights=weights)
+    network = nets.as_network(model, weights=weights)
+    convs = nets.conv_layers(network, types=KERNEL_TYPES)
     if not convs:
-        raise ValueError(f"{_network(model, weights).name} has no Conv2D layer.")
+        raise ValueError(f"{network.name} has no Conv2D layer.")
     return convs[0]
 
 
@@ -196,11 +176,16 @@ def first_layer_kernels_image(
         ValueError: the layer is not a Conv2D, or its input is not 1 or 3 channels.
 
     Example:
-    >>> kv.save_image(kv.weights.first_layer_kernels_image(net), "conv1.png")
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> mosaic = kv.weights.first_layer_kernels_image(net)
+    >>> mosaic.shape, mosaic.dtype  # 8 x 8 kernels of 3 x 3 taps, 8 pixels a tap, 1-pixel margins
+    ((199, 199, 3), dtype('uint8'))
+    >>> kv.save_image(mosaic, "conv1.png")
+    'conv1.png'
     """
     from kerasviz import images
 
-    network = _network(model, weights)
+    network = nets.as_network(model, weights=weights)
     layer = first_conv_layer(network) if layer is None else layer
     kernel, _ = kernels(network, layer)
     if kernel.shape[2] not in (1, 3):
@@ -261,10 +246,10 @@ def input_layer_of(model, layer: str, *, weights: str | None = None) -> tuple[st
         the model's input (then `from_image` is True).
 
     Example:
-    >>> kv.weights.input_layer_of(net, "block2_conv1")
+    >>> kv.weights.input_layer_of("VGG16", "block2_conv1")  # through block1_pool
     ('block1_conv2', False)
     """
-    network = _network(model, weights)
+    network = nets.as_network(model, weights=weights)
     path, start = nets.find_layer(network, layer)
     prefix = path[: -len(start.name)]
     parents = nets.parent_layers(start)
@@ -307,11 +292,12 @@ def top_inputs(
             count does not match the kernel.
 
     Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
     >>> top = kv.weights.top_inputs(net, "block2_conv1", 0, k=6)
-    >>> top.input_layer, top.channels
-    ('block1_conv2', array([...]))
+    >>> top.input_layer, top.channels.shape, bool(top.norms[0] >= top.norms[-1])
+    ('block1_conv2', (6,), True)
     """
-    network = _network(model, weights)
+    network = nets.as_network(model, weights=weights)
     path, conv = _conv_layer(network, layer)
     kernel, _ = kernels(network, path)
     f = nets.check_filter(filter, kernel.shape[-1], path)
@@ -357,7 +343,7 @@ def path_between(model, layer_from: str, layer_to: str, *, weights: str | None =
     >>> [layer.name for layer in kv.weights.path_between("VGG16", "block1_conv2", "block2_conv1")]
     ['block1_pool', 'block2_conv1']
     """
-    network = _network(model, weights)
+    network = nets.as_network(model, weights=weights)
     path_from, first = nets.find_layer(network, layer_from)
     path_to, last = nets.find_layer(network, layer_to)
     if first is last:
