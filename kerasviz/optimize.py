@@ -168,8 +168,7 @@ def fit_size(network, layers: Sequence[str], settings: presets.Preset, *, preset
                       f"the images are {side} px{octaves}.")
 
 
-NETWORK_OPTIONS = ("weights", "preprocess", "input_range", "image_input", "other_inputs")  # `nets.as_network`'s,
-# read once per entry point
+NETWORK_OPTIONS = ("weights", "preprocess", "input_range", "image_input", "other_inputs")  # for nets.as_network
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,9 +213,8 @@ class RunOptions:
 
 
 def split_options(model, options: dict) -> tuple[nets.Network, RunOptions, dict]:
-    """An entry point's keyword options, each where it goes: `weights`, `preprocess`, `input_range`,
-    `image_input` and `other_inputs` build the `Network` (once: what is passed on is the network), the
-    `RunOptions` fields make the run options, and the rest are `Preset` overrides.
+    """An entry point's keyword options, each where it goes: `NETWORK_OPTIONS` build the `Network` (once: what is
+    passed on is the network), the `RunOptions` fields make the run options, and the rest are `Preset` overrides.
 
     Args:
         model: a model name, model file, `keras.Model` or `Network`.
@@ -569,10 +567,8 @@ def visualize_filters(
         **options: keyword options, each where it goes (see `split_options`):
 
             - the model's: `weights` (for a model given by name; defaults to `"imagenet"`), `preprocess`
-              (a family name or a callable) or `input_range` (`(low, high)`), for a `keras.Model`; for a
-              model with several inputs, `image_input` (the one optimized; defaults to the first) and
-              `other_inputs` (`{name: value}`, one example each, no batch axis): an input the layer depends on
-              that gets no value is held at zeros, and a note says so;
+              (a family name or a callable) or `input_range` (`(low, high)`), for a `keras.Model`; `image_input`
+              and `other_inputs` (`{name: one example}`; zeros and a note by default) for several inputs;
             - the run's (`RunOptions`): `batch_size` (per replica; defaults to what fits `memory_budget`),
               `distribute` (None, or a `tf.distribute.Strategy` whose replicas split each batch: the same
               pictures), `seed` (the same seed, the same pictures; defaults to 0), `block_steps`;
