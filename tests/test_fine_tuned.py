@@ -289,3 +289,18 @@ def test_the_input_range_is_read_from_the_layers_in_front(case):
     net = kv.as_network(build(), image_input="image") if case.startswith("second") else kv.as_network(build())
     assert net.preprocess.name == name
     assert (net.preprocess.source is None) if source is None else (source in net.preprocess.source)
+
+
+ENTRY_POINTS = {  # every entry point that optimizes takes other_inputs= (the network is built once from it)
+    "visualize_filters": lambda model, **kw: kv.visualize_filters(model, "predictions", [0], **kw),
+    "render": lambda model, **kw: kv.render(model, kv.objectives.class_logit("predictions", 1), **kw),
+    "layer_atlas": lambda model, tmp, **kw: kv.layer_atlas(model, "predictions", [0], cache_dir=str(tmp), **kw),
+}
+
+
+@pytest.mark.parametrize("entry", list(ENTRY_POINTS))
+def test_every_entry_point_takes_other_inputs(entry, tmp_path, capsys):
+    call = ENTRY_POINTS[entry]
+    kwargs = dict(size=32, steps=2, progress=False, other_inputs={"tabular": np.ones(TABULAR)})
+    result = call(two_inputs(None), tmp_path, **kwargs) if entry == "layer_atlas" else call(two_inputs(None), **kwargs)
+    assert "held at zeros" not in capsys.readouterr().err and len(result.images) == 1
