@@ -257,6 +257,7 @@ class Plan:
 
         Raises:
             ValueError: `init` of the wrong shape, or `filters` not one per item.
+            KeyboardInterrupt: Ctrl-C before any item finished.
         """
         keys = [int(k) for k in (self.items if items is None else items)]
         per_image = keys if filters is None else list(filters)
@@ -501,13 +502,11 @@ def _run_chunks(plan: Plan, key_chunks, filter_chunks, init_chunks, seed, cbs) -
                                   items_done=len(done), items=len(everything)))
         except KeyboardInterrupt:  # anywhere but in the steps (which the renderer catches): the same
             interrupted = True
-    side = s.size - 2 * s.crop
-    if not parts:  # nothing finished: an empty result of the right shapes
-        parts = [(np.zeros((0, s.size, s.size, network.input_channels), "float32"), np.zeros(0, "float32"),
-                  np.zeros((steps_total, 0), "float32"))]
+    if not parts:  # nothing to return: the interruption goes on up (a dream, a training callback stop too)
+        what = "filters" if plan.layer is not None else "images"
+        raise KeyboardInterrupt(f"Interrupted: 0 of {len(everything)} {what} finished.")
     raw, scores = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    imgs, clipped = results.deprocess(raw, s, network) if len(raw) else (
-        np.zeros((0, side, side, network.input_channels), "uint8"), 0.0)
+    imgs, clipped = results.deprocess(raw, s, network)
     dead, flat = results.check(done, imgs, scores, layer=plan.layer)
     settings = presets.to_dict(s)
     settings.update(seed=seed, model=network.name, weights=network.weights,
@@ -561,8 +560,9 @@ def visualize_filters(
               neuron (listed in `Result.revived`); 0 turns it off.
 
     Ctrl-C stops the run at any point and returns the filters that ran all their steps, with a warning saying
-    how many (the others are in `Result.unfinished`). Filters that end dead (score <= 0) or flat (a nearly
-    uniform picture) are listed in `Result.dead` and `Result.flat` and named in one warning line.
+    how many (the others are in `Result.unfinished`; with none finished, the `KeyboardInterrupt` goes on).
+    Filters that end dead (score <= 0) or flat (a nearly uniform picture) are listed in `Result.dead` and
+    `Result.flat` and named in one warning line.
 
     Returns:
         A `Result` with `images` (uint8), `scores`, `history` and the settings.

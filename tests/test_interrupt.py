@@ -104,6 +104,7 @@ def test_the_atlas_command_writes_the_finished_tiles_exits_130_and_resumes(tmp_p
     assert "4 filters of conv2" in again.stdout and "2 from the cache" in again.stdout
 
 
+@pytest.mark.engine
 def test_an_interrupted_run_keeps_no_unfinished_picture(tiny_cnn):
     """The pictures kept are those of a run that was never interrupted (same seed, same pixels)."""
 
@@ -120,18 +121,20 @@ def test_an_interrupted_run_keeps_no_unfinished_picture(tiny_cnn):
     np.testing.assert_array_equal(part.images, whole.images)
 
 
-def test_an_interrupt_before_any_filter_finished_returns_an_empty_result(tiny_cnn):
+@pytest.mark.engine
+def test_an_interrupt_before_any_filter_finished_goes_on_up(tiny_cnn):
+    """Nothing to return: the KeyboardInterrupt goes on (it stops a dream or a training callback as well)."""
+
     class StopAtOnce(kv.progress.Callback):
         def on_step(self, record):
             raise KeyboardInterrupt
 
-    with pytest.warns(UserWarning, match="Interrupted: 0 of 3 filters finished"):
-        r = kv.visualize_filters(tiny_cnn, "conv2", range(3), preset="fast", size=32, steps=4, progress=False,
-                                 callbacks=[StopAtOnce()])
-    assert r.interrupted and r.filters == [] and r.unfinished == [0, 1, 2]
-    assert r.images.shape == (0, 32, 32, 3) and r.scores.shape == (0,) and r.history.shape == (4, 0)
+    with pytest.raises(KeyboardInterrupt, match="Interrupted: 0 of 3 filters finished"):
+        kv.visualize_filters(tiny_cnn, "conv2", range(3), preset="fast", size=32, steps=4, progress=False,
+                             callbacks=[StopAtOnce()])
 
 
+@pytest.mark.engine
 def test_an_interrupt_in_the_revive_steps_leaves_those_filters_unfinished(tiny_cnn):
     class StopReviving(kv.progress.Callback):
         def on_step(self, record):
