@@ -85,11 +85,11 @@ def test_changed_settings_invalidate_only_what_they_affect(tiny_cnn, tmp_path):
     assert reseeded["conv1"].cache_path != base["conv1"].cache_path
 
 
-def test_float32_keeps_its_cache_key_and_bfloat16_gets_its_own(tiny_cnn):
+def test_every_precision_has_its_own_cache_key(tiny_cnn):
     net = nets.as_network(tiny_cnn)
     fp32 = atlas.cache_settings(net, "conv1", presets.resolve_settings("fast", {"precision": "float32"}), seed=0)
     bf16 = atlas.cache_settings(net, "conv1", presets.resolve_settings("fast", {"precision": "bfloat16"}), seed=0)
-    assert "precision" not in fp32["settings"]  # the key of the float32 pictures cached before the field existed
+    assert fp32["settings"]["precision"] == "float32"
     assert bf16["settings"]["precision"] == "bfloat16"
     assert atlas.cache_key(fp32) != atlas.cache_key(bf16)
 

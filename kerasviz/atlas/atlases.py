@@ -162,21 +162,6 @@ def prepare(network, layer, filters, *, cache_dir, preset, objective, run: optim
                      cache, found, todo, revived)
 
 
-def store_finished(cache: FilterCache, result: optimize.Result, seconds: float) -> list[int]:
-    """Store the filters of `result` (those that ran all their steps: a `Result` holds no other) in `cache`,
-    each with its share of `seconds` and whether it was revived: what every batch does, here (`layer_atlas`)
-    or on a Ray worker.
-
-    Returns:
-        The filters stored, in `result`'s order.
-    """
-    stored = [int(f) for f in result.filters]
-    for i, f in enumerate(stored):
-        cache.store(f, result.images[i], float(result.scores[i]), seconds / max(len(stored), 1),
-                    revived=f in result.revived)
-    return stored
-
-
 def _execute(job: _LayerJob, *, bar: FilterBar, callbacks) -> LayerAtlas:
     """Compute and store `job`'s missing filters here, one batch after the other (a Strategy's replicas
     split each batch)."""
@@ -194,7 +179,7 @@ def _execute(job: _LayerJob, *, bar: FilterBar, callbacks) -> LayerAtlas:
             cbs = [bar.steps_of(len(chunk)), *(callbacks or [])]
             result = plan.run(chunk, callbacks=cbs)
             seconds = time.perf_counter() - t0
-            stored = store_finished(job.cache, result, seconds)
+            stored = job.cache.store_result(result, seconds)
             for i, f in enumerate(stored):
                 results[f] = (result.images[i], float(result.scores[i]))
             job.revived.update(f for f in stored if f in result.revived)

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 import keras
 
 from kerasviz import nets, optimize
-from kerasviz.atlas.atlases import store_finished
 from kerasviz.atlas.cache import FilterCache, cache_key, cache_settings
 from kerasviz.engine import presets
 from kerasviz.engine.distribute import Ray
@@ -193,7 +192,7 @@ class Worker:
         seconds = time.perf_counter() - t0
         if task.folder not in self.caches:
             self.caches[task.folder] = FilterCache(task.folder, task.cache_settings)
-        stored = store_finished(self.caches[task.folder], result, seconds)
+        stored = self.caches[task.folder].store_result(result, seconds)
         self.finished += 1
         return {"filters": stored, "scores": [float(s) for s in result.scores[: len(stored)]], "seconds": seconds,
                 "worker": f"{socket.gethostname()}:{os.getpid()}"}

@@ -71,6 +71,11 @@ class Result:
     def __len__(self):
         return len(self.filters)
 
+    @property
+    def finished(self) -> int:
+        """How many filters ran all their steps: every one held (`len(filters)`)."""
+        return len(self.filters)
+
     def __repr__(self):
         shape = "x".join(str(s) for s in self.images.shape)
         return (f"Result(layer={self.layer!r}, filters={len(self.filters)}, images={shape}, "
