@@ -20,7 +20,8 @@ import kerasviz as kv
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
 PRESETS = ("quality", "fast", "lucid", "keras-io", "blog2016")
-STEPS = 300  # per octave: the run goes on long after the signal is sent
+STEPS = 600  # per octave: the run goes on long after the signal is sent
+ATLAS_STEPS = {"quality": 400, "fast": 1600}  # about 5 s per batch of 2 on a 2-core CPU
 
 # One process for every preset (one framework start): before each run it waits for a line on stdin; a callback
 # prints where it is once the second batch is in the middle of an octave (the quality preset's second); the
@@ -81,8 +82,8 @@ def _atlas(tmp_path, preset):
     if not model.exists():
         make_tiny_cnn().save(model)
     return [sys.executable, "-m", "kerasviz", "atlas", str(model), "conv2", "--filters", "0-3", "--batch-size", "2",
-            "--size", "64", "--steps", str(STEPS), "--preset", preset, "--precision", "float32", "--cache-dir",
-            str(tmp_path / "cache"), "--out", str(tmp_path / f"{preset}.png")]
+            "--size", "64", "--steps", str(ATLAS_STEPS[preset]), "--preset", preset, "--precision", "float32",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / f"{preset}.png")]
 
 
 @pytest.mark.parametrize("preset", ["quality", "fast"])
@@ -93,7 +94,8 @@ def test_the_atlas_command_writes_the_finished_tiles_exits_130_and_resumes(tmp_p
     while len(glob.glob(str(tmp_path / "cache" / "**" / "0000*.json"), recursive=True)) < 2:  # the first batch
         assert child.poll() is None and time.time() < deadline, child.communicate()
         time.sleep(0.05)
-    os.kill(child.pid, signal.SIGINT)  # in the second batch
+    time.sleep(0.5)
+    os.kill(child.pid, signal.SIGINT)  # in the second batch, mid-octave
     stdout, stderr = child.communicate(timeout=120)
     assert child.returncode == 130, stderr
     assert "Interrupted: 2 of 4 filters finished" in stderr and "Traceback" not in stderr

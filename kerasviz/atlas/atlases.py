@@ -188,8 +188,15 @@ def _execute(job: _LayerJob, *, bar: FilterBar, callbacks) -> LayerAtlas:
             if result.interrupted:
                 interrupted = True
                 break
-    except KeyboardInterrupt:  # between batches: what was stored stays stored
+    except KeyboardInterrupt:  # between batches, or as one was stored: what the cache holds counts as done
         interrupted = True
+        late = job.cache.load_many([f for f in job.todo if f not in results], plan.network.input_channels,
+                                   record=True)
+        for f, (image, score, record) in late.items():
+            results[f] = (image, score)
+            computed.append(f)
+            if record.get("revived"):
+                job.revived.add(f)
     return _finish(job, results, computed, chunks_log, interrupted, time.perf_counter() - start)
 
 
