@@ -244,3 +244,11 @@ def test_atlas_of_what_it_cannot_draw_is_one_line(make, layer, message, tmp_path
     assert cli.main(["atlas", str(path), layer, "--out", str(tmp_path / "a.png")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_atlas_warnings_are_one_line_each(tmp_path, capsys):
+    assert cli.main(["atlas", "VGG16", "block1_conv2", "--weights", "hed", "--filters", "0", "--preset", "keras-io",
+                     "--size", "64", "--steps", "1", "--out", str(tmp_path / "a.png")]) == 0
+    err = capsys.readouterr().err
+    assert "kerasviz: warning: The keras-io preset's start is made for ResNet50V2's [-1, 1] inputs" in err
+    assert "UserWarning" not in err and "Traceback" not in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -26,9 +27,9 @@ def _cmd_atlas(args) -> None:
     # a cached layer atlas (here, or on Ray with the workers writing into the shared cache): the same command
     # run again after Ctrl-C resumes where it stopped
     filters = parse_filters(args.filters)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Interrupted: ", UserWarning)  # said below, with the file written
+    with warnings.catch_warnings(record=True) as caught:
         result = kv.atlas.layer_atlas(net, args.layer, filters, distribute=cluster, **run_options(args))
+    _say(caught)
     done = len(result.filters)
     if done:
         atlas = kv.stitch(result.images, margin=args.margin, cols=args.cols,
@@ -44,6 +45,20 @@ def _cmd_atlas(args) -> None:
               + (f", written to {args.out}" if done else "") + "; run the same command again to resume from "
               f"the cache ({result.cache_path})", file=sys.stderr)
         raise KeyboardInterrupt
+
+
+def _say(caught) -> None:
+    """kerasviz's own warnings as one line each (`kerasviz: warning: ...`), an interruption left to the command's
+    own line; any other warning as Python shows it."""
+    import kerasviz
+
+    home = os.path.dirname(kerasviz.__file__)
+    for w in caught:
+        text = str(w.message)
+        if not w.filename.startswith(home):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        elif not text.startswith("Interrupted: "):
+            print(f"kerasviz: warning: {text}", file=sys.stderr)
 
 
 def _cmd_layers(args) -> None:
