@@ -477,42 +477,43 @@ def _run_chunks(plan: Plan, key_chunks, filter_chunks, init_chunks, seed, cbs) -
     renderer, network, s = plan.renderer, plan.network, plan.settings
     start = time.perf_counter()
     everything = [k for keys in key_chunks for k in keys]
-    parts, done = [], []  # (images, scores, history) of the finished filters, their keys
-    revived, interrupted = [], False
+    parts = []  # per chunk, its finished filters' (keys, images, scores, history, revived): one append each
+    interrupted = False
     steps_total = sum(presets.octave_steps(s))
     with run_callbacks(cbs, n_items=len(everything), steps=steps_total) as notify:
         try:
             for i, (keys, filt, init) in enumerate(zip(key_chunks, filter_chunks, init_chunks, strict=True)):
                 def on_step(n, total, revive=(0, 0, 0), i=i):
-                    notify(StepRecord(step=n, steps=total, chunk=i, chunks=len(key_chunks), items_done=len(done),
-                                      items=len(everything), reviving=revive[0], revive_step=revive[1],
-                                      revive_steps=revive[2]))
+                    notify(StepRecord(step=n, steps=total, chunk=i, chunks=len(key_chunks),
+                                      items_done=sum(len(p[0]) for p in parts), items=len(everything),
+                                      reviving=revive[0], revive_step=revive[1], revive_steps=revive[2]))
 
                 batch = renderer.run(keys, filt, plan.schedule, seed=seed, init=init, on_step=on_step,
                                      executor=plan.executor)
                 keep = [j for j, k in enumerate(keys) if k not in batch.unfinished]
                 if keep:
-                    parts.append((batch.images[keep], batch.scores[keep], batch.history[:, keep]))
-                    done.extend(keys[j] for j in keep)
-                    revived.extend(k for k in batch.revived if k in done)
+                    kept = [keys[j] for j in keep]
+                    parts.append((kept, batch.images[keep], batch.scores[keep], batch.history[:, keep],
+                                  [k for k in batch.revived if k in kept]))
                 if batch.interrupted:
                     interrupted = True
                     break
                 notify(StepRecord(step=steps_total, steps=steps_total, chunk=i, chunks=len(key_chunks),
-                                  items_done=len(done), items=len(everything)))
+                                  items_done=sum(len(p[0]) for p in parts), items=len(everything)))
         except KeyboardInterrupt:  # anywhere but in the steps (which the renderer catches): the same
             interrupted = True
     if not parts:  # nothing to return: the interruption goes on up (a dream, a training callback stop too)
         what = "filters" if plan.layer is not None else "images"
         raise KeyboardInterrupt(f"Interrupted: 0 of {len(everything)} {what} finished.")
-    raw, scores = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    done, revived = [k for p in parts for k in p[0]], [k for p in parts for k in p[4]]
+    raw, scores = np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
     imgs, clipped = results.deprocess(raw, s, network)
     dead, flat = results.check(done, imgs, scores, layer=plan.layer)
     settings = presets.to_dict(s)
     settings.update(seed=seed, model=network.name, weights=network.weights,
                     objective=renderer.objective.description, backend=backend.name())
     finished = set(done)
-    return Result(images=imgs, scores=scores, history=np.concatenate([p[2] for p in parts], axis=1), filters=done,
+    return Result(images=imgs, scores=scores, history=np.concatenate([p[3] for p in parts], axis=1), filters=done,
                   layer=plan.layer, raw=raw, settings=settings, seconds=time.perf_counter() - start,
                   clipped=clipped, interrupted=interrupted, unfinished=[k for k in everything if k not in finished],
                   revived=revived, dead=dead, flat=flat)

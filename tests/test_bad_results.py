@@ -83,8 +83,9 @@ def test_a_model_without_an_image_input_is_refused_in_one_line():
 
 @pytest.mark.parametrize("head", ["flatten", "gap"])
 def test_a_unit_of_a_dense_layer_of_an_image_model_is_a_filter(head):
+    keras.utils.set_random_seed(0)
     inputs = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.Conv2D(4, 3)(inputs)  # linear: no dead ReLU, every unit moves
     x = keras.layers.Flatten()(x) if head == "flatten" else keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(5, name="units")(x))
     r = kv.visualize_filters(model, "units", [1, 3], preset="fast", size=16, steps=8, transforms=(), progress=False)
