@@ -96,3 +96,10 @@ def test_a_unit_of_a_dense_layer_of_an_image_model_is_a_filter(head):
 def test_filters_4_is_filter_4(tiny_cnn):
     r = kv.visualize_filters(tiny_cnn, "conv2", 4, **QUICK)
     assert r.filters == [4] and len(r) == 1
+
+
+def test_the_repr_names_what_is_wrong(tiny_cnn):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = kv.visualize_filters(tiny_cnn, "conv2", range(16), revive_steps=0, **QUICK)
+    assert f"dead={r.dead}" in repr(r) and "unfinished" not in repr(r)

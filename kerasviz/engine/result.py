@@ -78,8 +78,10 @@ class Result:
 
     def __repr__(self):
         shape = "x".join(str(s) for s in self.images.shape)
+        notes = "".join(f", {name}={value}" for name, value in
+                        (("unfinished", self.unfinished), ("dead", self.dead), ("flat", self.flat)) if value)
         return (f"Result(layer={self.layer!r}, filters={len(self.filters)}, images={shape}, "
-                f"mean score={float(np.mean(self.scores)) if len(self) else 0:.4g})")
+                f"mean score={float(np.mean(self.scores)) if len(self) else 0:.4g}{notes})")
 
 
 def deprocess(raw: np.ndarray, s: presets.Preset, network) -> tuple[np.ndarray, float]:
