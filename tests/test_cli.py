@@ -5,6 +5,12 @@ from PIL import Image
 from kerasviz import cli
 
 
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    """`kerasviz atlas` caches its filters: in this test's folder, not the user's."""
+    monkeypatch.setenv("KERASVIZ_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.mark.parametrize(
     "text, expected", [("0-3", [0, 1, 2, 3]), ("0,3,5-7", [0, 3, 5, 6, 7]), ("all", "all"), ("4", [4])]
 )
@@ -193,3 +199,56 @@ def test_importing_kerasviz_changes_no_setting_of_the_user():
     out = _run(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("True")
+
+
+def test_atlas_caches_its_filters_and_reads_them_back(tmp_path, capsys):
+    argv = ["atlas", "VGG16", "block1_conv2", "--weights", "hed", "--filters", "0-1", "--out", str(tmp_path / "a.png"),
+            "--preset", "fast", "--size", "24", "--steps", "2", "--cache-dir", str(tmp_path / "mine")]
+    assert cli.main(argv) == 0
+    first = np.asarray(Image.open(tmp_path / "a.png"))
+    assert cli.main(argv) == 0
+    again = capsys.readouterr().out.splitlines()[-1]
+    assert "2 filters of block1_conv2" in again and "2 from the cache" in again
+    assert not (tmp_path / "cache").exists()  # --cache-dir, not $KERASVIZ_CACHE
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), first)
+
+
+def test_atlas_filters_4_is_filter_4(tmp_path, capsys):
+    out = tmp_path / "a.png"
+    assert cli.main(["atlas", "VGG16", "block1_conv2", "--weights", "hed", "--filters", "4", "--out", str(out),
+                     "--preset", "fast", "--size", "24", "--steps", "2"]) == 0
+    assert np.asarray(Image.open(out)).shape == (24, 24, 3)
+    assert "1 filters of block1_conv2" in capsys.readouterr().out
+    cached = list((tmp_path / "cache").rglob("0*.json"))
+    assert [p.name for p in cached] == ["00004.json"]
+
+
+def _dense_only(keras):
+    return keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, name="hidden"), keras.layers.Dense(10)])
+
+
+def _one_conv(keras):
+    inputs = keras.Input((8, 8, 3), name="pixels")
+    return keras.Model(inputs, keras.layers.Conv2D(2, 3, name="c")(inputs))
+
+
+@pytest.mark.parametrize("make, layer, message", [
+    (_dense_only, "hidden", "kerasviz draws images: this model's input is (None, 64), not an image"),
+    (_one_conv, "pixels", "Layer 'pixels' is the input of"),
+])
+def test_atlas_of_what_it_cannot_draw_is_one_line(make, layer, message, tmp_path, capsys):
+    import keras
+
+    path = tmp_path / "m.keras"
+    make(keras).save(path)
+    assert cli.main(["atlas", str(path), layer, "--out", str(tmp_path / "a.png")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_atlas_warnings_are_one_line_each(tmp_path, capsys):
+    assert cli.main(["atlas", "VGG16", "block1_conv2", "--weights", "hed", "--filters", "0", "--preset", "keras-io",
+                     "--size", "64", "--steps", "1", "--out", str(tmp_path / "a.png")]) == 0
+    err = capsys.readouterr().err
+    assert "kerasviz: warning: The keras-io preset's start is made for ResNet50V2's [-1, 1] inputs" in err
+    assert "UserWarning" not in err and "Traceback" not in err
