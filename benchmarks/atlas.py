@@ -33,7 +33,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=None, help="default: chosen from the memory budget")
     parser.add_argument("--memory-budget", type=float, default=None, help="GiB of activations per batch")
-    parser.add_argument("--distribute", action="store_true", help="spread batches over every GPU")
+    parser.add_argument("--distribute", action="store_true",
+                        help="split every batch over the local GPUs (a tf.distribute.MirroredStrategy)")
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -50,7 +51,7 @@ def main(argv=None) -> dict:
     budget = int(args.memory_budget * 1024**3) if args.memory_budget else None
     options = dict(cache_dir=cache_dir, preset=args.preset, size=args.size, steps=args.steps,
                    batch_size=args.batch_size, memory_budget=budget, progress=False,
-                   distribute=True if args.distribute else None)
+                   distribute=tf.distribute.MirroredStrategy() if args.distribute else None)
 
     start = time.perf_counter()
     computed = atlas.layer_atlas(network, args.layer, filters, **options)

@@ -61,7 +61,7 @@ def cluster_figures(args) -> dict:
     import ray
 
     import kerasviz as kv
-    from kerasviz import atlas
+    from kerasviz import atlas, optimize
     from kerasviz.atlas import atlases, cluster
 
     weights = None if args.weights.lower() == "none" else args.weights
@@ -103,9 +103,9 @@ def cluster_figures(args) -> dict:
             cluster.close()
 
             # the same work as plain tasks on Ray's long-lived worker processes
-            job = atlases._prepare(network, args.layer, filters, cache_dir=f"{root}/tasks-{workers}",
-                                   preset=args.preset, overrides=dict(size=args.size, steps=args.steps), seed=0,
-                                   objective=None, batch_size=args.batch_size, memory_budget=None, strategy=None)
+            job = atlases.prepare(network, args.layer, filters, cache_dir=f"{root}/tasks-{workers}",
+                                  preset=args.preset, overrides=dict(size=args.size, steps=args.steps),
+                                  objective=None, run=optimize.RunOptions(batch_size=args.batch_size, seed=0))
             spec = cluster.model_spec(network, ray)
             task = cluster.LayerTask(model=spec, layer=job.path, settings=job.plan.settings, seed=0, objective=None,
                                      batch_size=job.plan.batch_size, folder=job.cache.folder,
@@ -125,9 +125,9 @@ def cluster_figures(args) -> dict:
             out[f"{kind}_scaling_efficiency"] = two / (2 * one)
 
         # the driver's read-back: every filter from the cache the workers wrote
-        cache = atlases._prepare(network, args.layer, filters, cache_dir=f"{root}/actors-2", preset=args.preset,
-                                 overrides=dict(size=args.size, steps=args.steps), seed=0, objective=None,
-                                 batch_size=args.batch_size, memory_budget=None, strategy=None).cache
+        cache = atlases.prepare(network, args.layer, filters, cache_dir=f"{root}/actors-2", preset=args.preset,
+                                overrides=dict(size=args.size, steps=args.steps), objective=None,
+                                run=optimize.RunOptions(batch_size=args.batch_size, seed=0)).cache
         start = time.perf_counter()
         hits = [cache.load(f, network.input_channels) for f in filters]
         out["cache_read_back_s_per_filter"] = (time.perf_counter() - start) / len(filters)

@@ -44,14 +44,11 @@ def median_seconds(fn, repeats):
 
 
 def visualize(model, layer, filters, block_steps, repeats, **kw):
+    """Median seconds of `visualize_filters` with `block_steps` steps per compiled call (None: chosen)."""
     import kerasviz as kv
-    from kerasviz.engine import render
 
-    render.BLOCK_STEPS = block_steps
-    try:
-        return median_seconds(lambda: kv.visualize_filters(model, layer, filters, progress=False, **kw), repeats)
-    finally:
-        render.BLOCK_STEPS = None
+    return median_seconds(lambda: kv.visualize_filters(model, layer, filters, progress=False, block_steps=block_steps,
+                                                       **kw), repeats)
 
 
 def bare_loop(model, layer, filters, steps, repeats, **kw):
@@ -85,7 +82,7 @@ def bare_loop(model, layer, filters, steps, repeats, **kw):
         size = s.size if isinstance(s.size, tuple) else (s.size, s.size)
         arrays = renderer.param.init(batch, size, renderer.channels, keys=keys, seed=0)
         values = [backend.to_tensor(a) for a in arrays]
-        u_all = tf.constant(renderer._draw_uniforms(keys, 0, steps, 0))
+        u_all = tf.constant(renderer.draw_uniforms(keys, 0, steps, 0))
         out = run(values, update.init(values), u_all, tf.constant(np.asarray(plan.items, "int32")),
                   tf.constant(np.float32(s.lr)))
         return [v.numpy() for v in out]

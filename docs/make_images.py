@@ -91,10 +91,9 @@ def heatmap(net, path):
 def dream(net, path):
     """DeepDream of block4_conv3 from the cat, beside the photo."""
     import kerasviz as kv
-    from kerasviz import analysis
 
     cat = _cat()
-    dreamed = analysis.dream(net, "block4_conv3", cat, steps=10, octaves=2, seed=SEED)
+    dreamed = kv.inversion.dream(net, "block4_conv3", cat, steps=10, octaves=2, seed=SEED)
     kv.save_image(kv.stitch([cat, dreamed], margin=4, cols=2, background=255), path)
 
 
@@ -134,16 +133,15 @@ def examples(net, path):
     from skimage import data as skdata
 
     import kerasviz as kv
-    from kerasviz import examples
 
     photos = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry"]
     with tempfile.TemporaryDirectory() as folder:
         for name in photos:
             kv.save_image(getattr(skdata, name)(), os.path.join(folder, f"{name}.png"))
-        ex = data.dataset_examples(net, "block3_conv3", folder, k=3, filters=range(4), batch_size=6, size=128)
+        ex = kv.examples.dataset_examples(net, "block3_conv3", folder, k=3, filters=range(4), batch_size=6, size=128)
     pictures = kv.visualize_filters(net, "block3_conv3", range(4), preset="fast", size=48, steps=32, seed=SEED,
                                     progress=False)
-    _save_figure(data.examples_figure(ex, visualization=pictures), path)
+    _save_figure(kv.plot.examples_figure(ex, visualization=pictures), path)
 
 
 def channels(net, path):

@@ -45,12 +45,12 @@ _MODULES = {
 }
 # public name -> the module that defines it
 _NAMES = {
-    "activations": "kerasviz.analysis", "dream": "kerasviz.analysis", "heatmap": "kerasviz.analysis",
+    "activations": "kerasviz.analysis", "dream": "kerasviz.inversion", "heatmap": "kerasviz.analysis",
     "mean_activations": "kerasviz.analysis", "predict": "kerasviz.analysis", "top_filters": "kerasviz.analysis",
     "LayerAtlas": "kerasviz.atlas", "ModelAtlas": "kerasviz.atlas", "layer_atlas": "kerasviz.atlas",
     "model_atlas": "kerasviz.atlas",
     "FilterAtlas": "kerasviz.training", "caricature": "kerasviz.inversion",
-    "dataset_examples": "kerasviz.examples", "examples_figure": "kerasviz.examples",
+    "dataset_examples": "kerasviz.examples", "examples_figure": "kerasviz.plot",
     "receptive_field": "kerasviz.nets",
     "make_gallery": "kerasviz.atlas.gallery", "write_gallery": "kerasviz.atlas.gallery",
     "center_crop": "kerasviz.images", "deprocess": "kerasviz.images", "load_image": "kerasviz.images",
@@ -90,14 +90,14 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from kerasviz.analysis import activations, dream, heatmap, mean_activations, predict, top_filters  # noqa: F401
+    from kerasviz.analysis import activations, heatmap, mean_activations, predict, top_filters  # noqa: F401
     from kerasviz.atlas import LayerAtlas, ModelAtlas, layer_atlas, model_atlas  # noqa: F401
     from kerasviz.atlas.gallery import make_gallery, write_gallery  # noqa: F401
     from kerasviz.catalog import list_models  # noqa: F401
     from kerasviz.engine.presets import Preset, list_presets  # noqa: F401
-    from kerasviz.examples import dataset_examples, examples_figure  # noqa: F401
+    from kerasviz.examples import dataset_examples  # noqa: F401
     from kerasviz.images import center_crop, deprocess, load_image, save_image, show, stitch, to_uint8  # noqa: F401
-    from kerasviz.inversion import caricature  # noqa: F401
+    from kerasviz.inversion import caricature, dream  # noqa: F401
     from kerasviz.nets import (  # noqa: F401
         Network,
         Preprocessing,
@@ -109,5 +109,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         receptive_field,
     )
     from kerasviz.optimize import Plan, Result, plan, render, visualize_filters  # noqa: F401
+    from kerasviz.plot import examples_figure  # noqa: F401
     from kerasviz.training import FilterAtlas  # noqa: F401
     from kerasviz.weights import IncomingChannels, expanded_weights, kernels, top_inputs  # noqa: F401

@@ -1,4 +1,4 @@
-"""What an image activates: class predictions, layer activations, top filters, heatmaps, DeepDream.
+"""What an image activates: class predictions, layer activations, top filters, heatmaps (forward passes only).
 
 Every function takes images the way users have them (a file path, a PIL image, or an array in [0, 1]
 or uint8) and applies the network's own preprocessing, so the numbers are the ones the model computes
@@ -15,30 +15,16 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import keras
 import numpy as np
 
-from kerasviz import images, nets, optimize
-from kerasviz.engine import objectives, params, transforms
-from kerasviz.engine import render as rendering
+from kerasviz import images, nets
 
 CLASS_INDEX_PATH = os.path.join(os.path.dirname(__file__), "resources", "imagenet_class_index.json")
 IMAGENET_CLASSES = 1000
-
-# DeepDream defaults: the keras.io example's 3 octaves of scale 1.4 and 20 steps per octave; the step
-# moves pixels by `DREAM_LR` (in [0, 1] units) per step on average, the RMS-normalized update of the
-# 2016 blog; a small random shift per step keeps the grid of the strided layers out of the picture.
-DREAM_STEPS = 20
-DREAM_LR = 0.01
-DREAM_OCTAVES = 3
-DREAM_OCTAVE_SCALE = 1.4
-DREAM_JITTER = 4
-MIN_DREAM_SIZE = 8  # the smallest octave, in pixels
-
-DreamTarget = str | Sequence[str] | Mapping[str, float] | objectives.Objective
 
 
 class Prediction(NamedTuple):
@@ -96,11 +82,6 @@ def imagenet_class_names() -> list[str]:
 # ------------------------------------------------------------------------------------------ inputs
 
 
-def _input_hw(network: nets.Network) -> tuple[int | None, int | None]:
-    shape = network.model.inputs[0].shape
-    return shape[1], shape[2]
-
-
 def prepare_image(network: nets.Network, image, size: int | tuple[int, int] | None = None) -> np.ndarray:
     """Load `image` for `network`: float32 `(H, W, C)` in [0, 1], with the network's channel count.
 
@@ -132,9 +113,9 @@ def prepare_image(network: nets.Network, image, size: int | tuple[int, int] | No
                 "pass the images one at a time."
             )
         image = image[0]
-    fixed_h, fixed_w = _input_hw(network)
-    if fixed_h and fixed_w:
-        size = (int(fixed_h), int(fixed_w))
+    fixed = nets.input_size(network.model, network.image_input)
+    if fixed is not None:
+        size = fixed
     return images.load_image(image, size=size, channels=network.input_channels)
 
 
@@ -179,9 +160,9 @@ def predict(
             image cannot be read.
 
     Example:
-    >>> net = kv.get_model("MobileNetV2", include_top=True)
-    >>> kv.analysis.predict(net, "cat.jpg", top=3)
-    [Prediction(class_id=285, class_name='Egyptian_cat', probability=0.61), ...]
+    >>> clf = kv.get_model("MobileNetV2", include_top=True, weights=None)  # ImageNet weights: "imagenet"
+    >>> kv.analysis.predict(clf, "cat.jpg", top=3)  # random weights: three classes, about 1/1000 each
+    [Prediction(class_id=..., class_name=..., probability=...), ...]
     """
     if isinstance(model, str) and not model.endswith(".keras"):
         network = nets.get_model(model, weights=weights, include_top=True)
@@ -243,9 +224,9 @@ def activations(
         ValueError: unknown layer (with close names) or an unreadable image.
 
     Example:
-    >>> acts = kv.analysis.activations(net, ["block1_conv2", "block3_conv3"], "cat.jpg")
+    >>> acts = kv.analysis.activations(net, ["block1_conv2", "block3_conv3"], "cat.jpg", size=64)
     >>> acts["block3_conv3"].shape
-    (56, 56, 256)
+    (16, 16, 256)
     """
     network = nets.as_network(model, weights=weights)
     names = [layers] if isinstance(layers, str) else list(layers)
@@ -301,11 +282,12 @@ def mean_activations(
         float32 `(C,)`.
 
     Example:
-    >>> means = kv.analysis.mean_activations(net, "block4_conv3", "cat.jpg")
+    >>> means = kv.analysis.mean_activations(net, "block4_conv3", "cat.jpg", size=64)
     >>> means.shape
     (512,)
     """
-    act = activations(model, layer, image, size=size, weights=weights)[layer]
+    network = nets.as_network(model, weights=weights)
+    act = activations(network, layer, image, size=size)[layer]
     return filter_scores(act, "mean").astype("float32")
 
 
@@ -362,9 +344,12 @@ def top_filters(
         ValueError: `k` outside 1..channels, unknown `by`, unknown layer or unreadable image.
 
     Example:
-    >>> indices, values = kv.analysis.top_filters(net, "block4_conv3", "cat.jpg", k=6)
+    >>> indices, values = kv.analysis.top_filters(net, "block4_conv3", "cat.jpg", k=6, size=64)
+    >>> len(indices), bool(values[0] >= values[-1])
+    (6, True)
     """
-    act = activations(model, layer, image, size=size, weights=weights)[layer]
+    network = nets.as_network(model, weights=weights)
+    act = activations(network, layer, image, size=size)[layer]
     return rank_filters(filter_scores(act, by), k)
 
 
@@ -387,6 +372,29 @@ def upsample(activation_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     img = Image.fromarray(np.asarray(activation_map, "float32"), mode="F")
     return np.asarray(img.resize((int(w), int(h)), Image.BILINEAR), dtype="float32")
+
+
+def check_spatial_map(activation: np.ndarray, layer: str) -> np.ndarray:
+    """`activation` as it is when it is one image's spatial map `(H, W, C)`: the check of every drawing of maps.
+
+    Args:
+        activation: one image's activation (`activations(...)[layer]`).
+        layer: the layer's name (for the message).
+
+    Returns:
+        `activation`, unchanged.
+
+    Raises:
+        ValueError: `activation` is not `(H, W, C)` (a dense or pooled layer's `(C,)`).
+
+    Example:
+    >>> kv.analysis.check_spatial_map(np.zeros((7, 7, 4)), "block5_conv3").shape
+    (7, 7, 4)
+    """
+    if np.ndim(activation) != 3:
+        raise ValueError(f"Layer {layer!r} outputs shape {np.shape(activation)} per image, with no spatial map to "
+                         "draw; choose a convolution, pooling or activation layer.")
+    return activation
 
 
 def heatmap(
@@ -416,185 +424,11 @@ def heatmap(
         ValueError: the layer has no spatial map, or `index` is out of range.
 
     Example:
-    >>> heat = kv.analysis.heatmap(net, "block1_conv2", 29, "cat.jpg")
+    >>> kv.analysis.heatmap(net, "block1_conv2", 29, "cat.jpg", size=64).shape
+    (64, 64)
     """
     network = nets.as_network(model, weights=weights)
     img = prepare_image(network, image, size)
-    act = activations(network, layer, img)[layer]
-    if act.ndim != 3:
-        raise ValueError(f"Layer {layer!r} outputs shape {act.shape} per image, with no spatial map to draw; "
-                         "choose a convolution, pooling or activation layer.")
+    act = check_spatial_map(activations(network, layer, img)[layer], layer)
     index = nets.check_filter(index, act.shape[-1], layer)
     return upsample(act[..., int(index)], img.shape[:2])
-
-
-# ------------------------------------------------------------------------------------------ DeepDream
-
-
-def dream_objective(layer_or_objective: DreamTarget) -> objectives.Objective:
-    """DeepDream's objective from a layer name, a list of names, `{name: weight}`, or an `Objective`.
-
-    Args:
-        layer_or_objective: a layer name (`deepdream(name)`), a non-empty list of names (their sum), a
-            non-empty `{name: weight}` dict (the weighted sum), or an `Objective` (returned as is).
-
-    Returns:
-        An `Objective`.
-
-    Raises:
-        TypeError: `layer_or_objective` is none of these.
-
-    Example:
-    >>> objective = kv.analysis.dream_objective({"block3_conv3": 1.0, "block4_conv3": 0.5})
-    """
-    if isinstance(layer_or_objective, objectives.Objective):
-        return layer_or_objective
-    if isinstance(layer_or_objective, str):
-        return objectives.deepdream(layer_or_objective)
-    if isinstance(layer_or_objective, Mapping) and layer_or_objective:
-        return sum(float(w) * objectives.deepdream(name) for name, w in layer_or_objective.items())
-    if isinstance(layer_or_objective, Sequence) and layer_or_objective and all(
-        isinstance(n, str) for n in layer_or_objective
-    ):
-        return sum(objectives.deepdream(name) for name in layer_or_objective)
-    raise TypeError(
-        "layer_or_objective must be a layer name, a list of names, a {name: weight} dict or an Objective. "
-        f"Received: {layer_or_objective!r}."
-    )
-
-
-def dream(
-    model,
-    layer_or_objective: DreamTarget,
-    image,
-    *,
-    steps: int = DREAM_STEPS,
-    lr: float = DREAM_LR,
-    octaves: int = DREAM_OCTAVES,
-    octave_scale: float = DREAM_OCTAVE_SCALE,
-    jitter: int = DREAM_JITTER,
-    size: int | None = None,
-    seed: int = 0,
-    progress: bool = False,
-    weights: str | None = "imagenet",
-    preprocess=None,
-    input_range: tuple[float, float] | None = None,
-    **overrides,
-) -> np.ndarray:
-    """DeepDream: change a photo so that a layer (or any objective) fires more, octave by octave.
-
-    The keras.io recipe: the photo is shrunk to the smallest octave, optimized by gradient ascent on
-    the mean squared activation of the layer (`objectives.deepdream`, post-ReLU), enlarged to the next
-    octave with the detail lost by shrinking added back, optimized again, up to full size. Each step
-    moves pixels by `lr` on average (RMS-normalized gradient) under a random shift of up to `jitter`
-    pixels. Runs through `kv.render(..., init=photo)`.
-
-    Args:
-        model: a `Network`, `keras.Model`, name or `.keras` path.
-        layer_or_objective: a layer name (`"block5_conv3"`), a list of layers (their sum), a
-            `{layer: weight}` dict (the keras.io mix), or any `Objective`.
-        image: the photo: a path, PIL image or array in [0, 1] / uint8.
-        steps: steps per octave. Defaults to 20.
-        lr: step size in [0, 1] pixel units. Defaults to 0.01.
-        octaves: number of scales. Defaults to 3.
-        octave_scale: size ratio between octaves. Defaults to 1.4.
-        jitter: random shift per step in pixels; 0 for none. Defaults to 4.
-        size: work at this size (longest side, in pixels; the aspect ratio is kept); the result is
-            resized back to the input's size. Defaults to the input's size.
-        seed: seed of the random shifts. Defaults to 0.
-        progress: show a progress bar. Defaults to False.
-        weights: weights for a model given by name. Defaults to `"imagenet"`.
-        preprocess, input_range: the model options, as in `kv.visualize_filters`.
-        **overrides: other `Preset` fields of each octave's run (`update`, `transforms`, `param`,
-            `pre_activation`, `precision`, ...); `octaves`, `octave_scale` and `size` are the dream's own, above.
-
-    Returns:
-        The dreamed image: float32 `(H, W, 3)` in [0, 1], the size of the input image.
-
-    Raises:
-        ValueError: an unreadable image, an unknown layer, bad settings, or an image whose smallest
-            octave is too small for the layer, or a fixed-size model whose layers up to the objective's
-            need that size (a `Flatten` or `Dense` on the way).
-
-    Example:
-    >>> from skimage import data
-    >>> out = kv.analysis.dream(kv.get_model("VGG16", weights="hed"), "block4_conv3", data.chelsea())
-    >>> kv.save_image(out, "dream.png")
-    """
-    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
-    objective = dream_objective(layer_or_objective)
-    for layer in objective.layers:
-        nets.find_layer(network, layer)  # an unknown layer fails here, named with the network's name
-    objective.validate(network)
-    for name, value in (("steps", steps), ("octaves", octaves)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}.")
-    if not octave_scale > 1.0:
-        raise ValueError(f"octave_scale must be > 1. Received: octave_scale={octave_scale!r}.")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0. Received: lr={lr!r}.")
-    fixed_h, fixed_w = _input_hw(network)
-    if (fixed_h or fixed_w) and nets.input_size(nets.get_extractor(network, list(objective.layers), False),
-                                                network.image_input) is not None:
-        # a fixed-size model whose layers up to the objective's take any size runs on a flexible copy of
-        # them (`nets.feature_extractor`); a Flatten or Dense on the way ties them to the model's size
-        raise ValueError(
-            f"dream needs layers that take any image size; {network.name} takes only {fixed_h}x{fixed_w} and its "
-            f"layers up to {', '.join(map(repr, objective.layers))} need that size (a Flatten, Reshape or Dense on "
-            "the way). Dream a convolution layer before them."
-        )
-    # at the photo's own size, also for a fixed-size model (its layers up to the objective's take any size)
-    original = prepare_image(network, image) if not (fixed_h or fixed_w) else images.load_image(
-        image[0] if isinstance(image, np.ndarray) and image.ndim == 4 and len(image) == 1 else image,
-        channels=network.input_channels)
-    input_hw = original.shape[:2]
-    work = original
-    if size is not None:
-        if not isinstance(size, (int, np.integer)) or size < MIN_DREAM_SIZE:
-            raise ValueError(f"size must be an int >= {MIN_DREAM_SIZE} (pixels). Received: size={size!r}.")
-        ratio = size / max(input_hw)
-        work = images.resize(original, (max(1, round(input_hw[0] * ratio)), max(1, round(input_hw[1] * ratio))))
-    sizes = rendering.octave_sizes(work.shape[:2], octaves, octave_scale)
-    for layer in objective.layers:
-        optimize.check_size(network, layer, min(sizes[0]), pre_activation=False)
-    settings = dict(
-        steps=int(steps), lr=float(lr), octaves=1, update="rms", pre_activation=False,
-        param=params.pixel(sigmoid=False, decorrelate=False),
-        transforms=(_jitter(int(jitter)),) if jitter else (),
-        deprocess="clip", crop=0,
-    )
-    settings.update(overrides)
-    current = images.resize(work, sizes[0])
-    shrunk = current
-    # one plan for every octave; each octave is a run from the enlarged dream with the lost detail added back
-    p = optimize.plan(network, objective=objective, filters=[0], batch_size=1, seed=seed, **settings)
-    for octave, hw in enumerate(sizes):
-        if octave:
-            # enlarge the dream and add back the detail that shrinking the photo lost
-            detail = images.resize(work, hw) - _resize_free(shrunk, hw)
-            current = np.clip(_resize_free(current, hw) + detail, 0.0, 1.0)
-            shrunk = images.resize(work, hw)
-        result = p.run([0], init=current[None], seed=seed + octave, progress=progress)
-        current = np.clip(result.raw[0], 0.0, 1.0)
-    if current.shape[:2] != tuple(input_hw):
-        current = images.resize(current, input_hw)
-    return current.astype("float32")
-
-
-@functools.lru_cache(maxsize=8)
-def _jitter(pixels: int) -> transforms.Transform:
-    """One `jitter` transform per size, so that repeated dreams reuse the compiled steps (the
-    renderer cache compares settings, and a new transform object would not compare equal)."""
-    return transforms.jitter(pixels)
-
-
-def _resize_free(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bicubic resize of a float image without clipping (detail differences may be negative)."""
-    from PIL import Image
-
-    h, w = size
-    return np.stack([
-        np.asarray(Image.fromarray(image[..., c].astype("float32"), mode="F").resize((w, h), Image.BICUBIC),
-                   dtype="float32")
-        for c in range(image.shape[-1])
-    ], axis=-1)

@@ -1,12 +1,17 @@
-"""Dataset examples.
+"""Every data source of kerasviz, and dataset examples.
 
-The images of a folder, array or `tf.data` pipeline that excite each filter most, streamed, with crops of each
-one's receptive field.
+A folder of images, a NumPy array or a `tf.data` pipeline (any iterable of batches) becomes one `DataSource`
+(`data_source`): its batches, its size, its count, its fingerprint and the name of each image. On it,
+`dataset_examples` finds the images that excite each filter most, streamed, with crops of each one's
+receptive field (`kerasviz.plot.examples_figure` draws them); the explorer (`kerasviz.atlas.views`) caches
+those and reads its data the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 import os
 import time
@@ -48,14 +53,14 @@ def list_images(folder: str | os.PathLike) -> list[str]:
         ValueError: `folder` is not a folder, or holds no image file.
 
     Example:
-    >>> _ = kv.save_image(np.zeros((8, 8, 3)), "photos/cats/a.png")
-    >>> kv.data.list_images("photos")
+    >>> _ = kv.save_image(np.zeros((8, 8, 3)), "shelf/cats/a.png")
+    >>> kv.examples.list_images("shelf")
     ['cats/a.png']
     """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
-        raise ValueError(f"data must be a folder of images, a NumPy array or a dataset. "
-                         f"No folder at {folder!r}.")
+        raise ValueError(f"No folder at {folder!r}. Pass a folder of images, a NumPy array (N, H, W, C) or a "
+                         "tf.data.Dataset.")
     found = []
     for root, dirs, files in os.walk(folder):
         dirs.sort()
@@ -149,42 +154,183 @@ def _iterable_batches(data, value_range) -> Iterator[_Batch]:
         yield _Batch(x, _labels_of(y, len(x)))
 
 
-def _source(data, *, size, channels, batch_size, value_range):
-    """`(batches, names)`: a stream of `_Batch` of at most `batch_size` images, and the file names per
-    image id for a folder (else None)."""
+def image_size(network: nets.Network, size: int | tuple[int, int] | None = None) -> tuple[int, int]:
+    """The `(height, width)` folder images are resized to: `size`, else the model's fixed input size, else 224.
+
+    Args:
+        network: a `Network`.
+        size: one int (both sides), `(height, width)`, or None for the default.
+
+    Returns:
+        `(height, width)`, ints.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> kv.examples.image_size(net), kv.examples.image_size(net, 64)
+    ((224, 224), (64, 64))
+    """
+    if size is None:
+        return nets.input_size(network.model, network.image_input) or (DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    return int(size[0]), int(size[1])
+
+
+def layer_filters(network: nets.Network, layer: str, filters) -> list[int]:
+    """The filters of `layer` asked for, checked and without repeats: None or `"all"` for every channel.
+
+    Args:
+        network: a `Network`.
+        layer: the layer path.
+        filters: None, `"all"`, an int or an iterable of ints.
+
+    Returns:
+        A list of ints, in the order given.
+
+    Raises:
+        ValueError: an empty list or a filter out of range.
+        TypeError: a filter that is not an int.
+
+    Example:
+    >>> kv.examples.layer_filters(net, "block1_conv1", [3, 1, 3])
+    [3, 1]
+    """
+    n_channels = nets.channels_of(network, layer)
+    if isinstance(filters, Iterable) and not isinstance(filters, str):
+        filters = [nets.check_filter(f, n_channels, layer) for f in filters]  # ints only: no silent int(1.5)
+    return list(dict.fromkeys(nets.resolve_filters(filters, n_channels, layer, default=None)))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DataSource:
+    """Images to stream through a model: a folder, a NumPy array, or a `tf.data` pipeline / iterable of batches.
+
+    Built by `data_source`, which checks the data before any model is built. Every image has an id, its
+    place in the stream, and a source name: its file path relative to the folder (with `/`), or `#<id>`.
+
+    Attributes:
+        data: the folder path (a str), the array, or the iterable.
+        names: a folder's image files (`list_images`), else None.
+    """
+
+    data: object
+    names: tuple[str, ...] | None = None
+
+    @property
+    def total(self) -> int | None:
+        """How many images the data holds, None for an iterable (unknown before it is read)."""
+        if self.names is not None:
+            return len(self.names)
+        return len(self.data) if isinstance(self.data, np.ndarray) else None
+
+    def source_name(self, image_id: int) -> str:
+        """The source name of image `image_id`: its file path relative to the folder (with `/`), or `#<id>`."""
+        if self.names is not None:
+            return self.names[image_id].replace(os.sep, "/")
+        return f"#{image_id}"
+
+    def fingerprint(self) -> str | None:
+        """A hash of the data, for cache keys; None for an iterable (it cannot be hashed without reading it).
+
+        A folder's: its images' sorted relative paths, sizes and modification times; no file is opened, so
+        it is cheap for tens of thousands of images, and adding, removing, renaming or rewriting an image
+        changes it. An array's: its shape, dtype and bytes.
+
+        Returns:
+            32 hex digits (a str), or None.
+
+        Example:
+        >>> len(kv.examples.data_source("photos").fingerprint())
+        32
+        """
+        digest = hashlib.blake2b(digest_size=16)
+        if self.names is not None:
+            for name in self.names:
+                stat = os.stat(os.path.join(self.data, name))
+                digest.update(json.dumps([name.replace(os.sep, "/"), stat.st_size, stat.st_mtime_ns]).encode())
+        elif isinstance(self.data, np.ndarray):
+            arr = np.ascontiguousarray(self.data)
+            digest.update(str((arr.shape, arr.dtype.str)).encode())
+            digest.update(memoryview(arr).cast("B"))
+        else:
+            return None
+        return digest.hexdigest()
+
+    def image_size(self, network: nets.Network, size=None) -> tuple[int, int] | None:
+        """The `(height, width)` the model sees the images at: a folder's `image_size(network, size)`, an
+        array's own; None for an iterable (known once read)."""
+        if self.names is not None:
+            return image_size(network, size)
+        return tuple(int(s) for s in self.data.shape[1:3]) if isinstance(self.data, np.ndarray) else None
+
+    def batches(self, *, size, channels: int, batch_size: int, value_range=None) -> Iterator[_Batch]:
+        """Float32 batches in [0, 1] of at most `batch_size` images, in id order (a folder's images resized
+        to `size`; an unreadable file warns and reads as gray)."""
+        if self.names is not None:
+            return self._folder_batches(size, channels, batch_size)
+        if isinstance(self.data, np.ndarray):
+            return (_Batch(_to_unit(self.data[i : i + batch_size], value_range, f"data[{i}:{i + batch_size}]"), None)
+                    for i in range(0, len(self.data), batch_size))
+        return _rebatch(_iterable_batches(self.data, value_range), batch_size)
+
+    def _folder_batches(self, size, channels: int, batch_size: int) -> Iterator[_Batch]:
+        for i in range(0, len(self.names), batch_size):
+            loaded = []
+            for name in self.names[i : i + batch_size]:
+                try:
+                    loaded.append(kv_images.load_image(os.path.join(self.data, name), size=size, channels=channels))
+                except ValueError as e:
+                    warnings.warn(f"Skipping {name!r}: {e}", stacklevel=3)
+                    loaded.append(np.full((*size, channels), CROP_PAD_VALUE, "float32"))
+            yield _Batch(np.stack(loaded), None)
+
+
+def data_source(data, argument: str = "data") -> DataSource:
+    """`data` as a `DataSource`, checked: a folder is listed (and must hold an image), an array must be images.
+
+    Args:
+        data: a folder of images (searched recursively), a NumPy array `(N, H, W, C)` in [0, 1] or uint8, a
+            `tf.data.Dataset` or any iterable of batches (or of `(images, labels)`), or a `DataSource` (returned
+            as is).
+        argument: the name of the caller's argument, for the messages. Defaults to `"data"`.
+
+    Returns:
+        A `DataSource`.
+
+    Raises:
+        ValueError: a missing folder, a folder with no image, an array that is not `(N, H, W, C)`.
+        TypeError: `data` is none of these.
+
+    Example:
+    >>> kv.examples.data_source("photos").total == len(kv.examples.list_images("photos"))
+    True
+    >>> kv.examples.data_source(np.zeros((5, 8, 8, 3))).source_name(4)
+    '#4'
+    """
+    if isinstance(data, DataSource):
+        return data
     if isinstance(data, (str, os.PathLike)):
-        names = list_images(data)
-        folder = os.fspath(data)
-
-        def folder_batches():
-            for i in range(0, len(names), batch_size):
-                loaded = []
-                for name in names[i : i + batch_size]:
-                    try:
-                        loaded.append(kv_images.load_image(os.path.join(folder, name), size=size,
-                                                           channels=channels))
-                    except ValueError as e:
-                        warnings.warn(f"Skipping {name!r}: {e}", stacklevel=4)
-                        loaded.append(np.full((*size, channels), CROP_PAD_VALUE, "float32"))
-                yield _Batch(np.stack(loaded), None)
-
-        return folder_batches(), names
+        return DataSource(os.fspath(data), tuple(list_images(data)))
     if isinstance(data, np.ndarray):
         if data.ndim != 4:
-            raise ValueError(f"A NumPy data array must be images (N, H, W, C). Received shape {data.shape}.")
-
-        def array_batches():
-            for i in range(0, len(data), batch_size):
-                yield _Batch(_to_unit(data[i : i + batch_size], value_range, f"data[{i}:{i + batch_size}]"),
-                             None)
-
-        return array_batches(), None
+            raise ValueError(f"A NumPy {argument} array must be images (N, H, W, C). Received shape {data.shape}.")
+        return DataSource(data)
     if isinstance(data, Iterable):
-        return _rebatch(_iterable_batches(data, value_range), batch_size), None
+        return DataSource(data)
     raise TypeError(
-        "data must be a folder path, a NumPy array (N, H, W, C) in [0, 1], or a tf.data.Dataset / iterable "
-        f"of batches. Received: {type(data).__name__}."
+        f"{argument} must be a folder path, a NumPy array (N, H, W, C) in [0, 1], or a tf.data.Dataset / "
+        f"iterable of batches. Received: {type(data).__name__}."
     )
+
+
+def _progress_bar(enabled: bool, layer: str, total: int | None, n_filters: int):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    what = f"{total:,} images" if total is not None else "a dataset"
+    return tqdm(total=total, unit="image", desc=f"examples {layer}: {what}", leave=True,
+                postfix=f"{n_filters} filters")
 
 
 class _SpatialMax(keras.layers.Layer):
@@ -230,6 +376,8 @@ class DatasetExamples:
             (gray where it reaches past the border); the whole image for a layer without positions.
         labels: int `(F, k)` class of each image for `(images, labels)` data, else None.
         names: file names by id for a folder, else None.
+        sources: str `(F, k)`: each image's source name (`DataSource.source_name`: its path in the folder,
+            with `/`, or `#<id>`); `""` where no image.
         receptive_field: the layer's `ReceptiveField`, None for a layer without positions.
         count: images seen.
         seconds: wall time.
@@ -244,6 +392,7 @@ class DatasetExamples:
     crops: np.ndarray
     labels: np.ndarray | None
     names: list[str] | None
+    sources: np.ndarray
     receptive_field: ReceptiveField | None
     count: int
     seconds: float = 0.0
@@ -345,6 +494,7 @@ def dataset_examples(
     *,
     size: int | tuple[int, int] | None = None,
     value_range: tuple[float, float] | None = None,
+    progress: bool = False,
     weights: str | None = "imagenet",
     preprocess=None,
     input_range: tuple[float, float] | None = None,
@@ -360,8 +510,8 @@ def dataset_examples(
         layer: the layer name (or `outer/inner` path); a convolution, pooling or activation layer (a
             `(batch, C)` layer works too, with whole images as crops).
         data: a folder of images (searched recursively; resized to `size`), a NumPy array
-            `(N, H, W, C)` in [0, 1] (or uint8), or a `tf.data.Dataset` / any iterable of batches
-            (arrays, or `(images, labels)` tuples; labels are kept with each example).
+            `(N, H, W, C)` in [0, 1] (or uint8), a `tf.data.Dataset` / any iterable of batches
+            (arrays, or `(images, labels)` tuples; labels are kept with each example), or a `DataSource`.
         k: images kept per filter. Defaults to 9.
         filters: an index, a list of indices or `"all"`. Defaults to all the layer's channels.
         batch_size: images per forward pass; memory is one batch of activations plus `k` uint8 crops
@@ -370,6 +520,7 @@ def dataset_examples(
         size: the size folder images are resized to. Defaults to the model's fixed input size, else 224.
         value_range: the range of the data's pixel values, e.g. `(0, 255)` for the float batches of
             `keras.utils.image_dataset_from_directory`. Defaults to [0, 1] for floats, 0-255 for uint8.
+        progress: show a progress bar (`examples <layer>: <N> images`, with images/s). Defaults to False.
         weights: weights for a model given by name. Defaults to `"imagenet"`.
         preprocess: the model's preprocessing, for a `keras.Model` (a family name or a callable).
         input_range: `(low, high)` input range, for a `keras.Model` that takes scaled images.
@@ -382,27 +533,21 @@ def dataset_examples(
             layer, a filter out of range, `k < 1` or `batch_size < 1`.
 
     Example:
-    >>> ex = kv.data.dataset_examples(net, "block3_conv3", "photos/", k=9, filters=range(8))
-    >>> ex.examples(0)[0]["name"], ex.crops.shape
-    ('dog.jpg', (8, 9, 40, 40, 3))
+    >>> ex = kv.examples.dataset_examples(net, "block3_conv3", "photos/", k=2, filters=range(4), size=64)
+    >>> ex.crops.shape[:2], ex.examples(0)[0]["name"] in kv.examples.list_images("photos")
+    ((4, 2), True)
     """
     start_time = time.perf_counter()
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive int (images per filter). Received: k={k!r}.")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}.")
-    if isinstance(data, (str, os.PathLike)):
-        list_images(data)  # a missing folder fails before the model is built
+    source = data_source(data)  # a missing folder fails before the model is built
     network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
     path, _ = nets.find_layer(network, layer)
-    filters = nets.resolve_filters(filters, nets.channels_of(network, path), path, default=None)  # all
+    filters = layer_filters(network, path, filters)
     channels = network.input_channels
-    if size is None:
-        fixed = tuple(network.model.inputs[0].shape[1:3])
-        size = fixed if None not in fixed else (DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
-    elif isinstance(size, (int, np.integer)):
-        size = (int(size), int(size))
-    batches, names = _source(data, size=size, channels=channels, batch_size=int(batch_size),
+    batches = source.batches(size=image_size(network, size), channels=channels, batch_size=int(batch_size),
                              value_range=value_range)
 
     extractor = nets.feature_extractor(network, [path], pre_activation=False)
@@ -412,95 +557,43 @@ def dataset_examples(
     crop_size = None
     seen = 0
     has_labels = None
-    for batch in batches:
-        x = batch.images
-        if x.shape[-1] != channels:
-            raise ValueError(f"The model takes {channels}-channel images; the data has {x.shape[-1]} channels "
-                             f"(batch shape {x.shape}).")
-        if crop_size is None:
-            field = positions_field(network, path, x.shape[1:3], len(extractor.outputs[0].shape))
-            crop_size = (min(field.size[0], x.shape[1]), min(field.size[1], x.shape[2])) if field else x.shape[1:3]
-        if has_labels is None:
-            has_labels = batch.labels is not None
-        inputs = network.preprocess(np.array(x, "float32"))
-        best, pos = reducer.predict_on_batch(keras.ops.convert_to_numpy(inputs))
-        best, pos = np.asarray(best, "float32"), np.asarray(pos, "int32")
-        if field is not None:
-            centers = np.asarray(field.offset, "float32") + pos * np.asarray(field.jump, "float32")
-        else:
-            centers = np.full(pos.shape, np.nan, "float32")
-        labels = batch.labels if has_labels and batch.labels is not None else None
-        top.update(best, pos, centers, seen, labels, _cutter(kv_images.to_uint8(x), pos, field, crop_size))
-        seen += len(x)
+    bar = _progress_bar(progress, path, source.total, len(filters))
+    try:
+        for batch in batches:
+            x = batch.images
+            if x.shape[-1] != channels:
+                raise ValueError(f"The model takes {channels}-channel images; the data has {x.shape[-1]} channels "
+                                 f"(batch shape {x.shape}).")
+            if crop_size is None:
+                field = positions_field(network, path, x.shape[1:3], len(extractor.outputs[0].shape))
+                crop_size = (min(field.size[0], x.shape[1]), min(field.size[1], x.shape[2])) if field else x.shape[1:3]
+            if has_labels is None:
+                has_labels = batch.labels is not None
+            inputs = network.preprocess(np.array(x, "float32"))
+            best, pos = reducer.predict_on_batch(keras.ops.convert_to_numpy(inputs))
+            best, pos = np.asarray(best, "float32"), np.asarray(pos, "int32")
+            if field is not None:
+                centers = np.asarray(field.offset, "float32") + pos * np.asarray(field.jump, "float32")
+            else:
+                centers = np.full(pos.shape, np.nan, "float32")
+            labels = batch.labels if has_labels and batch.labels is not None else None
+            top.update(best, pos, centers, seen, labels, _cutter(kv_images.to_uint8(x), pos, field, crop_size))
+            seen += len(x)
+            if bar is not None:
+                bar.update(len(x))
+    finally:
+        if bar is not None:
+            bar.close()
     if seen == 0:
         raise ValueError("data holds no images.")
+    sources = np.array([[source.source_name(int(i)) if i >= 0 else "" for i in row] for row in top.ids], dtype=str)
     return DatasetExamples(
         layer=path, filters=filters, ids=top.ids, scores=top.scores, positions=top.positions,
-        centers=top.centers, crops=top.crops, labels=top.labels if has_labels else None, names=names,
+        centers=top.centers, crops=top.crops, labels=top.labels if has_labels else None,
+        names=None if source.names is None else list(source.names), sources=sources,
         receptive_field=field, count=seen, seconds=time.perf_counter() - start_time,
     )
 
 
-def _visualization_image(visualization, filter: int):
-    if visualization is None:
-        return None
-    if hasattr(visualization, "images") and hasattr(visualization, "filters"):
-        if filter not in list(visualization.filters):
-            return None
-        return visualization.images[list(visualization.filters).index(filter)]
-    if isinstance(visualization, dict):
-        return visualization.get(filter)
-    arr = np.asarray(visualization)
-    if arr.ndim == 3:
-        return arr
-    raise ValueError("visualization must be a kerasviz Result, a dict filter -> image, or one image (H, W, C). "
-                     f"Received an array of shape {arr.shape}.")
-
-
-def examples_figure(result: DatasetExamples, filter: int | Sequence[int] | None = None, visualization=None):
-    """A figure with one row per filter: its optimized image (when given) beside its top-k crops.
-
-    Args:
-        result: what `dataset_examples` returned.
-        filter: a filter index or a list of them. Defaults to all the filters in `result`.
-        visualization: the filters' optimized images: a `Result` of `visualize_filters`, a dict
-            filter -> image, or one image (for one filter). Defaults to None (crops only).
-
-    Returns:
-        A matplotlib `Figure` (save it with `fig.savefig("examples.png")`).
-
-    Example:
-    >>> fig = kv.data.examples_figure(ex, 3, kv.visualize_filters(net, "block3_conv3", [3]))
-    """
-    import matplotlib.pyplot as plt
-
-    chosen = result.filters if filter is None else ([filter] if isinstance(filter, (int, np.integer)) else
-                                                      list(filter))
-    rows = [result.slot(int(f)) for f in chosen]
-    pictures = [_visualization_image(visualization, int(f)) for f in chosen]
-    lead = 1 if any(p is not None for p in pictures) else 0
-    k = result.ids.shape[1]
-    fig, axes = plt.subplots(len(rows), lead + k, figsize=(1.4 * (lead + k), 1.6 * len(rows)), squeeze=False)
-    for r, (slot, f, picture) in enumerate(zip(rows, chosen, pictures, strict=True)):
-        for ax in axes[r]:
-            ax.set_axis_off()
-        if lead:
-            if picture is not None:
-                axes[r, 0].imshow(np.squeeze(picture), cmap="gray")
-            axes[r, 0].set_title(f"filter {f}", fontsize=8)
-        for c in range(k):
-            if result.ids[slot, c] < 0:
-                continue
-            ax = axes[r, lead + c]
-            ax.imshow(np.squeeze(result.crops[slot, c]), cmap="gray")
-            name = result.names[result.ids[slot, c]] if result.names else f"#{result.ids[slot, c]}"
-            ax.set_title(f"{os.path.basename(name)[:14]}\n{result.scores[slot, c]:.3g}", fontsize=6)
-        if not lead:
-            axes[r, 0].text(-0.08, 0.5, f"filter {f}", transform=axes[r, 0].transAxes, rotation=90,
-                            ha="right", va="center", fontsize=8)
-    fig.suptitle(f"{result.layer}: top {k} of {result.count} images", fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-__all__ = ["DatasetExamples", "dataset_examples", "examples_figure", "list_images"]
+__all__ = ["DataSource", "DatasetExamples", "data_source", "dataset_examples", "image_size", "layer_filters",
+           "list_images"]

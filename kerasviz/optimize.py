@@ -1,4 +1,22 @@
-"""x"""
+"""Activation maximization: images that a model's units respond to most, optimized by gradient ascent.
+
+The method, in the order one step runs it (compiled once per shape by `kerasviz.engine.render`):
+
+1. a parameterization (`kerasviz.engine.params`: Fourier or pixels, decorrelated colors) draws the images
+   from the values optimized;
+2. random transforms (`kerasviz.engine.transforms`: jitter, scale, rotation) move each image a little, so
+   that only features that survive them are kept;
+3. the model's own preprocessing maps the [0, 1] RGB images to its inputs (inside the step);
+4. the model (a feature extractor up to the layers read) computes the activations;
+5. the objective (`kerasviz.engine.objectives`: by default each image's own channel) scores each image;
+6. an update rule (`kerasviz.engine.updates`: Adam, L2-normalized or RMS steps) moves the values up the
+   gradient of the score.
+
+Octaves grow the images between rounds of steps; at the end, filters that still score <= 0 get revive steps
+on their center neuron. `plan` resolves all of this once (network, layer, filters, settings, compiled steps,
+where the batches run); `Plan.run` runs any chunk of it; `visualize_filters` and `render` are the two entry
+points; they return a `Result`.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +30,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerasviz import images, nets
+from kerasviz import images, names, nets
 from kerasviz.engine import backend, objectives, presets
 from kerasviz.engine import distribute as distribute_
 from kerasviz.engine import render as rendering
@@ -26,8 +44,7 @@ class Result:
     Attributes:
         images: uint8 `(N, H, W, C)`, ready to save or stitch.
         scores: float32 `(N,)`, each image's final score (its objective on the final image,
-            without transforms). (Called `activations` before 0.2; that name still reads, with a
-            DeprecationWarning: it is not the layer's activations, which `kv.activations` gives.)
+            without transforms); the layer's activations are `kv.activations`.
         history: float32 `(steps, N)`, the score at every step (with that step's transforms).
         filters: the filter index (or key) of each image.
         layer: the layer name, when one layer was visualized.
@@ -60,17 +77,10 @@ class Result:
     def __len__(self):
         return len(self.filters)
 
-    @property
-    def activations(self) -> np.ndarray:
-        """Deprecated name of `scores`."""
-        warnings.warn("Result.activations is now Result.scores (each image's final score).", DeprecationWarning,
-                      stacklevel=2)
-        return self.scores
-
     def __repr__(self):
         shape = "x".join(str(s) for s in self.images.shape)
         return (f"Result(layer={self.layer!r}, filters={len(self.filters)}, images={shape}, "
-                f"mean activation={float(np.mean(self.scores)) if len(self) else 0:.4g})")
+                f"mean score={float(np.mean(self.scores)) if len(self) else 0:.4g})")
 
 
 def _deprocess(raw: np.ndarray, s: presets.Preset, network) -> tuple[np.ndarray, float]:
@@ -160,6 +170,85 @@ def fit_size(network, layers: Sequence[str], settings: presets.Preset, *, preset
                       f"the images are {side} px{octaves}.")
 
 
+NETWORK_OPTIONS = ("weights", "preprocess", "input_range")  # `nets.as_network`'s, read once per entry point
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How a run is carried out, apart from what it draws: the options that travel together from an entry
+    point (`visualize_filters`, `render`, the atlases) to its plans.
+
+    Attributes:
+        batch_size: images per compiled batch, per replica of a Strategy. None: what fits `memory_budget`.
+        memory_budget: bytes of activations (and their gradients) per batch for the automatic batch size.
+            None: `kerasviz.engine.render.DEFAULT_MEMORY_BUDGET` (2 GiB).
+        distribute: where the batches run (see `kerasviz.distribute.read`): None (the default device), a
+            `tf.distribute.Strategy` (its replicas split each batch) or, for the atlases, a
+            `kv.distribute.Ray(...)`. The pictures are the same everywhere.
+        seed: the random seed; the same seed gives the same pictures.
+        block_steps: steps per compiled call: None chooses them from the model's activation size; 1 runs the
+            step loop (see `kerasviz.engine.render.Schedule`).
+
+    Raises:
+        ValueError: a `batch_size`, `memory_budget`, `seed` or `block_steps` that is not a whole number in range.
+
+    Example:
+    >>> kv.optimize.RunOptions(batch_size=8, seed=3).seed
+    3
+    """
+
+    batch_size: int | None = None
+    memory_budget: int | None = None
+    distribute: Any = None
+    seed: int = 0
+    block_steps: int | None = None
+
+    def __post_init__(self):
+        for name, low in (("batch_size", 1), ("memory_budget", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if value is None and name != "seed":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}{'' if name == 'seed' else ' or None'}. "
+                                 f"Received: {name}={value!r}.")
+        rendering.Schedule(size=8, steps=(1,), lr=0.0, block_steps=self.block_steps)  # checks block_steps
+
+
+def split_options(model, options: dict) -> tuple[nets.Network, RunOptions, dict]:
+    """An entry point's keyword options, each where it goes: `weights`, `preprocess` and `input_range` build
+    the `Network` (once: what is passed on is the network), the `RunOptions` fields make the run options, and
+    the rest are `Preset` overrides.
+
+    Args:
+        model: a model name, model file, `keras.Model` or `Network`.
+        options: the keyword options.
+
+    Returns:
+        `(network, run_options, overrides)`.
+
+    Raises:
+        TypeError: a name that is none of these (the message suggests close names).
+        ValueError: a bad value (see `RunOptions`, `nets.as_network`).
+
+    Example:
+    >>> net, run, overrides = kv.optimize.split_options("VGG16", dict(weights="hed", seed=2, size=64))
+    >>> run.seed, overrides
+    (2, {'size': 64})
+    """
+    rest = dict(options)
+    run_names = [f.name for f in dataclasses.fields(RunOptions)]
+    settings = [f.name for f in dataclasses.fields(presets.Preset)]
+    known = [*NETWORK_OPTIONS, *run_names, *settings]
+    unknown = [k for k in rest if k not in known]
+    if unknown:
+        raise TypeError(f"Unknown setting {unknown[0]!r}.{names.did_you_mean(unknown[0], known)} Options are the "
+                        f"model's ({', '.join(NETWORK_OPTIONS)}), the run's ({', '.join(run_names)}) and the Preset "
+                        f"fields ({', '.join(settings)}).")
+    network_options = {k: rest.pop(k) for k in NETWORK_OPTIONS if k in rest}
+    run = RunOptions(**{k: rest.pop(k) for k in run_names if k in rest})
+    return nets.as_network(model, **network_options), run, rest
+
+
 @dataclasses.dataclass
 class Plan:
     """Everything a run needs, resolved once: call `run(items)` per chunk, as often as needed.
@@ -177,7 +266,9 @@ class Plan:
         seed: the random seed.
         batch_size: images per compiled batch (for all replicas of a Strategy together).
         renderer: the compiled machinery (`kerasviz.engine.render.Renderer`).
-        distribute: the `tf.distribute.Strategy` the batches are split over, or None.
+        schedule: what the renderer reads at each run (`kerasviz.engine.render.Schedule`: the untraced settings
+            and the steps per compiled call).
+        executor: where the batches run (`kerasviz.distribute.read`), built once for every chunk.
         revive: the revive objective (the center neuron), or None.
         note: what was adapted to a model with a fixed input size (see `fit_size`), or None; printed once
             when the plan is made.
@@ -191,7 +282,8 @@ class Plan:
     seed: int
     batch_size: int
     renderer: rendering.Renderer
-    distribute: Any = None
+    schedule: rendering.Schedule
+    executor: Any = dataclasses.field(default_factory=distribute_.Local)
     revive: objectives.Objective | None = None
     note: str | None = None
 
@@ -199,11 +291,6 @@ class Plan:
         """`items` (default: the plan's) in batches of at most `batch_size`, as even as possible."""
         items = list(self.items if items is None else items)
         return rendering.split_batches(items, self.batch_size) if items else []
-
-    def on(self, network: nets.Network) -> Plan:
-        """The same plan on another copy of the network (a replica on another device)."""
-        renderer = rendering.get_renderer(network, self.objective, self.settings, revive=self.revive)
-        return dataclasses.replace(self, network=network, renderer=renderer)
 
     def run(
         self,
@@ -266,17 +353,11 @@ def plan(
     *,
     objective: objectives.Objective | None = None,
     preset: str | presets.Preset | None = None,
-    weights: str | None = "imagenet",
-    preprocess=None,
-    input_range: tuple[float, float] | None = None,
-    batch_size: int | None = None,
-    memory_budget: int | None = None,
-    distribute=None,
-    seed: int = 0,
-    **overrides,
+    **options,
 ) -> Plan:
-    """Resolve a run once: the network, the layer and its filters, the settings, the objective and the
-    compiled renderer. `plan(...).run()` is `visualize_filters(...)`; `run(chunk)` runs any part.
+    """Resolve a run once: the network, the layer and its filters, the settings, the objective, the
+    compiled renderer and where the batches run. `plan(...).run()` is `visualize_filters(...)`; `run(chunk)`
+    runs any part.
 
     Args:
         model: a `keras.applications` name (`"ResNet50V2"`), a model file path, a `keras.Model`, or a
@@ -288,32 +369,31 @@ def plan(
         objective: replaces the default `channel(layer)` objective; with a layer it must follow each
             image's filter (e.g. `objectives.channel(layer) - 0.05 * objectives.total_variation()`).
         preset: `"quality"` (default), `"fast"`, `"lucid"`, `"keras-io"` or `"blog2016"`, or a `Preset`.
-        weights: weights for a model given by name: `"imagenet"`, None, `"hed"` or a file. Defaults to
-            `"imagenet"`.
-        preprocess: the model's preprocessing, for a `keras.Model` (a family name or a callable).
-        input_range: `(low, high)` input range, for a `keras.Model` that takes scaled images.
-        batch_size: images per compiled batch. Defaults to what fits `memory_budget`.
-        memory_budget: bytes of activations per batch for the automatic batch size. Defaults to 2 GiB.
-        distribute: a `tf.distribute.Strategy` whose replicas split each batch, or None.
-        seed: the random seed; the same seed gives the same pictures. Defaults to 0.
-        **overrides: `Preset` fields to override: `size`, `steps` (one int, or one per octave), `lr`,
-            `param`, `transforms`, `update`, `octaves`, `octave_scale`, `octave_blur`, `border`,
-            `pre_activation`, `revive_steps`, ... (see `Preset`). None leaves a field as the preset has it.
+        **options: the model's options (`weights`, default `"imagenet"`, for a model given by name;
+            `preprocess` and `input_range` for a `keras.Model`: see `nets.as_network`); the run's options
+            (`batch_size`, `memory_budget`, `distribute`, `seed`, `block_steps`: see `RunOptions`); and
+            `Preset` fields to override: `size`, `steps` (one int, or one per octave), `lr`, `param`,
+            `transforms`, `update`, `octaves`, `octave_scale`, `octave_blur`, `border`, `pre_activation`,
+            `revive_steps`, ... (see `Preset`). None leaves a field as the preset has it.
 
     Returns:
         A `Plan`.
 
     Raises:
         ValueError: an unknown model or layer, a filter out of range, bad settings, a size that does not
-            fit the model or is too small for the layer.
-        TypeError: an unknown override (the message suggests close names), or neither `layer` nor
-            `objective`.
+            fit the model or is too small for the layer, or `distribute=kv.distribute.Ray(...)` (Ray runs
+            atlases: `kv.layer_atlas`, `kv.model_atlas`).
+        TypeError: an unknown option (the message suggests close names), a bad `distribute`, or neither
+            `layer` nor `objective`.
 
     Example:
-    >>> p = kv.optimize.plan("VGG16", "block3_conv3", range(16), weights="hed", preset="fast")
-    >>> first = p.run(p.items[:8]); rest = p.run(p.items[8:])
+    >>> p = kv.optimize.plan("VGG16", "block3_conv3", range(4), weights="hed", preset="fast", size=32, steps=2)
+    >>> first = p.run(p.items[:2]); rest = p.run(p.items[2:])
+    >>> len(first) + len(rest)
+    4
     """
-    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
+    network, run, overrides = split_options(model, options)
+    executor = distribute_.read(run.distribute, ray=False)
     revive = None
     if layer is not None:
         path, layer_obj = nets.find_layer(network, layer)
@@ -339,17 +419,14 @@ def plan(
                    s.border)
     obj.validate(network)
     renderer = rendering.get_renderer(network, obj, s, revive=revive)
-    ex = distribute_.executor(distribute)
-    if batch_size is None:
-        batch_size = ex.replicas * rendering.estimate_batch_size(renderer.extractor, (s.size, s.size),
-                                                              network.input_channels,
-                                                              memory_budget or rendering.DEFAULT_MEMORY_BUDGET)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}.")
+    per_replica = run.batch_size or rendering.estimate_batch_size(
+        renderer.extractor, (s.size, s.size), network.input_channels,
+        run.memory_budget or rendering.DEFAULT_MEMORY_BUDGET)
     if note is not None:
         print(f"kerasviz: note: {note}", file=sys.stderr)
-    return Plan(network=network, layer=path, items=items, objective=obj, settings=s, seed=int(seed),
-                batch_size=int(batch_size), renderer=renderer, distribute=distribute, revive=revive, note=note)
+    return Plan(network=network, layer=path, items=items, objective=obj, settings=s, seed=int(run.seed),
+                batch_size=executor.replicas * int(per_replica), renderer=renderer,
+                schedule=rendering.Schedule.of(s, run.block_steps), executor=executor, revive=revive, note=note)
 
 
 def render(
@@ -361,13 +438,9 @@ def render(
     filters: Sequence[int] | None = None,
     init=None,
     preset: str | presets.Preset | None = None,
-    seed: int = 0,
     progress: bool = True,
     callbacks: Sequence[Callback] | None = None,
-    weights: str | None = "imagenet",
-    preprocess=None,
-    input_range: tuple[float, float] | None = None,
-    **overrides,
+    **options,
 ) -> Result:
     """Optimize images for any objective (one batch): the general form of `visualize_filters`.
 
@@ -382,28 +455,30 @@ def render(
         init: start from these images (`[batch, H, W, C]` in [0, 1]) instead of noise, e.g. a photo
             for DeepDream.
         preset: a preset name or `Preset`. Defaults to `"quality"`.
-        seed: the random seed. Defaults to 0.
         progress: show a progress bar. Defaults to True.
         callbacks: `Callback` objects told about every step.
-        weights, preprocess, input_range: the model options, as in `plan`.
-        **overrides: `Preset` fields (`size`, `steps`, `lr`, `param`, `transforms`, `update`, ...), as in `plan`.
+        **options: the model's options (`weights`, `preprocess`, `input_range`), the run's (`seed`,
+            `distribute`, ...: see `RunOptions`) and `Preset` fields (`size`, `steps`, `lr`, `param`,
+            `transforms`, `update`, ...), as in `plan`.
 
     Returns:
         A `Result`.
 
     Raises:
         ValueError: bad settings, or `init` that is not a batch of images.
-        TypeError: an unknown override.
+        TypeError: an unknown option.
 
     Example:
+    >>> photo = kv.load_image("cat.jpg", size=(64, 64))
     >>> dream = kv.render("VGG16", kv.objectives.deepdream("block4_conv3"), init=photo[None],
-    ...                   weights="hed", steps=20)
+    ...                   weights="hed", steps=2, progress=False)
+    >>> dream.images.shape
+    (1, 64, 64, 3)
     """
     if init is not None:
         batch = len(np.asarray(init))
     keys = list(range(batch or 1)) if keys is None else [int(k) for k in keys]
-    p = plan(model, objective=objective, filters=keys, preset=preset, weights=weights, preprocess=preprocess,
-             input_range=input_range, batch_size=max(1, len(keys)), seed=seed, **overrides)
+    p = plan(model, objective=objective, filters=keys, preset=preset, **{"batch_size": max(1, len(keys)), **options})
     return p.run(keys, filters=filters, init=init, progress=progress, callbacks=callbacks)
 
 
@@ -429,18 +504,17 @@ def _run_chunks(plan: Plan, key_chunks, filter_chunks, init_chunks, seed, cbs) -
                                   revive_step=revive[1], revive_steps=revive[2]))
 
             try:
-                raw, final, hist, stopped, revived_keys = renderer.run(keys, filt, seed=seed, init=init,
-                                                                       on_step=on_step, settings=s,
-                                                                       distribute=plan.distribute)
+                batch = renderer.run(keys, filt, plan.schedule, seed=seed, init=init, on_step=on_step,
+                                     executor=plan.executor)
             except KeyboardInterrupt:
                 interrupted = True
                 break
-            raws.append(raw)
-            finals.append(final)
-            hists.append(hist)
+            raws.append(batch.images)
+            finals.append(batch.scores)
+            hists.append(batch.history)
             done_keys.extend(keys)
-            revived.extend(revived_keys)
-            if stopped:
+            revived.extend(batch.revived)
+            if batch.interrupted:
                 interrupted = True
                 break
             finished = len(done_keys)
@@ -470,16 +544,9 @@ def visualize_filters(
     *,
     preset: str | presets.Preset | None = None,
     objective: objectives.Objective | None = None,
-    batch_size: int | None = None,
-    memory_budget: int | None = None,
-    distribute=None,
-    seed: int = 0,
     progress: bool = True,
     callbacks: Sequence[Callback] | None = None,
-    weights: str | None = "imagenet",
-    preprocess=None,
-    input_range: tuple[float, float] | None = None,
-    **overrides,
+    **options,
 ) -> Result:
     """Images that maximally excite filters of a layer, one per filter, optimized in batches.
 
@@ -496,36 +563,37 @@ def visualize_filters(
         preset: `"quality"` (default), `"fast"`, `"lucid"`, `"keras-io"` or `"blog2016"`, or a `Preset`.
         objective: replaces the default `channel(layer)` objective; it must follow each image's filter
             (e.g. `objectives.channel(layer) - 0.05 * objectives.total_variation()`).
-        batch_size: images per compiled batch. Defaults to what fits `memory_budget`.
-        memory_budget: bytes of activations per batch for the automatic batch size. Defaults to 2 GiB.
-        distribute: a `tf.distribute.Strategy` (e.g. `tf.distribute.MirroredStrategy()`): each batch is
-            split across its replicas with `strategy.run` (TensorFlow backend; the automatic batch size
-            is then per replica). The pictures are the same as on one device. Defaults to None.
-        seed: random seed; the same seed gives the same pictures. Defaults to 0.
         progress: show a progress bar (a widget in Jupyter). Defaults to True.
         callbacks: extra `Callback` objects.
-        weights: weights for a model given by name. Defaults to `"imagenet"`.
-        preprocess: the model's preprocessing, for a `keras.Model` (a family name or a callable).
-        input_range: `(low, high)` input range, for a `keras.Model` that takes scaled images.
-        **overrides: `Preset` fields: `size`, `steps`, `lr`, `param`, `transforms`, `update`, `octaves`,
-            `octave_scale`, `octave_blur`, `pre_activation`, `revive_steps`, ... `steps` may give one count
-            per octave, e.g. `steps=(8, 16, 24)` (which sets `octaves=3` unless given). `revive_steps` gives
-            the filters still at zero at the end extra steps on their center neuron (listed in
-            `Result.revived`); 0 turns it off.
+        **options: keyword options, each where it goes (see `split_options`):
+
+            - the model's: `weights` (for a model given by name; defaults to `"imagenet"`), `preprocess`
+              (a family name or a callable) or `input_range` (`(low, high)`), for a `keras.Model`;
+            - the run's (`RunOptions`): `batch_size` (per replica; defaults to what fits `memory_budget`),
+              `distribute` (None, or a `tf.distribute.Strategy` whose replicas split each batch: the same
+              pictures), `seed` (the same seed, the same pictures; defaults to 0), `block_steps`;
+            - `Preset` fields: `size`, `steps`, `lr`, `param`, `transforms`, `update`, `octaves`,
+              `octave_scale`, `octave_blur`, `pre_activation`, `revive_steps`, ... `steps` may give one
+              count per octave, e.g. `steps=(8, 16, 24)` (which sets `octaves=3` unless given).
+              `revive_steps` gives the filters still at zero at the end extra steps on their center
+              neuron (listed in `Result.revived`); 0 turns it off.
 
     Returns:
         A `Result` with `images` (uint8), `scores`, `history` and the settings.
 
     Raises:
         ValueError: unknown model or layer, a filter out of range, a layer without channels, a size too
-            small for the layer, or `steps <= 0`.
-        TypeError: an unknown override (the message suggests close names).
+            small for the layer, `steps <= 0`, or `distribute=kv.distribute.Ray(...)` (Ray runs atlases:
+            `kv.layer_atlas`, `kv.model_atlas`, `kerasviz gallery --ray`).
+        TypeError: an unknown option (the message suggests close names).
 
     Example:
-    >>> result = kv.visualize_filters("VGG16", "block3_conv3", range(16), weights="hed")
+    >>> result = kv.visualize_filters("VGG16", "block3_conv3", range(4), weights="hed", preset="fast",
+    ...                               size=32, steps=4, progress=False)
     >>> kv.save_image(kv.stitch(result.images), "atlas.png")
+    'atlas.png'
+    >>> result.images.shape
+    (4, 32, 32, 3)
     """
-    p = plan(model, layer, filters, objective=objective, preset=preset, weights=weights, preprocess=preprocess,
-             input_range=input_range, batch_size=batch_size, memory_budget=memory_budget, distribute=distribute,
-             seed=seed, **overrides)
+    p = plan(model, layer, filters, objective=objective, preset=preset, **options)
     return p.run(progress=progress, callbacks=callbacks)

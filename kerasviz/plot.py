@@ -1,4 +1,4 @@
-"""Matplotlib figures of what an image activates and of visualization results.
+"""Matplotlib figures of what an image activates, of dataset examples and of visualization results.
 
 Every function returns a `matplotlib.figure.Figure` built without pyplot, so it works headless (the Agg
 canvas), leaves no figure open behind it, and shows itself when it is the last value of a Jupyter cell.
@@ -8,12 +8,13 @@ Save one with `fig.savefig("fig.png")`.
 from __future__ import annotations
 
 import math
+import posixpath
 from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
 
-from kerasviz import analysis, images, nets, optimize
+from kerasviz import analysis, examples, images, nets, optimize
 
 MAPS_PER_ROW = 16  # feature-map grids: 16 maps per row
 TILE_INCHES = 1.6  # size of one small panel
@@ -86,7 +87,9 @@ def top_filters_figure(
         ValueError: as `top_filters` and `visualize_filters`, or `visualizations` that lack a top filter.
 
     Example:
-    >>> fig = kv.plot.top_filters_figure(net, "block4_conv3", "cat.jpg", k=6, preset="fast")
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> fig = kv.plot.top_filters_figure(net, "block4_conv3", "cat.jpg", k=3, preset="fast", size=48, steps=2,
+    ...                                  image_size=64)
     >>> fig.savefig("top.png")
     """
     network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
@@ -166,12 +169,10 @@ def feature_maps_figure(
         ValueError: the layer has no spatial output, a filter index out of range, or `cols < 1`.
 
     Example:
-    >>> fig = kv.plot.feature_maps_figure(net, "block1_conv2", "cat.jpg", filters=range(32))
+    >>> fig = kv.plot.feature_maps_figure(net, "block1_conv2", "cat.jpg", filters=range(32), image_size=64)
     """
-    act = analysis.activations(model, layer, image, size=image_size, weights=weights)[layer]
-    if act.ndim != 3:
-        raise ValueError(f"Layer {layer!r} outputs shape {act.shape} per image, with no spatial maps to draw; "
-                         "choose a convolution, pooling or activation layer.")
+    network = nets.as_network(model, weights=weights)
+    act = analysis.check_spatial_map(analysis.activations(network, layer, image, size=image_size)[layer], layer)
     n_channels = act.shape[-1]
     chosen = list(range(n_channels)) if filters is None else [int(f) for f in filters]
     bad = [f for f in chosen if not 0 <= f < n_channels]
@@ -235,7 +236,7 @@ def heatmap_figure(
         ValueError: as `kv.analysis.heatmap`, or `alpha` outside [0, 1].
 
     Example:
-    >>> fig = kv.plot.heatmap_figure(net, "block4_conv3", 42, "cat.jpg")
+    >>> fig = kv.plot.heatmap_figure(net, "block4_conv3", 42, "cat.jpg", image_size=64)
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1]. Received: alpha={alpha!r}.")
@@ -279,7 +280,7 @@ def results_grid(
         ValueError: an empty result, or `titles` of the wrong length.
 
     Example:
-    >>> result = kv.visualize_filters(net, "block3_conv3", range(16))
+    >>> result = kv.visualize_filters(net, "block3_conv3", range(4), preset="fast", size=48, steps=2, progress=False)
     >>> kv.plot.results_grid(result).savefig("grid.png")
     """
     n = len(result.images)
@@ -300,4 +301,66 @@ def results_grid(
             _show_image(ax, result.images[i], titles[i])
         else:
             ax.set_axis_off()
+    return fig
+
+
+def _visualization_image(visualization, filter: int):
+    if visualization is None:
+        return None
+    if hasattr(visualization, "images") and hasattr(visualization, "filters"):
+        if filter not in list(visualization.filters):
+            return None
+        return visualization.images[list(visualization.filters).index(filter)]
+    if isinstance(visualization, dict):
+        return visualization.get(filter)
+    arr = np.asarray(visualization)
+    if arr.ndim == 3:
+        return arr
+    raise ValueError("visualization must be a kerasviz Result, a dict filter -> image, or one image (H, W, C). "
+                     f"Received an array of shape {arr.shape}.")
+
+
+def examples_figure(result: examples.DatasetExamples, filter: int | Sequence[int] | None = None, visualization=None):
+    """A figure with one row per filter: its optimized image (when given) beside its top-k crops.
+
+    Args:
+        result: what `kv.examples.dataset_examples` returned.
+        filter: a filter index or a list of them. Defaults to all the filters in `result`.
+        visualization: the filters' optimized images: a `Result` of `visualize_filters`, a dict
+            filter -> image, or one image (for one filter). Defaults to None (crops only).
+
+    Returns:
+        A matplotlib `Figure` (save it with `fig.savefig("examples.png")`).
+
+    Example:
+    >>> ex = kv.examples.dataset_examples(net, "block3_conv3", "photos/", k=2, filters=[3], size=64)
+    >>> pictures = kv.visualize_filters(net, "block3_conv3", [3], preset="fast", size=48, steps=2, progress=False)
+    >>> fig = kv.plot.examples_figure(ex, 3, pictures)
+    """
+    chosen = result.filters if filter is None else ([filter] if isinstance(filter, (int, np.integer)) else
+                                                      list(filter))
+    rows = [result.slot(int(f)) for f in chosen]
+    pictures = [_visualization_image(visualization, int(f)) for f in chosen]
+    lead = 1 if any(p is not None for p in pictures) else 0
+    k = result.ids.shape[1]
+    fig = _figure(1.4 * (lead + k), 1.6 * len(rows))
+    axes = fig.subplots(len(rows), lead + k, squeeze=False)
+    for r, (slot, f, picture) in enumerate(zip(rows, chosen, pictures, strict=True)):
+        for ax in axes[r]:
+            ax.set_axis_off()
+        if lead:
+            if picture is not None:
+                axes[r, 0].imshow(np.squeeze(picture), cmap="gray")
+            axes[r, 0].set_title(f"filter {f}", fontsize=8)
+        for c in range(k):
+            if result.ids[slot, c] < 0:
+                continue
+            ax = axes[r, lead + c]
+            ax.imshow(np.squeeze(result.crops[slot, c]), cmap="gray")
+            name = posixpath.basename(str(result.sources[slot, c]))  # a file's name, or "#<index>"
+            ax.set_title(f"{name[:14]}\n{result.scores[slot, c]:.3g}", fontsize=6)
+        if not lead:
+            axes[r, 0].text(-0.08, 0.5, f"filter {f}", transform=axes[r, 0].transAxes, rotation=90,
+                            ha="right", va="center", fontsize=8)
+    fig.suptitle(f"{result.layer}: top {k} of {result.count} images", fontsize=9)
     return fig

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from kerasviz import images, nets
+from kerasviz import images, optimize
 
 GIF_FRAME_MS = 500  # how long each epoch's atlas stays on screen in the GIF
 ATLAS_MARGIN = 2
@@ -26,7 +26,8 @@ class AtlasFrame:
         epoch: the epoch it shows (1 = after the first epoch; 0 = before training).
         path: the PNG written.
         seconds: the time it took (the overhead added to training).
-        mean_activation: the mean final activation of its filters.
+        mean_activation: the mean of its filters' final scores (each the mean activation of the filter's
+            channel, the default objective).
     """
 
     epoch: int
@@ -50,27 +51,27 @@ class FilterAtlas(keras.callbacks.Callback):
         every_n_epochs: epochs between atlases. Defaults to 1.
         out_dir: the folder written to. Defaults to `"kerasviz_atlas"`.
         preset: the visualization preset. Defaults to `"fast"`.
-        size: image size in pixels. Defaults to the model's fixed input size, else the preset's.
-        steps: optimization steps. Defaults to the preset's.
-        seed: the random seed; the same seed every epoch, so frames differ by the weights only.
-            Defaults to 0.
         include_initial: also draw the untrained filters before the first epoch (frame 0). Defaults
             to False.
         tensorboard: write TensorBoard image summaries (when TensorFlow is installed). Defaults to True.
         gif: write the animated GIF at the end. Defaults to True.
-        preprocess: the model's preprocessing (a family name or a callable), or `input_range`: the
-            model's input range, when the model does not take [0, 1] images. Defaults to what kerasviz
-            reads from the model.
-        input_range: see `preprocess`.
-        **kwargs: passed to `visualize_filters` (`lr`, `transforms`, `batch_size`, ...).
+        **options: the options of `visualize_filters`, applied to the model being trained: `preprocess` or
+            `input_range` when the model does not take [0, 1] images (defaults to what kerasviz reads from the
+            model); `seed` (the same every epoch, so frames differ by the weights only; defaults to 0);
+            `size` (defaults to the model's fixed input size, else the preset's), `steps`, `lr`,
+            `batch_size`, ...
 
     Attributes:
         frames: an `AtlasFrame` per atlas written.
         gif_path: the GIF written at the end, or None.
 
     Example:
-    >>> atlas = kv.callbacks.FilterAtlas("conv2", range(16), out_dir="runs/atlas")
-    >>> model.fit(x, y, epochs=10, callbacks=[atlas])
+    >>> inputs = keras.Input((16, 16, 3))
+    >>> model = keras.Sequential([inputs, keras.layers.Conv2D(4, 3, activation="relu", name="conv2"),
+    ...                           keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    >>> model.compile("adam", "mse")
+    >>> atlas = kv.training.FilterAtlas("conv2", range(4), out_dir="runs/atlas", steps=2, tensorboard=False)
+    >>> _ = model.fit(np.zeros((4, 16, 16, 3)), np.zeros((4, 2)), epochs=2, verbose=0, callbacks=[atlas])
     >>> atlas.gif_path
     'runs/atlas/atlas.gif'
     """
@@ -82,16 +83,11 @@ class FilterAtlas(keras.callbacks.Callback):
         every_n_epochs: int = 1,
         out_dir: str | os.PathLike = "kerasviz_atlas",
         preset: str = "fast",
-        size: int | None = None,
-        steps: int | None = None,
         *,
-        seed: int = 0,
         include_initial: bool = False,
         tensorboard: bool = True,
         gif: bool = True,
-        preprocess=None,
-        input_range: tuple[float, float] | None = None,
-        **kwargs,
+        **options,
     ):
         super().__init__()
         if not isinstance(every_n_epochs, (int, np.integer)) or every_n_epochs < 1:
@@ -104,33 +100,28 @@ class FilterAtlas(keras.callbacks.Callback):
         self.every_n_epochs = int(every_n_epochs)
         self.out_dir = os.fspath(out_dir)
         self.preset = preset
-        self.size = size
-        self.steps = steps
-        self.seed = seed
         self.include_initial = include_initial
         self.tensorboard = tensorboard
         self.gif = gif
-        self.preprocess = preprocess
-        self.input_range = input_range
-        self.options = kwargs
+        self.options = options
         self.frames: list[AtlasFrame] = []
         self.gif_path: str | None = None
         self._atlases: list[np.ndarray] = []
         self._writer = None
-        self._network = None
         self._plan = None
 
     # ------------------------------------------------------------------ keras hooks
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.out_dir, exist_ok=True)
-        self.frames, self._atlases, self.gif_path, self._plan = [], [], None, None
-        self._network = nets.as_network(self.model, preprocess=self.preprocess, input_range=self.input_range)
-        nets.find_layer(self._network, self.layer)  # a wrong name fails now, not after an epoch
-        if self.size is None:
-            fixed = tuple(self.model.inputs[0].shape[1:3])
-            if None not in fixed and fixed[0] == fixed[1]:
-                self.size = int(fixed[0])
+        self.frames, self._atlases, self.gif_path = [], [], None
+        options = dict(self.options)
+        fixed = tuple(self.model.inputs[0].shape[1:3])
+        if options.get("size") is None and None not in fixed and fixed[0] == fixed[1]:
+            options["size"] = int(fixed[0])
+        # resolved once (a wrong layer or option fails now, not after an epoch), run every time: the compiled
+        # step reads the model's live weights
+        self._plan = optimize.plan(self.model, self.layer, self.filters, preset=self.preset, **options)
         if self.tensorboard and self._writer is None:
             self._writer = _summary_writer(os.path.join(self.out_dir, "tensorboard"))
         if self.include_initial:
@@ -150,12 +141,7 @@ class FilterAtlas(keras.callbacks.Callback):
     # ------------------------------------------------------------------ work
 
     def _draw(self, epoch: int) -> None:
-        from kerasviz import optimize
-
         start = time.perf_counter()
-        if self._plan is None:  # resolved once, run every time: the model's live weights are read each run
-            self._plan = optimize.plan(self._network, self.layer, self.filters, preset=self.preset, size=self.size,
-                                       steps=self.steps, seed=self.seed, **self.options)
         result = self._plan.run()
         atlas = images.stitch(result.images, margin=ATLAS_MARGIN, labels=result.filters)
         path = images.save_image(atlas, os.path.join(self.out_dir, f"atlas_epoch_{epoch:03d}.png"))
@@ -229,7 +215,7 @@ def save_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, *, duration_
 
     Example:
     >>> frames = [np.full((32, 32, 3), v) for v in (0.0, 0.5, 1.0)]
-    >>> kv.callbacks.save_gif(frames, "fade.gif", labels=["0", "1", "2"])
+    >>> kv.training.save_gif(frames, "fade.gif", labels=["0", "1", "2"])
     'fade.gif'
     """
     from PIL import Image, ImageDraw

@@ -64,7 +64,7 @@ def test_layer_atlas_caches_every_filter_and_reuses_it(tiny_cnn, tmp_path):
 
 def test_changed_settings_invalidate_only_what_they_affect(tiny_cnn, tmp_path):
     base = atlas.model_atlas(tiny_cnn, cache_dir=tmp_path, filters=range(4), batch_size=4, **QUICK)
-    assert list(base.layers) == ["conv1", "conv2"] == atlas.conv_layers(tiny_cnn)
+    assert list(base.layers) == ["conv1", "conv2"] == nets.conv_layers(tiny_cnn)
     assert all(len(a.computed) == 4 for a in base.layers.values())
     # new weights in conv2 change conv2's pictures, not conv1's (it does not read conv2)
     conv2 = tiny_cnn.get_layer("conv2")
@@ -85,11 +85,11 @@ def test_changed_settings_invalidate_only_what_they_affect(tiny_cnn, tmp_path):
     assert reseeded["conv1"].cache_path != base["conv1"].cache_path
 
 
-def test_float32_keeps_its_cache_key_and_bfloat16_gets_its_own(tiny_cnn):
+def test_every_precision_has_its_own_cache_key(tiny_cnn):
     net = nets.as_network(tiny_cnn)
     fp32 = atlas.cache_settings(net, "conv1", presets.resolve_settings("fast", {"precision": "float32"}), seed=0)
     bf16 = atlas.cache_settings(net, "conv1", presets.resolve_settings("fast", {"precision": "bfloat16"}), seed=0)
-    assert "precision" not in fp32["settings"]  # the key of the float32 pictures cached before the field existed
+    assert fp32["settings"]["precision"] == "float32"
     assert bf16["settings"]["precision"] == "bfloat16"
     assert atlas.cache_key(fp32) != atlas.cache_key(bf16)
 
@@ -136,7 +136,7 @@ def test_corrupt_or_partial_files_are_recomputed(tiny_cnn, tmp_path):
 def test_bad_arguments_name_what_was_expected(tiny_cnn, tmp_path):
     with pytest.raises(TypeError, match="Unknown setting.*'stpes'"):
         atlas.layer_atlas(tiny_cnn, "conv1", cache_dir=tmp_path, stpes=3, **QUICK)
-    with pytest.raises(ValueError, match="batch_size must be an int >= 1. Received: batch_size=0"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1 or None. Received: batch_size=0"):
         atlas.layer_atlas(tiny_cnn, "conv1", cache_dir=tmp_path, batch_size=0, **QUICK)
     with pytest.raises(ValueError, match="Filter 8 is out of range"):
         atlas.layer_atlas(tiny_cnn, "conv1", [8], cache_dir=tmp_path, **QUICK)
@@ -188,20 +188,11 @@ DISTRIBUTED = textwrap.dedent("""
     two = atlas.layer_atlas(model, "conv2", cache_dir={cache!r} + "/two", distribute=strategy, **kw)
     assert [len(f) for _, f, _ in two.chunks] == [8, 8], two.chunks
     assert all(d.endswith("CPU:1") and "CPU:0," in d for d, _, _ in two.chunks), two.chunks
-    # device names (deprecated): a MirroredStrategy over them
-    import warnings
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        queue = atlas.layer_atlas(model, "conv2", cache_dir={cache!r} + "/queue", distribute=["/cpu:0", "/cpu:1"],
-                                  **kw)
-    assert any(issubclass(w.category, DeprecationWarning) and "MirroredStrategy" in str(w.message)
-               for w in caught), caught
-    devices = sorted({{d[-5:].upper() for r, _, _ in queue.chunks for d in r.split(",")}})
-    assert devices == ["CPU:0", "CPU:1"], queue.chunks
-    for other in (two, queue):
-        assert other.filters == one.filters == list(range(16)), other.filters
-        np.testing.assert_array_equal(other.images, one.images)
-        np.testing.assert_array_equal(other.scores, one.scores)
+    devices = sorted({{d[-5:].upper() for r, _, _ in two.chunks for d in r.split(",")}})
+    assert devices == ["CPU:0", "CPU:1"], two.chunks
+    assert two.filters == one.filters == list(range(16)), two.filters
+    np.testing.assert_array_equal(two.images, one.images)
+    np.testing.assert_array_equal(two.scores, one.scores)
     # visualize_filters itself, 5 filters over 2 replicas (padded), with octaves and revive steps
     vkw = dict(preset="quality", size=24, steps=3, octaves=2, revive_steps=2, progress=False)
     alone = kv.visualize_filters(model, "conv2", range(5), **vkw)

@@ -17,6 +17,7 @@ from conftest import ANGLES
 
 import kerasviz as kv
 from kerasviz.engine import backend, updates
+from kerasviz.engine.backends import Backend, capability, cpu_has_fast_bfloat16
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
@@ -176,12 +177,47 @@ def test_filters_rise_on_this_backend(grating_model):
 
 
 @pytest.mark.engine
-def test_an_unknown_backend_is_named_in_the_error(monkeypatch):
-    monkeypatch.setattr(backend, "name", lambda: "numpy")
-    with pytest.raises(NotImplementedError, match="Received: KERAS_BACKEND='numpy'"):
-        backend.compile_step(quadratic_score, updates.get("l2"))
-    with pytest.raises(NotImplementedError, match="tensorflow, jax, torch"):
-        backend.compile_scores(quadratic_score)
+def test_an_unknown_backend_is_named_in_the_error():
+    with pytest.raises(NotImplementedError, match=r"tensorflow, jax, torch\. Received: KERAS_BACKEND='numpy'"):
+        backend.load("numpy")
+
+
+@pytest.mark.engine
+def test_the_backend_is_chosen_once():
+    assert backend.active() is backend.active() is backend.load(backend.name())
+    assert backend.active().name == keras.backend.backend()
+
+
+class OnDevice(Backend):
+    """A backend on a given device, whose CPU bfloat16 counts or not."""
+
+    def __init__(self, device, cpu_bfloat16):
+        self.device, self.cpu_bfloat16 = device, cpu_bfloat16
+
+    def accelerator(self):
+        return self.device
+
+
+def test_bfloat16_is_fast_on_new_gpus_tpus_and_cpus_with_bf16_where_measured(tmp_path):
+    fast, slow = tmp_path / "fast", tmp_path / "slow"
+    fast.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512_vnni\n")
+    slow.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert cpu_has_fast_bfloat16(str(fast)) and not cpu_has_fast_bfloat16(str(slow))
+    assert not cpu_has_fast_bfloat16(str(tmp_path / "missing"))
+    assert capability("8.6") == (8, 6) and capability((7, 5)) < (8, 0) and capability("gfx90a") is None
+    assert OnDevice(None, cpu_bfloat16=True).bfloat16_is_fast(str(fast))
+    assert not OnDevice(None, cpu_bfloat16=True).bfloat16_is_fast(str(slow))
+    assert not OnDevice(None, cpu_bfloat16=False).bfloat16_is_fast(str(fast))  # JAX, PyTorch: not measured faster
+    assert OnDevice(("gpu", (9, 0)), cpu_bfloat16=False).bfloat16_is_fast(str(slow))  # every backend
+    assert not OnDevice(("gpu", (7, 5)), cpu_bfloat16=True).bfloat16_is_fast(str(fast))
+    assert OnDevice(("tpu", None), cpu_bfloat16=False).bfloat16_is_fast(str(slow))
+
+
+@pytest.mark.engine
+def test_only_tensorflow_takes_cpu_bfloat16_and_strategies():
+    """On a CPU with bf16 instructions only TensorFlow's step was measured faster in bf16."""
+    assert backend.active().cpu_bfloat16 is (backend.name() == "tensorflow")
+    assert backend.runs_strategies() is (backend.name() == "tensorflow")
 
 
 @pytest.mark.engine

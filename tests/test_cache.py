@@ -1,6 +1,5 @@
 """The per-filter cache on local paths, `file://` and fsspec URLs (`memory://`): layout, atomicity, errors."""
 
-import base64
 import json
 import os
 import pickle
@@ -21,43 +20,6 @@ from kerasviz.atlas import cache as kvcache
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# A cache folder written by the code before fsspec (commit 2aeb4a1): filters 0 and 3 complete, filter 7's
-# process died between its picture and its record. The pictures are the first three draws of
-# `default_rng(0).integers(0, 256, (4, 4, 3), dtype="uint8")`, the scores 1.25, -0.5 and 2.0.
-OLD_CACHE = {
-    '00000.json': (
-        'eyJmaWx0ZXIiOiAwLCAic2NvcmUiOiAxLjI1LCAic2Vjb25kcyI6IDAuMTI1LCAicG5nIjogIjUwZmYwNDliNTJlZTAwZWU1Njg5'
-        'NTBjMTI0NWVmNGNhYjFmNjZlYmVmZWZkNDI1ODJhMzNkNDEwMDZmNmJmMjk4NWQ0NDVmZGJiODc1ZGU3N2RkZWZhM2M2NjNhOGFk'
-        'NDAwNzFiNGFiNjBjMDE5Mzc2ZjRlNWZiYWZlMmZjMzdiIiwgInNoYXBlIjogWzQsIDQsIDNdfQ=='
-    ),
-    '00000.png': (
-        'iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAP0lEQVR4nAE0AMv/AF+CwtnP6w+jIdfZggD4vRBFuOjNTqk9fQoB'
-        'HfBC9sblKE4UFtrxAluK8L2Y9QWiPgjMvcAUGmGw6GylAAAAAElFTkSuQmCC'
-    ),
-    '00003.json': (
-        'eyJmaWx0ZXIiOiAzLCAic2NvcmUiOiAtMC41LCAic2Vjb25kcyI6IDAuMTI1LCAicG5nIjogIjdhZDJlN2RmMjE0ZDk2MmMxODZm'
-        'YWYxNTU1NzlmNjQ0OGY0YzBjODllMWNhYzQ4ZGM2MmRiZjJiOTAzYTY0NjE2MjBmYjAyYmFkMzAxYmU5YTY5Mzg4YWMyMmFmYmNl'
-        'NzMwMmVlOGUxZjZiYmEyZjcyNzEyYWQyZTBiODc4MGQ4IiwgInNoYXBlIjogWzQsIDQsIDNdfQ=='
-    ),
-    '00003.png': (
-        'iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAP0lEQVR4nAE0AMv/AX+y7QG/jswqyk7nswBfScC6v3/coecBK4sA'
-        '7b9WjwfoYO9MNwBHAU3H24Ppte772LoImMA2G1aVYiz7AAAAAElFTkSuQmCC'
-    ),
-    '00007.png': (
-        'iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAP0lEQVR4nAE0AMv/AfD15nTK8hocRxcMbgKDG7OkuvtR6Oge4y0C'
-        'Mxcg0NDxKGkHzBFcApQkQATltbHZy7TCdIXzGKseCm5YAAAAAElFTkSuQmCC'
-    ),
-    'settings.json': (
-        'ewogImxheWVyIjogImNvbnYxIiwKICJtb2RlbCI6ICJvbGQiCn0='
-    ),
-}
-
-
-def old_images():
-    rng = np.random.default_rng(0)
-    return [rng.integers(0, 256, (4, 4, 3), dtype="uint8") for _ in range(3)]
-
-
 def image(seed, side=6):
     return np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype="uint8")
 
@@ -74,34 +36,21 @@ def memory_url(request):
         fs.rm(root, recursive=True)
 
 
-def test_a_cache_written_by_the_old_code_is_read_unchanged(tmp_path):
-    for name, text in OLD_CACHE.items():
-        (tmp_path / name).write_bytes(base64.b64decode("".join(text)))
-    cache = atlas.FilterCache(str(tmp_path), {"model": "old", "layer": "conv1"})
-    imgs = old_images()
-    found = cache.load_many(range(10), channels=3)
-    assert sorted(found) == [0, 3]  # 7 has a picture but no record: missing
-    np.testing.assert_array_equal(found[0][0], imgs[0])
-    np.testing.assert_array_equal(found[3][0], imgs[1])
-    assert (found[0][1], found[3][1]) == (1.25, -0.5)
-    one = cache.load(3, channels=3)
-    np.testing.assert_array_equal(one[0], imgs[1])
-    assert one[1] == -0.5
-    assert cache.load(7, channels=3) is None
-
-
-def test_the_new_code_writes_the_old_layout(tmp_path):
-    cache = atlas.FilterCache(tmp_path, {"model": "old", "layer": "conv1"})  # a PathLike folder
-    for f, img, score in zip([0, 3, 7], old_images(), [1.25, -0.5, 2.0], strict=True):
+def test_one_picture_and_one_record_per_filter_and_the_settings(tmp_path):
+    cache = atlas.FilterCache(tmp_path, {"model": "m", "layer": "conv1"})  # a PathLike folder
+    pictures = [image(seed) for seed in range(3)]
+    for f, img, score in zip([0, 3, 7], pictures, [1.25, -0.5, 2.0], strict=True):
         cache.store(f, img, score, 0.125)
-    written = sorted(os.listdir(tmp_path))
-    assert written == ["00000.json", "00000.png", "00003.json", "00003.png", "00007.json", "00007.png",
-                       "settings.json"]
-    for name in ["00000.json", "00003.json", "settings.json"]:
-        old = json.loads(base64.b64decode("".join(OLD_CACHE[name])))
-        if name != "settings.json":
-            old["revived"] = False  # the one key records gained since (the explorer marks revived units)
-        assert json.loads((tmp_path / name).read_bytes()) == old
+    assert sorted(os.listdir(tmp_path)) == ["00000.json", "00000.png", "00003.json", "00003.png", "00007.json",
+                                            "00007.png", "settings.json"]
+    assert json.loads((tmp_path / "settings.json").read_bytes()) == {"model": "m", "layer": "conv1"}
+    record = json.loads((tmp_path / "00003.json").read_bytes())
+    assert (record["filter"], record["score"], record["seconds"], record["revived"]) == (3, -0.5, 0.125, False)
+    found = cache.load_many(range(10), channels=3)
+    assert sorted(found) == [0, 3, 7]
+    for f, img in zip([0, 3, 7], pictures, strict=True):
+        np.testing.assert_array_equal(found[f][0], img)
+    assert cache.load(3, channels=3)[1] == -0.5
 
 
 def test_memory_url_store_load_and_load_many(memory_url):

@@ -9,7 +9,6 @@ import sys
 import textwrap
 import threading
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -240,15 +239,6 @@ def test_an_error_in_the_users_input_fails_once_clearly(address, model, tmp_path
     with pytest.raises(ValueError, match="Layer 'conv9' not found.*Did you mean 'conv2'"):
         cluster.run([(task, [[0, 1]])], TWO, progress.FilterBar(2, False))
     assert sum(s["started"] for s in workers.stats()) == before + 1
-
-
-def test_distribute_true_is_a_local_ray_with_a_deprecation(address):
-    with pytest.warns(DeprecationWarning, match=r"kv.distribute.Ray\(\)"):
-        where = kv.distribute.resolve(True)
-    assert where == kv.distribute.Ray()  # no GPU here: one CPU worker per core
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert kv.distribute.resolve(TWO) is TWO
 
 
 def test_the_command_line_runs_a_gallery_on_ray(address, model, tmp_path, capsys):

@@ -1,11 +1,13 @@
 """Dataset examples and receptive fields, on a tiny CNN trained here on procedural images."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerasviz import examples, nets
+from kerasviz import examples, nets, plot
 
 SIZE = 32
 CLASSES = ("stripes 0", "stripes 45", "stripes 90", "stripes 135", "color blob")
@@ -130,6 +132,52 @@ def test_folder_of_images_fewer_than_k(tmp_path, trained, dataset):
     assert np.all(result.ids[:, :5] >= 0) and np.all(result.ids[:, 5:] == -1)
     assert np.all(np.isneginf(result.scores[:, 5:]))
     assert [e["name"] for e in result.examples(1)] == [result.names[i] for i in result.ids[0, :5]]
+    # each example's source name is recorded: its file, with "/"; "" where no image
+    assert result.sources.shape == (2, 7) and list(result.sources[0, 5:]) == ["", ""]
+    assert list(result.sources[0, :5]) == [result.names[i].replace(os.sep, "/") for i in result.ids[0, :5]]
+
+
+def test_arrays_and_streams_name_their_examples_by_index(trained, dataset):
+    x, y = dataset
+    from_array = examples.dataset_examples(trained, "conv2", x[:12], k=3, filters=[4], batch_size=5)
+    assert list(from_array.sources[0]) == [f"#{i}" for i in from_array.ids[0]]
+    stream = tf.data.Dataset.from_tensor_slices((x[:12], y[:12])).batch(5)
+    from_stream = examples.dataset_examples(trained, "conv2", stream, k=3, filters=[4], batch_size=5)
+    np.testing.assert_array_equal(from_stream.sources, from_array.sources)
+
+
+def test_a_data_source_is_checked_once_and_read_the_same_way(tmp_path, dataset):
+    x, _ = dataset
+    source = examples.data_source(x[:10])
+    assert source.total == 10 and len(source.fingerprint()) == 32
+    assert examples.data_source(x[:10].copy()).fingerprint() == source.fingerprint()
+    assert examples.data_source(x[1:11]).fingerprint() != source.fingerprint()
+    assert examples.data_source(source) is source
+    assert examples.data_source(iter([x[:2]])).total is None
+    assert examples.data_source(iter([x[:2]])).fingerprint() is None
+    with pytest.raises(TypeError, match="examples must be a folder path"):
+        examples.data_source(42, "examples")
+    with pytest.raises(ValueError, match=r"A NumPy data array must be images \(N, H, W, C\)"):
+        examples.data_source(x[0])
+
+
+def test_layer_filters_checks_types_and_drops_repeats(trained):
+    net = nets.as_network(trained)
+    assert examples.layer_filters(net, "conv2", None) == list(range(16))
+    assert examples.layer_filters(net, "conv2", "all") == list(range(16))
+    assert examples.layer_filters(net, "conv2", 3) == [3]
+    assert examples.layer_filters(net, "conv2", [5, 1, 5]) == [5, 1]
+    with pytest.raises(TypeError, match="filter must be an int"):
+        examples.layer_filters(net, "conv2", [1.5])
+    with pytest.raises(ValueError, match="filters is empty"):
+        examples.layer_filters(net, "conv2", [])
+
+
+def test_the_progress_bar_counts_the_images(trained, dataset, capsys):
+    x, _ = dataset
+    examples.dataset_examples(trained, "conv2", x[:20], k=2, filters=[0, 1], batch_size=8, progress=True)
+    err = capsys.readouterr().err
+    assert "examples conv2: 20 images" in err and "20/20" in err and "2 filters" in err
 
 
 def test_vgg16_block3_conv3_receptive_field_is_40_px():
@@ -171,10 +219,10 @@ def test_examples_figure_puts_the_visualization_beside_the_crops(trained, datase
     x, _ = dataset
     result = examples.dataset_examples(trained, "conv1", x[:40], k=4, filters=[2, 3])
     picture = np.zeros((16, 16, 3), "uint8")
-    fig = examples.examples_figure(result, 3, visualization={3: picture})
+    fig = plot.examples_figure(result, 3, visualization={3: picture})
     images = [ax for ax in fig.axes if ax.images]
     assert len(images) == 5 and images[0].get_title() == "filter 3"
-    fig = examples.examples_figure(result)
+    fig = plot.examples_figure(result)
     assert len([ax for ax in fig.axes if ax.images]) == 8
 
 

@@ -3,14 +3,14 @@ import re
 
 import numpy as np
 import pytest
+from browser import browse
 from PIL import Image
 
 from kerasviz import atlas, cli
 from kerasviz.atlas import gallery
 
 QUICK = dict(preset="fast", size=16, steps=2, progress=False, batch_size=4)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1000, "height": 720}
 
 
 @pytest.fixture(scope="module")
@@ -32,65 +32,51 @@ def fake_layer(name, n=3, layer_type="Conv2D"):
 
 
 def test_gallery_in_headless_chromium(site):
-    from browser import find_chromium
-    from playwright.sync_api import sync_playwright
-
-    chromium = find_chromium()
-    assert chromium, "No Chromium: run scripts/dev-setup.sh (the README's set-up) or set KERASVIZ_CHROMIUM"
     index, result = site
     assert list(result.layers) == ["conv1", "conv2"]
-    problems, external = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-            page.on("request", lambda r: None if r.url.startswith(("file:", "data:")) else external.append(r.url))
-            all_loaded = "imgs => imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)"
+    all_loaded = "imgs => imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0)"
 
-            page.goto("file://" + os.path.abspath(index))
-            assert page.title() == "tiny_cnn"
-            assert page.locator("table").first.locator("tr").count() == 3  # header + 2 layers
-            assert page.eval_on_selector_all("img.thumb", all_loaded)
-            assert page.locator(".strip").first.locator("img").count() == 8  # conv1's 8 units, strongest first
+    def check(page):
+        page.goto("file://" + os.path.abspath(index))
+        assert page.title() == "tiny_cnn"
+        assert page.locator("table").first.locator("tr").count() == 3  # header + 2 layers
+        assert page.eval_on_selector_all("img.thumb", all_loaded)
+        assert page.locator(".strip").first.locator("img").count() == 8  # conv1's 8 units, strongest first
 
-            with page.expect_navigation():
-                page.locator('a[href="conv2/index.html"]').first.click()
-            assert page.url.endswith("/conv2/index.html")
-            assert page.locator(".grid img").count() == 16
-            assert page.eval_on_selector_all(".grid img", all_loaded)
+        with page.expect_navigation():
+            page.locator('a[href="conv2/index.html"]').first.click()
+        assert page.url.endswith("/conv2/index.html")
+        assert page.locator(".grid img").count() == 16
+        assert page.eval_on_selector_all(".grid img", all_loaded)
 
-            with page.expect_navigation():
-                page.locator(".grid a").nth(5).click()
-            assert page.url.endswith("/conv2/f00005.html")
-            assert page.eval_on_selector_all("img.big", all_loaded)
-            assert page.eval_on_selector("img.big", "i => i.naturalWidth") == 16
-            assert "rank" in page.inner_text("body")
+        with page.expect_navigation():
+            page.locator(".grid a").nth(5).click()
+        assert page.url.endswith("/conv2/f00005.html")
+        assert page.eval_on_selector_all("img.big", all_loaded)
+        assert page.eval_on_selector("img.big", "i => i.naturalWidth") == 16
+        assert "rank" in page.inner_text("body")
 
-            # incoming units: thumbnails of conv1's own pictures, linked to their pages, with kernel heatmaps
-            assert page.locator("h2", has_text="Incoming").count() == 1
-            incoming = page.locator("h2:has-text('Incoming') + p + .cards .card")
-            assert incoming.count() == 6
-            assert page.eval_on_selector_all(".card img.kernel", all_loaded)
-            assert "via pool1 (MaxPooling2D): no weights" in incoming.first.inner_text()
-            with page.expect_navigation():
-                incoming.first.locator("a").first.click()
-            assert "/conv1/f0000" in page.url
-            assert page.eval_on_selector_all("img.big", all_loaded)
-            # outgoing: the conv2 units that read this conv1 unit most, linked back
-            outgoing = page.locator("h2:has-text('Outgoing') + p + .cards .card a")
-            assert outgoing.count() == 2 * 6
-            with page.expect_navigation():
-                outgoing.first.click()
-            assert "/conv2/f000" in page.url
-            with page.expect_navigation():
-                page.locator('a[rel="next"], a[rel="prev"]').first.click()
-            assert "/conv2/f000" in page.url
-        finally:
-            browser.close()
-    assert problems == [] and external == []
+        # incoming units: thumbnails of conv1's own pictures, linked to their pages, with kernel heatmaps
+        assert page.locator("h2", has_text="Incoming").count() == 1
+        incoming = page.locator("h2:has-text('Incoming') + p + .cards .card")
+        assert incoming.count() == 6
+        assert page.eval_on_selector_all(".card img.kernel", all_loaded)
+        assert "via pool1 (MaxPooling2D): no weights" in incoming.first.inner_text()
+        with page.expect_navigation():
+            incoming.first.locator("a").first.click()
+        assert "/conv1/f0000" in page.url
+        assert page.eval_on_selector_all("img.big", all_loaded)
+        # outgoing: the conv2 units that read this conv1 unit most, linked back
+        outgoing = page.locator("h2:has-text('Outgoing') + p + .cards .card a")
+        assert outgoing.count() == 2 * 6
+        with page.expect_navigation():
+            outgoing.first.click()
+        assert "/conv2/f000" in page.url
+        with page.expect_navigation():
+            page.locator('a[rel="next"], a[rel="prev"]').first.click()
+        assert "/conv2/f000" in page.url
+
+    browse(check)
 
 
 def test_every_page_exists_and_no_link_is_broken(site):
@@ -126,7 +112,7 @@ def test_all_text_is_escaped(tmp_path):
         assert "<script>" not in text and "<i>title" not in text and "<b>t</b>" not in text
     with open(index, encoding="utf-8") as f:
         text = f.read()
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text and "&lt;i&gt;title&lt;/i&gt;" in text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text and "&lt;i&gt;title&lt;/i&gt;" in text
     assert sorted(os.listdir(tmp_path)) == ["index.html", "plain", "script_alert_x___script", "static"]
     with open(os.path.join(tmp_path, "static", "site.js"), encoding="utf-8") as f:
         data = f.read()
@@ -180,28 +166,6 @@ def test_the_revived_line_counts_the_revived_units_and_marks_them(tmp_path):
     assert "No unit of the 3 needed reviving" in text and 'class="revived"' not in text
 
 
-def _browse(check):
-    """Run `check(browser, problems, external)` in headless Chromium."""
-    from browser import find_chromium
-    from playwright.sync_api import sync_playwright
-
-    chromium = find_chromium()
-    assert chromium, "No Chromium: run scripts/dev-setup.sh (the README's set-up) or set KERASVIZ_CHROMIUM"
-    problems, external = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1000, "height": 720})
-            page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-            page.on("request", lambda r: None if r.url.startswith(("file:", "data:")) else external.append(r.url))
-            check(page)
-        finally:
-            browser.close()
-    assert problems == [] and external == []
-
-
 def _url(path):
     return "file://" + os.path.abspath(path)
 
@@ -226,7 +190,7 @@ def test_explorer_every_page_loads_every_link_resolves_every_image_decodes(site)
                 target = urlparse(href)
                 assert target.scheme == "file" and os.path.isfile(unquote(target.path)), (path, href)
 
-    _browse(check)
+    browse(check, viewport=VIEWPORT)
 
 
 def test_explorer_sort_search_and_keys(site):
@@ -284,7 +248,7 @@ def test_explorer_sort_search_and_keys(site):
             page.keyboard.press("Enter")
         assert page.url.endswith("/conv1/f00003.html")
 
-    _browse(check)
+    browse(check, viewport=VIEWPORT)
 
 
 def test_explorer_screenshots(site, tmp_path):
@@ -303,7 +267,7 @@ def test_explorer_screenshots(site, tmp_path):
                 page.click('button[data-sort="score"]')
             page.screenshot(path=os.path.join(folder, name), full_page=name == "explorer_layer.png")
 
-    _browse(check)
+    browse(check, viewport=VIEWPORT)
     for name in shots:
         assert os.path.getsize(os.path.join(folder, name)) > 2000
 
@@ -320,7 +284,7 @@ def test_unit_page_shows_negative_and_diverse_pictures_labelled_with_scores(site
         sizes = page.eval_on_selector_all(".views img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
         assert sizes == [16] * 6
 
-    _browse(check)
+    browse(check, viewport=VIEWPORT)
     folder = os.path.join(root, "conv2")
     pictures = [np.asarray(Image.open(os.path.join(folder, f"f00003-div{j}.png"))) for j in range(4)]
     assert min(np.abs(a.astype(int) - b).mean() for i, a in enumerate(pictures) for b in pictures[i + 1:]) > 1
@@ -412,7 +376,7 @@ def test_pages_appear_as_layers_finish_and_unfinished_units_show_as_pending(tiny
         for href in page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)"):
             assert os.path.isfile(href[len("file://"):]), href
 
-    _browse(check)
+    browse(check, viewport=VIEWPORT)
     _, resumed = gallery.make_gallery(tiny_cnn, out, **options)
     assert len(resumed["conv2"].computed) == 12 and not resumed.interrupted
     assert not os.path.exists(out / "conv2" / "pending")
@@ -455,7 +419,7 @@ def test_dataset_examples_and_the_image_heatmap_on_unit_pages(tiny_cnn, hopper, 
         assert page.eval_on_selector("img.overlay", "i => [i.naturalWidth, i.naturalHeight]") == [32, 40]
         assert "your image" in page.inner_text("body")
 
-    _browse(check)
+    browse(check, viewport=VIEWPORT)
 
 
 def test_cli_gallery_examples_and_image_flags(tiny_cnn, tmp_path, capsys):
@@ -480,3 +444,9 @@ def test_cli_gallery_examples_and_image_flags(tiny_cnn, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main([*argv[:-4], "--examples", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_an_unknown_option_fails_before_anything_is_written(tiny_cnn, tmp_path):
+    with pytest.raises(TypeError, match="Unknown setting 'sise'. Did you mean 'size'"):
+        gallery.make_gallery(tiny_cnn, tmp_path / "site", sise=16, **QUICK)
+    assert not os.path.exists(tmp_path / "site")

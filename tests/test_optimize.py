@@ -308,12 +308,13 @@ def test_filters_still_dead_at_the_end_are_revived_on_their_center_neuron():
         kv.visualize_filters(model, "gabor", [0], revive_steps=-1, **kw)
 
 
-def test_renderer_run_needs_the_settings_it_was_built_for(tiny_cnn):
+def test_renderer_run_needs_a_schedule_and_takes_only_the_untraced_settings(tiny_cnn):
     p = kv.optimize.plan(tiny_cnn, "conv2", [0], preset="fast", size=24, steps=2)
     with pytest.raises(TypeError):
-        p.renderer.run([0], [0])  # settings are required: it used to run the build-time ones silently
-    with pytest.raises(ValueError, match="settings change update"):
-        p.renderer.run([0], [0], settings=kv.presets.resolve_settings(p.settings, dict(update="l2")))
+        p.renderer.run([0], [0])  # the schedule is required: it used to run the build-time settings silently
+    assert not hasattr(p.renderer, "settings")  # the traced ones were read once, when it was built
+    out = p.renderer.run([0], [0], p.schedule)
+    assert out.history.shape == (2, 1) and p.schedule.steps == (2,)
 
 
 def test_one_plan_runs_chunks_like_one_call(tiny_cnn):
@@ -355,10 +356,19 @@ def test_dream_and_the_figures_take_the_model_options_and_overrides(tiny_cnn):
     assert len(fig.axes) >= 3
 
 
-def test_result_scores_keep_the_old_name_with_a_warning(tiny_cnn):
+def test_result_says_score_not_activation(tiny_cnn):
     r = kv.visualize_filters(tiny_cnn, "conv2", [0], size=24, steps=2, progress=False, preset="fast")
-    with pytest.warns(DeprecationWarning, match="Result.scores"):
-        assert r.activations is r.scores
+    assert not hasattr(r, "activations") and "mean score=" in repr(r) and "activation" not in repr(r)
+
+
+def test_options_are_checked_where_they_go(tiny_cnn):
+    with pytest.raises(TypeError, match=r"Unknown setting 'batch_sise'. Did you mean 'batch_size'"):
+        kv.visualize_filters(tiny_cnn, "conv2", [0], size=24, steps=2, batch_sise=2)
+    for bad, message in [(dict(batch_size=0), "batch_size must be an int >= 1 or None. Received: batch_size=0"),
+                         (dict(memory_budget=-1), "memory_budget must be an int >= 1"),
+                         (dict(seed=1.5), "seed must be an int >= 0. Received: seed=1.5")]:
+        with pytest.raises(ValueError, match=message):
+            kv.visualize_filters(tiny_cnn, "conv2", [0], size=24, steps=2, **bad)
 
 
 def _float32_scores(model, layer, raw, filters):

@@ -84,7 +84,7 @@ def test_feature_maps_figure_draws_every_channel_by_default(tiny_cnn, cat):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(layer="gap"), r"Layer 'gap' outputs shape \(16,\) per image, with no spatial maps"),
+        (dict(layer="gap"), r"Layer 'gap' outputs shape \(16,\) per image, with no spatial map"),
         (dict(filters=[3, 8]), r"filters must be indices in 0-7 for layer 'conv1'"),
         (dict(filters=[]), r"filters must be indices in 0-7"),
         (dict(cols=0), r"cols must be a positive int. Received: cols=0"),

@@ -107,18 +107,6 @@ def test_auto_precision_resolves_to_what_the_hardware_runs_fast():
     assert presets.resolve_precision("auto") == auto
 
 
-def test_cpu_bfloat16_is_read_from_the_cpu_flags(tmp_path):
-    from kerasviz.engine import backend
-
-    fast, slow = tmp_path / "fast", tmp_path / "slow"
-    fast.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 avx512_vnni\n")
-    slow.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
-    assert backend._cpu_has_fast_bfloat16(str(fast)) and not backend._cpu_has_fast_bfloat16(str(slow))
-    assert not backend._cpu_has_fast_bfloat16(str(tmp_path / "missing"))
-    assert backend._capability("8.6") == (8, 6) and backend._capability((7, 5)) < (8, 0)
-    assert backend._capability("gfx90a") is None
-
-
 @pytest.mark.engine
 @pytest.mark.parametrize("value, message", [
     ("bfloat61", r"Unknown precision 'bfloat61'\. Did you mean 'bfloat16'"),
@@ -134,16 +122,3 @@ def test_the_command_line_offers_the_same_precisions():
     from kerasviz.cli import common
 
     assert common.PRECISIONS == presets.PRECISIONS
-
-
-@pytest.mark.parametrize("name, expected", [("tensorflow", True), ("jax", False), ("torch", False)])
-def test_auto_takes_cpu_bfloat16_on_tensorflow_only(monkeypatch, name, expected):
-    """On a CPU with bf16 instructions only TensorFlow's step was measured faster in bf16."""
-    from kerasviz.engine import backend
-
-    monkeypatch.setattr(backend, "_accelerator", lambda: None)
-    monkeypatch.setattr(backend, "_cpu_has_fast_bfloat16", lambda: True)
-    monkeypatch.setattr(backend, "name", lambda: name)
-    assert backend.bfloat16_is_fast() is expected
-    monkeypatch.setattr(backend, "_accelerator", lambda: ("gpu", (9, 0)))
-    assert backend.bfloat16_is_fast()  # a GPU of compute capability >= 8.0: every backend

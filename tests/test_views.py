@@ -135,10 +135,10 @@ def test_only_the_missing_filters_are_computed_and_added_to_the_file(network, ph
 def test_the_key_changes_when_a_file_is_added_or_the_settings_change(network, photos, tmp_path, counted_loads):
     folder, _, _ = photos
     root = str(tmp_path / "cache")
-    before = views.folder_fingerprint(folder)
+    before = kv.examples.data_source(folder).fingerprint()
     views.unit_examples(network, LAYER, [0], folder, cache_dir=root, size=SIZE, progress=False)
     kv.save_image(random_images(1, seed=9)[0], os.path.join(folder, "sub", "new.png"))
-    assert views.folder_fingerprint(folder) != before
+    assert kv.examples.data_source(folder).fingerprint() != before
     counted_loads.clear()
     got = views.unit_examples(network, LAYER, [0], folder, cache_dir=root, size=SIZE, progress=False)
     assert len(counted_loads) == N_IMAGES + 1
@@ -275,6 +275,17 @@ def test_heatmaps_of_a_path_at_a_size_and_on_a_fixed_size_model(network, tmp_pat
 def test_clear_errors_of_unit_heatmaps(network, layer, filters, message):
     with pytest.raises(ValueError, match=message):
         views.unit_heatmaps(network, layer, filters, random_images(1, seed=0)[0])
+
+
+def test_the_folder_is_listed_once_and_its_file_names_come_back_with_the_examples(network, photos, tmp_path,
+                                                                               monkeypatch):
+    folder, names, _ = photos
+    listed = []
+    real = kv.examples.list_images
+    monkeypatch.setattr(kv.examples, "list_images", lambda f: listed.append(f) or real(f))
+    got = views.unit_examples(network, LAYER, [1], folder, cache_dir=str(tmp_path / "cache"), size=SIZE, progress=False)
+    assert listed == [folder]  # one data path: no second listing to rebuild the names
+    assert {e.source for e in got[1]} <= set(names)
 
 
 def test_the_module_is_reachable_from_the_package():

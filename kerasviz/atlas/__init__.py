@@ -18,11 +18,10 @@ from kerasviz.atlas.cache import (
     slug,
     weights_fingerprint,
 )
-from kerasviz.nets.layers import CONV_TYPES, conv_layers
 
 __all__ = [
-    "CACHE_ENV", "CACHE_VERSION", "CONV_TYPES", "FilterCache", "LayerAtlas", "ModelAtlas", "cache_key",
-    "cache_settings", "conv_layers", "default_cache_dir", "layer_atlas", "model_atlas", "slug",
+    "CACHE_ENV", "CACHE_VERSION", "FilterCache", "LayerAtlas", "ModelAtlas", "cache_key",
+    "cache_settings", "default_cache_dir", "layer_atlas", "model_atlas", "slug",
     "weights_fingerprint",
 ]
 

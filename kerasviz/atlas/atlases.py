@@ -136,18 +136,15 @@ class _LayerJob:
         return self.plan.layer
 
 
-def _prepare(network, layer, filters, *, cache_dir, preset, overrides, seed, objective, batch_size, memory_budget,
-             strategy) -> _LayerJob:
-    """Resolve one layer once (`optimize.plan`) and read what its cache already holds."""
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size must be an int >= 1. Received: batch_size={batch_size!r}.")
-    plan = optimize.plan(network, layer, filters, objective=objective, preset=preset, seed=seed,
-                         batch_size=None if batch_size is None else int(batch_size) * distribution.replicas(strategy),
-                         memory_budget=memory_budget, distribute=strategy, **overrides)
+def prepare(network, layer, filters, *, cache_dir, preset, objective, run: optimize.RunOptions,
+            overrides: dict) -> _LayerJob:
+    """Resolve one layer once (`optimize.plan`) and read what its cache already holds. On Ray the driver's plan
+    runs nothing (the workers plan again): it is made for the default device."""
+    here = dataclasses.replace(run, distribute=None) if isinstance(run.distribute, distribution.Ray) else run
+    plan = optimize.plan(network, layer, filters, objective=objective, preset=preset, **vars(here), **overrides)
     plan.items = list(dict.fromkeys(plan.items))  # each filter once
     path, layer_obj = nets.find_layer(network, plan.layer)
-    settings = cache_settings(network, path, plan.settings, seed=seed, objective=objective)
+    settings = cache_settings(network, path, plan.settings, seed=run.seed, objective=objective)
     root = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = folder_for(root, network.name, path, cache_key(settings))
     cache = FilterCache(folder, settings)
@@ -160,7 +157,7 @@ def _prepare(network, layer, filters, *, cache_dir, preset, overrides, seed, obj
                      cache, found, todo, revived)
 
 
-def _execute(job: _LayerJob, *, strategy, bar: FilterBar, callbacks) -> LayerAtlas:
+def _execute(job: _LayerJob, *, bar: FilterBar, callbacks) -> LayerAtlas:
     """Compute and store `job`'s missing filters here, one batch after the other (a Strategy's replicas
     split each batch)."""
     start = time.perf_counter()
@@ -168,7 +165,8 @@ def _execute(job: _LayerJob, *, strategy, bar: FilterBar, callbacks) -> LayerAtl
     results = dict(job.found)
     computed, chunks_log = [], []
     interrupted = False
-    label = ",".join(strategy.extended.worker_devices) if strategy is not None else None
+    ex = plan.executor
+    label = ",".join(ex.strategy.extended.worker_devices) if isinstance(ex, distribution.Replicated) else None
     bar.describe(job.path)
     try:
         for chunk in plan.chunks(job.todo):
@@ -178,24 +176,18 @@ def _execute(job: _LayerJob, *, strategy, bar: FilterBar, callbacks) -> LayerAtl
                 warnings.filterwarnings("ignore", "Interrupted: returning", UserWarning)
                 result = plan.run(chunk, callbacks=cbs)
             seconds = time.perf_counter() - t0
-            done = result.finished
-            for i in range(done):
-                f = int(result.filters[i])
-                was_revived = f in result.revived
-                job.cache.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1),
-                                revived=was_revived)
-                if was_revived:
-                    job.revived.add(f)
+            stored = job.cache.store_result(result, seconds)
+            for i, f in enumerate(stored):
                 results[f] = (result.images[i], float(result.scores[i]))
-                computed.append(f)
-            chunks_log.append((label, [int(f) for f in result.filters[:done]], seconds))
+            job.revived.update(f for f in stored if f in result.revived)
+            computed.extend(stored)
+            chunks_log.append((label, stored, seconds))
             if result.interrupted:
                 interrupted = True
                 break
     except KeyboardInterrupt:  # between batches: what was stored stays stored
         interrupted = True
-    return _finish(job, results, computed, chunks_log, interrupted, time.perf_counter() - start,
-                   distribution.replicas(strategy))
+    return _finish(job, results, computed, chunks_log, interrupted, time.perf_counter() - start)
 
 
 def _execute_ray(jobs: list[_LayerJob], config: distribution.Ray, bar: FilterBar) -> list[LayerAtlas]:
@@ -228,12 +220,12 @@ def _execute_ray(jobs: list[_LayerJob], config: distribution.Ray, bar: FilterBar
             if hits[f][2].get("revived"):
                 job.revived.add(f)
         computed = [f for f in job.plan.items if f in outcome.scores]
-        out.append(_finish(job, results, computed, outcome.chunks, False, outcome.seconds, 1))
+        out.append(_finish(job, results, computed, outcome.chunks, False, outcome.seconds))
     return out
 
 
-def _finish(job: _LayerJob, results: dict, computed: list, chunks_log: list, interrupted: bool, seconds: float,
-            replicas: int) -> LayerAtlas:
+def _finish(job: _LayerJob, results: dict, computed: list, chunks_log: list, interrupted: bool,
+            seconds: float) -> LayerAtlas:
     """The `LayerAtlas` of `job` from every filter's `(image, score)` in `results`."""
     plan = job.plan
     ordered = [f for f in plan.items if f in results]
@@ -252,11 +244,17 @@ def _finish(job: _LayerJob, results: dict, computed: list, chunks_log: list, int
         layer=job.path, filters=ordered, images=imgs, scores=scores,
         computed=[f for f in ordered if f in computed_set],
         cached=[f for f in ordered if f in job.found], seconds=seconds,
-        batch_size=plan.batch_size // replicas, interrupted=interrupted or len(ordered) < len(plan.items),
+        batch_size=plan.batch_size // plan.executor.replicas, interrupted=interrupted or len(ordered) < len(plan.items),
         layer_type=job.layer_type, output_shape=job.output_shape, channels=job.channels,
         settings=job.cache.settings, cache_path=job.cache.folder, chunks=chunks_log,
         revived=[f for f in ordered if f in job.revived],
     )
+
+
+def _split(model, options: dict):
+    """`optimize.split_options`, and where the batches run (`distribution.read`: Ray allowed)."""
+    network, run, overrides = optimize.split_options(model, options)
+    return network, run, overrides, distribution.read(run.distribute)
 
 
 def layer_atlas(
@@ -265,18 +263,11 @@ def layer_atlas(
     filters: int | Iterable[int] | str = "all",
     *,
     cache_dir: str | os.PathLike | None = None,
-    batch_size: int | None = None,
-    memory_budget: int | None = None,
     preset: str | presets.Preset | None = None,
-    seed: int = 0,
     objective=None,
-    distribute=None,
     progress: bool = True,
     callbacks: Sequence[Callback] | None = None,
-    weights: str | None = "imagenet",
-    preprocess=None,
-    input_range: tuple[float, float] | None = None,
-    **overrides,
+    **options,
 ) -> LayerAtlas:
     """Visualize every filter of a layer, cached on disk per filter: an interrupted run resumes.
 
@@ -291,23 +282,19 @@ def layer_atlas(
         cache_dir: the cache folder: a local path or an fsspec URL (`s3://bucket/kv`, `gs://...`, `memory://...`;
             on a Ray cluster, storage every worker reaches). Defaults to `default_cache_dir()` (`$KERASVIZ_CACHE` or
             `~/.cache/kerasviz/atlas`).
-        batch_size: filters per compiled batch. Defaults to what fits `memory_budget`.
-        memory_budget: bytes of activations per batch for the automatic batch size. Defaults to 2 GiB.
         preset: a preset name or `Preset`. Defaults to `"quality"`.
-        seed: random seed. Defaults to 0.
         objective: a custom objective that follows each image's filter (see `visualize_filters`).
-        distribute: where the batches run. None: here, on the default device. A `tf.distribute.Strategy`
-            (e.g. `tf.distribute.MirroredStrategy()`): every batch is `batch_size` filters per replica,
-            split across the replicas with `strategy.run`, in lockstep. A `kv.distribute.Ray(...)`: each
-            batch is one call on a worker of a Ray cluster (or a local Ray), which writes its filters into
-            the cache; `cache_dir` must then be storage every worker shares (see "Atlases on a cluster").
-            Either way the pictures are the same as on one device. (True, now a local Ray, and a list of
-            devices, now a `MirroredStrategy`, still work with a `DeprecationWarning`.) Defaults to None.
         progress: show a progress bar with an ETA. Defaults to True.
         callbacks: extra `Callback` objects, told about each batch's steps.
-        weights, preprocess, input_range: as in `visualize_filters`, for a model given by name or a
-            `keras.Model`.
-        **overrides: `Preset` fields to override (`size`, `steps`, `lr`, `octaves`, ...), as in `visualize_filters`.
+        **options: as in `visualize_filters`: the model's (`weights`, `preprocess`, `input_range`), the run's
+            (`batch_size` filters per compiled batch, `memory_budget`, `seed`, `distribute`, `block_steps`: see
+            `kerasviz.optimize.RunOptions`) and `Preset` fields (`size`, `steps`, `lr`, `octaves`, ...).
+            `distribute` says where the batches run. None: here, on the default device. A
+            `tf.distribute.Strategy` (e.g. `tf.distribute.MirroredStrategy()`): every batch is `batch_size`
+            filters per replica, split across the replicas with `strategy.run`, in lockstep. A
+            `kv.distribute.Ray(...)`: each batch is one call on a worker of a Ray cluster (or a local Ray),
+            which writes its filters into the cache; `cache_dir` must then be storage every worker shares (see
+            "Atlases on a cluster"). Either way the pictures are the same as on one device.
 
     Returns:
         A `LayerAtlas`: `images`, `scores`, `filters`, the mosaic `atlas`, and which filters were
@@ -315,21 +302,23 @@ def layer_atlas(
 
     Raises:
         ValueError: unknown layer, filter out of range, bad settings.
-        TypeError: an unknown setting name, or a bad `distribute`.
+        TypeError: an unknown option (the message suggests close names), or a bad `distribute`.
 
     Example:
-    >>> atlas = kv.atlas.layer_atlas("VGG16", "block4_conv3", weights="hed", preset="fast")
+    >>> atlas = kv.atlas.layer_atlas("VGG16", "block4_conv3", range(4), weights="hed", preset="fast", size=32,
+    ...                              steps=2, cache_dir="cache", progress=False)
     >>> kv.save_image(atlas.atlas, "block4_conv3.png")
+    'block4_conv3.png'
+    >>> atlas.computed
+    [0, 1, 2, 3]
     """
-    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
-    where = distribution.resolve(distribute)
-    strategy = None if isinstance(where, distribution.Ray) else where
-    job = _prepare(network, layer, filters, cache_dir=cache_dir, preset=preset, overrides=overrides, seed=seed,
-                   objective=objective, batch_size=batch_size, memory_budget=memory_budget, strategy=strategy)
+    network, run, overrides, where = _split(model, options)
+    job = prepare(network, layer, filters, cache_dir=cache_dir, preset=preset, objective=objective, run=run,
+                   overrides=overrides)
     with FilterBar(len(job.todo), progress, desc=network.name) as bar:
         if isinstance(where, distribution.Ray):
             return _execute_ray([job], where, bar)[0]
-        return _execute(job, strategy=strategy, bar=bar, callbacks=callbacks)
+        return _execute(job, bar=bar, callbacks=callbacks)
 
 
 def model_atlas(
@@ -338,18 +327,11 @@ def model_atlas(
     *,
     filters: Iterable[int] | str = "all",
     cache_dir: str | os.PathLike | None = None,
-    batch_size: int | None = None,
-    memory_budget: int | None = None,
     preset: str | presets.Preset | None = None,
-    seed: int = 0,
-    distribute=None,
     progress: bool = True,
     callbacks: Sequence[Callback] | None = None,
-    weights: str | None = "imagenet",
-    preprocess=None,
-    input_range: tuple[float, float] | None = None,
     on_layer: Callable[[LayerAtlas], None] | None = None,
-    **overrides,
+    **options,
 ) -> ModelAtlas:
     """Atlases of every convolution layer of a model (or the layers named), sharing one cache.
 
@@ -362,8 +344,8 @@ def model_atlas(
         layers: layer names. Defaults to every convolution layer (`kv.nets.conv_layers`).
         filters: `"all"` or indices, applied to each layer; indices past a layer's channel count are
             skipped for that layer. Defaults to `"all"`.
-        cache_dir, batch_size, memory_budget, preset, seed, distribute, callbacks, weights, preprocess,
-            input_range, **overrides: as in `layer_atlas`.
+        cache_dir, preset, callbacks, **options: as in `layer_atlas` (the model's, the run's and `Preset`
+            options, `distribute` included).
         progress: show a progress bar with an ETA. Defaults to True.
         on_layer: called with each layer's `LayerAtlas` as soon as it is done (the gallery writes its
             pages then; on a Ray cluster, once every layer is done). Defaults to None.
@@ -373,13 +355,16 @@ def model_atlas(
 
     Raises:
         ValueError: an unknown layer, a model without convolution layers, bad settings.
+        TypeError: an unknown option, or `filters` that is neither `"all"` nor a list of indices.
 
     Example:
-    >>> atlases = kv.atlas.model_atlas("VGG16", weights="hed", preset="fast", filters=range(16))
-    >>> print(atlases.summary())
+    >>> atlases = kv.atlas.model_atlas("VGG16", ["block1_conv1", "block2_conv1"], weights="hed", preset="fast",
+    ...                                filters=range(2), size=32, steps=2, cache_dir="cache", progress=False)
+    >>> list(atlases.layers)
+    ['block1_conv1', 'block2_conv1']
     """
     start = time.perf_counter()
-    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
+    network, run, overrides, where = _split(model, options)
     if layers is None:
         layers = nets.conv_layers(network)
         if not layers:
@@ -389,8 +374,6 @@ def model_atlas(
     if isinstance(filters, (int, np.integer)) or (isinstance(filters, str) and filters != "all"):
         raise TypeError(f"filters must be 'all' or a list/range of indices (e.g. range(16) for the first 16 "
                         f"of each layer). Received: {filters!r}.")
-    where = distribution.resolve(distribute)
-    strategy = None if isinstance(where, distribution.Ray) else where
     jobs = []
     for name in layers:
         path, _ = nets.find_layer(network, name)
@@ -398,25 +381,22 @@ def model_atlas(
         wanted = filters if isinstance(filters, str) else [int(f) for f in filters if int(f) < channels]
         if not isinstance(wanted, str) and not wanted:
             continue
-        jobs.append(_prepare(network, path, wanted, cache_dir=cache_dir, preset=preset, overrides=overrides,
-                             seed=seed, objective=None, batch_size=batch_size, memory_budget=memory_budget,
-                             strategy=strategy))
+        jobs.append(prepare(network, path, wanted, cache_dir=cache_dir, preset=preset, objective=None, run=run,
+                             overrides=overrides))
     out: dict[str, LayerAtlas] = {}
     interrupted = False
     with FilterBar(sum(len(j.todo) for j in jobs), progress, desc=network.name) as bar:
         if isinstance(where, distribution.Ray):
-            for atlas in _execute_ray(jobs, where, bar):
-                out[atlas.layer] = atlas
-                if on_layer is not None:
-                    on_layer(atlas)
-                interrupted = interrupted or atlas.interrupted
-        for job in jobs if not isinstance(where, distribution.Ray) else ():
-            atlas = _execute(job, strategy=strategy, bar=bar, callbacks=callbacks)
-            out[job.path] = atlas
+            atlases = _execute_ray(jobs, where, bar)
+        else:
+            atlases = (_execute(job, bar=bar, callbacks=callbacks) for job in jobs)  # one after the other
+        for atlas in atlases:
+            out[atlas.layer] = atlas
             if on_layer is not None:
                 on_layer(atlas)
             if atlas.interrupted:
                 interrupted = True
-                break
+                if not isinstance(where, distribution.Ray):
+                    break  # the local run stopped: the next layers wait for the next call
     return ModelAtlas(model=network.name, layers=out, seconds=time.perf_counter() - start,
                       interrupted=interrupted, network=network)

@@ -24,7 +24,7 @@ import numpy as np
 from kerasviz import names, nets
 from kerasviz.engine import presets
 
-CACHE_VERSION = 1  # bump when the cached files' meaning changes
+CACHE_VERSION = 2  # bump when the cached files' meaning changes
 
 
 CACHE_ENV = "KERASVIZ_CACHE"
@@ -44,9 +44,11 @@ def default_cache_dir() -> str:
         The folder path or URL, a str (it may not exist yet).
 
     Example:
-    >>> os.environ["KERASVIZ_CACHE"] = "/tmp/kerasviz-cache"
-    >>> kv.atlas.default_cache_dir()
-    '/tmp/kerasviz-cache'
+    >>> import os
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"KERASVIZ_CACHE": "s3://bucket/kerasviz"}):
+    ...     kv.atlas.default_cache_dir()
+    's3://bucket/kerasviz'
     """
     if os.environ.get(CACHE_ENV):
         return os.environ[CACHE_ENV]
@@ -96,7 +98,20 @@ def weights_fingerprint(network: nets.Network, layer: str, pre_activation: bool 
     return digest.hexdigest()
 
 
-def _describe_preprocess(preprocess) -> str:
+def describe_preprocess(preprocess) -> str:
+    """A stable text for a network's preprocessing, for cache keys: a `Preprocessing`'s repr, else the
+    callable's module and qualified name.
+
+    Args:
+        preprocess: a `Preprocessing` or a callable (a `Network`'s `preprocess`).
+
+    Returns:
+        A str.
+
+    Example:
+    >>> kv.atlas.cache.describe_preprocess(kv.nets.Preprocessing.family("tf"))[:23]
+    "Preprocessing(name='tf'"
+    """
     if isinstance(preprocess, nets.Preprocessing):
         return repr(preprocess)
     return f"{getattr(preprocess, '__module__', '?')}.{getattr(preprocess, '__qualname__', repr(preprocess))}"
@@ -122,16 +137,13 @@ def cache_settings(network: nets.Network, layer: str, settings: presets.Preset, 
     >>> settings["layer"], settings["seed"]
     ('block1_conv2', 0)
     """
-    fields = presets.to_dict(settings)
-    if fields.get("precision") == "float32":
-        del fields["precision"]  # float32 pictures keep the keys they had before the field existed
     return {
         "version": CACHE_VERSION,
         "model": network.name,
         "weights": weights_fingerprint(network, layer, settings.pre_activation),
-        "preprocess": _describe_preprocess(network.preprocess),
+        "preprocess": describe_preprocess(network.preprocess),
         "layer": layer,
-        "settings": fields,
+        "settings": presets.to_dict(settings),
         "seed": int(seed),
         "objective": objective.description if objective is not None else None,
         "backend": keras.backend.backend(),
@@ -439,6 +451,21 @@ class FilterCache:
         except (OSError, ValueError):
             return None
         return self._parse(index, record, data, channels, want_record)
+
+    def store_result(self, result, seconds: float) -> list[int]:
+        """Store the finished filters of a `Result` (its first `result.finished`), each with its share of
+        `seconds` and whether it was revived: what every batch does, in process (`layer_atlas`) or on a Ray
+        worker.
+
+        Returns:
+            The filters stored, in `result`'s order.
+        """
+        done = result.finished
+        stored = [int(f) for f in result.filters[:done]]
+        for i, f in enumerate(stored):
+            self.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1),
+                       revived=f in result.revived)
+        return stored
 
     def load_many(self, indices: Iterable[int], channels: int, *, record: bool = False) -> dict:
         """The stored filters among `indices`, from one listing of the folder.

@@ -192,15 +192,9 @@ class Worker:
         seconds = time.perf_counter() - t0
         if task.folder not in self.caches:
             self.caches[task.folder] = FilterCache(task.folder, task.cache_settings)
-        cache = self.caches[task.folder]
-        done = result.finished
-        for i in range(done):
-            f = int(result.filters[i])
-            cache.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1),
-                        revived=f in result.revived)
+        stored = self.caches[task.folder].store_result(result, seconds)
         self.finished += 1
-        return {"filters": [int(f) for f in result.filters[:done]],
-                "scores": [float(s) for s in result.scores[:done]], "seconds": seconds,
+        return {"filters": stored, "scores": [float(s) for s in result.scores[: len(stored)]], "seconds": seconds,
                 "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
     def stats(self) -> dict:

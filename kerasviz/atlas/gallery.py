@@ -11,8 +11,9 @@ out/static/explorer.js         the one script: sorting, search (`12` or `layer:1
 out/static/site.js             the site's layers and units, for the search
 ```
 
-Static files only: no network asset, no server; the pages work opened from the file system. Every piece of
-text goes through `html.escape` (and the site's data through JSON with `<` escaped). `make_gallery` writes the
+Static files only: no network asset, no server; the pages work opened from the file system. The pages come
+from Jinja2 templates with autoescape (`pages.render`), so every layer name, file name and setting is escaped
+by the template engine (and the site's data goes through JSON with `<` and `>` escaped). `make_gallery` writes the
 pages of each layer as soon as its atlas is done (the others show as pending), then adds the extra views.
 """
 
@@ -22,16 +23,17 @@ import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from kerasviz import atlas as atlas_lib
-from kerasviz import nets
+from kerasviz import nets, optimize
 from kerasviz.atlas import links as links_lib
 from kerasviz.atlas import pages, pictures
 from kerasviz.atlas.cache import png_bytes, slug
-from kerasviz.atlas.pages import e
+from kerasviz.engine import presets
+from kerasviz.engine.progress import Callback, FilterBar
 
 THUMBNAIL_TILES = 16  # filters in a layer's thumb.png mosaic
 THUMBNAIL_WIDTH = 192  # px
@@ -128,7 +130,7 @@ class _Site:
         a = self.done.get(layer)
         if a is None or int(unit) not in set(int(f) for f in a.filters):
             return None
-        prefix = "" if layer == here else f"../{e(self.slugs[layer])}/"
+        prefix = "" if layer == here else f"../{self.slugs[layer]}/"
         return f"{prefix}{_filter_file(unit)}.html"
 
     def write_static(self) -> None:
@@ -148,40 +150,27 @@ class _Site:
     def write_index(self) -> str:
         rows = []
         for name in self.order:
-            prefix = e(self.slugs[name])
-            a = self.done.get(name) or self.pending[name]
-            if name in self.done:
-                order = np.argsort(-a.scores, kind="stable")
-                strip = "".join(
-                    f'<a href="{prefix}/{_filter_file(a.filters[i])}.html"><img class="thumb" '
-                    f'src="{prefix}/{_filter_file(a.filters[i])}.png" alt="{e(name)} filter {int(a.filters[i])}" '
-                    f'title="filter {int(a.filters[i])}, score {float(a.scores[i]):.4g}"></a>'
-                    for i in order[:STRIP_UNITS])
-                shown, cell = str(len(a.filters)), f'<div class="strip">{strip}</div>'
-            else:
-                shown, cell = "0", '<span class="pending">pending: being computed</span>'
-            rows.append(f'<tr><td><a href="{prefix}/index.html">{e(name)}</a></td><td>{e(a.layer_type)}</td>'
-                        f'<td>{e(a.output_shape)}</td><td>{a.channels}</td><td>{shown}</td><td>{cell}</td></tr>')
-        body = ("<table><tr><th>layer</th><th>type</th><th>output shape</th><th>channels</th><th>shown</th>"
-                f"<th>strongest units</th></tr>{''.join(rows)}</table>")
+            a = self.done.get(name)
+            strip = [] if a is None else [(int(a.filters[i]), _filter_file(a.filters[i]), float(a.scores[i]))
+                                          for i in np.argsort(-a.scores, kind="stable")[:STRIP_UNITS]]
+            info = a or self.pending[name]  # the layer's type, output shape and channels
+            rows.append(dict(name=name, slug=self.slugs[name], done=a is not None, strip=strip,
+                             shown=0 if a is None else len(a.filters), layer_type=info.layer_type,
+                             output_shape=info.output_shape, channels=info.channels))
+        settings = []
         if self.done:
             first = next(iter(self.done.values())).settings
-            body += "<h2>Settings</h2>" + pages.settings_table({k: v for k, v in first.items() if k != "layer"})
+            settings = pages.settings_rows({k: v for k, v in first.items() if k != "layer"})
         index = os.path.join(self.out_dir, "index.html")
-        _write(index, pages.page(title=self.title, nav=f'<span>kerasviz explorer</span>{pages.keys_hint(False)}',
-                                 heading=self.title, body=body, kind="index"))
+        _write(index, pages.render("index.html", title=self.title, heading=self.title, rows=rows, settings=settings))
         return index
 
     def write_pending(self, name: str) -> None:
         folder = os.path.join(self.out_dir, self.slugs[name])
         os.makedirs(folder, exist_ok=True)
-        p = self.pending[name]
-        body = (f'<p class="layer-info">{e(p.layer_type)}, output shape {e(p.output_shape)}, {p.channels} '
-                f'channels.</p><p class="pending">Pending: this layer\'s units are being computed. Reload this '
-                f'page when they are done.</p>')
         _write(os.path.join(folder, "index.html"),
-               pages.page(title=f"{self.title} · {name}", heading=f"{self.title} · {name}", kind="layer", layer=name,
-                          nav='<a href="../index.html" rel="up">index</a>' + pages.keys_hint(False), body=body))
+               pages.render("pending.html", title=f"{self.title} · {name}", heading=f"{self.title} · {name}",
+                            layer=name, info=self.pending[name]))
 
     def add(self, a: atlas_lib.LayerAtlas) -> None:
         """A layer is done: write its pages, the search data and the index."""
@@ -211,87 +200,63 @@ class _Site:
         revived = {int(f) for f in getattr(a, "revived", None) or ()}
         order = np.argsort(-a.scores, kind="stable")
         rank = {int(a.filters[i]): r + 1 for r, i in enumerate(order)}
-        figures = []
+        units = []
         for i, f in enumerate(a.filters):
             f, score = int(f), float(a.scores[i])
             stem = _filter_file(f)
-            mark = ' class="revived"' if f in revived else ""
             _save_png(a.images[i], os.path.join(folder, stem + ".png"))
-            figures.append(f'<figure data-index="{i}" data-unit="{f}" data-score="{score!r}"{mark}>'
-                           f'<a href="{stem}.html"><img src="{stem}.png" alt="filter {f}" '
-                           f'title="filter {f}, score {score:.4g}"></a>'
-                           f'<figcaption>#{f} · {score:.3g}{" ↻" if f in revived else ""}</figcaption></figure>')
-            nav = ['<a href="../index.html">index</a>', f'<a href="index.html" rel="up">{e(name)}</a>']
-            if i > 0:
-                nav.append(f'<a href="{_filter_file(a.filters[i - 1])}.html" rel="prev">previous</a>')
-            if i + 1 < len(a.filters):
-                nav.append(f'<a href="{_filter_file(a.filters[i + 1])}.html" rel="next">next</a>')
-            head = (f'<p>score (mean activation) <b>{score:.4g}</b>, rank {rank[f]} of {len(a.filters)} in '
-                    f'{e(name)}{"; revived ↻ (it scored ≤ 0 after the main steps)" if f in revived else ""}</p>')
-            body = (self._views_html(folder, a, i, views) + head + self._links_html(name, f, views)
-                    + "<h2>Settings</h2>" + pages.settings_table(a.settings))
-            _write(os.path.join(folder, stem + ".html"),
-                   pages.page(title=f"{self.title} · {name} · {f}", nav=" · ".join(nav) + pages.keys_hint(True),
-                              heading=f"{name} filter {f}", body=body, kind="unit", layer=name))
+            units.append(dict(unit=f, file=stem, score=score, revived=f in revived))
+            incoming, incoming_what, outgoing = self._links(name, f)
+            _write(os.path.join(folder, stem + ".html"), pages.render(
+                "unit.html", title=f"{self.title} · {name} · {f}", heading=f"{name} filter {f}", layer=name,
+                prev=_filter_file(a.filters[i - 1]) if i > 0 else None,
+                next=_filter_file(a.filters[i + 1]) if i + 1 < len(a.filters) else None,
+                score=score, rank=rank[f], total=len(a.filters), revived=f in revived,
+                incoming=incoming, incoming_what=incoming_what, outgoing=outgoing,
+                settings=pages.settings_rows(a.settings), **self._views(folder, a, i, views)))
         done = set(int(f) for f in a.filters)
-        for f in self.requested.get(name, ()):
-            if int(f) not in done:
-                figures.append(f'<figure data-index="{len(figures)}" data-unit="{int(f)}" data-score="" '
-                               f'class="pending"><span class="tile none">pending</span>'
-                               f'<figcaption>#{int(f)} · pending</figcaption></figure>')
-        info = (f'<p class="layer-info">{e(a.layer_type)}, output shape {e(a.output_shape)}, {a.channels} '
-                f'channels; {len(a.filters)} shown. Click a filter to enlarge it.</p>'
-                + pages.revived_line(len(revived & done), len(a.filters)))
-        toolbar = ('<div class="toolbar"><span class="muted">sort by</span>'
-                   '<button type="button" data-sort="index" aria-pressed="true">index</button>'
-                   '<button type="button" data-sort="score" aria-pressed="false">score</button></div>')
-        _write(os.path.join(folder, "index.html"),
-               pages.page(title=f"{self.title} · {name}", heading=f"{self.title} · {name}", kind="layer", layer=name,
-                          nav='<a href="../index.html" rel="up">index</a>' + pages.keys_hint(False),
-                          body=info + toolbar + f'<div class="grid" data-sortable style="--tile:{int(self.tile)}px">'
-                          f'{"".join(figures)}</div>'))
+        _write(os.path.join(folder, "index.html"), pages.render(
+            "layer.html", title=f"{self.title} · {name}", heading=f"{self.title} · {name}", layer=name, info=a,
+            units=units, pending=[int(f) for f in self.requested.get(name, ()) if int(f) not in done],
+            revived=len(revived & done), tile=int(self.tile)))
 
-    def _views_html(self, folder: str, a, i: int, views: UnitViews) -> str:
+    def _views(self, folder: str, a, i: int, views: UnitViews) -> dict:
         """The unit's pictures (its own, negative, diverse), the heatmap over the user's image, its dataset
-        examples; their PNGs are written beside the page."""
+        examples, for its page; their PNGs are written beside the page."""
         f = int(a.filters[i])
         stem = _filter_file(f)
-        row = [(f"{stem}.png", f"positive · {float(a.scores[i]):.3g}", "positive")]
+        figures = [(f"{stem}.png", f"positive · {float(a.scores[i]):.3g}", "positive")]
         if f in views.negative:
             _save_png(views.negative[f].image, os.path.join(folder, f"{stem}-neg.png"))
-            row.append((f"{stem}-neg.png", f"negative · {views.negative[f].score:.3g}", "negative"))
+            figures.append((f"{stem}-neg.png", f"negative · {views.negative[f].score:.3g}", "negative"))
         for j, pic in enumerate(views.diverse.get(f, ())):
             _save_png(pic.image, os.path.join(folder, f"{stem}-div{j}.png"))
-            row.append((f"{stem}-div{j}.png", f"diverse {j + 1} · {pic.score:.3g}", "diverse"))
-        html = pages.picture_row(row)
+            figures.append((f"{stem}-div{j}.png", f"diverse {j + 1} · {pic.score:.3g}", "diverse"))
+        heatmap = None
         if f in views.heatmaps:
-            _save_png(views.heatmaps[f], os.path.join(folder, f"{stem}-heat.png"))
-            html += pages.heatmap_section(f"{stem}-heat.png", views.image_name)
-        items = []
+            heatmap = f"{stem}-heat.png"
+            _save_png(views.heatmaps[f], os.path.join(folder, heatmap))
+        examples = []
         for j, ex in enumerate(views.examples.get(f, ())):
             _save_png(np.asarray(ex.crop), os.path.join(folder, f"{stem}-ex{j}.png"))
-            items.append((f"{stem}-ex{j}.png", float(ex.activation), str(ex.source)))
-        return html + pages.examples_section(items)
+            examples.append((f"{stem}-ex{j}.png", float(ex.activation), str(ex.source), pages.short_name(ex.source)))
+        return dict(figures=figures, heatmap=heatmap, image_name=views.image_name, examples=examples)
 
-    def _links_html(self, name: str, f: int, views: UnitViews) -> str:
+    def _links(self, name: str, f: int) -> tuple[list, str, list]:
+        """The unit's incoming link cards, the sentence that says what they are, and its outgoing cards."""
         graph = self.graph()
         if graph is None or name not in graph.layers:
-            return ""
+            return [], "", []
         try:
             incoming, what = graph.incoming(name, f, self.top_k)
             outgoing = graph.outgoing(name, f, self.top_k)
         except (ValueError, TypeError, KeyError, IndexError):  # a layer whose weights cannot be read as channels
-            return ""
+            return [], "", []
 
         def href(layer, unit):
             return self.href(name, layer, unit)
 
-        def tile_of(layer, unit):
-            return href(layer, unit)[: -len(".html")] + ".png"
-
-        return (pages.link_cards("Incoming", what, incoming, href, tile_of)
-                + pages.link_cards("Outgoing", "the units of the next layers that read this unit most, by the "
-                                   "L2 norm of their kernel slice for it", outgoing, href, tile_of))
+        return pages.link_cards(incoming, href), what, pages.link_cards(outgoing, href)
 
 
 def _layers_of(atlases) -> list:
@@ -336,7 +301,10 @@ def write_gallery(
         ValueError: no atlas holds any picture.
 
     Example:
-    >>> site = kv.gallery.write_gallery(kv.atlas.model_atlas(net, preset="fast"), "site")
+    >>> atlases = kv.atlas.model_atlas("VGG16", ["block1_conv2"], weights="hed", filters=range(2),
+    ...                                preset="fast", size=32, steps=4, progress=False)
+    >>> kv.write_gallery(atlases, "site")
+    'site/index.html'
     """
     layers = [a for a in _layers_of(atlases) if len(a.filters)]
     if isinstance(atlases, atlas_lib.ModelAtlas):
@@ -361,12 +329,17 @@ def make_gallery(
     out_dir: str | os.PathLike,
     layers: Sequence[str] | None = None,
     *,
+    filters: Iterable[int] | str = "all",
     top_k: int = DEFAULT_TOP_K,
     views: Sequence[str] | str | None = None,
     examples=None,
     image=None,
     title: str | None = None,
-    **atlas_options,
+    cache_dir: str | os.PathLike | None = None,
+    preset: str | presets.Preset | None = None,
+    progress: bool = True,
+    callbacks: Sequence[Callback] | None = None,
+    **options,
 ) -> tuple[str, atlas_lib.ModelAtlas]:
     """Compute (or read from the cache) the atlases of a model's layers and write their gallery as they finish.
 
@@ -378,6 +351,8 @@ def make_gallery(
         model: a `keras.applications` name, a `.keras` path, a `keras.Model` or a `Network`.
         out_dir: the folder to write.
         layers: layer names. Defaults to every convolution layer.
+        filters: `"all"` or indices, applied to each layer (indices past a layer's channels are skipped).
+            Defaults to `"all"`.
         top_k: incoming and outgoing units listed per unit. Defaults to 6.
         views: extra pictures per unit: `"negative"` (the picture that drives it lowest: one more run per
             unit) and/or `"diverse"` (4 different pictures: 4 images per unit), a list or a comma-separated
@@ -387,8 +362,15 @@ def make_gallery(
             Defaults to None (none).
         image: a path or array: each unit's activation over it as a heatmap overlay. Defaults to None.
         title: the page title. Defaults to the model's name.
-        **atlas_options: passed to `kerasviz.atlas.model_atlas` (`filters`, `preset`, `size`,
-            `steps`, `cache_dir`, `weights`, ...).
+        cache_dir: the cache of the atlases, the extra views and the dataset examples. Defaults to
+            `$KERASVIZ_CACHE` or `~/.cache/kerasviz/atlas`.
+        preset: a preset name or `Preset`, for the atlases and the extra views. Defaults to `"quality"`.
+        progress: show progress bars with an ETA. Defaults to True.
+        callbacks: extra `Callback` objects, told about each batch of the atlases.
+        **options: as in `kerasviz.atlas.model_atlas`: the model's (`weights`, `preprocess`, `input_range`:
+            the `Network` is built once, here), the run's (`batch_size`, `memory_budget`, `seed`,
+            `distribute`, `block_steps`: `kerasviz.optimize.RunOptions`) and `Preset` fields (`size`, `steps`,
+            ...). The extra views take the same, but run here (`distribute` is the atlases' only).
 
     Returns:
         `(index_path, model_atlas)`. After an interruption the gallery holds what was done and
@@ -398,21 +380,22 @@ def make_gallery(
         ValueError: an unknown view, layer or setting; an `examples` folder or `image` file that is not there.
 
     Example:
-    >>> index, atlases = kv.gallery.make_gallery("VGG16", "site", weights="hed", preset="fast",
-    ...                                          views="negative,diverse", examples="photos/")
+    >>> index, atlases = kv.make_gallery("VGG16", "site", ["block1_conv2"], weights="hed", filters=range(2),
+    ...                                  preset="fast", size=32, steps=4, views="negative",
+    ...                                  examples="photos/", progress=False)
+    >>> index
+    'site/index.html'
     """
     wanted = pictures.check_views(views)
     for name, value, is_there in (("examples", examples, os.path.isdir), ("image", image, os.path.isfile)):
         if isinstance(value, (str, os.PathLike)) and not is_there(value):
             kind = "a folder of images" if name == "examples" else "an image file"
             raise ValueError(f"{name}={os.fspath(value)!r} is not {kind}. Give {kind} (or an array).")
-    net_options = {k: atlas_options.pop(k) for k in ("weights", "preprocess", "input_range") if k in atlas_options}
-    network = nets.as_network(model, **net_options)
+    network, run, overrides = optimize.split_options(model, options)
     paths = list(layers) if layers is not None and not isinstance(layers, str) else [layers] if layers else None
     paths = [nets.find_layer(network, name)[0] for name in (paths or nets.conv_layers(network))]
     if not paths:
         raise ValueError(f"{network.name} has no convolution layer; name the layers to visualize.")
-    filters = atlas_options.get("filters", "all")
     requested = {}
     for path in paths:
         channels = nets.channels_of(network, path)
@@ -422,24 +405,26 @@ def make_gallery(
     site = _Site(os.fspath(out_dir), network, title or network.name, top_k=top_k, tile=128, order=paths,
                  requested=requested, pending={p: _pending(network, p) for p in paths})
     index = site.write_all()
-    result = atlas_lib.model_atlas(network, paths, on_layer=site.add, **atlas_options)
+    result = atlas_lib.model_atlas(network, paths, filters=filters, cache_dir=cache_dir, preset=preset,
+                                   progress=progress, callbacks=callbacks, on_layer=site.add, **vars(run),
+                                   **overrides)
     if not any(len(a.filters) for a in result.layers.values()):
         raise KeyboardInterrupt("Interrupted before any filter was finished.")
+    cache_dir = None if cache_dir is None else os.fspath(cache_dir)
+    settings = dict(preset=preset, **vars(dataclasses.replace(run, distribute=None)), **overrides)
     try:
-        _add_views(site, result, wanted, examples, image, atlas_options)
+        _add_views(site, result, wanted, examples, image, cache_dir=cache_dir, progress=progress, settings=settings)
     except KeyboardInterrupt:  # what was cached stays cached; the pages show what is done
         result.interrupted = True
     site.write_all()
     return index, result
 
 
-def _add_views(site: _Site, result, wanted, examples, image, options: dict) -> None:
+def _add_views(site: _Site, result, wanted, examples, image, *, cache_dir: str | None, progress: bool,
+               settings: dict) -> None:
     """The extra views, layer by layer, each view with its own progress bar; the layer's pages are rewritten
-    after each."""
-    from kerasviz.engine.progress import FilterBar
-
-    progress = options.get("progress", True)
-    run_options = {k: v for k, v in options.items() if k not in ("filters", "progress", "distribute", "callbacks")}
+    after each. `settings`: the atlases' preset, run options (to run here) and `Preset` overrides, which the
+    negative and diverse pictures share."""
     done = [a for a in result.layers.values() if len(a.filters)]
     units = sum(len(a.filters) for a in done)
     for view in wanted:
@@ -447,14 +432,13 @@ def _add_views(site: _Site, result, wanted, examples, image, options: dict) -> N
         with FilterBar(units, progress, desc=pictures.COSTS[view]) as bar:
             for a in done:
                 bar.describe(a.layer)
-                found = compute(site.network, a.layer, a.filters, bar=bar, **run_options)
+                found = compute(site.network, a.layer, a.filters, bar=bar, cache_dir=cache_dir, **settings)
                 setattr(site.views.setdefault(a.layer, UnitViews()), view, found)
                 site.write_layer(a.layer)
     if examples is None and image is None:
         return
     from kerasviz.atlas import views as views_lib
 
-    cache_dir = None if options.get("cache_dir") is None else os.fspath(options["cache_dir"])
     for a in done:
         v = site.views.setdefault(a.layer, UnitViews())
         if examples is not None:

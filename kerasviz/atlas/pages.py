@@ -1,14 +1,18 @@
-"""The explorer's HTML: the page template and the pieces of its pages, every text escaped (`html.escape`).
+"""The explorer's HTML: Jinja2 templates with autoescape (`atlas/templates/`), and the pictures a page draws.
 
-A piece takes data and returns HTML built from escaped parts; file names and folders come from `gallery.py`.
+Every value a page shows (layer names, file names, settings, titles) reaches the HTML through a template
+variable, so the template engine escapes it; nothing is escaped by hand and nothing from a model, a file or a
+user is marked safe. `gallery.py` decides what each page holds and where its files go; this module turns that
+into HTML (`render`), draws the kernel heatmaps and thumbnails, and lays out the data of the link cards.
 """
 
 from __future__ import annotations
 
 import base64
-import html
-import string
+import dataclasses
+import functools
 
+import jinja2
 import numpy as np
 
 from kerasviz import images
@@ -20,54 +24,44 @@ LINK_TILE = 56  # px: a linked unit's thumbnail on a unit page
 VIEW_TILE = 128  # px: a negative or diverse picture on a unit page (the row fits 1100 px beside the picture)
 EXAMPLE_TILE = 112  # px: a dataset example on a unit page
 
-_PAGE = string.Template("""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>$title</title>
-<link rel="icon" href="data:,"><meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="${root}static/explorer.css"></head>
-<body class="$kind" data-root="$root"$layer_attr>
-<nav>$nav<form class="search" role="search" action="#"><input id="search" type="search" autocomplete="off"
- placeholder="unit or layer:unit" aria-label="Go to a unit: its number, or layer:unit" title="/ to search">
-<span id="search-message" class="muted" role="status"></span></form></nav>
-<h1>$heading</h1>
-$body
-<script src="${root}static/site.js"></script><script src="${root}static/explorer.js"></script>
-</body></html>
-""")
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    """The explorer's template environment: the package's `templates/` folder, autoescape on for every
+    template, an error (not an empty string) for a variable a page was not given, and the tile sizes."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("kerasviz.atlas", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.globals.update(link_tile=LINK_TILE, view_tile=VIEW_TILE, example_tile=EXAMPLE_TILE)
+    return env
 
 
-def e(value) -> str:
-    """`value` as escaped HTML text (quotes too)."""
-    return html.escape(str(value), quote=True)
+def render(template: str, **context) -> str:
+    """One page: `template` (`"index.html"`, `"layer.html"`, `"pending.html"` or `"unit.html"`) filled with
+    `context`, every value escaped.
+
+    Args:
+        template: the template's file name in `kerasviz/atlas/templates/`.
+        **context: the values the template reads (`title`, `heading`, `layer`, and the page's own).
+
+    Returns:
+        The page's HTML.
+
+    Example:
+    >>> from kerasviz.atlas import pages
+    >>> html = pages.render("pending.html", title="<m>", heading="<m> · conv", layer="conv",
+    ...                     info=kv.gallery.PendingLayer("conv", "Conv2D", (None, 8, 8, 4), 4))
+    >>> "&lt;m&gt;" in html and "<m>" not in html
+    True
+    """
+    return environment().get_template(template).render(**context)
 
 
-def page(*, title: str, nav: str, heading: str, body: str, kind: str, layer: str | None = None) -> str:
-    """The page template; `nav` and `body` are HTML built from escaped parts, the rest is escaped here.
-    `kind` is "index", "layer" or "unit" (the body's class, which the script reads)."""
-    root = "" if kind == "index" else "../"
-    layer_attr = "" if layer is None else f' data-layer="{e(layer)}"'
-    return _PAGE.substitute(title=e(title), root=root, kind=kind, layer_attr=layer_attr, nav=nav,
-                            heading=e(heading), body=body)
-
-
-def keys_hint(unit_page: bool) -> str:
-    keys = ("<kbd>&larr;</kbd> <kbd>&rarr;</kbd> previous, next unit · <kbd>&uarr;</kbd> layer · " if unit_page
-            else "")
-    return f'<span class="keys muted">{keys}<kbd>/</kbd> search</span>'
-
-
-def revived_line(n: int, total: int) -> str:
-    if not n:
-        return f'<p class="revived-summary muted">No unit of the {total} needed reviving.</p>'
-    return (f'<p class="revived-summary">{n} of {total} units revived (marked ↻, their pictures outlined: they '
-            f'scored &le; 0 after the main steps and got the revive steps on their centre neuron).</p>')
-
-
-def settings_table(settings: dict) -> str:
+def settings_rows(settings: dict) -> list[tuple[str, object]]:
+    """The rows of a settings table: the run's settings and the model, layer, seed, objective and backend, by
+    name, without the unset ones."""
     fields = dict(settings.get("settings", {}))
     fields.update({k: settings[k] for k in ("model", "layer", "seed", "objective", "backend") if k in settings})
-    rows = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in sorted(fields.items())
-                   if v is not None)
-    return f"<table>{rows}</table>"
+    return [(k, v) for k, v in sorted(fields.items()) if v is not None]
 
 
 def kernel_png(kernel: np.ndarray, scale: float) -> bytes:
@@ -87,65 +81,50 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def link_cards(title: str, what: str, links, href, tile_of) -> str:
-    """A section of linked units: each a thumbnail of the unit's own picture (linked to its page), the kernel
-    slice between the two units as a heatmap, its norm and what the link means.
+@dataclasses.dataclass
+class Card:
+    """One linked unit on a unit page, as its card shows it.
 
-    `href(layer, unit)` gives the unit page's address (None when the gallery has none), `tile_of` its picture's."""
-    if not links:
-        return ""
+    Attributes:
+        layer: the linked unit's layer.
+        unit: its channel.
+        href: its page's address; None when the gallery has none.
+        tile: its picture's address (None without a page).
+        kernel: the kernel slice between the two units as a PNG data URI; None without weights.
+        norm: the slice's L2 norm; None without weights.
+        note: what the link means; "" for a plain kernel link.
+    """
+
+    layer: str
+    unit: int
+    href: str | None
+    tile: str | None
+    kernel: str | None
+    norm: float | None
+    note: str
+
+
+def link_cards(links, href) -> list[Card]:
+    """The cards of a section of linked units, their kernel heatmaps on one colour scale.
+
+    Args:
+        links: `links.Link`s.
+        href: `href(layer, unit)`, the unit page's address, or None when the gallery has none; the picture
+            is the page's `.png` beside it.
+    """
     scale = max([float(np.abs(link.kernel).max()) for link in links if link.kernel is not None] or [1.0])
     cards = []
     for link in links:
         target = href(link.layer, link.unit)
-        label = f"{e(link.layer)} #{int(link.unit)}"
-        if target is not None:
-            thumb = (f'<a href="{target}"><img class="tile" src="{tile_of(link.layer, link.unit)}" width="{LINK_TILE}"'
-                     f' height="{LINK_TILE}" alt="{label}" title="{label}"></a>')
-            label = f'<a href="{target}">{label}</a>'
-        else:
-            thumb = f'<span class="tile none" title="no page in this gallery">{int(link.unit)}</span>'
-        kernel = ""
-        if link.kernel is not None:
-            kernel = (f'<img class="kernel" src="{data_uri(kernel_png(link.kernel, scale))}" '
-                      f'alt="kernel slice" title="kernel slice (red positive, blue negative)">')
-        norm = "" if link.norm is None else f' <span class="muted">norm {link.norm:.3g}</span>'
-        note = f'<div class="note muted">{e(link.note)}</div>' if link.note else ""
-        cards.append(f'<div class="card">{thumb}{kernel}<div>{label}{norm}{note}</div></div>')
-    sub = f'<p class="muted">{e(what)}</p>' if what else ""
-    return f'<h2>{e(title)}</h2>{sub}<div class="cards">{"".join(cards)}</div>'
+        kernel = None if link.kernel is None else data_uri(kernel_png(link.kernel, scale))
+        cards.append(Card(link.layer, int(link.unit), target,
+                          None if target is None else target[: -len(".html")] + ".png", kernel, link.norm, link.note))
+    return cards
 
 
-def picture_row(figures) -> str:
-    """`figures`: `(src, label, class)` for the unit's pictures (positive, negative, diverse), each labelled."""
-    out = []
-    for src, label, kind in figures:
-        size = 'class="big"' if kind == "positive" else f'width="{VIEW_TILE}" height="{VIEW_TILE}"'
-        out.append(f'<figure class="{e(kind)}"><img {size} src="{e(src)}" alt="{e(label)}">'
-                   f'<figcaption>{e(label)}</figcaption></figure>')
-    return f'<div class="views{" alone" if len(figures) == 1 else ""}">{"".join(out)}</div>'
-
-
-def examples_section(items) -> str:
-    """`items`: `(src, activation, source)` of the top dataset examples, strongest first."""
-    if not items:
-        return ""
-    figs = "".join(f'<figure><img src="{e(src)}" width="{EXAMPLE_TILE}" height="{EXAMPLE_TILE}" '
-                   f'alt="example {i + 1}" title="{e(source)}"><figcaption>{activation:.3g}<br>'
-                   f'<span class="muted">{e(_short(source))}</span></figcaption></figure>'
-                   for i, (src, activation, source) in enumerate(items))
-    return ('<h2>Dataset examples</h2><p class="muted">the images that drive this unit highest, cropped to its '
-            f'receptive field, with the activation</p><div class="views examples">{figs}</div>')
-
-
-def _short(source: str, width: int = 18) -> str:
-    source = str(source).replace("\\", "/").rsplit("/", 1)[-1]
-    return source if len(source) <= width else "…" + source[-(width - 1):]
-
-
-def heatmap_section(src: str, name: str) -> str:
-    return (f'<h2>Over your image</h2><p class="muted">where in {e(name)} this unit fires: its activation map '
-            f'upsampled over the image</p><img class="overlay" src="{e(src)}" alt="activation over {e(name)}">')
+def short_name(source: str) -> str:
+    """An example's file name without its folders (`"#3"` for the fourth image of an array)."""
+    return str(source).replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def thumbnail(tiles: np.ndarray, width: int, count: int) -> np.ndarray:

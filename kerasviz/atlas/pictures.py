@@ -72,19 +72,28 @@ def check_views(views) -> tuple[str, ...]:
 
 
 def negative_pictures(network: nets.Network, layer: str, filters, *, bar: FilterBar, cache_dir=None, preset=None,
-                      seed: int = 0, batch_size=None, memory_budget=None, **overrides) -> dict[int, UnitPicture]:
+                      **options) -> dict[int, UnitPicture]:
     """The picture that drives each unit lowest: the atlas of `-channel(layer)`, cached like the atlas (driving
     a leaky ReLU down is no trouble for Adam: it is scale-free, and there is no zero to cross).
+
+    Args:
+        network: a `Network`.
+        layer: the layer's name or path.
+        filters: the units.
+        bar: the progress bar to move, counted in units.
+        cache_dir, preset, **options: as in `kerasviz.atlas.layer_atlas` (the run's options and `Preset`
+            fields; `progress` and `callbacks` are this function's own).
 
     Returns:
         filter -> `UnitPicture` whose score is the unit's mean activation (its linear pre-activation where
         the ReLU was made leaky): the lowest it reached.
     """
-    s = presets.resolve_settings(preset, dict(overrides))
+    _, _, overrides = optimize.split_options(network, options)
+    s = presets.resolve_settings(preset, overrides)
     path, layer_obj = nets.find_layer(network, layer)
     result = atlases.layer_atlas(network, path, list(filters), objective=-objectives.channel(path, border=s.border),
-                                 cache_dir=cache_dir, preset=preset, seed=seed, batch_size=batch_size,
-                                 memory_budget=memory_budget, progress=False, callbacks=[_Advance(bar)], **overrides)
+                                 cache_dir=cache_dir, preset=preset, progress=False, callbacks=[_Advance(bar)],
+                                 **options)
     bar.advance(len(result.cached))
     units = [int(f) for f in result.filters]
     scores = _mean_activation(network, path, result.images, units, s.pre_activation, layer_obj) if units else []
@@ -113,21 +122,30 @@ def _mean_activation(network: nets.Network, path: str, pictures: np.ndarray, uni
 
 
 def diverse_pictures(network: nets.Network, layer: str, filters, *, bar: FilterBar, cache_dir=None, preset=None,
-                     seed: int = 0, count: int = DIVERSE_COUNT, **overrides) -> dict[int, list[UnitPicture]]:
+                     count: int = DIVERSE_COUNT, **options) -> dict[int, list[UnitPicture]]:
     """`count` different pictures of each unit: its channel plus `DIVERSITY_WEIGHT` times the diversity
     objective (Lucid's), the unit's pictures in one batch; cached per picture.
+
+    Args:
+        network: a `Network`.
+        layer: the layer's name or path.
+        filters: the units.
+        bar: the progress bar to move, counted in units.
+        cache_dir, preset, **options: as in `kerasviz.atlas.layer_atlas`, but for `batch_size`: a unit's
+            `count` pictures are always one batch (the diversity objective compares them).
+        count: pictures per unit. Defaults to 4.
 
     Returns:
         filter -> `count` `UnitPicture`s, each scored by the unit's mean activation in it.
     """
-    overrides = {k: v for k, v in overrides.items() if k not in ("batch_size", "memory_budget")}
-    s = presets.resolve_settings(preset, dict(overrides))
+    _, run, overrides = optimize.split_options(network, options)
+    s = presets.resolve_settings(preset, overrides)
     path, layer_obj = nets.find_layer(network, layer)
     objective = objectives.channel(path, border=s.border) + DIVERSITY_WEIGHT * objectives.diversity(path)
     filters = [int(f) for f in filters]
-    plan = optimize.plan(network, path, filters[:1], objective=objective, preset=preset, seed=seed,
-                         batch_size=count, **overrides)
-    settings = dict(cache_settings(network, path, plan.settings, seed=seed, objective=objective), view="diverse",
+    plan = optimize.plan(network, path, filters[:1], objective=objective, preset=preset,
+                         **vars(dataclasses.replace(run, batch_size=count)), **overrides)
+    settings = dict(cache_settings(network, path, plan.settings, seed=run.seed, objective=objective), view="diverse",
                     count=count)
     root = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
     cache = FilterCache(os.path.join(root, slug(network.name), f"{slug(path)}-{cache_key(settings)}"), settings)

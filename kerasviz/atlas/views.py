@@ -2,7 +2,7 @@
 
 `unit_examples` streams a folder (or an array, or a `tf.data` pipeline) through the model once for all
 the requested filters of a layer and keeps each filter's top images, cropped to the layer's receptive
-field (`kerasviz.examples.dataset_examples` does the work). The result is cached beside the atlas: one
+field (`kerasviz.examples` reads the data and does the work). The result is cached beside the atlas: one
 `.npz` per layer and data under `<cache root>/examples/`, so the explorer's site resumes without reading
 an image again. `unit_heatmaps` draws where each filter fires on one image, from one forward pass.
 
@@ -13,13 +13,10 @@ Both are computed only when asked for; `unit_examples` says what it costs in its
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 import os
-import warnings
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -65,62 +62,13 @@ def _join(root: str, *parts: str) -> str:
 # ------------------------------------------------------------------------------------------ keys
 
 
-def folder_fingerprint(folder: str | os.PathLike, names: Sequence[str] | None = None) -> str:
-    """A hash of a folder's image files: their sorted relative paths, sizes and modification times.
-
-    No file is opened, so it is cheap for tens of thousands of images; adding, removing, renaming or
-    rewriting an image changes it.
-
-    Args:
-        folder: the folder of images.
-        names: its image files (as `kerasviz.examples.list_images` gives them). Defaults to listing them.
-
-    Returns:
-        32 hex digits, a str.
-
-    Raises:
-        ValueError: `folder` is not a folder or holds no image.
-
-    Example:
-    >>> len(kv.atlas.views.folder_fingerprint("photos"))
-    32
-    """
-    folder = os.fspath(folder)
-    names = kv_examples.list_images(folder) if names is None else names
-    digest = hashlib.blake2b(digest_size=16)
-    for name in names:
-        stat = os.stat(os.path.join(folder, name))
-        digest.update(json.dumps([name.replace(os.sep, "/"), stat.st_size, stat.st_mtime_ns]).encode())
-    return digest.hexdigest()
-
-
-def array_fingerprint(array: np.ndarray) -> str:
-    """A hash of an array's shape, dtype and bytes.
-
-    Args:
-        array: any NumPy array.
-
-    Returns:
-        32 hex digits, a str.
-
-    Example:
-    >>> len(kv.atlas.views.array_fingerprint(np.zeros((2, 8, 8, 3))))
-    32
-    """
-    arr = np.ascontiguousarray(array)
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(str((arr.shape, arr.dtype.str)).encode())
-    digest.update(memoryview(arr).cast("B"))
-    return digest.hexdigest()
-
-
 def examples_settings(network: nets.Network, layer: str, data: str, *, top_k: int, size) -> dict:
     """What a layer's dataset examples depend on, as a JSON-able dict (the file's key is its hash).
 
     Args:
         network: a `Network`.
         layer: the layer path.
-        data: the data's fingerprint (`folder_fingerprint`, `array_fingerprint`) or the caller's key.
+        data: the data's fingerprint (`DataSource.fingerprint`) or the caller's key.
         top_k: images kept per filter.
         size: the `(height, width)` the images are seen at.
 
@@ -131,7 +79,7 @@ def examples_settings(network: nets.Network, layer: str, data: str, *, top_k: in
         "version": EXAMPLES_VERSION,
         "model": network.name,
         "weights": cache.weights_fingerprint(network, layer, pre_activation=False),
-        "preprocess": cache._describe_preprocess(network.preprocess),
+        "preprocess": cache.describe_preprocess(network.preprocess),
         "layer": layer,
         "data": data,
         "top_k": int(top_k),
@@ -191,70 +139,7 @@ def _merge(old: _Stored | None, new: _Stored) -> _Stored:
                    new.count)
 
 
-# ------------------------------------------------------------------------------------------ streams
-
-
-def _batch_length(item) -> int:
-    x = item[0] if isinstance(item, (tuple, list)) and item else item
-    shape = getattr(x, "shape", None)
-    if shape is None or len(shape) == 0:
-        return 1
-    return 1 if len(shape) == 3 else int(shape[0])
-
-
-def _counted(stream: Iterable, bar) -> Iterator:
-    """`stream`, moving `bar` by each batch's images as it is read."""
-    for item in stream:
-        if bar is not None:
-            bar.update(_batch_length(item))
-        yield item
-
-
-def _folder_batches(folder: str, names: Sequence[str], *, size, channels: int, batch_size: int) -> Iterator:
-    """The folder's images, resized to `size`, in batches of `batch_size` (an unreadable file: gray)."""
-    for i in range(0, len(names), batch_size):
-        loaded = []
-        for name in names[i : i + batch_size]:
-            try:
-                loaded.append(images.load_image(os.path.join(folder, name), size=size, channels=channels))
-            except ValueError as e:
-                warnings.warn(f"Skipping {name!r}: {e}", stacklevel=4)
-                loaded.append(np.full((*size, channels), kv_examples.CROP_PAD_VALUE, "float32"))
-        yield np.stack(loaded)
-
-
-def _progress_bar(enabled: bool, layer: str, total: int | None, n_filters: int):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    what = f"{total:,} images" if total is not None else "a dataset"
-    return tqdm(total=total, unit="image", desc=f"examples {layer}: {what}", leave=True,
-                postfix=f"{n_filters} filters")
-
-
 # ------------------------------------------------------------------------------------------ examples
-
-
-def _image_size(network: nets.Network, size) -> tuple[int, int]:
-    if size is None:
-        fixed = tuple(network.model.inputs[0].shape[1:3])
-        return fixed if None not in fixed else (kv_examples.DEFAULT_IMAGE_SIZE,) * 2
-    if isinstance(size, (int, np.integer)):
-        return int(size), int(size)
-    return int(size[0]), int(size[1])
-
-
-def _check_filters(network: nets.Network, path: str, filters) -> list[int]:
-    if isinstance(filters, (int, np.integer)) and not isinstance(filters, bool):
-        filters = [filters]
-    if isinstance(filters, (str, bytes)) or not isinstance(filters, Iterable):
-        raise TypeError(f"filters must be a list of filter indices. Received: filters={filters!r}.")
-    n_channels = nets.channels_of(network, path)
-    checked = [nets.check_filter(f, n_channels, path) for f in filters]
-    if not checked:
-        raise ValueError(f"filters is empty: give at least one filter of layer {path!r}.")
-    return list(dict.fromkeys(checked))
 
 
 def unit_examples(
@@ -318,72 +203,34 @@ def unit_examples(
         TypeError: a filter that is not an int.
 
     Example:
-    >>> ex = kv.atlas.views.unit_examples(net, "block3_conv3", [0, 5], "photos/")
-    >>> ex[5][0].source, ex[5][0].crop.shape
-    ('dogs/rex.jpg', (40, 40, 3))
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> ex = kv.atlas.views.unit_examples(net, "block3_conv3", [0, 5], "photos/", cache_dir="cache", size=64)
+    >>> ex[5][0].source in kv.examples.list_images("photos"), ex[5][0].crop.shape
+    (True, (40, 40, 3))
     """
     for name, value in (("top_k", top_k), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive int. Received: {name}={value!r}.")
-    is_folder = isinstance(examples, (str, os.PathLike))
-    names = kv_examples.list_images(examples) if is_folder else None  # a missing folder fails first
+    source = kv_examples.data_source(examples, "examples")  # a missing folder fails first
     network = nets.as_network(network)
     path, _ = nets.find_layer(network, layer)
-    filters = _check_filters(network, path, filters)
-    size = _image_size(network, size) if is_folder else None
-    if is_folder:
-        fingerprint = folder_fingerprint(examples, names)
-    elif isinstance(examples, np.ndarray):
-        if examples.ndim != 4:
-            raise ValueError(f"A NumPy examples array must be images (N, H, W, C). Received shape {examples.shape}.")
-        fingerprint = array_fingerprint(examples)
-        size = examples.shape[1:3]
-    else:
-        fingerprint = None
-    if examples_key is not None:
-        fingerprint = f"key:{examples_key}"
+    filters = kv_examples.layer_filters(network, path, filters)
+    size = source.image_size(network, size)
+    fingerprint = f"key:{examples_key}" if examples_key is not None else None
     settings = file = stored = None
-    if cache_results and fingerprint is not None:
-        settings = examples_settings(network, path, fingerprint, top_k=top_k, size=size)
+    if cache_results and (fingerprint is not None or source.total is not None):
+        settings = examples_settings(network, path, fingerprint or source.fingerprint(), top_k=top_k, size=size)
         file = examples_path(cache_dir or cache.default_cache_dir(), path, settings)
         stored = _load(file, settings)
     missing = [f for f in filters if stored is None or f not in stored.filters]
     if missing:
-        fresh = _compute(network, path, missing, examples, names, size=size, top_k=int(top_k),
-                         batch_size=int(batch_size), progress=progress)
-        stored = _merge(stored, fresh)
+        result = kv_examples.dataset_examples(network, path, source, k=int(top_k), filters=missing,
+                                              batch_size=int(batch_size), size=size, progress=progress)
+        stored = _merge(stored, _Stored(list(result.filters), result.crops, result.scores, result.sources,
+                                        result.count))
         if file is not None:
             _save(file, settings, stored)
     return {f: _examples_of(stored, stored.filters.index(f)) for f in filters}
-
-
-def _compute(network, path, filters, examples, names, *, size, top_k, batch_size, progress) -> _Stored:
-    """One pass over the data for `filters`, through `dataset_examples`, with a progress bar."""
-    if names is not None:
-        total = len(names)
-        stream = _folder_batches(os.fspath(examples), names, size=size, channels=network.input_channels,
-                                 batch_size=batch_size)
-    elif isinstance(examples, np.ndarray):
-        total = len(examples)
-        stream = (examples[i : i + batch_size] for i in range(0, len(examples), batch_size))
-    else:
-        if not isinstance(examples, Iterable):
-            raise TypeError("examples must be a folder path, a NumPy array (N, H, W, C) in [0, 1], or a "
-                            f"tf.data.Dataset / iterable of batches. Received: {type(examples).__name__}.")
-        total, stream = None, examples
-    bar = _progress_bar(progress, path, total, len(filters))
-    try:
-        result = kv_examples.dataset_examples(network, path, _counted(stream, bar), k=top_k, filters=filters,
-                                              batch_size=batch_size)
-    finally:
-        if bar is not None:
-            bar.close()
-    ids = result.ids
-    if names is not None:
-        sources = np.array([[names[i].replace(os.sep, "/") if i >= 0 else "" for i in row] for row in ids], dtype=str)
-    else:
-        sources = np.array([[f"#{i}" if i >= 0 else "" for i in row] for row in ids], dtype=str)
-    return _Stored(list(result.filters), result.crops, result.scores.astype("float32"), sources, result.count)
 
 
 def _examples_of(stored: _Stored, slot: int) -> list[Example]:
@@ -455,17 +302,16 @@ def unit_heatmaps(
         TypeError: a filter that is not an int.
 
     Example:
-    >>> maps = kv.atlas.views.unit_heatmaps(net, "block3_conv3", [0, 5], "cat.jpg")
-    >>> kv.save_image(maps[5], "cat_5.png")
+    >>> maps = kv.atlas.views.unit_heatmaps(net, "block3_conv3", [0, 5], "cat.jpg", size=64)
+    >>> maps[5].shape, kv.save_image(maps[5], "cat_5.png")
+    ((64, 64, 3), 'cat_5.png')
     """
     network = nets.as_network(network)
     path, _ = nets.find_layer(network, layer)
-    filters = _check_filters(network, path, filters)
+    filters = kv_examples.layer_filters(network, path, filters)
     shown = images.load_image(image, size=size, channels=network.input_channels)
-    act = analysis.activations(network, path, analysis.prepare_image(network, shown))[path]
-    if act.ndim != 3:
-        raise ValueError(f"Layer {path!r} outputs shape {act.shape} per image, with no spatial map to draw; "
-                         "choose a convolution, pooling or activation layer.")
+    act = analysis.check_spatial_map(analysis.activations(network, path, analysis.prepare_image(network, shown))[path],
+                                     path)
     out = {}
     for f in filters:
         heat = analysis.upsample(act[..., f], shown.shape[:2])
@@ -475,5 +321,5 @@ def unit_heatmaps(
     return out
 
 
-__all__ = ["EXAMPLES_FOLDER", "EXAMPLES_VERSION", "Example", "array_fingerprint", "examples_path",
-           "examples_settings", "folder_fingerprint", "overlay", "unit_examples", "unit_heatmaps"]
+__all__ = ["EXAMPLES_FOLDER", "EXAMPLES_VERSION", "Example", "examples_path", "examples_settings", "overlay",
+           "unit_examples", "unit_heatmaps"]

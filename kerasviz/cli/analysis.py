@@ -85,19 +85,19 @@ def _cmd_top(args) -> None:
 
 
 def _cmd_dream(args) -> None:
-    from kerasviz import analysis, images
+    from kerasviz import images, inversion
 
     _positive("--steps", args.steps)
     _positive("--octaves", args.octaves)
-    _positive("--size", args.size, analysis.MIN_DREAM_SIZE)
+    _positive("--size", args.size, inversion.MIN_DREAM_SIZE)
     _check_out(args.out, "image")
     image = _read_image(args.image)
     net = load_network(args)
     layers = _layers(args.layer)
     start = time.perf_counter()
-    out = analysis.dream(net, layers[0] if len(layers) == 1 else layers, image, steps=args.steps,
-                         lr=args.lr, octaves=args.octaves, octave_scale=args.octave_scale,
-                         jitter=args.jitter, size=args.size, seed=args.seed, progress=args.progress)
+    out = inversion.dream(net, layers[0] if len(layers) == 1 else layers, image, steps=args.steps,
+                          lr=args.lr, octaves=args.octaves, octave_scale=args.octave_scale,
+                          jitter=args.jitter, size=args.size, seed=args.seed, progress=args.progress)
     images.save_image(out, args.out)
     print(f"{args.out}: {out.shape[1]}x{out.shape[0]} dream of {', '.join(layers)} "
           f"({args.octaves} octaves x {args.steps} steps) in {time.perf_counter() - start:.1f} s")

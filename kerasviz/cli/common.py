@@ -75,6 +75,13 @@ def load_network(args):
                            input_range=tuple(args.input_range) if args.input_range else None)
 
 
+def run_options(args) -> dict:
+    """The options every optimizing command passes on as they are (`--preset`, `--size`, `--steps`, `--precision`,
+    `--seed`, `--batch-size`, `--cache-dir` where the command has them): those given, by their keyword."""
+    names = ("preset", "size", "steps", "precision", "seed", "batch_size", "cache_dir")
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
 def check_writable(path: str) -> None:
     """Fail early, before any work, when `path` cannot be written (root ignores permission bits, so
     the folder is probed with a real temporary file)."""

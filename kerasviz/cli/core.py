@@ -10,6 +10,7 @@ from kerasviz.cli.common import (
     load_network,
     parse_filters,
     ray_cluster,
+    run_options,
 )
 
 
@@ -19,14 +20,12 @@ def _cmd_atlas(args) -> None:
     check_writable(args.out)
     cluster = ray_cluster(args)
     net = load_network(args)
-    options = dict(preset=args.preset, size=args.size, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
-                   precision=args.precision)
+    options = run_options(args)
     if cluster is None:
+        options.pop("cache_dir", None)  # a plain run caches nothing
         result = kv.visualize_filters(net, args.layer, parse_filters(args.filters), **options)
     else:  # on Ray: a cached layer atlas, the workers writing into the shared cache
-        result = kv.atlas.layer_atlas(net, args.layer, parse_filters(args.filters), distribute=cluster,
-                                      cache_dir=args.cache_dir, progress=True,
-                                      **{k: v for k, v in options.items() if v is not None})
+        result = kv.atlas.layer_atlas(net, args.layer, parse_filters(args.filters), distribute=cluster, **options)
         if result.interrupted:
             raise KeyboardInterrupt("interrupted: run the same command again to resume")
     atlas = kv.stitch(result.images, margin=args.margin, cols=args.cols,
@@ -34,7 +33,7 @@ def _cmd_atlas(args) -> None:
     kv.save_image(atlas, args.out)
     print(f"{args.out}: {len(result.filters)} filters of {result.layer} in {result.seconds:.1f} s "
           f"({result.seconds / max(len(result.filters), 1):.2f} s per filter), "
-          f"mean activation {result.scores.mean():.3g}")
+          f"mean score {result.scores.mean():.3g}")
 
 
 def _cmd_layers(args) -> None:

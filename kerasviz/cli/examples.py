@@ -6,7 +6,7 @@ import os
 
 
 def _cmd_examples(args) -> None:
-    from kerasviz import examples, optimize
+    from kerasviz import examples, optimize, plot
     from kerasviz.cli import common
 
     examples.list_images(args.dir)  # a missing or empty folder fails before the model is loaded
@@ -22,7 +22,7 @@ def _cmd_examples(args) -> None:
         visualization = optimize.visualize_filters(net, result.layer, result.filters, preset=args.preset,
                                                    steps=args.steps, seed=args.seed, precision=args.precision,
                                                    progress=False)
-    fig = examples.examples_figure(result, visualization=visualization)
+    fig = plot.examples_figure(result, visualization=visualization)
     fig.savefig(args.out, dpi=args.dpi)
     field = result.receptive_field
     rf = f"receptive field {field.size[0]}x{field.size[1]} px" if field else "whole images"

@@ -13,14 +13,8 @@ def _cmd_gallery(args) -> None:
     common.check_writable(out)
     network = common.load_network(args)
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
-    cluster = common.ray_cluster(args)
-    if cluster is not None and args.distribute:
-        raise common.UsageError("--ray and --distribute: pick one (--distribute is a local Ray now; use --ray).")
-    options = dict(filters=common.parse_filters(args.filters), preset=args.preset, size=args.size,
-                   steps=args.steps, precision=args.precision, seed=args.seed, batch_size=args.batch_size,
-                   cache_dir=args.cache_dir,
-                   distribute=cluster or (True if args.distribute else None), progress=not args.quiet)
-    options = {k: v for k, v in options.items() if v is not None}
+    options = dict(common.run_options(args), filters=common.parse_filters(args.filters),
+                   distribute=common.ray_cluster(args), progress=not args.quiet)
     # the explorer's extra views (computed only when asked for)
     options.update(views=args.views, examples=args.examples, image=args.image)
     index, result = gallery.make_gallery(network, args.out, layers, top_k=args.top_k, **options)
@@ -63,7 +57,5 @@ def register(subparsers) -> None:
     p.add_argument("--image", default=None, metavar="PATH",
                    help="an image: each unit's activation over it as a heatmap (one forward pass per layer)")
     common.add_ray_args(p)
-    p.add_argument("--distribute", action="store_true",
-                   help="deprecated: a local Ray, one worker per GPU (else per core); use --ray")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_cmd_gallery)

@@ -7,8 +7,6 @@ framework; the other commands start it quietly (`--verbose` shows its start-up l
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 
 from kerasviz.cli import analysis, circuits, core, examples, gallery
@@ -29,34 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Send what is written to file descriptor 2 to /dev/null meanwhile: TensorFlow's C++ runtime prints its
-    start-up lines there before any Python or environment setting applies (twice: the core library and the
-    profiler extension each initialize absl and oneDNN's logging)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def start_framework(verbose: bool = False) -> None:
-    """Import Keras (and so its backend) for a command: quietly unless `verbose`. The command's own run
-    then prints the framework's real warnings and errors as usual; only this process's environment is
-    changed (TF_CPP_MIN_LOG_LEVEL=3 where unset, so TensorFlow's C++ info and error logs stay hidden)."""
-    if verbose:
-        import keras  # noqa: F401
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _quiet_stderr():
-        import keras  # noqa: F401
+    """Import Keras (and so its backend) for a command: quietly unless `verbose` (see `kerasviz.framework`).
+    The command's own run then prints the framework's real warnings and errors as usual."""
+    from kerasviz import framework
+
+    framework.start(loud=verbose)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,15 @@
 """The engine: parameterizations, transforms, objectives, update rules, presets, and the compiled renderer.
 
 Everything here is written with `keras.ops` and `keras.random` and runs inside the compiled step on any
-Keras backend, except `backend.py` (the one backend-specific module) and the placement code in
-`distribute.py`. The engine imports the nets wing (feature extractors) and never an app module.
+Keras backend, except the backend-specific code (`backends/`: one object per framework, chosen once by
+`backend.py`, through which the rest of the engine reaches it) and the placement code in `distribute.py`.
+The engine imports the nets wing (feature extractors) and never an app module.
 """
 
 import importlib
 
-__all__ = ["backend", "distribute", "objectives", "params", "presets", "progress", "render", "transforms", "updates"]
+__all__ = ["backend", "backends", "distribute", "objectives", "params", "presets", "progress", "render",
+           "transforms", "updates"]
 
 
 def __getattr__(name: str):

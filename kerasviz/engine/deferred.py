@@ -1,8 +1,10 @@
-"""`keras.ops`, imported when first used.
+"""Modules imported when first used: `keras.ops` for the engine's pieces, the frameworks for the backends.
 
 The presets and their pieces (parameterizations, transforms, update rules) are plain objects until a step
-runs: with `ops` from here, `kerasviz presets` lists them without starting TensorFlow, JAX or PyTorch.
-Each name is looked up in `keras.ops` once, then read like any module attribute.
+runs: with `ops` from here, `kerasviz presets` lists them without starting TensorFlow, JAX or PyTorch. The
+backend modules (`kerasviz.engine.backends`) name their framework the same way, so importing all three (as
+the docs build and the docstring tests do) starts none. Each name is looked up in the module once, then read
+like any module attribute.
 """
 
 import importlib
@@ -19,4 +21,15 @@ class _Deferred(types.ModuleType):
         return _Deferred, (self.__name__,)
 
 
-ops = _Deferred("keras.ops")
+def module(name: str) -> types.ModuleType:
+    """The module `name`, imported when one of its attributes is first read.
+
+    Example:
+    >>> from kerasviz.engine import deferred
+    >>> deferred.module("keras.ops").sum.__name__
+    'sum'
+    """
+    return _Deferred(name)
+
+
+ops = module("keras.ops")

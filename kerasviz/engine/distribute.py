@@ -9,14 +9,15 @@ picture depends only on its seed and index, so the split does not change any pic
 
 `Ray` describes a cluster (or a local Ray on this machine) for the atlases: each batch of filters is one
 Ray call on a long-lived worker (see `kerasviz.atlas.cluster`). Ray is imported only when one is used.
+
+`read` is the one reader of `distribute=`, for every entry point: None, a Strategy or a `Ray` in, an executor
+(or the `Ray`) out; `optimize.plan` reads it once per plan and hands the executor to every chunk.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
-from collections.abc import Iterable
 
 import numpy as np
 
@@ -67,41 +68,10 @@ class Replicated:
         return np.concatenate([backend.to_numpy(p) for p in parts])
 
 
-def executor(distribute=None):
-    """The executor for `distribute`: None for the default device, or a `tf.distribute.Strategy`.
-
-    Args:
-        distribute: None, or a `tf.distribute.Strategy` whose replicas split each batch.
-
-    Returns:
-        A `Local` or `Replicated` executor.
-
-    Raises:
-        TypeError: `distribute` is not a Strategy.
-        ValueError: a Strategy on a Keras backend other than TensorFlow.
-
-    Example:
-    >>> kv.distribute.executor(None).replicas
-    1
-    """
-    if distribute is None:
-        return Local()
-    if backend.name() != "tensorflow":
-        raise ValueError(f"distribute=<a tf.distribute.Strategy> needs the TensorFlow backend; this is "
-                         f"{backend.name()!r}. On JAX, run one process per device or use jax.sharding.")
-    import tensorflow as tf
-
-    if not isinstance(distribute, tf.distribute.Strategy):
-        raise TypeError(f"distribute must be a tf.distribute.Strategy (e.g. tf.distribute.MirroredStrategy()) "
-                        f"or None. Received: {distribute!r}.")
-    return Replicated(distribute)
-
-
 def pad(items: list, replicas: int) -> list:
     """`items` made a multiple of `replicas` long by repeating the last one."""
     extra = -len(items) % replicas
     return list(items) + [items[-1]] * extra
-
 
 
 RAY_EXTRA = 'pip install "kerasviz[ray]"'
@@ -139,8 +109,15 @@ class Ray:
             starts or joins Ray. Defaults to none.
 
     Example:
-    >>> cluster = kv.distribute.Ray(address="auto", num_gpus=1)
-    >>> atlases = kv.model_atlas("ResNet50V2", distribute=cluster, cache_dir="/shared/kerasviz")
+    >>> cluster = kv.distribute.Ray(address="auto", num_gpus=1)  # nothing starts until an atlas runs on it
+    >>> cluster.threads
+    1
+
+    On a cluster (`ray start --head` run on this machine, a cache every worker reaches):
+
+    ```python
+    atlases = kv.model_atlas("ResNet50V2", distribute=cluster, cache_dir="/shared/kerasviz")
+    ```
     """
 
     address: str | None = None
@@ -210,9 +187,11 @@ class Ray:
 def local_ray() -> Ray:
     """A local Ray on this machine: one worker per GPU when it has GPUs, else one per core.
 
-    Example:
-    >>> kv.distribute.local_ray().address is None
-    True
+    Example (it starts a local Ray when this process has none):
+
+    ```python
+    atlas = kv.layer_atlas("VGG16", "block4_conv3", weights="hed", distribute=kv.distribute.local_ray())
+    ```
     """
     resources = Ray().connect().cluster_resources()
     if resources.get("GPU", 0) >= 1:
@@ -220,52 +199,50 @@ def local_ray() -> Ray:
     return Ray()
 
 
-def resolve(distribute):
-    """What `distribute=` means: None (one device), a `tf.distribute.Strategy`, or a `Ray`.
+RAY_RUNS_ATLASES = ("distribute=kv.distribute.Ray(...) runs the batches of an atlas on Ray workers: use "
+                    "kv.layer_atlas, kv.model_atlas or `kerasviz gallery --ray` / `kerasviz atlas --ray`. "
+                    "visualize_filters, render and optimize.plan run in this process: pass None or a "
+                    "tf.distribute.Strategy.")
 
-    Two older spellings still work, with a `DeprecationWarning`: True (now a local Ray, `local_ray()`) and a
-    list of device names (now `tf.distribute.MirroredStrategy(devices)`).
+
+def read(distribute, *, ray: bool = True):
+    """What `distribute=` means, for every entry point: where the batches run.
 
     Args:
-        distribute: None, a `tf.distribute.Strategy`, a `Ray`, True or a list of device names.
+        distribute: None (the default device), a `tf.distribute.Strategy` (its replicas split each batch;
+            TensorFlow backend), or a `Ray` (an atlas's batches on Ray workers).
+        ray: whether the caller can run on Ray (the atlases); False for the entry points that run in this
+            process (`visualize_filters`, `render`, `optimize.plan`). Defaults to True.
 
     Returns:
-        None, the Strategy, or a `Ray`.
+        A `Local` executor (None), a `Replicated` executor (a Strategy) or the `Ray` itself.
 
     Raises:
-        TypeError: anything else.
-        ValueError: an empty list of devices.
-        ImportError: True without Ray installed.
+        TypeError: anything else (the message lists the three kinds).
+        ValueError: a Strategy on a Keras backend other than TensorFlow, or a `Ray` where `ray` is False
+            (the message names the entry points that run on Ray).
 
     Example:
-    >>> kv.distribute.resolve(None) is None
-    True
+    >>> kv.distribute.read(None).replicas
+    1
+    >>> kv.distribute.read(kv.distribute.Ray(workers=2))
+    Ray(address=None, num_cpus=1.0, num_gpus=0.0, workers=2, max_retries=3, init_options={})
     """
-    if distribute is None or distribute is False:
-        return None
+    if distribute is None:
+        return Local()
     if isinstance(distribute, Ray):
+        if not ray:
+            raise ValueError(f"{RAY_RUNS_ATLASES} Received: distribute={distribute!r}.")
         return distribute
-    if distribute is True:
-        warnings.warn("distribute=True now runs on a local Ray (one worker per GPU, else per core); pass "
-                      "distribute=kv.distribute.Ray() (or a tf.distribute.MirroredStrategy) instead.",
-                      DeprecationWarning, stacklevel=3)
-        _import_ray()
-        return local_ray()
+    kinds = ("distribute must be None, a tf.distribute.Strategy (e.g. tf.distribute.MirroredStrategy()) or a "
+             f"kv.distribute.Ray(...). Received: {distribute!r}.")
+    if not backend.runs_strategies():  # a Strategy is TensorFlow's: no TensorFlow import on another backend
+        if type(distribute).__module__.startswith("tensorflow"):
+            raise ValueError(f"distribute=<a tf.distribute.Strategy> needs the TensorFlow backend; this is "
+                             f"{backend.name()!r}. On JAX, run one process per device or use jax.sharding.")
+        raise TypeError(kinds)
     import tensorflow as tf
 
-    if isinstance(distribute, tf.distribute.Strategy):
-        return distribute
-    if isinstance(distribute, str) or not isinstance(distribute, Iterable):
-        raise TypeError("distribute must be None, a tf.distribute.Strategy (e.g. MirroredStrategy()) or a "
-                        f"kv.distribute.Ray(...). Received: {distribute!r}.")
-    devices = [str(d) for d in distribute]
-    if not devices:
-        raise ValueError("distribute: no device to run on.")
-    warnings.warn(f"distribute=<a list of devices> is now tf.distribute.MirroredStrategy({devices}) (the same "
-                  "pictures); pass that, or kv.distribute.Ray(), instead.", DeprecationWarning, stacklevel=3)
-    return tf.distribute.MirroredStrategy(devices)
-
-
-def replicas(distribute) -> int:
-    """How many replicas split each batch: a Strategy's, else 1."""
-    return int(getattr(distribute, "num_replicas_in_sync", 1))
+    if not isinstance(distribute, tf.distribute.Strategy):
+        raise TypeError(kinds)
+    return Replicated(distribute)

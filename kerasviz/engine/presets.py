@@ -43,10 +43,8 @@ class Preset:
             under Keras's `mixed_bfloat16` policy, reading the model's own weights) or `"auto"` (bfloat16 where
             the hardware runs it fast, float32 elsewhere, see `resolve_precision`). The parameterization,
             transforms, update rule, scores and returned images stay float32 in every case. Defaults to
-            `"auto"`: in `benchmarks/quality.py` the bf16 pictures of `fast`, `quality`, `blog2016` and `lucid`
-            score as the float32 ones within the benchmark's seed-to-seed noise, 1.1x to 1.9x faster on this project's
-            AVX512-BF16 CPU (docs/speed.md);
-            `keras-io` stays `"float32"` (it reproduces the tutorial exactly).
+            `"auto"` (why: docs/speed.md, "Why auto is the default"); `keras-io` stays `"float32"` (it
+            reproduces the tutorial exactly).
     """
 
     size: int = 128
@@ -125,17 +123,15 @@ def _presets() -> dict[str, Preset]:
             deprocess_std=0.1,
         ),
         # Quick and robust: Fourier + decorrelated color + two jitters (8 then 4 px, as in Lucid's standard
-        # set, without its scale and rotation), few steps. In quality.py the two jitters scored robustness
-        # 0.93 and self-recognition 0.98 where one jitter of 4 px scored 0.84 and 0.96, at the same cost.
+        # set, without its scale and rotation), few steps (how they were chosen: docs/speed.md, "The presets").
         "fast": Preset(size=96, steps=48, lr=0.05, transforms=(transforms.jitter(8), transforms.jitter(4)),
                        revive_steps=64),
         # Lucid's recipe: Fourier + decorrelated color + standard transforms + Adam, many steps.
         "lucid": Preset(size=128, steps=256, lr=0.05, revive_steps=64),
         # The default: Lucid's pipeline on four octaves (47, 65, 91, 128 px) of 16 steps at lr 0.1, about 30
-        # full-size steps of compute: at most the cost of the 2016 recipe's 40 plain steps (benchmarks/quality.py
-        # on this project's CPU: 4.6 s per filter against 5.6 s), with Lucid's robustness; at fast's 96 px it
-        # takes 3.2 s per filter against fast's 4.6 s. Three octaves of 32 scored the same at 1.5x the time.
-        # 64 revive steps: HED block3_conv3 filter 4, zero on every photo, crosses zero after about 40.
+        # full-size steps of compute, fewer than the 2016 recipe's 40 plain steps, with Lucid's robustness
+        # (measured: docs/speed.md, "The presets"). 64 revive steps: HED block3_conv3 filter 4, zero on every
+        # photo, crosses zero after about 40.
         "quality": Preset(size=128, steps=16, lr=0.1, octaves=4, octave_scale=1.4, revive_steps=64),
     }
 

@@ -1,7 +1,15 @@
-"""The renderer: the compiled step and its loop over octaves and revive steps, batch sizing and the renderer cache."""
+"""The renderer: the compiled step and its loop over octaves and revive steps, batch sizing and the renderer cache.
+
+A `Renderer` compiles the step of one (network, objective, traced settings) once per shape; `Renderer.run`
+optimizes one batch under a `Schedule` (the settings read at each run) on an executor (see
+`kerasviz.engine.distribute`) and returns a `Rendered` record. The steps of an octave run in blocks: one
+compiled call runs several steps, as many as compute about `BLOCK_ELEMENTS` activation elements
+(`steps_per_call`, from the model's activation size: a rule of shapes, not of times measured).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -22,11 +30,10 @@ MAX_AUTO_BATCH = 64
 
 
 # The compiled loop (`backend.compile_loop`): up to LOOP_STEPS steps per call, as many as compute about
-# BLOCK_ELEMENTS activation elements (the batch's, summed over the steps). See `Renderer._blocks`.
+# BLOCK_ELEMENTS activation elements (the batch's, summed over the steps). See `steps_per_call`.
 LOOP_STEPS = 64
 BLOCK_ELEMENTS = 64 * 1024**2
 MIN_LOOP_STEPS = 8  # fewer steps per call than this: the step loop (the dispatch cost no longer matters)
-BLOCK_STEPS = None  # None: chosen from the model's activation size; an int forces the steps per call (1: the step loop)
 
 
 def _graph_outputs(extractor) -> list:
@@ -87,6 +94,25 @@ def split_batches(items: list, batch_size: int) -> list[list]:
     return [items[i : i + per] for i in range(0, len(items), per)]
 
 
+def steps_per_call(batch: int, elements: int | None, block_elements: int = BLOCK_ELEMENTS) -> int:
+    """Steps per compiled call for `batch` images of `elements` activation elements each: as many as compute
+    `block_elements`, in 1 .. `LOOP_STEPS`; `MIN_LOOP_STEPS` for a graph the probe cannot read (None).
+
+    Under `MIN_LOOP_STEPS`, the renderer runs the step loop (one compiled call per step) instead. A function of
+    shapes only, never of a time measured, so the same call takes the same path, and gives the same pictures,
+    at every run.
+
+    Example:
+    >>> kv.engine.render.steps_per_call(2, 1000, block_elements=16000)
+    8
+    >>> kv.engine.render.steps_per_call(2, 1000)
+    64
+    """
+    if elements is None:
+        return MIN_LOOP_STEPS
+    return int(min(LOOP_STEPS, max(1, block_elements // max(1, batch * elements))))
+
+
 def octave_sizes(size, octaves: int, scale: float) -> list[tuple[int, int]]:
     """`(height, width)` of each octave, ending at `size` (an int or a pair): `size / scale**k` for
     k = octaves-1 .. 0."""
@@ -97,11 +123,71 @@ def octave_sizes(size, octaves: int, scale: float) -> list[tuple[int, int]]:
             for k in range(octaves - 1, -1, -1)]
 
 
-
-
-# The settings the compiled step depends on; the others (size, steps, lr, octaves, revive_steps, ...) are
-# arguments of `Renderer.run`, so changing them reuses the compiled steps (new shapes still trace).
+# The settings the compiled step depends on; the others (size, steps, lr, octaves, revive_steps, ...) make the
+# `Schedule` given to `Renderer.run`, so changing them reuses the compiled steps (new shapes still trace).
 TRACED_SETTINGS = ("param", "transforms", "update", "pre_activation", "input_space", "precision")
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """What `Renderer.run` reads at each run: the settings that are not compiled in, and the block size.
+
+    Attributes:
+        size: the final image size in pixels (unless the run starts from `init` images, which give it).
+        steps: the steps of each octave, smallest octave first.
+        lr: the learning rate.
+        octave_scale: growth factor between octaves.
+        octave_blur: Gaussian blur sigma (px) applied between octaves; 0 for none.
+        revive_steps: extra steps on the center neuron for the images that score <= 0 at the end.
+        revive_lr: the learning rate of those steps.
+        block_steps: steps per compiled call: None chooses them from the model's activation size
+            (`steps_per_call`); 1 runs the step loop (one compiled call per step).
+
+    Example:
+    >>> kv.engine.render.Schedule.of(kv.presets.get("quality")).steps
+    (16, 16, 16, 16)
+    """
+
+    size: int
+    steps: tuple[int, ...]
+    lr: float
+    octave_scale: float = 1.2
+    octave_blur: float = 0.0
+    revive_steps: int = 0
+    revive_lr: float = 0.05
+    block_steps: int | None = None
+
+    def __post_init__(self):
+        b = self.block_steps
+        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1):
+            raise ValueError(f"block_steps must be None (chosen from the model's activation size) or an int >= 1 "
+                             f"(1: the step loop). Received: block_steps={b!r}.")
+
+    @classmethod
+    def of(cls, settings: presets.Preset, block_steps: int | None = None) -> Schedule:
+        """The schedule of `settings` (a resolved `Preset`), with `block_steps` steps per compiled call."""
+        return cls(size=settings.size, steps=tuple(presets.octave_steps(settings)), lr=float(settings.lr),
+                   octave_scale=settings.octave_scale, octave_blur=settings.octave_blur,
+                   revive_steps=settings.revive_steps, revive_lr=settings.revive_lr, block_steps=block_steps)
+
+
+@dataclasses.dataclass
+class Rendered:
+    """What `Renderer.run` returns for one batch.
+
+    Attributes:
+        images: float32 `(N, H, W, C)`, in the space the param draws (see `Preset.input_space`).
+        scores: float32 `(N,)`, each image's objective on the final image, without transforms.
+        history: float32 `(steps, N)`, the score at every step run.
+        interrupted: True when Ctrl-C stopped the run; the images are those of the steps finished.
+        revived: the keys whose image came from the revive steps.
+    """
+
+    images: np.ndarray
+    scores: np.ndarray
+    history: np.ndarray
+    interrupted: bool = False
+    revived: list = dataclasses.field(default_factory=list)
 
 
 def get_renderer(network, objective, settings: presets.Preset, revive=None) -> Renderer:
@@ -116,10 +202,10 @@ def get_renderer(network, objective, settings: presets.Preset, revive=None) -> R
 
 
 class Renderer:
-    """Compiled machinery for one (network, objective, settings): call `run(keys)` per chunk.
+    """Compiled machinery for one (network, objective, settings): call `run(keys, filters, schedule)` per chunk.
 
     The step is compiled once per shape and reused for every chunk of the same size; of `settings`, only
-    the `TRACED_SETTINGS` are fixed here, the others are read at each `run`. `revive`, an objective on the
+    the `TRACED_SETTINGS` are read here, the others come in each run's `Schedule`. `revive`, an objective on the
     same layer that reads its center position (the center neuron for `visualize_filters`), is optimized
     without transforms for `revive_steps` on the images that still score <= 0 at the end, on the
     `revive_window` of the images.
@@ -128,7 +214,6 @@ class Renderer:
     def __init__(self, network, objective, settings: presets.Preset, *, revive=None):
         self.network = network
         self.objective = objective
-        self.settings = settings
         self.param = params.get(settings.param)
         self.update = updates.get(settings.update)
         self.transform = transforms.compose(list(settings.transforms))
@@ -169,8 +254,8 @@ class Renderer:
         self._step = backend.compile_step(score_fn, self.update, model=self.extractor)
         self._loop = backend.compile_loop(score_fn, self.update, model=self.extractor)
         self._clean = backend.compile_scores(score_fn, model=self.extractor)
-        self.block_steps = None  # None: BLOCK_STEPS; an int forces the steps per compiled call (1: the step loop)
         self._block_sizes = {}  # (batch, image size) -> steps per call
+        self.local = distribute_.Local()  # the default device: where a run goes without an executor
         self._revive_step = None
         if revive is not None:
             if not set(revive.layers) <= set(layers):
@@ -202,28 +287,38 @@ class Renderer:
         top, left, rows, cols = window
         return imgs[:, top : top + rows, left : left + cols, :]
 
-    def _draw_uniforms(self, keys, seed, steps, octave):
+    def draw_uniforms(self, keys, seed, steps, octave):
+        """The transforms' random draws of `steps` steps of one octave, `[steps, batch, n]`: one stream per
+        key (its seed), so an image's draws do not depend on its batch."""
         n = self.transform.n_random
         rows = [params.rng(seed, k).spawn(octave + 1)[-1].uniform(size=(steps, n)) for k in keys]
         return np.stack(rows, axis=1).astype("float32")  # [steps, batch, n]
 
-    def run(self, keys: Sequence[int], filters: Sequence[int], *, seed: int = 0, init=None,
-            on_step=None, settings: presets.Preset, distribute=None):
-        """Optimize one batch. Returns `(images, scores, history, interrupted, revived)`: NumPy arrays
-        (`images` in the space the param draws, see `Preset.input_space`), a bool and the revived keys.
+    def run(self, keys: Sequence[int], filters: Sequence[int], schedule: Schedule, *, seed: int = 0, init=None,
+            on_step=None, executor=None) -> Rendered:
+        """Optimize one batch under `schedule`.
 
-        `settings` gives the untraced fields (size, steps, lr, octaves, revive_steps, ...); its traced
-        fields must be the renderer's (`TRACED_SETTINGS`). `distribute`, a `tf.distribute.Strategy`, splits the
-        batch across its replicas (see `kerasviz.distribute`)."""
-        s = settings
-        changed = [f for f in TRACED_SETTINGS if getattr(s, f) != getattr(self.settings, f)]
-        if changed:
-            raise ValueError(f"settings change {', '.join(changed)}, which this renderer compiled in; get a renderer "
-                             "for these settings (get_renderer).")
-        ex = distribute_.executor(distribute)
-        if ex.replicas > 1 and isinstance(self.update, updates.KerasOptimizer) and backend.name() == "tensorflow":
-            raise ValueError("A keras.optimizers optimizer cannot run across the replicas of a Strategy on "
-                             "TensorFlow (its slots are variables); use update='adam', 'l2' or 'rms'.")
+        Args:
+            keys: one key per image: seeds its start and transforms.
+            filters: the per-image channel for objectives that follow it.
+            schedule: the `Schedule` (size, steps, lr, ..., block size).
+            seed: the random seed. Defaults to 0.
+            init: start from these images (`[N, H, W, C]`) instead of noise. Defaults to None.
+            on_step: called as `on_step(done, total)` after each block (and with `revive=` during revive steps).
+            executor: where the batch runs (`distribute.read`): the default device when None, or the replicas of
+                a Strategy, which split the batch.
+
+        Returns:
+            A `Rendered` record.
+
+        Raises:
+            ValueError: a `keras.optimizers` optimizer across the replicas of a Strategy.
+        """
+        s = schedule
+        ex = executor or self.local
+        if ex.replicas > 1 and isinstance(self.update, updates.KerasOptimizer):
+            raise ValueError("A keras.optimizers optimizer cannot run across the replicas of a Strategy (its "
+                             "slots are variables); use update='adam', 'l2' or 'rms'.")
         n_given = len(keys)
         if ex.replicas > 1:  # pad to a multiple of the replicas; the copies are dropped at the end
             keys, filters = distribute_.pad(list(keys), ex.replicas), distribute_.pad(list(filters), ex.replicas)
@@ -231,11 +326,11 @@ class Renderer:
                 init = np.concatenate([init, np.repeat(init[-1:], len(keys) - n_given, axis=0)])
         batch = len(keys)
         final = tuple(np.asarray(init).shape[1:3]) if init is not None else s.size
-        sizes = octave_sizes(final, s.octaves, s.octave_scale)
+        sizes = octave_sizes(final, len(s.steps), s.octave_scale)
         filters_t = ex.put(np.asarray(filters, "int32"))
         lr = backend.to_tensor(np.float32(s.lr))
         history, values, interrupted = [], None, False
-        steps_per = presets.octave_steps(s)
+        steps_per = s.steps
         total = sum(steps_per)
         done = 0
         for octave, size in enumerate(sizes):
@@ -251,9 +346,9 @@ class Renderer:
                 arrays = self.param.encode(start)
             values = [ex.put(a) for a in arrays]
             state = ex.call(self.update.init, values)
-            u_all = self._draw_uniforms(keys, seed, steps_per[octave], octave)  # drawn up front, on the host
+            u_all = self.draw_uniforms(keys, seed, steps_per[octave], octave)  # drawn up front, on the host
             try:
-                for n, finished, scores in self._blocks(ex, values, state, lr, u_all, filters_t, size):
+                for n, finished, scores in self._blocks(ex, values, state, lr, u_all, filters_t, size, s.block_steps):
                     values = finished  # the values after the block: what an interruption returns
                     history.append(scores)
                     done += n
@@ -271,28 +366,19 @@ class Renderer:
         revived = []
         if self._revive_step is not None and s.revive_steps > 0 and not interrupted:
             values, final, revived = self._revive(values, final, keys, filters, s, on_step, total)
-        return self._current(values), final.astype("float32"), hist.astype("float32"), interrupted, revived
+        return Rendered(self._current(values), final.astype("float32"), hist.astype("float32"), interrupted, revived)
 
-    def _blocks(self, ex, values, state, lr, u_all, filters_t, size):
+    def _blocks(self, ex, values, state, lr, u_all, filters_t, size, forced=None):
         """The steps of one octave, in blocks: yields `(steps done in the block, values, scores)`, the scores
         `[steps, batch]` on the host, or one step's scores `[batch]` still on the device (the step loop).
 
-        How many steps a call runs: `self.block_steps` if set, else `BLOCK_STEPS` if set, else
-        `_auto_block`: as many steps as compute `BLOCK_ELEMENTS` (64 Mi) activation elements for the batch, at
-        most `LOOP_STEPS` (the static first dimension of the draws given to the loop; how many of them run is a
-        tensor, so the last, shorter block costs no trace). The 28x28 two-conv model (40 K elements per image,
-        32 images) so runs 51 steps per call and pays the host's dispatch once per 51 steps. Fewer than
-        `MIN_LOOP_STEPS` (8) per call, the step loop runs (one compiled call per step, no host sync in between):
-        there a step costs far more than its dispatch, and on ResNet50V2 (keras-io preset, 180 px, one image)
-        the loop's pictures changed in their last bits from run to run (1 run in 3), which the step loop's
-        never did. VGG16 block3_conv3 at 128 px (3.9 M per image, 16 images) so runs the step loop. A rule of
-        shapes, not of times measured, so the same call takes the same path at every run. The first chosen
-        block of an octave is one step (the first progress report comes after one step, as in the step
-        loop)."""
+        How many steps a call runs: `forced` (the schedule's `block_steps`) if set, else `steps_per_call` for the
+        batch and the model's activation size at this image size, at most `LOOP_STEPS` (the static first
+        dimension of the draws given to the loop; how many of them run is a tensor, so the last, shorter block
+        costs no trace). Fewer than `MIN_LOOP_STEPS` per call, the step loop runs (one compiled call per step,
+        no host sync in between; see docs/speed.md for why). The first chosen block of an octave is one step
+        (the first progress report comes after one step, as in the step loop)."""
         steps = u_all.shape[0]
-        forced = self.block_steps if self.block_steps is not None else BLOCK_STEPS
-        if forced is not None and int(forced) < 1:
-            raise ValueError(f"block_steps must be None or an int >= 1. Received: {forced!r}.")
         auto = self._auto_block(u_all.shape[1], size) if forced is None else None
         if (forced is not None and int(forced) == 1) or (auto is not None and auto < MIN_LOOP_STEPS):
             for t in range(steps):
@@ -312,15 +398,11 @@ class Renderer:
             yield n, values, scores
 
     def _auto_block(self, batch: int, size) -> int:
-        """Steps per call: `BLOCK_ELEMENTS / (batch x activation elements per image)`, in 1 .. LOOP_STEPS.
-
-        A function of the model and the shapes only (never of a time measured), so the blocks, and the pictures,
-        are the same at every run."""
+        """`steps_per_call` for `batch` images of `size`, from the extractor's activation size (kept per shape)."""
         key = (batch, tuple(size))
         if key not in self._block_sizes:
-            elements = activation_elements(self.extractor, tuple(size), self.channels)
-            self._block_sizes[key] = (MIN_LOOP_STEPS if elements is None  # a graph the probe cannot read
-                                      else int(min(LOOP_STEPS, max(1, BLOCK_ELEMENTS // max(1, batch * elements)))))
+            self._block_sizes[key] = steps_per_call(batch, activation_elements(self.extractor, tuple(size),
+                                                                               self.channels))
         return self._block_sizes[key]
 
     def _call_loop(self, ex, values, state, t0, lr, u_block, filters_t, n):
@@ -375,7 +457,7 @@ class Renderer:
 
     def _current(self, values, ex=None):
         """The images the values draw, on the host (gathered from the replicas of `ex`)."""
-        ex = ex or distribute_.Local()
+        ex = ex or self.local
         return ex.get(ex.call(self.param.draw, values)).astype("float32")
 
 
