@@ -193,3 +193,14 @@ def test_importing_kerasviz_changes_no_setting_of_the_user():
     out = _run(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("True")
+
+
+def test_atlas_default_filters_are_clipped_to_a_small_layer(model_files, tmp_path, capsys):
+    """No --filters on a 6-channel layer: its 6 filters (the default first 64, clipped), not 'Filter 6 is out of
+    range'; an index the user gives out of range still fails, with the valid range."""
+    assert cli.parse_filters(None) is None
+    out = tmp_path / "atlas.png"
+    assert cli.main(["atlas", model_files["keras"], "g1", "--out", str(out), "--preset", "fast", "--steps", "2"]) == 0
+    assert "6 filters of g1" in capsys.readouterr().out
+    assert cli.main(["atlas", model_files["keras"], "g1", "--filters", "6", "--out", str(out)]) == 2
+    assert "Filter 6 is out of range for layer 'g1', which has 6 channels (valid: 0-5)" in capsys.readouterr().err

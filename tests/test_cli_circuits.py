@@ -82,14 +82,3 @@ def test_circuit_on_offline_vgg16(tmp_path, capsys):
     assert "top 2 inputs from block1_conv2" in capsys.readouterr().out
     assert os.path.getsize(out) > 1000
 
-
-@pytest.mark.parametrize("command", ["circuit", "kernels", "expanded"])
-def test_every_argument_has_help(command):
-    import argparse
-
-    from kerasviz.cli.main import build_parser
-
-    (subparsers,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    missing = [a.dest for a in subparsers.choices[command]._actions
-               if not isinstance(a, argparse._HelpAction) and not (a.help and a.help.strip())]
-    assert missing == []

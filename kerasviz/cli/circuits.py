@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-from kerasviz.cli.common import UsageError, add_model_args, add_precision_arg, check_writable, load_network
+from kerasviz.cli.common import (
+    UsageError,
+    add_model_args,
+    add_precision_arg,
+    add_seed_arg,
+    check_writable,
+    load_network,
+)
 
 FIGURE_DPI = 120
 
@@ -89,8 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=None,
                    help="visualization size in pixels (default: the preset's)")
     p.add_argument("--steps", type=int, default=None, help="optimization steps (default: the preset's)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="random seed of the visualizations: the same seed gives the same pixels (default: 0)")
+    add_seed_arg(p)
     p.set_defaults(run=_cmd_circuit)
 
     p = subparsers.add_parser("kernels", help="first-layer RGB kernels, or one filter's kernel slices")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from kerasviz.cli.common import (
+    LAYER_HELP,
     add_model_args,
     add_precision_arg,
     add_ray_args,
+    add_seed_arg,
     check_writable,
     load_network,
     parse_filters,
@@ -71,17 +73,20 @@ def register(sub) -> None:
 
     p = sub.add_parser("atlas", help="visualize filters of a layer and save them as a mosaic")
     add_model_args(p)
-    p.add_argument("layer")
-    p.add_argument("--filters", default="0-63", help="e.g. 0-63, 0,3,5-7 or all (default: 0-63)")
+    p.add_argument("layer", help=LAYER_HELP)
+    p.add_argument("--filters", default=None,
+                   help="e.g. 0-63, 0,3,5-7 or all; a single number is that one filter (default: the first 64, "
+                        "or every channel of a smaller layer)")
     p.add_argument("--out", default="atlas.png", help="output image (default: atlas.png)")
     p.add_argument("--preset", default=None, help="quality (default), fast, lucid, keras-io, blog2016")
     p.add_argument("--size", type=int, default=None, help="image size in pixels")
     p.add_argument("--steps", type=int, default=None, help="optimization steps")
     add_precision_arg(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--margin", type=int, default=5)
-    p.add_argument("--cols", type=int, default=None)
+    add_seed_arg(p)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="filters per compiled batch (default: as many as fit the memory budget)")
+    p.add_argument("--margin", type=int, default=5, help="white pixels between tiles of the mosaic (default: 5)")
+    p.add_argument("--cols", type=int, default=None, help="tiles per row of the mosaic (default: a square-ish grid)")
     p.add_argument("--labels", action="store_true", help="write each filter's index on its tile")
     add_ray_args(p)
     p.add_argument("--cache-dir", default=None, help="with --ray: the cache the workers write, on storage they all "
