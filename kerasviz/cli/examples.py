@@ -30,7 +30,7 @@ def _cmd_examples(args) -> None:
     fig.savefig(args.out, dpi=args.dpi)
     field = result.receptive_field
     rf = f"receptive field {field.size[0]}x{field.size[1]} px" if field else "whole images"
-    print(f"{args.out}: top {args.k} of {result.count} images for {len(result.filters)} filters of "
+    print(f"{args.out}: top {min(args.k, result.count)} of {result.count} images for {len(result.filters)} filters of "
           f"{result.layer} ({rf}) in {result.seconds:.1f} s")
 
 
