@@ -30,75 +30,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerasviz import images, names, nets
+from kerasviz import names, nets
 from kerasviz.engine import backend, objectives, presets
 from kerasviz.engine import distribute as distribute_
 from kerasviz.engine import render as rendering
+from kerasviz.engine import result as results
 from kerasviz.engine.progress import Callback, ProgressBar, StepRecord, run_callbacks
-
-
-@dataclasses.dataclass
-class Result:
-    """What a visualization run returns: data, no drawing.
-
-    Attributes:
-        images: uint8 `(N, H, W, C)`, ready to save or stitch.
-        scores: float32 `(N,)`, each image's final score (its objective on the final image,
-            without transforms); the layer's activations are `kv.activations`.
-        history: float32 `(steps, N)`, the score at every step (with that step's transforms).
-        filters: the filter index (or key) of each image.
-        layer: the layer name, when one layer was visualized.
-        raw: float32 images before deprocessing: [0, 1] images, or model inputs for
-            `input_space` presets.
-        settings: the settings used (preset fields, seed, model, objective).
-        seconds: wall time of the run.
-        clipped: share of pixels clipped when converting to uint8.
-        interrupted: True when the run was stopped early (Ctrl-C); what was done is kept.
-        finished: how many of the images (the first ones) ran all their steps; after an interruption
-            the rest are the interrupted batch, returned as far as they got.
-        revived: the filters whose image came from the revive steps (see `Preset.revive_steps`): their
-            filter stayed at zero under the main objective, so the image shows what drives its center
-            neuron, without transforms.
-    """
-
-    images: np.ndarray
-    scores: np.ndarray
-    history: np.ndarray
-    filters: list
-    layer: str | None
-    raw: np.ndarray
-    settings: dict
-    seconds: float = 0.0
-    clipped: float = 0.0
-    interrupted: bool = False
-    finished: int = 0
-    revived: list = dataclasses.field(default_factory=list)
-
-    def __len__(self):
-        return len(self.filters)
-
-    def __repr__(self):
-        shape = "x".join(str(s) for s in self.images.shape)
-        return (f"Result(layer={self.layer!r}, filters={len(self.filters)}, images={shape}, "
-                f"mean score={float(np.mean(self.scores)) if len(self) else 0:.4g})")
-
-
-def _deprocess(raw: np.ndarray, s: presets.Preset, network) -> tuple[np.ndarray, float]:
-    if s.input_space and isinstance(network.preprocess, nets.Preprocessing) and network.preprocess.bgr:
-        raw = raw[..., ::-1]  # show caffe models' BGR inputs as RGB
-    if s.deprocess == "normalize":
-        return images.deprocess(raw, std=s.deprocess_std, crop=s.crop), _clipped_normalized(raw, s)
-    if s.deprocess == "clip":
-        cropped = images.center_crop(raw, border=s.crop) if s.crop else raw
-        return images.to_uint8(cropped), float(np.mean((cropped < 0) | (cropped > 1)))
-    raise ValueError(f"deprocess must be 'clip' or 'normalize'. Received: {s.deprocess!r}.")
-
-
-def _clipped_normalized(raw, s):
-    axes = (1, 2, 3)
-    x = (raw - raw.mean(axis=axes, keepdims=True)) / (raw.std(axis=axes, keepdims=True) + 1e-5)
-    x = x * s.deprocess_std + 0.5
-    return float(np.mean((x < 0) | (x > 1)))
+from kerasviz.engine.result import Result
 
 
 def check_size(network, layer: str, size: int, pre_activation: bool = True, border: int = 0) -> None:
@@ -314,10 +252,12 @@ class Plan:
             callbacks: `Callback` objects told about every step.
 
         Returns:
-            A `Result`.
+            A `Result`: after Ctrl-C, the items that ran all their steps (`interrupted` set, the others in
+            `unfinished`); it warns of nothing (the entry points do: `kerasviz.engine.result.report`).
 
         Raises:
             ValueError: `init` of the wrong shape, or `filters` not one per item.
+            KeyboardInterrupt: Ctrl-C before any item finished.
         """
         keys = [int(k) for k in (self.items if items is None else items)]
         per_image = keys if filters is None else list(filters)
@@ -380,9 +320,9 @@ def plan(
         A `Plan`.
 
     Raises:
-        ValueError: an unknown model or layer, a filter out of range, bad settings, a size that does not
-            fit the model or is too small for the layer, or `distribute=kv.distribute.Ray(...)` (Ray runs
-            atlases: `kv.layer_atlas`, `kv.model_atlas`).
+        ValueError: an unknown model or layer, a model whose input is not an image, the model's input layer,
+            a filter out of range, bad settings, a size that does not fit the model or is too small for the
+            layer, or `distribute=kv.distribute.Ray(...)` (Ray runs atlases: `kv.layer_atlas`, `kv.model_atlas`).
         TypeError: an unknown option (the message suggests close names), a bad `distribute`, or neither
             `layer` nor `objective`.
 
@@ -393,10 +333,12 @@ def plan(
     4
     """
     network, run, overrides = split_options(model, options)
+    _check_image_input(network)
     executor = distribute_.read(run.distribute, ray=False)
     revive = None
     if layer is not None:
         path, layer_obj = nets.find_layer(network, layer)
+        _check_layer(network, path, layer_obj)
         items = nets.resolve_filters(filters, nets.channels_of(network, path), path)
         s = presets.resolve_settings(preset, overrides)
         obj = objective if objective is not None else objectives.channel(path, border=s.border)
@@ -418,7 +360,12 @@ def plan(
         check_size(network, path, min(rendering.octave_sizes(s.size, s.octaves, s.octave_scale)[0]), s.pre_activation,
                    s.border)
     obj.validate(network)
+    _check_input_space(network, s)
     renderer = rendering.get_renderer(network, obj, s, revive=revive)
+    if path is not None and not renderer.extractor.weights:
+        warnings.warn(f"Layer {path!r} of {network.name} has no learned weights before it: its channels are the "
+                      "image's colors, remapped, so their pictures are flat colors. Use a layer after a "
+                      f"convolution, e.g. {_first_conv(network)}.", stacklevel=3)
     per_replica = run.batch_size or rendering.estimate_batch_size(
         renderer.extractor, (s.size, s.size), network.input_channels,
         run.memory_budget or rendering.DEFAULT_MEMORY_BUDGET)
@@ -427,6 +374,39 @@ def plan(
     return Plan(network=network, layer=path, items=items, objective=obj, settings=s, seed=int(run.seed),
                 batch_size=executor.replicas * int(per_replica), renderer=renderer,
                 schedule=rendering.Schedule.of(s, run.block_steps), executor=executor, revive=revive, note=note)
+
+
+def _check_image_input(network) -> None:
+    shape = tuple(network.model.inputs[network.image_input].shape)
+    if len(shape) != 4:
+        raise ValueError(f"kerasviz draws images: this model's input is {shape}, not an image (batch, height, "
+                         "width, channels). Give a model whose input is an image.")
+
+
+def _first_conv(network) -> str:
+    convs = nets.conv_layers(network)
+    return repr(convs[0]) if convs else "a convolution layer"
+
+
+def _check_layer(network, path: str, layer) -> None:
+    """Refuse a layer whose channels are the image's own: the model's input."""
+    if isinstance(layer, keras.layers.InputLayer):
+        raise ValueError(f"Layer {path!r} is the input of {network.name}: its channels are the image's colors, "
+                         "which no picture maximizes but a flat one. Use a layer with learned weights, e.g. "
+                         f"{_first_conv(network)} (`kerasviz layers` lists them).")
+
+
+def _check_input_space(network, s: presets.Preset) -> None:
+    """Warn where a preset that optimizes the model's input directly (keras-io) starts from noise made for
+    ResNet50V2's [-1, 1] inputs and the model reads another range."""
+    pre = network.preprocess
+    if not s.input_space or not isinstance(pre, nets.Preprocessing):
+        return
+    low, high = np.asarray(pre.offset), np.asarray(pre.offset) + np.asarray(pre.scale)
+    if not (np.allclose(low, -1) and np.allclose(high, 1)):
+        warnings.warn(f"The keras-io preset's start is made for ResNet50V2's [-1, 1] inputs; {network.name} reads "
+                      f"{pre.name} inputs, so its pictures may stay noise. Use preset='quality' or 'fast'.",
+                      stacklevel=4)
 
 
 def render(
@@ -479,7 +459,9 @@ def render(
         batch = len(np.asarray(init))
     keys = list(range(batch or 1)) if keys is None else [int(k) for k in keys]
     p = plan(model, objective=objective, filters=keys, preset=preset, **{"batch_size": max(1, len(keys)), **options})
-    return p.run(keys, filters=filters, init=init, progress=progress, callbacks=callbacks)
+    result = p.run(keys, filters=filters, init=init, progress=progress, callbacks=callbacks)
+    results.report(result)
+    return result
 
 
 def _callbacks(progress, callbacks):
@@ -490,51 +472,51 @@ def _callbacks(progress, callbacks):
 
 
 def _run_chunks(plan: Plan, key_chunks, filter_chunks, init_chunks, seed, cbs) -> Result:
-    renderer, network, s, layer = plan.renderer, plan.network, plan.settings, plan.layer
+    """Run every chunk; the filters whose steps all ran make the `Result`. Ctrl-C at any point stops the run:
+    the chunk in flight keeps only its finished filters (those done before revive steps that were cut)."""
+    renderer, network, s = plan.renderer, plan.network, plan.settings
     start = time.perf_counter()
-    n_total = sum(len(c) for c in key_chunks)
-    raws, finals, hists, done_keys, revived = [], [], [], [], []
-    interrupted, finished = False, 0
+    everything = [k for keys in key_chunks for k in keys]
+    parts = []  # per chunk, its finished filters' (keys, images, scores, history, revived): one append each
+    interrupted = False
     steps_total = sum(presets.octave_steps(s))
-    with run_callbacks(cbs, n_items=n_total, steps=steps_total) as notify:
-        for i, (keys, filt, init) in enumerate(zip(key_chunks, filter_chunks, init_chunks, strict=True)):
-            def on_step(done, total, revive=(0, 0, 0), i=i, keys=keys):
-                notify(StepRecord(step=done, steps=total, chunk=i, chunks=len(key_chunks),
-                                  items_done=len(done_keys), items=n_total, reviving=revive[0],
-                                  revive_step=revive[1], revive_steps=revive[2]))
+    with run_callbacks(cbs, n_items=len(everything), steps=steps_total) as notify:
+        try:
+            for i, (keys, filt, init) in enumerate(zip(key_chunks, filter_chunks, init_chunks, strict=True)):
+                def on_step(n, total, revive=(0, 0, 0), i=i):
+                    notify(StepRecord(step=n, steps=total, chunk=i, chunks=len(key_chunks),
+                                      items_done=sum(len(p[0]) for p in parts), items=len(everything),
+                                      reviving=revive[0], revive_step=revive[1], revive_steps=revive[2]))
 
-            try:
                 batch = renderer.run(keys, filt, plan.schedule, seed=seed, init=init, on_step=on_step,
                                      executor=plan.executor)
-            except KeyboardInterrupt:
-                interrupted = True
-                break
-            raws.append(batch.images)
-            finals.append(batch.scores)
-            hists.append(batch.history)
-            done_keys.extend(keys)
-            revived.extend(batch.revived)
-            if batch.interrupted:
-                interrupted = True
-                break
-            finished = len(done_keys)
-            notify(StepRecord(step=steps_total, steps=steps_total, chunk=i, chunks=len(key_chunks),
-                              items_done=len(done_keys), items=n_total))
-    if interrupted:
-        warnings.warn(f"Interrupted: returning {len(done_keys)} of {n_total} images, of which the first "
-                      f"{finished} finished all steps.", stacklevel=4)
-    if not raws:
-        raise KeyboardInterrupt("Interrupted before any image was finished.")
-    raw = np.concatenate(raws)
-    steps = min(h.shape[0] for h in hists)
-    hist = np.concatenate([h[:steps] for h in hists], axis=1)
-    imgs, clipped = _deprocess(raw, s, network)
+                keep = [j for j, k in enumerate(keys) if k not in batch.unfinished]
+                if keep:
+                    kept = [keys[j] for j in keep]
+                    parts.append((kept, batch.images[keep], batch.scores[keep], batch.history[:, keep],
+                                  [k for k in batch.revived if k in kept]))
+                if batch.interrupted:
+                    interrupted = True
+                    break
+                notify(StepRecord(step=steps_total, steps=steps_total, chunk=i, chunks=len(key_chunks),
+                                  items_done=sum(len(p[0]) for p in parts), items=len(everything)))
+        except KeyboardInterrupt:  # anywhere but in the steps (which the renderer catches): the same
+            interrupted = True
+    if not parts:  # nothing to return: the interruption goes on up (a dream, a training callback stop too)
+        what = "filters" if plan.layer is not None else "images"
+        raise KeyboardInterrupt(f"Interrupted: 0 of {len(everything)} {what} finished.")
+    done, revived = [k for p in parts for k in p[0]], [k for p in parts for k in p[4]]
+    raw, scores = np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+    imgs, clipped = results.deprocess(raw, s, network)
+    dead, flat = results.check(done, imgs, scores, layer=plan.layer)
     settings = presets.to_dict(s)
     settings.update(seed=seed, model=network.name, weights=network.weights,
                     objective=renderer.objective.description, backend=backend.name())
-    return Result(images=imgs, scores=np.concatenate(finals), history=hist, filters=done_keys,
-                  layer=layer, raw=raw, settings=settings, seconds=time.perf_counter() - start,
-                  clipped=clipped, interrupted=interrupted, finished=finished, revived=revived)
+    finished = set(done)
+    return Result(images=imgs, scores=scores, history=np.concatenate([p[3] for p in parts], axis=1), filters=done,
+                  layer=plan.layer, raw=raw, settings=settings, seconds=time.perf_counter() - start,
+                  clipped=clipped, interrupted=interrupted, unfinished=[k for k in everything if k not in finished],
+                  revived=revived, dead=dead, flat=flat)
 
 
 def visualize_filters(
@@ -578,13 +560,19 @@ def visualize_filters(
               `revive_steps` gives the filters still at zero at the end extra steps on their center
               neuron (listed in `Result.revived`); 0 turns it off.
 
+    Ctrl-C stops the run at any point and returns the filters that ran all their steps, with a warning saying
+    how many (the others are in `Result.unfinished`; with none finished, the `KeyboardInterrupt` goes on).
+    Filters that end dead (score <= 0) or flat (a nearly uniform picture) are listed in `Result.dead` and
+    `Result.flat` and named in one warning line.
+
     Returns:
         A `Result` with `images` (uint8), `scores`, `history` and the settings.
 
     Raises:
-        ValueError: unknown model or layer, a filter out of range, a layer without channels, a size too
-            small for the layer, `steps <= 0`, or `distribute=kv.distribute.Ray(...)` (Ray runs atlases:
-            `kv.layer_atlas`, `kv.model_atlas`, `kerasviz gallery --ray`).
+        ValueError: unknown model or layer, a model whose input is not an image, the model's input layer, a
+            filter out of range, a layer without channels, a size too small for the layer, `steps <= 0`, or
+            `distribute=kv.distribute.Ray(...)` (Ray runs atlases: `kv.layer_atlas`, `kv.model_atlas`,
+            `kerasviz gallery --ray`).
         TypeError: an unknown option (the message suggests close names).
 
     Example:
@@ -596,4 +584,6 @@ def visualize_filters(
     (4, 32, 32, 3)
     """
     p = plan(model, layer, filters, objective=objective, preset=preset, **options)
-    return p.run(progress=progress, callbacks=callbacks)
+    result = p.run(progress=progress, callbacks=callbacks)
+    results.report(result)
+    return result

@@ -272,3 +272,18 @@ def test_distribute_over_two_devices_gives_the_same_pictures(children):
     out, err = child.communicate(timeout=300)
     assert child.returncode == 0, err[-3000:]
     assert "identical on ['CPU:0', 'CPU:1']" in out
+
+
+def test_ctrl_c_as_a_batch_is_stored_keeps_what_the_cache_holds(tiny_cnn, tmp_path, monkeypatch):
+    from kerasviz.atlas.cache import FilterCache
+
+    store = FilterCache.store_result
+
+    def store_then_stop(self, result, seconds):
+        store(self, result, seconds)
+        raise KeyboardInterrupt  # Ctrl-C lands just after the batch was written
+
+    monkeypatch.setattr(FilterCache, "store_result", store_then_stop)
+    with pytest.warns(UserWarning, match="Interrupted: 4 of 8 filters of conv2 are done and cached"):
+        part = atlas.layer_atlas(tiny_cnn, "conv2", range(8), cache_dir=tmp_path, batch_size=4, **QUICK)
+    assert part.filters == [0, 1, 2, 3] and part.computed == [0, 1, 2, 3] and len(part.images) == 4

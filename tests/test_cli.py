@@ -5,6 +5,12 @@ from PIL import Image
 from kerasviz import cli
 
 
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    """`kerasviz atlas` caches its filters: in this test's folder, not the user's."""
+    monkeypatch.setenv("KERASVIZ_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.mark.parametrize(
     "text, expected", [("0-3", [0, 1, 2, 3]), ("0,3,5-7", [0, 3, 5, 6, 7]), ("all", "all"), ("4", [4])]
 )
@@ -195,6 +201,59 @@ def test_importing_kerasviz_changes_no_setting_of_the_user():
     assert out.stdout.strip().endswith("True")
 
 
+def test_atlas_caches_its_filters_and_reads_them_back(tmp_path, capsys):
+    argv = ["atlas", "VGG16", "block1_conv2", "--weights", "hed", "--filters", "0-1", "--out", str(tmp_path / "a.png"),
+            "--preset", "fast", "--size", "24", "--steps", "2", "--cache-dir", str(tmp_path / "mine")]
+    assert cli.main(argv) == 0
+    first = np.asarray(Image.open(tmp_path / "a.png"))
+    assert cli.main(argv) == 0
+    again = capsys.readouterr().out.splitlines()[-1]
+    assert "2 filters of block1_conv2" in again and "2 from the cache" in again
+    assert not (tmp_path / "cache").exists()  # --cache-dir, not $KERASVIZ_CACHE
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), first)
+
+
+def test_atlas_filters_4_is_filter_4(tmp_path, capsys):
+    out = tmp_path / "a.png"
+    assert cli.main(["atlas", "VGG16", "block1_conv2", "--weights", "hed", "--filters", "4", "--out", str(out),
+                     "--preset", "fast", "--size", "24", "--steps", "2"]) == 0
+    assert np.asarray(Image.open(out)).shape == (24, 24, 3)
+    assert "1 filters of block1_conv2" in capsys.readouterr().out
+    cached = list((tmp_path / "cache").rglob("0*.json"))
+    assert [p.name for p in cached] == ["00004.json"]
+
+
+def _dense_only(keras):
+    return keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, name="hidden"), keras.layers.Dense(10)])
+
+
+def _one_conv(keras):
+    inputs = keras.Input((8, 8, 3), name="pixels")
+    return keras.Model(inputs, keras.layers.Conv2D(2, 3, name="c")(inputs))
+
+
+@pytest.mark.parametrize("make, layer, message", [
+    (_dense_only, "hidden", "kerasviz draws images: this model's input is (None, 64), not an image"),
+    (_one_conv, "pixels", "Layer 'pixels' is the input of"),
+])
+def test_atlas_of_what_it_cannot_draw_is_one_line(make, layer, message, tmp_path, capsys):
+    import keras
+
+    path = tmp_path / "m.keras"
+    make(keras).save(path)
+    assert cli.main(["atlas", str(path), layer, "--out", str(tmp_path / "a.png")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_atlas_warnings_are_one_line_each(tmp_path, capsys):
+    assert cli.main(["atlas", "VGG16", "block1_conv2", "--weights", "hed", "--filters", "0", "--preset", "keras-io",
+                     "--size", "64", "--steps", "1", "--out", str(tmp_path / "a.png")]) == 0
+    err = capsys.readouterr().err
+    assert "kerasviz: warning: The keras-io preset's start is made for ResNet50V2's [-1, 1] inputs" in err
+    assert "UserWarning" not in err and "Traceback" not in err
+
+
 def test_atlas_default_filters_are_clipped_to_a_small_layer(model_files, tmp_path, capsys):
     """No --filters on a 6-channel layer: its 6 filters (the default first 64, clipped), not 'Filter 6 is out of
     range'; an index the user gives out of range still fails, with the valid range."""
@@ -204,3 +263,19 @@ def test_atlas_default_filters_are_clipped_to_a_small_layer(model_files, tmp_pat
     assert "6 filters of g1" in capsys.readouterr().out
     assert cli.main(["atlas", model_files["keras"], "g1", "--filters", "6", "--out", str(out)]) == 2
     assert "Filter 6 is out of range for layer 'g1', which has 6 channels (valid: 0-5)" in capsys.readouterr().err
+
+
+def test_an_interrupted_atlas_with_the_default_filters_counts_them(model_files, tmp_path, capsys, monkeypatch):
+    """No --filters (None: the first 64, clipped to the layer's 6 channels), interrupted after 2."""
+    from kerasviz import atlas
+
+    def interrupted(network, layer, filters, **options):
+        assert filters is None
+        return atlas.LayerAtlas(
+            layer=layer, filters=[0, 1], images=np.zeros((2, 8, 8, 3), "uint8"), scores=np.ones(2, "float32"),
+            computed=[0, 1], cached=[], seconds=1.0, batch_size=2, interrupted=True, layer_type="Conv2D",
+            output_shape=(None, 26, 26, 6), channels=6, settings={}, cache_path=str(tmp_path))
+
+    monkeypatch.setattr(atlas, "layer_atlas", interrupted)
+    assert cli.main(["atlas", model_files["keras"], "g1", "--out", str(tmp_path / "a.png")]) == 130
+    assert "Interrupted: 2 of 6 filters finished" in capsys.readouterr().err

@@ -151,11 +151,11 @@ def test_interrupt_returns_finished_chunks(tiny_cnn):
                 calls["n"] += 1
                 raise KeyboardInterrupt
 
-    with pytest.warns(UserWarning, match="returning 4 of 4 images, of which the first 2 finished"):
+    with pytest.warns(UserWarning, match=r"Interrupted: 2 of 4 filters finished; returning those"):
         result = kv.visualize_filters(tiny_cnn, "conv1", range(4), batch_size=2, preset="fast", size=16,
                                       steps=2, progress=False, callbacks=[StopAfterFirstChunk()])
-    assert result.interrupted and result.finished == 2 and result.filters == [0, 1, 2, 3]
-    assert calls["n"] == 1 and result.history.shape == (1, 4)
+    assert result.interrupted and result.filters == [0, 1] and result.unfinished == [2, 3]
+    assert calls["n"] == 1 and result.history.shape == (2, 2) and result.images.shape[0] == 2
 
 
 def test_hed_vgg16_block3_filters_all_rise_off_gray(hed_vgg16):

@@ -14,6 +14,7 @@ from kerasviz import images, nets, optimize
 from kerasviz.atlas.cache import FilterCache, cache_key, cache_settings, default_cache_dir, folder_for
 from kerasviz.engine import distribute as distribution
 from kerasviz.engine import presets
+from kerasviz.engine import result as outcomes
 from kerasviz.engine.progress import Callback, FilterBar
 
 
@@ -36,6 +37,8 @@ class LayerAtlas:
         channels: the layer's channel count.
         settings: what the cache key was made of (JSON-able).
         cache_path: the folder holding this layer's cached filters.
+        dead: the filters whose final score is <= 0 (see `kerasviz.Result.dead`).
+        flat: the filters whose picture is nearly one color (see `kerasviz.Result.flat`).
         chunks: one `(device, filters, seconds)` record per batch computed.
         revived: the filters whose picture came from the revive steps (they scored <= 0 after the main
             steps; see `Preset.revive_steps`), computed now or read from the cache.
@@ -55,6 +58,8 @@ class LayerAtlas:
     channels: int
     settings: dict
     cache_path: str
+    dead: list = dataclasses.field(default_factory=list)
+    flat: list = dataclasses.field(default_factory=list)
     chunks: list = dataclasses.field(default_factory=list)
     revived: list = dataclasses.field(default_factory=list)
 
@@ -172,9 +177,7 @@ def _execute(job: _LayerJob, *, bar: FilterBar, callbacks) -> LayerAtlas:
         for chunk in plan.chunks(job.todo):
             t0 = time.perf_counter()
             cbs = [bar.steps_of(len(chunk)), *(callbacks or [])]
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Interrupted: returning", UserWarning)
-                result = plan.run(chunk, callbacks=cbs)
+            result = plan.run(chunk, callbacks=cbs)
             seconds = time.perf_counter() - t0
             stored = job.cache.store_result(result, seconds)
             for i, f in enumerate(stored):
@@ -185,8 +188,15 @@ def _execute(job: _LayerJob, *, bar: FilterBar, callbacks) -> LayerAtlas:
             if result.interrupted:
                 interrupted = True
                 break
-    except KeyboardInterrupt:  # between batches: what was stored stays stored
+    except KeyboardInterrupt:  # between batches, or as one was stored: what the cache holds counts as done
         interrupted = True
+        late = job.cache.load_many([f for f in job.todo if f not in results], plan.network.input_channels,
+                                   record=True)
+        for f, (image, score, record) in late.items():
+            results[f] = (image, score)
+            computed.append(f)
+            if record.get("revived"):
+                job.revived.add(f)
     return _finish(job, results, computed, chunks_log, interrupted, time.perf_counter() - start)
 
 
@@ -239,6 +249,7 @@ def _finish(job: _LayerJob, results: dict, computed: list, chunks_log: list, int
         side = s.size - 2 * s.crop
         imgs = np.zeros((0, side, side, plan.network.input_channels), "uint8")
     scores = np.asarray([results[f][1] for f in ordered], "float32")
+    dead, flat = outcomes.check(ordered, imgs, scores, layer=job.path)
     computed_set = set(computed)
     return LayerAtlas(
         layer=job.path, filters=ordered, images=imgs, scores=scores,
@@ -247,7 +258,7 @@ def _finish(job: _LayerJob, results: dict, computed: list, chunks_log: list, int
         batch_size=plan.batch_size // plan.executor.replicas, interrupted=interrupted or len(ordered) < len(plan.items),
         layer_type=job.layer_type, output_shape=job.output_shape, channels=job.channels,
         settings=job.cache.settings, cache_path=job.cache.folder, chunks=chunks_log,
-        revived=[f for f in ordered if f in job.revived],
+        revived=[f for f in ordered if f in job.revived], dead=dead, flat=flat,
     )
 
 
@@ -316,9 +327,12 @@ def layer_atlas(
     job = prepare(network, layer, filters, cache_dir=cache_dir, preset=preset, objective=objective, run=run,
                    overrides=overrides)
     with FilterBar(len(job.todo), progress, desc=network.name) as bar:
-        if isinstance(where, distribution.Ray):
-            return _execute_ray([job], where, bar)[0]
-        return _execute(job, bar=bar, callbacks=callbacks)
+        atlas = _execute_ray([job], where, bar)[0] if isinstance(where, distribution.Ray) else _execute(
+            job, bar=bar, callbacks=callbacks)
+    line = outcomes.bad_line(len(atlas.filters), atlas.dead, atlas.flat, f" of {atlas.layer!r}")
+    if line is not None:
+        warnings.warn(line, stacklevel=2)
+    return atlas
 
 
 def model_atlas(

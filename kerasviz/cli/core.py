@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 from kerasviz.cli.common import (
     LAYER_HELP,
     add_model_args,
@@ -22,20 +26,41 @@ def _cmd_atlas(args) -> None:
     check_writable(args.out)
     cluster = ray_cluster(args)
     net = load_network(args)
-    options = run_options(args)
-    if cluster is None:
-        options.pop("cache_dir", None)  # a plain run caches nothing
-        result = kv.visualize_filters(net, args.layer, parse_filters(args.filters), **options)
-    else:  # on Ray: a cached layer atlas, the workers writing into the shared cache
-        result = kv.atlas.layer_atlas(net, args.layer, parse_filters(args.filters), distribute=cluster, **options)
-        if result.interrupted:
-            raise KeyboardInterrupt("interrupted: run the same command again to resume")
-    atlas = kv.stitch(result.images, margin=args.margin, cols=args.cols,
-                      labels=result.filters if args.labels else None)
-    kv.save_image(atlas, args.out)
-    print(f"{args.out}: {len(result.filters)} filters of {result.layer} in {result.seconds:.1f} s "
-          f"({result.seconds / max(len(result.filters), 1):.2f} s per filter), "
-          f"mean score {result.scores.mean():.3g}")
+    # a cached layer atlas (here, or on Ray with the workers writing into the shared cache): the same command
+    # run again after Ctrl-C resumes where it stopped
+    filters = parse_filters(args.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        result = kv.atlas.layer_atlas(net, args.layer, filters, distribute=cluster, **run_options(args))
+    _say(caught)
+    done = len(result.filters)
+    if done:
+        atlas = kv.stitch(result.images, margin=args.margin, cols=args.cols,
+                          labels=result.filters if args.labels else None)
+        kv.save_image(atlas, args.out)
+        cached = f", {len(result.cached)} from the cache" if result.cached else ""
+        print(f"{args.out}: {done} filters of {result.layer} in {result.seconds:.1f} s "
+              f"({result.seconds / max(len(result.computed), 1):.2f} s per filter computed{cached}), "
+              f"mean score {result.scores.mean():.3g}")
+    if result.interrupted:
+        asked = len(set(kv.nets.resolve_filters(filters, result.channels, result.layer)))  # None: the default
+        print(f"kerasviz: Interrupted: {done} of {asked} filters finished"
+              + (f", written to {args.out}" if done else "") + "; run the same command again to resume from "
+              f"the cache ({result.cache_path})", file=sys.stderr)
+        raise KeyboardInterrupt
+
+
+def _say(caught) -> None:
+    """kerasviz's own warnings as one line each (`kerasviz: warning: ...`), an interruption left to the command's
+    own line; any other warning as Python shows it."""
+    import kerasviz
+
+    home = os.path.dirname(kerasviz.__file__)
+    for w in caught:
+        text = str(w.message)
+        if not w.filename.startswith(home):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        elif not text.startswith("Interrupted: "):
+            print(f"kerasviz: warning: {text}", file=sys.stderr)
 
 
 def _cmd_layers(args) -> None:
@@ -89,8 +114,9 @@ def register(sub) -> None:
     p.add_argument("--cols", type=int, default=None, help="tiles per row of the mosaic (default: a square-ish grid)")
     p.add_argument("--labels", action="store_true", help="write each filter's index on its tile")
     add_ray_args(p)
-    p.add_argument("--cache-dir", default=None, help="with --ray: the cache the workers write, on storage they all "
-                                                     "reach (default: $KERASVIZ_CACHE or ~/.cache/kerasviz/atlas)")
+    p.add_argument("--cache-dir", default=None,
+                   help="the cache of finished filters, from which the same command resumes; with --ray, storage "
+                        "every worker reaches (default: $KERASVIZ_CACHE or ~/.cache/kerasviz/atlas)")
     p.set_defaults(run=_cmd_atlas)
 
     p = sub.add_parser("layers", help="list a model's layers: name, type, output shape, channels")

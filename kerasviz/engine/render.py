@@ -181,6 +181,8 @@ class Rendered:
         history: float32 `(steps, N)`, the score at every step run.
         interrupted: True when Ctrl-C stopped the run; the images are those of the steps finished.
         revived: the keys whose image came from the revive steps.
+        unfinished: the keys whose steps did not all run: every key when Ctrl-C stopped the main steps, those
+            being revived when it stopped the revive steps.
     """
 
     images: np.ndarray
@@ -188,6 +190,7 @@ class Rendered:
     history: np.ndarray
     interrupted: bool = False
     revived: list = dataclasses.field(default_factory=list)
+    unfinished: list = dataclasses.field(default_factory=list)
 
 
 def get_renderer(network, objective, settings: presets.Preset, revive=None) -> Renderer:
@@ -363,10 +366,11 @@ class Renderer:
         if ex.replicas > 1:  # back on the default device, without the padding
             values = [backend.to_tensor(ex.get(v)[:n_given]) for v in values]
             keys, filters, final, hist = keys[:n_given], filters[:n_given], final[:n_given], hist[:, :n_given]
-        revived = []
+        revived, unfinished = [], list(keys) if interrupted else []
         if self._revive_step is not None and s.revive_steps > 0 and not interrupted:
-            values, final, revived = self._revive(values, final, keys, filters, s, on_step, total)
-        return Rendered(self._current(values), final.astype("float32"), hist.astype("float32"), interrupted, revived)
+            values, final, revived, unfinished = self._revive(values, final, keys, filters, s, on_step, total)
+        return Rendered(self._current(values), final.astype("float32"), hist.astype("float32"),
+                        interrupted or bool(unfinished), revived, unfinished)
 
     def _blocks(self, ex, values, state, lr, u_all, filters_t, size, forced=None):
         """The steps of one octave, in blocks: yields `(steps done in the block, values, scores)`, the scores
@@ -424,12 +428,14 @@ class Renderer:
 
     def _revive(self, values, final, keys, filters, s, on_step=None, total=0):
         """More steps of the revive objective for the images scoring <= 0. A new image is kept where it
-        brought the revive objective above zero (the filter is alive) or raised the main score.
+        brought the revive objective above zero (the filter is alive) or raised the main score. Returns
+        `(values, scores, revived keys, unfinished keys)`: Ctrl-C leaves the images as they were and the keys
+        being revived unfinished.
 
         The sub-batch is padded to a power of two (at most the batch) so that few shapes get compiled."""
         dead = np.flatnonzero(final <= 0)
         if not dead.size:
-            return values, final, []
+            return values, final, [], []
         n = min(len(final), 2 ** math.ceil(math.log2(dead.size)))
         index = np.concatenate([dead, np.full(n - dead.size, dead[0])])
         arrays = [backend.to_numpy(v) for v in values]
@@ -444,7 +450,7 @@ class Renderer:
                 if on_step is not None:
                     on_step(total, total, revive=(dead.size, t + 1, s.revive_steps))
         except KeyboardInterrupt:
-            return values, final, []  # the images before reviving are complete results
+            return values, final, [], [keys[i] for i in dead]
         scores = backend.to_numpy(self._clean(sub, None, sub_filters))[: dead.size]
         alive = backend.to_numpy(self._revive_scores(sub, None, sub_filters))[: dead.size] > 0
         better = alive | (scores > final[dead])
@@ -453,7 +459,7 @@ class Renderer:
             a[dead[better]] = b[: dead.size][better]
         final = final.copy()
         final[dead[better]] = scores[better]
-        return [backend.to_tensor(a) for a in arrays], final, [keys[i] for i in dead[better]]
+        return [backend.to_tensor(a) for a in arrays], final, [keys[i] for i in dead[better]], []
 
     def _current(self, values, ex=None):
         """The images the values draw, on the host (gathered from the replicas of `ex`)."""
