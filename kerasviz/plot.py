@@ -19,7 +19,7 @@ from kerasviz import analysis, examples, images, nets, optimize
 MAPS_PER_ROW = 16  # feature-map grids: 16 maps per row
 TILE_INCHES = 1.6  # size of one small panel
 MAP_INCHES = 0.9  # size of one feature map in a grid
-MAP_MARGIN = 2  # pixels between feature maps in a grid
+MAP_GAP = 0.05  # white between feature maps in a grid, as a fraction of a map's longer side (at least 1 pixel)
 CURVE_COLOR = "#4c72b0"
 MARK_COLOR = "#dd3333"
 
@@ -151,15 +151,17 @@ def feature_maps_figure(
         model: a `Network`, `keras.Model`, name or `.keras` path.
         layer: a layer with a spatial output (convolution, pooling, activation).
         image: a path, PIL image or array (see `kv.analysis.prepare_image`).
-        filters: which maps to draw. Defaults to all channels (a 512-channel layer makes 32 rows).
+        filters: which maps to draw: a list or range of indices (`range(4)` gives four). Defaults to all
+            channels (a 512-channel layer makes 32 rows).
         cols: maps per row. Defaults to 16.
         cmap: the matplotlib colormap. Defaults to `"viridis"`.
         image_size: resize the image before the forward pass. Defaults to its own size.
         weights: weights for a model given by name. Defaults to `"imagenet"`.
 
     Returns:
-        A `Figure` with one axes: the maps stitched row by row into one image (`MAP_MARGIN` white
-        pixels between them), so that a 512-map layer draws as fast as a 16-map one. The map in row r,
+        A `Figure` with one axes: the maps stitched row by row into one image (white gaps between them,
+        `MAP_GAP` of a map's longer side, so that they stay visible at the figure's size whatever the
+        maps' size), so that a 512-map layer draws as fast as a 16-map one. The map in row r,
         column c is `filters[r * cols + c]`: the row's tick label is its first filter, the column's
         label the offset (`+3`); for `filters=None` the filter is the row label plus the column
         offset. Each map is scaled from its own minimum (dark) to maximum (bright); a constant map
@@ -186,14 +188,15 @@ def feature_maps_figure(
     h, w = act.shape[:2]
     colormap = matplotlib.colormaps[cmap]
     tiles = [images.to_uint8(colormap(_normalize(act[..., f]))[..., :3]) for f in chosen]
-    mosaic = images.stitch(tiles, cols=cols, margin=MAP_MARGIN, background=255)
+    margin = max(1, math.ceil(MAP_GAP * max(h, w)))  # in map pixels: a map is drawn MAP_INCHES wide at any size
+    mosaic = images.stitch(tiles, cols=cols, margin=margin, background=255)
     fig = _figure(cols * MAP_INCHES, rows * MAP_INCHES * h / w + 0.5)
     ax = fig.add_subplot()
     ax.imshow(mosaic, interpolation="nearest")
     # read a map's filter as row label + column label: labels on ticks scale to 512 maps, texts do not
-    ax.set_xticks([c * (w + MAP_MARGIN) + (w - 1) / 2 for c in range(cols)], [f"+{c}" for c in range(cols)],
+    ax.set_xticks([c * (w + margin) + (w - 1) / 2 for c in range(cols)], [f"+{c}" for c in range(cols)],
                   fontsize=6)
-    ax.set_yticks([r * (h + MAP_MARGIN) + (h - 1) / 2 for r in range(rows)],
+    ax.set_yticks([r * (h + margin) + (h - 1) / 2 for r in range(rows)],
                   [str(chosen[r * cols]) for r in range(rows)], fontsize=6)
     ax.tick_params(length=0, pad=1)
     for spine in ax.spines.values():
@@ -325,12 +328,14 @@ def examples_figure(result: examples.DatasetExamples, filter: int | Sequence[int
 
     Args:
         result: what `kv.examples.dataset_examples` returned.
-        filter: a filter index or a list of them. Defaults to all the filters in `result`.
+        filter: a filter index (`filter=3` is filter 3) or a list of them. Defaults to all the filters
+            in `result`.
         visualization: the filters' optimized images: a `Result` of `visualize_filters`, a dict
             filter -> image, or one image (for one filter). Defaults to None (crops only).
 
     Returns:
-        A matplotlib `Figure` (save it with `fig.savefig("examples.png")`).
+        A matplotlib `Figure` (save it with `fig.savefig("examples.png")`), one column per example found:
+        from 6 images with `k=9`, 6 columns under the title "top 6 of 6 images", no empty cells.
 
     Example:
     >>> ex = kv.examples.dataset_examples(net, "block3_conv3", "photos/", k=2, filters=[3], size=64)
@@ -342,7 +347,7 @@ def examples_figure(result: examples.DatasetExamples, filter: int | Sequence[int
     rows = [result.slot(int(f)) for f in chosen]
     pictures = [_visualization_image(visualization, int(f)) for f in chosen]
     lead = 1 if any(p is not None for p in pictures) else 0
-    k = result.ids.shape[1]
+    k = max(1, int((result.ids[rows] >= 0).sum(axis=1).max()))  # fewer images than asked: as many columns
     fig = _figure(1.4 * (lead + k), 1.6 * len(rows))
     axes = fig.subplots(len(rows), lead + k, squeeze=False)
     for r, (slot, f, picture) in enumerate(zip(rows, chosen, pictures, strict=True)):

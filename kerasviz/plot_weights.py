@@ -191,35 +191,43 @@ def _color_names(network, n: int) -> list[str]:
     return ["B", "G", "R"] if getattr(network.preprocess, "bgr", False) else ["R", "G", "B"]
 
 
+def _swatch(name: str) -> np.ndarray:
+    """A small picture of one image channel: its color for R, G or B, else mid-gray."""
+    rgb = {"R": (1.0, 0.0, 0.0), "G": (0.0, 0.6, 0.0), "B": (0.0, 0.0, 1.0)}.get(name, (0.5, 0.5, 0.5))
+    return np.broadcast_to(np.asarray(rgb, "float32"), (8, 8, 3))
+
+
 def _incoming_figure(network, top: kvweights.IncomingChannels, own_image, input_images, *, subtitle: str) -> Figure:
-    """Column 0: the filter (its image, then the norms of all inputs); columns 1..k: each input's image
-    above its weights into the filter."""
+    """The filter beside its top `k` inputs, every cell drawn.
+
+    With the filter's picture (`own_image`): two rows. Column 0 holds the picture, then the norms of all
+    inputs; columns 1..k each input's picture (its color swatch for a layer that reads the image) above its
+    weights into the filter. Without (expanded weights): one row, the norms and then the weights, each map
+    titled with its input channel.
+    """
     k = len(top)
-    fig = Figure(figsize=((k + 1) * MAP_INCHES * 1.25 + 0.6, 2 * MAP_INCHES * 1.35 + 0.6), layout="constrained")
-    axes = fig.subplots(2, k + 1, squeeze=False)
+    names = _color_names(network, len(top.all_norms)) if top.from_image else None
+    labels = [f"{top.input_layer}\n{'channel ' + names[int(c)] if names else int(c)}" for c in top.channels]
+    rows = 1 if own_image is None else 2
+    fig = Figure(figsize=((k + 1) * MAP_INCHES * 1.25 + 0.6, rows * MAP_INCHES * 1.35 + 0.6), layout="constrained")
+    axes = fig.subplots(rows, k + 1, squeeze=False)
     if own_image is not None:
         _image(axes[0, 0], own_image, f"{top.layer}\nfilter {top.filter}")
-    else:
-        axes[0, 0].set_axis_off()
-    ax = axes[1, 0]
+        for j in range(k):
+            picture = input_images[j] if input_images is not None else _swatch(names[int(top.channels[j])])
+            _image(axes[0, j + 1], picture, labels[j])
+    ax = axes[-1, 0]
     order = np.sort(top.all_norms)[::-1]
     colors = ["tab:red" if i < k else "tab:gray" for i in range(len(order))]
     ax.bar(np.arange(len(order)), order, color=colors, width=1.0)
     ax.set_title("input norms", fontsize=7)
     ax.tick_params(labelsize=5)
     limit = symmetric_limit(top.slices)
-    names = _color_names(network, len(top.all_norms)) if top.from_image else None
     im = None
     for j in range(k):
-        c = int(top.channels[j])
-        label = f"{top.input_layer}\n{'channel ' + names[c] if names else c}"
-        if input_images is not None:
-            _image(axes[0, j + 1], input_images[j], label)
-        else:
-            axes[0, j + 1].set_axis_off()
-            axes[0, j + 1].text(0.5, 0.5, label, ha="center", va="center", fontsize=7)
-        im = _weight_map(axes[1, j + 1], top.slices[j], limit, f"|w| = {top.norms[j]:.3g}")
-    fig.colorbar(im, ax=axes[1, 1:].tolist(), shrink=0.8)
+        title = f"|w| = {top.norms[j]:.3g}" if own_image is not None else f"{labels[j]}\n|w| = {top.norms[j]:.3g}"
+        im = _weight_map(axes[-1, j + 1], top.slices[j], limit, title)
+    fig.colorbar(im, ax=axes[-1, 1:].tolist(), shrink=0.8)
     fig.suptitle(subtitle, fontsize=9)
     return fig
 
@@ -245,7 +253,7 @@ def circuit_figure(
     Top row: the filter's own visualization, then each input channel's (channels of the layer that
     feeds it, found by `weights.input_layer_of`). Bottom row: the norms of all input channels (the top
     `k` in red), then each input channel's kernel slice on one symmetric `RdBu_r` scale. A first layer
-    reads colors: its inputs are labelled with the channel's color instead of pictured.
+    reads colors: each input is pictured by a swatch of its color and labelled with its name (R, G, B).
 
     Args:
         model: a `Network`, `keras.Model` or model name.
@@ -308,7 +316,8 @@ def expanded_weights_figure(
         weights: weights for a model given by name. Defaults to `"imagenet"`.
 
     Returns:
-        A `Figure`.
+        A `Figure` of one row: the norms of all channels of `layer_from` (the top `k` in red), then the
+        `k` maps, each titled with its channel and norm.
 
     Example:
     >>> net = kv.get_model("VGG16", weights="hed")

@@ -252,3 +252,30 @@ def test_atlas_warnings_are_one_line_each(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "kerasviz: warning: The keras-io preset's start is made for ResNet50V2's [-1, 1] inputs" in err
     assert "UserWarning" not in err and "Traceback" not in err
+
+
+def test_atlas_default_filters_are_clipped_to_a_small_layer(model_files, tmp_path, capsys):
+    """No --filters on a 6-channel layer: its 6 filters (the default first 64, clipped), not 'Filter 6 is out of
+    range'; an index the user gives out of range still fails, with the valid range."""
+    assert cli.parse_filters(None) is None
+    out = tmp_path / "atlas.png"
+    assert cli.main(["atlas", model_files["keras"], "g1", "--out", str(out), "--preset", "fast", "--steps", "2"]) == 0
+    assert "6 filters of g1" in capsys.readouterr().out
+    assert cli.main(["atlas", model_files["keras"], "g1", "--filters", "6", "--out", str(out)]) == 2
+    assert "Filter 6 is out of range for layer 'g1', which has 6 channels (valid: 0-5)" in capsys.readouterr().err
+
+
+def test_an_interrupted_atlas_with_the_default_filters_counts_them(model_files, tmp_path, capsys, monkeypatch):
+    """No --filters (None: the first 64, clipped to the layer's 6 channels), interrupted after 2."""
+    from kerasviz import atlas
+
+    def interrupted(network, layer, filters, **options):
+        assert filters is None
+        return atlas.LayerAtlas(
+            layer=layer, filters=[0, 1], images=np.zeros((2, 8, 8, 3), "uint8"), scores=np.ones(2, "float32"),
+            computed=[0, 1], cached=[], seconds=1.0, batch_size=2, interrupted=True, layer_type="Conv2D",
+            output_shape=(None, 26, 26, 6), channels=6, settings={}, cache_path=str(tmp_path))
+
+    monkeypatch.setattr(atlas, "layer_atlas", interrupted)
+    assert cli.main(["atlas", model_files["keras"], "g1", "--out", str(tmp_path / "a.png")]) == 130
+    assert "Interrupted: 2 of 6 filters finished" in capsys.readouterr().err

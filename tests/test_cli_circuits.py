@@ -81,3 +81,4 @@ def test_circuit_on_offline_vgg16(tmp_path, capsys):
     assert cli.main(argv) == 0
     assert "top 2 inputs from block1_conv2" in capsys.readouterr().out
     assert os.path.getsize(out) > 1000
+

@@ -70,3 +70,12 @@ def test_caricature_takes_the_precision(tmp_path, capsys, model_files):
                      "--steps", "2", "--precision", "bfloat16", "--quiet", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     assert out.exists()
+
+
+def test_examples_default_filters_are_clipped_to_a_small_layer(tmp_path, capsys, model_files, image_folder):
+    """The gratings layer has 4 channels: the default (the first 8) gives those 4 instead of an error."""
+    out = tmp_path / "fig.png"
+    code = cli.main(["examples", model_files[1], "gabor", image_folder, "-k", "2", "--size", "24",
+                     "--no-visualization", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert "for 4 filters of gabor" in capsys.readouterr().out

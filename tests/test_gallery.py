@@ -450,3 +450,28 @@ def test_an_unknown_option_fails_before_anything_is_written(tiny_cnn, tmp_path):
     with pytest.raises(TypeError, match="Unknown setting 'sise'. Did you mean 'size'"):
         gallery.make_gallery(tiny_cnn, tmp_path / "site", sise=16, **QUICK)
     assert not os.path.exists(tmp_path / "site")
+
+
+def test_explorer_leads_with_the_layers_and_scales_pictures_smoothly(site):
+    """The index opens on its layers (the settings collapsed after them), and the 16 px pictures drawn at 128 or
+    512 px are scaled smoothly, not blown up as pixel blocks; only kernel heatmaps keep hard edges."""
+    index, _ = site
+    rendering = "imgs => imgs.map(i => getComputedStyle(i).imageRendering)"
+
+    def check(page):
+        page.goto("file://" + os.path.abspath(index))
+        first = page.locator("body > table, body > details, body > h2").first
+        assert first.evaluate("e => e.tagName") == "TABLE" and "layer" in first.locator("th").first.inner_text()
+        settings = page.locator("details.settings")
+        assert settings.count() == 1 and not settings.evaluate("d => d.open")
+        assert settings.evaluate("d => d.previousElementSibling.tagName") == "TABLE"
+        assert set(page.eval_on_selector_all(".strip img", rendering)) == {"auto"}
+        page.goto("file://" + os.path.abspath(os.path.join(os.path.dirname(index), "conv2", "index.html")))
+        assert set(page.eval_on_selector_all(".grid img", rendering)) == {"auto"}
+        page.goto("file://" + os.path.abspath(os.path.join(os.path.dirname(index), "conv2", "f00001.html")))
+        assert page.eval_on_selector_all("img.big", rendering) == ["auto"]
+        assert set(page.eval_on_selector_all(".views img, .card img.tile", rendering)) == {"auto"}
+        assert set(page.eval_on_selector_all(".card img.kernel", rendering)) == {"pixelated"}
+        assert page.locator("details.settings").count() == 1
+
+    browse(check)

@@ -381,3 +381,23 @@ def test_no_private_name_crosses_a_module_of_the_nets_and_weights_wings():
                       if isinstance(node, ast.Attribute) and private(node.attr) and isinstance(node.value, ast.Name)
                       and node.value.id in imported]
     assert not crossings
+
+
+def test_resolve_filters_clips_the_default_and_reads_an_int_as_one_filter():
+    assert nets.resolve_filters(None, 8, "conv1") == list(range(8))  # the default 64, clipped to 8 channels
+    assert nets.resolve_filters(None, 100, "conv") == list(range(64))
+    assert nets.resolve_filters(None, 8, "conv1", default=None) == list(range(8))
+    assert nets.resolve_filters(4, 8, "conv1") == [4]  # filter number 4, listed
+    assert nets.resolve_filters(np.int64(4), 8, "conv1") == [4]
+    assert nets.resolve_filters(range(4), 8, "conv1") == [0, 1, 2, 3]
+    explicit = r"Filter 8 is out of range for layer 'conv1', which has 8 channels \(valid: 0-7\)"
+    with pytest.raises(ValueError, match=explicit):
+        nets.resolve_filters(8, 8, "conv1")  # what the user asked for explicitly still errors
+    with pytest.raises(ValueError, match="filters is empty"):
+        nets.resolve_filters([], 8, "conv1")
+
+
+def test_the_default_filters_of_a_small_layer_are_all_its_channels(tiny_cnn):
+    result = kv.visualize_filters(tiny_cnn, "conv1", preset="fast", size=16, steps=1, progress=False)
+    assert result.filters == list(range(8))
+    assert kv.visualize_filters(tiny_cnn, "conv1", 4, preset="fast", size=16, steps=1, progress=False).filters == [4]

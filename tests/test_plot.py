@@ -58,7 +58,7 @@ def test_feature_maps_figure_is_a_normalized_viridis_grid(hed_vgg16, cat, tmp_pa
     fig = plot.feature_maps_figure(hed_vgg16, "block1_conv2", cat, filters=range(20))
     (ax,) = fig.axes
     mosaic = ax.images[0].get_array()
-    margin = plot.MAP_MARGIN
+    margin = 3  # 5% of the maps' 48 pixels, rounded up
     assert mosaic.shape == (2 * 36 + margin, 16 * 48 + 15 * margin, 3)  # 16 per row, 2 rows
     assert [t.get_text() for t in ax.get_xticklabels()] == [f"+{c}" for c in range(16)]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "16"]
@@ -139,3 +139,37 @@ def test_figures_leave_no_pyplot_figure_open(tiny_cnn, cat):
     plot.feature_maps_figure(tiny_cnn, "conv1", cat)
     plot.heatmap_figure(tiny_cnn, "conv1", 0, cat)
     assert plt.get_fignums() == before
+
+
+def _white_runs(line: np.ndarray) -> list[int]:
+    """The lengths of the runs of True in a 1-D bool array."""
+    edges = np.diff(np.concatenate([[0], line.astype(int), [0]]))
+    return list(np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1))
+
+
+def test_feature_maps_figure_shows_the_gaps_at_its_size(tiny_cnn):
+    """Large maps drawn small: the gaps between them scale with the maps, so each stays >= 2 pixels on screen
+    (a fixed 2-pixel margin vanished under 192-pixel maps drawn 90 pixels wide)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    image = np.random.default_rng(0).uniform(size=(192, 192, 3)).astype("float32")
+    fig = plot.feature_maps_figure(tiny_cnn, "conv1", image, cols=4)  # 8 maps of 192x192: 2 rows of 4
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]
+    box = fig.axes[0].images[0].get_window_extent()
+    height = rgb.shape[0]
+    drawn = rgb[int(height - box.y1) + 2 : int(height - box.y0) - 2, int(box.x0) + 2 : int(box.x1) - 2]
+    white = np.all(drawn >= 245, axis=-1)  # viridis has no white: white is a gap
+    columns, rows = _white_runs(white.all(axis=0)), _white_runs(white.all(axis=1))
+    assert len(columns) == 3 and min(columns) >= 2, columns
+    assert len(rows) == 1 and min(rows) >= 2, rows
+
+
+def test_examples_figure_of_fewer_images_than_k_draws_no_empty_cell(tiny_cnn):
+    photos = np.random.default_rng(0).uniform(0, 255, size=(6, 24, 24, 3)).astype("uint8")
+    ex = kv.examples.dataset_examples(tiny_cnn, "conv2", photos, k=9, filters=[0, 1], size=24)
+    fig = plot.examples_figure(ex)
+    assert fig.texts[0].get_text() == "conv2: top 6 of 6 images"
+    assert len(fig.axes) == 2 * 6
+    assert all(ax.get_images() for ax in fig.axes)  # every cell holds a crop

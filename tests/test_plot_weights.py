@@ -5,6 +5,7 @@ import io
 import keras
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from kerasviz import plot_weights
@@ -21,6 +22,23 @@ def _png(fig: Figure) -> bytes:
 
 def _images(fig: Figure):
     return [im for ax in fig.axes for im in ax.get_images()]
+
+
+def _undrawn_cells(fig: Figure, min_ink: float = 0.3) -> list[int]:
+    """The grid cells (axes that are not color bars) whose area is mostly the white background: an empty band."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]
+    height = rgb.shape[0]
+    empty = []
+    for i, ax in enumerate(fig.axes):
+        if ax.get_subplotspec() is None:  # a color bar
+            continue
+        box = ax.get_window_extent()
+        cell = rgb[int(height - box.y1) : int(height - box.y0), int(box.x0) : int(box.x1)]
+        if cell.size == 0 or np.mean(np.any(cell < 250, axis=-1)) < min_ink:
+            empty.append(i)
+    return empty
 
 
 def test_symmetric_limit():
@@ -58,6 +76,7 @@ def test_kernel_figure_draws_every_slice_on_a_symmetric_diverging_scale(tiny_cnn
     assert np.sum(~np.isnan(data)) == kernel.size  # all 8 input channels, 3x3 each
     np.testing.assert_allclose(data[1:4, 0:3], kernel[:, :, 0])  # first tile, below its label row
     assert len(fig.axes) == 2  # the mosaic and its color bar
+    assert _undrawn_cells(fig) == []
     assert _png(fig)
 
 
@@ -96,13 +115,17 @@ def test_circuit_figure_puts_a_filter_beside_its_top_inputs(tiny_cnn):
     for im, expected in zip(slices, top.slices, strict=True):
         np.testing.assert_allclose(im.get_array(), expected)
         np.testing.assert_allclose(im.get_clim(), (-limit, limit), rtol=1e-6)
+    assert _undrawn_cells(fig) == []
     assert _png(fig)
 
 
 def test_circuit_figure_of_a_first_layer_names_colors(hed_vgg16):
     fig = plot_weights.circuit_figure(hed_vgg16, "block1_conv1", 0, k=3, preset="fast", size=32, steps=2)
-    labels = [t.get_text() for ax in fig.axes for t in ax.texts]
+    labels = [ax.get_title() for ax in fig.axes if "\nchannel " in ax.get_title()]
     assert sorted(labels) == sorted(f"{hed_vgg16.model.layers[0].name}\nchannel {c}" for c in "BGR")
+    swatches = {ax.get_title()[-1]: ax.get_images()[0].get_array() for ax in fig.axes if "\nchannel " in ax.get_title()}
+    assert np.argmax(swatches["R"][0, 0]) == 0 and np.argmax(swatches["B"][0, 0]) == 2  # each input shows its color
+    assert _undrawn_cells(fig) == []
 
 
 def test_circuit_figure_validates_before_optimizing(tiny_cnn):
@@ -123,3 +146,13 @@ def test_expanded_weights_figure_shows_the_top_expanded_slices():
     assert len(slices) == 2
     np.testing.assert_allclose(slices[0].get_array(), top.slices[0])
     assert "expanded weights" in fig.texts[0].get_text()
+    titles = [ax.get_title() for ax in fig.axes]
+    expected = [f"{top.input_layer}\n{c}\n|w| = {n:.3g}" for c, n in zip(top.channels, top.norms, strict=True)]
+    assert titles[1:3] == expected
+
+
+def test_expanded_weights_figure_draws_every_cell(tiny_cnn):
+    """No empty band: the figure once kept a row for pictures it never drew (docs/images/expanded_weights.png)."""
+    fig = plot_weights.expanded_weights_figure(tiny_cnn, "conv1", "conv2", 3, k=4, size=3)
+    assert len([ax for ax in fig.axes if ax.get_subplotspec() is not None]) == 1 + 4  # the norms, 4 maps
+    assert _undrawn_cells(fig) == []

@@ -378,3 +378,14 @@ def test_expanded_weights_equal_the_impulse_response_of_a_linear_model(middle):
 def test_each_name_has_one_home_across_the_nets_and_weights_wings():
     assert not set(kvw.__all__) & set(nets.__all__)  # e.g. field_between and conv_layers live in nets only
     assert not hasattr(kvw, "receptive_field")  # kv.receptive_field: input pixels; field_between: positions
+
+
+def test_expanded_weights_of_an_int_filter_is_that_one_filter(chain):
+    """`filters=1` is filter 1 (one column), the same as `[1]`, not `range(1)`."""
+    model = chain[0]
+    one = kvw.expanded_weights(model, "a", "b", size=3, filters=1)
+    assert one.shape[-1] == 1
+    np.testing.assert_array_equal(one, kvw.expanded_weights(model, "a", "b", size=3, filters=[1]))
+    assert kvw.expanded_weights(model, "a", "b", size=3, filters="all").shape[-1] == model.get_layer("b").filters
+    with pytest.raises(ValueError, match=r"Filter 9 is out of range for layer 'b'.*\(valid: 0-"):
+        kvw.expanded_weights(model, "a", "b", filters=9)

@@ -10,7 +10,15 @@ from __future__ import annotations
 import os
 import time
 
-from kerasviz.cli.common import add_model_args, add_precision_arg, check_writable, load_network, parse_weights
+from kerasviz.cli.common import (
+    LAYER_HELP,
+    add_model_args,
+    add_precision_arg,
+    add_seed_arg,
+    check_writable,
+    load_network,
+    parse_weights,
+)
 
 FIGURE_DPI = 120
 
@@ -147,7 +155,7 @@ def register(subparsers) -> None:
     """Add the image-analysis subcommands to the `kerasviz` parser."""
     p = subparsers.add_parser("top", help="the filters of a layer an image activates most, as a figure")
     add_model_args(p)
-    p.add_argument("layer")
+    p.add_argument("layer", help=LAYER_HELP)
     p.add_argument("image", help="an image file (PNG, JPEG, ...)")
     p.add_argument("-k", type=int, default=6, help="how many top filters (default: 6)")
     p.add_argument("--by", choices=("mean", "max"), default="mean", help="rank by mean or max activation")
@@ -157,7 +165,7 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, default=None, help="size of the filter pictures in pixels")
     p.add_argument("--steps", type=int, default=None, help="optimization steps of the filter pictures")
     p.add_argument("--image-size", type=int, default=None, help="resize the image to this square size first")
-    p.add_argument("--seed", type=int, default=0)
+    add_seed_arg(p)
     p.set_defaults(run=_cmd_top)
 
     p = subparsers.add_parser("dream", help="DeepDream: make a photo excite a layer more")
@@ -172,7 +180,7 @@ def register(subparsers) -> None:
     p.add_argument("--octave-scale", type=float, default=1.4, help="size ratio between octaves (default: 1.4)")
     p.add_argument("--lr", type=float, default=0.01, help="step size in [0, 1] pixel units (default: 0.01)")
     p.add_argument("--jitter", type=int, default=4, help="random shift per step, px (default: 4)")
-    p.add_argument("--seed", type=int, default=0)
+    add_seed_arg(p)
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(run=_cmd_dream)
 
@@ -184,7 +192,7 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("maps", help="a layer's feature maps for an image, as a grid")
     add_model_args(p)
-    p.add_argument("layer")
+    p.add_argument("layer", help="a layer with spatial maps (convolution, pooling, activation), by name or path")
     p.add_argument("image", help="an image file (PNG, JPEG, ...)")
     p.add_argument("--filters", default=None, help="e.g. 0-63, 0,3,5-7 or all (default: all)")
     p.add_argument("--cols", type=int, default=16, help="maps per row (default: 16)")
@@ -194,8 +202,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("heatmap", help="where one filter fires on an image")
     add_model_args(p)
-    p.add_argument("layer")
-    p.add_argument("filter", type=int)
+    p.add_argument("layer", help="a layer with spatial maps (convolution, pooling, activation), by name or path")
+    p.add_argument("filter", type=int, help="the filter (channel) index of LAYER, from 0")
     p.add_argument("image", help="an image file (PNG, JPEG, ...)")
     p.add_argument("--image-size", type=int, default=None, help="resize the image to this square size first")
     p.add_argument("--out", default="heatmap.png", help="output figure (default: heatmap.png)")

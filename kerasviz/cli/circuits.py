@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-from kerasviz.cli.common import UsageError, add_model_args, add_precision_arg, check_writable, load_network
+from kerasviz.cli.common import (
+    UsageError,
+    add_model_args,
+    add_precision_arg,
+    add_seed_arg,
+    check_writable,
+    load_network,
+)
 
 FIGURE_DPI = 120
 
@@ -80,30 +87,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `circuit`, `kernels` and `expanded` subcommands."""
     p = subparsers.add_parser("circuit", help="a filter beside the input channels it weighs most")
     add_model_args(p)
-    p.add_argument("layer", help="a Conv2D layer")
-    p.add_argument("filter", type=int, help="the filter index")
-    p.add_argument("-k", type=int, default=6, help="how many input channels (default: 6)")
+    p.add_argument("layer", help="a Conv2D layer, by name or nested path (list them: kerasviz layers MODEL)")
+    p.add_argument("filter", type=int, help="the filter (output channel) index of LAYER, from 0")
+    p.add_argument("-k", type=int, default=6, help="how many input channels, strongest first (default: 6)")
     p.add_argument("--out", default="circuit.png", help="output figure (default: circuit.png)")
     p.add_argument("--preset", default=None, help="visualization preset: quality (default), fast, lucid, ...")
     add_precision_arg(p)
-    p.add_argument("--size", type=int, default=None, help="visualization size in pixels")
-    p.add_argument("--steps", type=int, default=None, help="optimization steps")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=None,
+                   help="visualization size in pixels (default: the preset's)")
+    p.add_argument("--steps", type=int, default=None, help="optimization steps (default: the preset's)")
+    add_seed_arg(p)
     p.set_defaults(run=_cmd_circuit)
 
     p = subparsers.add_parser("kernels", help="first-layer RGB kernels, or one filter's kernel slices")
     add_model_args(p)
     p.add_argument("layer", nargs="?", default=None, help="a Conv2D layer (default: the first one)")
-    p.add_argument("--filter", type=int, default=None, help="draw this filter's slices, one per input channel")
+    p.add_argument("--filter", type=int, default=None,
+                   help="draw this filter's kernel slices, one per input channel (needs LAYER; "
+                        "default: the RGB kernels of the first layer)")
     p.add_argument("--raw", action="store_true", help="save the first-layer mosaic itself, not a figure")
     p.add_argument("--out", default="kernels.png", help="output image (default: kernels.png)")
     p.set_defaults(run=_cmd_kernels)
 
     p = subparsers.add_parser("expanded", help="expanded weights between two conv layers into one filter")
     add_model_args(p)
-    p.add_argument("layer_from", help="the earlier layer")
-    p.add_argument("layer_to", help="the later layer")
-    p.add_argument("filter", type=int, help="the filter of layer_to")
+    p.add_argument("layer_from", help="the earlier layer, whose channels are ranked (e.g. block1_conv2)")
+    p.add_argument("layer_to", help="the later layer, reached from LAYER_FROM through single-input layers "
+                                    "(e.g. block2_conv2)")
+    p.add_argument("filter", type=int, help="the filter (output channel) index of LAYER_TO, from 0")
     p.add_argument("-k", type=int, default=8, help="how many channels of layer_from (default: 8)")
     p.add_argument("--size", type=int, default=5, help="rows and columns around the centre (default: 5)")
     p.add_argument("--out", default="expanded.png", help="output figure (default: expanded.png)")

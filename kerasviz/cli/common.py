@@ -15,8 +15,20 @@ class UsageError(ValueError):
     """A command-line argument that cannot be used."""
 
 
-def parse_filters(text: str) -> list[int] | str:
-    """`"0-63"`, `"0,3,5-7"` or `"all"` -> filter indices (or `"all"`)."""
+LAYER_HELP = "a layer, by name or nested path (list them: kerasviz layers MODEL)"
+SEED_HELP = "random seed: the same seed gives the same pixels (default: 0)"
+
+
+def add_seed_arg(p: argparse.ArgumentParser) -> None:
+    """`--seed`: the seed of every random draw of the command's pictures."""
+    p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+
+
+def parse_filters(text: str | None) -> list[int] | str | None:
+    """`"0-63"`, `"0,3,5-7"` or `"all"` -> filter indices (or `"all"`); None (the option not given) stays None:
+    the API's default, the first 64 filters clipped to the layer's channels."""
+    if text is None:
+        return None
     text = text.strip()
     if text == "all":
         return "all"

@@ -7,9 +7,11 @@ import sys
 import warnings
 
 from kerasviz.cli.common import (
+    LAYER_HELP,
     add_model_args,
     add_precision_arg,
     add_ray_args,
+    add_seed_arg,
     check_writable,
     load_network,
     parse_filters,
@@ -40,7 +42,7 @@ def _cmd_atlas(args) -> None:
               f"({result.seconds / max(len(result.computed), 1):.2f} s per filter computed{cached}), "
               f"mean score {result.scores.mean():.3g}")
     if result.interrupted:
-        asked = result.channels if filters == "all" else len(set(filters))
+        asked = len(set(kv.nets.resolve_filters(filters, result.channels, result.layer)))  # None: the default
         print(f"kerasviz: Interrupted: {done} of {asked} filters finished"
               + (f", written to {args.out}" if done else "") + "; run the same command again to resume from "
               f"the cache ({result.cache_path})", file=sys.stderr)
@@ -96,21 +98,25 @@ def register(sub) -> None:
 
     p = sub.add_parser("atlas", help="visualize filters of a layer and save them as a mosaic")
     add_model_args(p)
-    p.add_argument("layer")
-    p.add_argument("--filters", default="0-63", help="e.g. 0-63, 0,3,5-7 or all (default: 0-63)")
+    p.add_argument("layer", help=LAYER_HELP)
+    p.add_argument("--filters", default=None,
+                   help="e.g. 0-63, 0,3,5-7 or all; a single number is that one filter (default: the first 64, "
+                        "or every channel of a smaller layer)")
     p.add_argument("--out", default="atlas.png", help="output image (default: atlas.png)")
     p.add_argument("--preset", default=None, help="quality (default), fast, lucid, keras-io, blog2016")
     p.add_argument("--size", type=int, default=None, help="image size in pixels")
     p.add_argument("--steps", type=int, default=None, help="optimization steps")
     add_precision_arg(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--margin", type=int, default=5)
-    p.add_argument("--cols", type=int, default=None)
+    add_seed_arg(p)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="filters per compiled batch (default: as many as fit the memory budget)")
+    p.add_argument("--margin", type=int, default=5, help="white pixels between tiles of the mosaic (default: 5)")
+    p.add_argument("--cols", type=int, default=None, help="tiles per row of the mosaic (default: a square-ish grid)")
     p.add_argument("--labels", action="store_true", help="write each filter's index on its tile")
     add_ray_args(p)
-    p.add_argument("--cache-dir", default=None, help="with --ray: the cache the workers write, on storage they all "
-                                                     "reach (default: $KERASVIZ_CACHE or ~/.cache/kerasviz/atlas)")
+    p.add_argument("--cache-dir", default=None,
+                   help="the cache of finished filters, from which the same command resumes; with --ray, storage "
+                        "every worker reaches (default: $KERASVIZ_CACHE or ~/.cache/kerasviz/atlas)")
     p.set_defaults(run=_cmd_atlas)
 
     p = sub.add_parser("layers", help="list a model's layers: name, type, output shape, channels")

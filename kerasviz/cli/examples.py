@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 
+EXAMPLES_FILTERS = 8  # the filters `kerasviz examples` shows by default (clipped to the layer's channels)
+
 
 def _cmd_examples(args) -> None:
-    from kerasviz import examples, optimize, plot
+    from kerasviz import examples, nets, optimize, plot
     from kerasviz.cli import common
 
     examples.list_images(args.dir)  # a missing or empty folder fails before the model is loaded
@@ -14,7 +16,9 @@ def _cmd_examples(args) -> None:
     if args.k < 1:
         raise common.UsageError(f"-k must be at least 1. Received: {args.k}.")
     net = common.load_network(args)
-    filters = common.parse_filters(args.filters)
+    path, _ = nets.find_layer(net, args.layer)
+    filters = nets.resolve_filters(common.parse_filters(args.filters), nets.channels_of(net, path), path,
+                                   default=EXAMPLES_FILTERS)
     result = examples.dataset_examples(net, args.layer, args.dir, k=args.k, filters=filters,
                                    batch_size=args.batch_size, size=args.size)
     visualization = None
@@ -26,7 +30,7 @@ def _cmd_examples(args) -> None:
     fig.savefig(args.out, dpi=args.dpi)
     field = result.receptive_field
     rf = f"receptive field {field.size[0]}x{field.size[1]} px" if field else "whole images"
-    print(f"{args.out}: top {args.k} of {result.count} images for {len(result.filters)} filters of "
+    print(f"{args.out}: top {min(args.k, result.count)} of {result.count} images for {len(result.filters)} filters of "
           f"{result.layer} ({rf}) in {result.seconds:.1f} s")
 
 
@@ -55,34 +59,37 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("examples", help="the images of a folder that excite each filter most, "
                                                "cropped to the receptive field, beside the filter's picture")
     common.add_model_args(p)
-    p.add_argument("layer")
+    p.add_argument("layer", help=common.LAYER_HELP)
     p.add_argument("dir", help="a folder of images (searched recursively)")
     p.add_argument("-k", type=int, default=9, help="images per filter (default: 9)")
-    p.add_argument("--filters", default="0-7", help="e.g. 0-7, 0,3,5-7 or all (default: 0-7)")
+    p.add_argument("--filters", default=None,
+                   help="e.g. 0-7, 0,3,5-7 or all; a single number is that one filter (default: the first "
+                        f"{EXAMPLES_FILTERS}, or every channel of a smaller layer)")
     p.add_argument("--out", default="examples.png", help="output figure (default: examples.png)")
     p.add_argument("--size", type=int, default=None,
                    help="images are resized to this (default: the model's input size, else 224)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     p.add_argument("--no-visualization", action="store_true", help="do not draw the filters' own pictures")
     p.add_argument("--preset", default="fast", help="preset of the filters' pictures (default: fast)")
     common.add_precision_arg(p)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dpi", type=int, default=150)
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimization steps of the filters' pictures (default: the preset's)")
+    common.add_seed_arg(p)
+    p.add_argument("--dpi", type=int, default=150, help="resolution of the saved figure (default: 150)")
     p.set_defaults(run=_cmd_examples)
 
     p = subparsers.add_parser("caricature", help="a picture whose activations at a layer match an image's")
     common.add_model_args(p)
     p.add_argument("layer", help="a layer name, or several separated by commas")
-    p.add_argument("image")
+    p.add_argument("image", help="an image file (PNG, JPEG, ...) whose activations the picture matches")
     p.add_argument("--out", default="caricature.png", help="output image (default: caricature.png)")
     p.add_argument("--from-image", action="store_true", help="start from the image instead of noise")
     p.add_argument("--exaggerate", type=float, default=0.0,
                    help="reward going past the image's activations (try 0.2 with --from-image)")
     p.add_argument("--preset", default=None, help="quality (default), fast, lucid")
     common.add_precision_arg(p)
-    p.add_argument("--size", type=int, default=None)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=None, help="picture size in pixels (default: the preset's)")
+    p.add_argument("--steps", type=int, default=None, help="optimization steps (default: the preset's)")
+    common.add_seed_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_cmd_caricature)

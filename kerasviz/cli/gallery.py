@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, default=None, help="image size in pixels")
     p.add_argument("--steps", type=int, default=None, help="optimization steps")
     common.add_precision_arg(p)
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    common.add_seed_arg(p)
     p.add_argument("--batch-size", type=int, default=None, help="filters per batch (default: from memory)")
     p.add_argument("--cache-dir", default=None, help="cache folder or fsspec URL (s3://..., gs://...; default: "
                                                      "$KERASVIZ_CACHE or ~/.cache/kerasviz/atlas)")

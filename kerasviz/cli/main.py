@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kerasviz import __version__
 from kerasviz.cli import analysis, circuits, core, examples, gallery
 from kerasviz.cli.common import EXIT_USAGE
 
@@ -18,6 +19,8 @@ COMMAND_GROUPS = (core, analysis, circuits, gallery, examples)
 def build_parser() -> argparse.ArgumentParser:
     """The `kerasviz` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="kerasviz", description="See what convolutional networks learned.")
+    parser.add_argument("--version", action="version", version=f"kerasviz {__version__}",
+                        help="print the version of kerasviz and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.register(sub)

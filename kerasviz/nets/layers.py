@@ -418,20 +418,27 @@ def resolve_filters(filters, n_channels: int, layer: str, default: int | None = 
     """Filter indices from what the user wrote, checked against the layer's channels.
 
     Args:
-        filters: an int, an iterable of ints, `"all"`, or None for the first `default`.
+        filters: an int, an iterable of ints, `"all"`, or None for the first `default`. An int is one
+            filter index: `filters=4` is filter 4 (the result lists `[4]`); `range(4)` gives four.
         n_channels: the layer's channel count.
         layer: the layer name (for the error message).
-        default: how many filters None gives; None gives all. Defaults to 64 (the keras.io 8x8 atlas).
+        default: how many filters None gives, clipped to the layer's channels (a layer with 8 channels
+            gives 8); None gives all. Defaults to 64 (the keras.io 8x8 atlas).
 
     Returns:
         A list of ints.
 
     Raises:
-        ValueError: an empty list, an index out of range, or another string than `"all"`.
+        ValueError: an empty list, an index the user gave out of range (the message gives the valid
+            range), or another string than `"all"`.
 
     Example:
     >>> kv.nets.resolve_filters(range(3), 64, "block1_conv1")
     [0, 1, 2]
+    >>> kv.nets.resolve_filters(4, 64, "block1_conv1")  # one filter: number 4
+    [4]
+    >>> kv.nets.resolve_filters(None, 8, "conv1")  # the default 64, clipped to 8 channels
+    [0, 1, 2, 3, 4, 5, 6, 7]
     """
     if filters is None:
         return list(range(n_channels if default is None else min(default, n_channels)))

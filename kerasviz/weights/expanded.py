@@ -145,7 +145,7 @@ def expanded_weights(
     layer_to: str,
     size: int | None = DEFAULT_EXPANDED_SIZE,
     *,
-    filters: Sequence[int] | None = None,
+    filters: int | Sequence[int] | str | None = None,
     batch_size: int = DEFAULT_JACOBIAN_BATCH,
     weights: str | None = "imagenet",
 ) -> np.ndarray:
@@ -172,7 +172,9 @@ def expanded_weights(
         layer_to: the later layer (a spatial map: conv, pooling, activation, ...).
         size: rows and columns of the result around the centre. None gives the whole receptive
             field. Defaults to 5.
-        filters: channels of `layer_to` to compute (the last axis follows this order). Defaults to all.
+        filters: channels of `layer_to` to compute (the last axis follows this order): a list, `"all"`
+            or None (all). An int is one filter index: `filters=4` is filter 4 (a last axis of one);
+            `range(4)` gives four. Defaults to None.
         batch_size: target channels per backward pass. Defaults to 64.
         weights: weights for a model given by name. Defaults to `"imagenet"`.
 
@@ -196,14 +198,7 @@ def expanded_weights(
     network = nets.as_network(model, weights=weights)
     linear, field = linearized_model(network, layer_from, layer_to)
     c_to = int(linear.outputs[0].shape[-1])
-    if filters is None:
-        targets = list(range(c_to))
-    else:
-        targets = [int(f) for f in ([filters] if isinstance(filters, (int, np.integer)) else filters)]
-        if not targets:
-            raise ValueError("filters is empty: give at least one channel of layer_to, or None for all.")
-        for f in targets:
-            nets.check_filter(f, c_to, layer_to)
+    targets = nets.resolve_filters(filters, c_to, layer_to, default=None)
     c_from = int(linear.inputs[0].shape[-1])
     columns = []
     for start in range(0, len(targets), batch_size):
