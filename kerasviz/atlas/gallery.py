@@ -240,7 +240,9 @@ class _Site:
         for j, ex in enumerate(views.examples.get(f, ())):
             _save_png(np.asarray(ex.crop), os.path.join(folder, f"{stem}-ex{j}.png"))
             examples.append((f"{stem}-ex{j}.png", float(ex.activation), str(ex.source), pages.short_name(ex.source)))
-        return dict(figures=figures, heatmap=heatmap, image_name=views.image_name, examples=examples)
+        never_fired = bool(examples) and max(activation for _, activation, _, _ in examples) <= 0
+        return dict(figures=figures, heatmap=heatmap, image_name=views.image_name, examples=examples,
+                    never_fired=never_fired)
 
     def _links(self, name: str, f: int) -> tuple[list, str, list]:
         """The unit's incoming link cards, the sentence that says what they are, and its outgoing cards."""
