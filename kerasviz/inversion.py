@@ -201,7 +201,7 @@ def caricature(
         start = np.asarray(ops.convert_to_numpy(param.draw([ops.convert_to_tensor(v) for v in values])))[0]
     before = _similarities(network, layer_names, start, targets, settings.pre_activation)
     result = optimize.render(network, objective, batch=1, init=photo[None] if from_image else None,
-                             preset=settings, progress=progress, **_run_fields(run, batch_size=1))
+                             preset=settings, progress=progress, **run.keywords(batch_size=1))
     final = np.clip(result.raw[0], 0.0, 1.0)
     after = _similarities(network, layer_names, final, targets, settings.pre_activation)
     return Caricature(
@@ -348,7 +348,7 @@ def dream(
     current = images.resize(work, sizes[0])
     shrunk = current
     # one plan for every octave; each octave is a run from the enlarged dream with the lost detail added back
-    p = optimize.plan(network, objective=objective, filters=[0], **_run_fields(run, batch_size=1), **settings)
+    p = optimize.plan(network, objective=objective, filters=[0], **run.keywords(batch_size=1), **settings)
     for octave, hw in enumerate(sizes):
         if octave:
             # enlarge the dream and add back the detail that shrinking the photo lost
@@ -360,11 +360,6 @@ def dream(
     if current.shape[:2] != tuple(input_hw):
         current = images.resize(current, input_hw)
     return current.astype("float32")
-
-
-def _run_fields(run: optimize.RunOptions, **changes) -> dict:
-    """The run options as keywords for `optimize.plan`/`render`, with `changes` applied."""
-    return {**{f.name: getattr(run, f.name) for f in dataclasses.fields(run)}, **changes}
 
 
 @functools.lru_cache(maxsize=8)

@@ -139,6 +139,10 @@ class RunOptions:
     seed: int = 0
     block_steps: int | None = None
 
+    def keywords(self, **changes) -> dict:
+        """These options as keywords for another entry point (`plan`, `render`, ...), with `changes` applied."""
+        return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, **changes}
+
     def __post_init__(self):
         for name, low in (("batch_size", 1), ("memory_budget", 1), ("seed", 0)):
             value = getattr(self, name)

@@ -51,16 +51,10 @@ def top_filters_figure(
     *,
     by: str = "mean",
     preset=None,
-    size: int | None = None,
-    steps: int | None = None,
-    seed: int = 0,
     image_size: int | tuple[int, int] | None = None,
     visualizations: optimize.Result | None = None,
     progress: bool = False,
-    weights: str | None = "imagenet",
-    preprocess=None,
-    input_range: tuple[float, float] | None = None,
-    **overrides,
+    **options,
 ):
     """The fastai notebook's figure: an image, the activation of every filter of a layer on it with the
     top `k` marked, and below, what each of those `k` filters looks for (`kv.visualize_filters`).
@@ -71,13 +65,13 @@ def top_filters_figure(
         image: a path, PIL image or array (see `kv.analysis.prepare_image`).
         k: how many top filters to mark and visualize. Defaults to 6.
         by: rank filters by `"mean"` or `"max"` activation. Defaults to `"mean"`.
-        preset, size, steps, seed: passed to `kv.visualize_filters` for the filter pictures.
+        preset: the preset of the filter pictures (see `kv.visualize_filters`).
         image_size: resize the image before the forward pass. Defaults to its own size.
         visualizations: a `Result` that already holds the top filters' pictures (skips the optimization).
         progress: show a progress bar while visualizing. Defaults to False.
-        weights: weights for a model given by name. Defaults to `"imagenet"`.
-        preprocess, input_range: the model options, as in `kv.visualize_filters`.
-        **overrides: other `Preset` fields for the filter pictures (`lr`, `octaves`, `precision`, ...).
+        **options: as in `kv.visualize_filters`: the model options (`weights`, `preprocess`, `input_range`),
+            the run options (`seed`, ...) and `Preset` fields for the filter pictures (`size`, `steps`, `lr`,
+            `octaves`, `precision`, ...).
 
     Returns:
         A `Figure`: axes 0 is the image, axes 1 the curve, then one axes per top filter
@@ -92,14 +86,14 @@ def top_filters_figure(
     ...                                  image_size=64)
     >>> fig.savefig("top.png")
     """
-    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
+    network, run, overrides = optimize.split_options(model, options)
     img = analysis.prepare_image(network, image, image_size)
     act = analysis.activations(network, layer, img)[layer]
     scores = analysis.filter_scores(act, by)
     top = analysis.rank_filters(scores, k)
     if visualizations is None:
-        visualizations = optimize.plan(network, layer, [int(i) for i in top.indices], preset=preset, size=size,
-                                       steps=steps, seed=seed, **overrides).run(progress=progress)
+        visualizations = optimize.plan(network, layer, [int(i) for i in top.indices], preset=preset,
+                                       **run.keywords(), **overrides).run(progress=progress)
     pictures = _pick_images(visualizations, top.indices)
 
     cols = max(int(k), 3)

@@ -239,14 +239,8 @@ def circuit_figure(
     k: int = kvweights.DEFAULT_TOP_K,
     *,
     preset: str | None = None,
-    size: int | None = None,
-    steps: int | None = None,
-    seed: int = 0,
     progress: bool = False,
-    weights: str | None = "imagenet",
-    preprocess=None,
-    input_range: tuple[float, float] | None = None,
-    **overrides,
+    **options,
 ) -> Figure:
     """A filter beside the `k` input channels it weighs most: their visualizations and kernel slices.
 
@@ -260,11 +254,9 @@ def circuit_figure(
         layer: a Conv2D layer.
         filter: the filter index.
         k: how many input channels. Defaults to 6.
-        preset, size, steps, seed, progress: passed to `visualize_filters`
-            (e.g. `preset="fast", size=32, steps=5` for a quick look).
-        weights: weights for a model given by name. Defaults to `"imagenet"`.
-        preprocess, input_range: the model options, as in `kv.visualize_filters`.
-        **overrides: other `Preset` fields for the pictures (`lr`, `octaves`, `precision`, ...).
+        preset, progress: as in `visualize_filters` (e.g. `preset="fast", size=32, steps=5` for a quick look).
+        **options: as in `kv.visualize_filters`: the model options (`weights`, `preprocess`, `input_range`),
+            the run options (`seed`, ...) and `Preset` fields for the pictures (`size`, `steps`, `lr`, ...).
 
     Returns:
         A `Figure` (the numbers behind it: `weights.top_inputs(model, layer, filter, k)`).
@@ -279,9 +271,9 @@ def circuit_figure(
     """
     from kerasviz import optimize
 
-    network = nets.as_network(model, weights=weights, preprocess=preprocess, input_range=input_range)
+    network, run, overrides = optimize.split_options(model, options)
     top = kvweights.top_inputs(network, layer, filter, k)
-    options = dict(preset=preset, size=size, steps=steps, seed=seed, **overrides)
+    options = dict(preset=preset, **run.keywords(), **overrides)
     own = optimize.plan(network, top.layer, [top.filter], **options).run(progress=progress).images[0]
     inputs = None
     if not top.from_image:
