@@ -453,15 +453,15 @@ class FilterCache:
         return self._parse(index, record, data, channels, want_record)
 
     def store_result(self, result, seconds: float) -> list[int]:
-        """Store the finished filters of a `Result` (its first `result.finished`), each with its share of
-        `seconds` and whether it was revived: what every batch does, in process (`layer_atlas`) or on a Ray
-        worker.
+        """Store the filters of a `Result` (it holds finished ones only: see `Result.unfinished`), each with its
+        share of `seconds` and whether it was revived: what every batch does, in process (`layer_atlas`) or on a
+        Ray worker.
 
         Returns:
             The filters stored, in `result`'s order.
         """
-        done = result.finished
-        stored = [int(f) for f in result.filters[:done]]
+        stored = [int(f) for f in result.filters]
+        done = len(stored)
         for i, f in enumerate(stored):
             self.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1),
                        revived=f in result.revived)

@@ -9,7 +9,7 @@ The engine imports the nets wing (feature extractors) and never an app module.
 import importlib
 
 __all__ = ["backend", "backends", "distribute", "objectives", "params", "presets", "progress", "render",
-           "transforms", "updates"]
+           "result", "transforms", "updates"]
 
 
 def __getattr__(name: str):

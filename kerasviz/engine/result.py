@@ -71,11 +71,6 @@ class Result:
     def __len__(self):
         return len(self.filters)
 
-    @property
-    def finished(self) -> int:
-        """How many filters ran all their steps: every one held (`len(filters)`)."""
-        return len(self.filters)
-
     def __repr__(self):
         shape = "x".join(str(s) for s in self.images.shape)
         notes = "".join(f", {name}={value}" for name, value in
