@@ -235,7 +235,7 @@ def activations(
     paths = [nets.find_layer(network, name)[0] for name in names]
     x = _model_input(network, prepare_image(network, image, size))
     extractor = nets.get_extractor(network, paths, pre_activation=False)
-    outs = extractor(x, training=False)
+    outs = extractor(network.model_inputs(x, extractor), training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     return {name: _to_numpy(out)[0] for name, out in zip(names, outs, strict=True)}
 

@@ -570,7 +570,7 @@ def dataset_examples(
             if has_labels is None:
                 has_labels = batch.labels is not None
             inputs = network.preprocess(np.array(x, "float32"))
-            best, pos = reducer.predict_on_batch(keras.ops.convert_to_numpy(inputs))
+            best, pos = reducer.predict_on_batch(network.model_inputs(keras.ops.convert_to_numpy(inputs), extractor))
             best, pos = np.asarray(best, "float32"), np.asarray(pos, "int32")
             if field is not None:
                 centers = np.asarray(field.offset, "float32") + pos * np.asarray(field.jump, "float32")

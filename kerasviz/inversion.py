@@ -119,7 +119,8 @@ def match_objective(targets: dict, *, exaggerate: float = 0.0) -> objectives.Obj
 
 def _activations(network, layers: Sequence[str], batch: np.ndarray, pre_activation: bool) -> dict:
     extractor = nets.get_extractor(network, list(layers), pre_activation)
-    outs = extractor(network.preprocess(np.asarray(batch, "float32")), training=False)
+    x = network.preprocess(np.asarray(batch, "float32"))
+    outs = extractor(network.model_inputs(x, extractor), training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     return {layer: np.asarray(ops.convert_to_numpy(o), "float32") for layer, o in zip(layers, outs, strict=True)}
 

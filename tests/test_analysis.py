@@ -255,3 +255,16 @@ def test_one_image_batches_are_accepted(tiny_cnn, cat):
     a = analysis.mean_activations(tiny_cnn, "conv1", cat[None])
     b = analysis.mean_activations(tiny_cnn, "conv1", cat)
     np.testing.assert_allclose(a, b)
+
+
+def test_activations_of_a_two_input_model_hold_the_other_input():
+    """A layer after the merge reads both inputs: the other one is held at zeros (or its other_inputs= value)."""
+    image, table = keras.Input((32, 32, 3), name="image"), keras.Input((4,), name="table")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu", name="conv")(image))
+    x = keras.layers.Concatenate()([x, keras.layers.Dense(4, name="dense_table")(table)])
+    model = keras.Model([image, table], keras.layers.Dense(3, name="head")(x))
+    photo = np.random.default_rng(0).uniform(size=(32, 32, 3)).astype("float32")
+    acts = kv.activations(model, ["conv", "head"], photo)
+    assert acts["conv"].shape == (30, 30, 4) and acts["head"].shape == (3,)
+    held = kv.activations(kv.as_network(model, other_inputs={"table": np.ones(4, "float32")}), "head", photo)
+    assert not np.allclose(held["head"], acts["head"])  # the given value reaches the head
