@@ -47,3 +47,17 @@ def test_the_filter_bar_never_passes_its_total():
             for _ in range(10):
                 bar.advance(0.75)
             assert bar._bar.n == 4
+
+
+def test_the_filter_bar_is_not_full_while_a_chunk_revives():
+    with FilterBar(4, True) as bar:
+        chunk = bar.steps_of(4)
+        for step in range(1, 11):
+            chunk.on_step(StepRecord(step=step, steps=10, chunk=0, chunks=1, items_done=0, items=4))
+        assert bar._bar.n < 4  # the main steps are done, the chunk is not
+        for r in range(1, 6):
+            chunk.on_step(StepRecord(step=10, steps=10, chunk=0, chunks=1, items_done=0, items=4, reviving=1,
+                                     revive_step=r, revive_steps=8))
+            assert bar._bar.n < 4
+        chunk.on_end()
+        assert bar._bar.n == 4

@@ -117,16 +117,30 @@ def run_callbacks(callbacks, *, n_items: int, steps: int):
             cb.on_end()
 
 
+MAIN_SHARE = 0.9  # of a chunk on the bar after its main steps; its revive steps or its end bring the rest
+
+
 class _ChunkSteps(Callback):
-    """Forwards a chunk's step progress to a `FilterBar`, in filters."""
+    """Forwards a chunk's step progress to a `FilterBar`, in filters: its main steps move the bar to
+    `MAIN_SHARE` of the chunk, its revive steps (if any) or its end the rest, so the bar never sits full while
+    revive steps run."""
 
     def __init__(self, bar: FilterBar, size: int):
         self.bar, self.size, self._last = bar, size, 0.0
 
     def on_step(self, record):
-        done = self.size * record.step / max(record.steps, 1)
-        self.bar.advance(done - self._last)
-        self._last = done
+        share = MAIN_SHARE * min(record.step, record.steps) / max(record.steps, 1)
+        if record.revive_steps:
+            share = MAIN_SHARE + (1 - MAIN_SHARE) * record.revive_step / record.revive_steps
+        self._move(self.size * share)
+
+    def on_end(self):
+        self._move(self.size)
+
+    def _move(self, done: float):
+        if done > self._last:
+            self.bar.advance(done - self._last)
+            self._last = done
 
 
 class FilterBar:
