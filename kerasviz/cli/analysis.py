@@ -18,9 +18,8 @@ from kerasviz.cli.common import (
     check_writable,
     load_network,
     parse_weights,
+    save_figure,
 )
-
-FIGURE_DPI = 120
 
 
 def _layers(text: str) -> list[str]:
@@ -64,14 +63,6 @@ def _check_out(path: str, kind: str) -> None:
         raise ValueError(f"--out must end in one of {shown} (or another {kind} format). Received: {path!r}.")
 
 
-def _save_figure(fig, path: str) -> None:
-    try:
-        fig.savefig(path, dpi=FIGURE_DPI)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"Cannot write the figure to {path!r}: {e}. Use a path ending in .png, .pdf or "
-                         ".svg.") from e
-
-
 def _cmd_top(args) -> None:
     from kerasviz import analysis, plot
 
@@ -85,7 +76,7 @@ def _cmd_top(args) -> None:
     fig = plot.top_filters_figure(net, args.layer, image, args.k, by=args.by, preset=args.preset,
                                   size=args.size, steps=args.steps, seed=args.seed,
                                   image_size=args.image_size, precision=args.precision)
-    _save_figure(fig, args.out)
+    save_figure(fig, args.out)
     print(f"{'rank':>4}  {'filter':>6}  {args.by} activation")
     for rank, (i, v) in enumerate(zip(ranking.indices, ranking.values, strict=True), 1):
         print(f"{rank:>4}  {int(i):>6}  {v:.4g}")
@@ -136,7 +127,7 @@ def _cmd_maps(args) -> None:
     filters = None if args.filters in (None, "all") else parse_filters(args.filters)
     fig = plot.feature_maps_figure(net, args.layer, image, filters=filters, cols=args.cols,
                                    image_size=args.image_size)
-    _save_figure(fig, args.out)
+    save_figure(fig, args.out)
     print(f"wrote {args.out}")
 
 
@@ -147,7 +138,7 @@ def _cmd_heatmap(args) -> None:
     image = _read_image(args.image)
     net = load_network(args)
     fig = plot.heatmap_figure(net, args.layer, args.filter, image, image_size=args.image_size)
-    _save_figure(fig, args.out)
+    save_figure(fig, args.out)
     print(f"wrote {args.out}")
 
 

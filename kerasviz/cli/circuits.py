@@ -17,13 +17,8 @@ from kerasviz.cli.common import (
     add_seed_arg,
     check_writable,
     load_network,
+    save_figure,
 )
-
-FIGURE_DPI = 120
-
-
-def _save(fig, path: str) -> None:
-    fig.savefig(path, dpi=FIGURE_DPI)
 
 
 def _check_k(k: int) -> None:
@@ -40,7 +35,7 @@ def _cmd_circuit(args) -> None:
     top = weights.top_inputs(net, args.layer, args.filter, args.k)  # validates before any optimization
     fig = plot_weights.circuit_figure(net, top.layer, top.filter, args.k, preset=args.preset, size=args.size,
                                       steps=args.steps, seed=args.seed, precision=args.precision)
-    _save(fig, args.out)
+    save_figure(fig, args.out)
     listed = ", ".join(f"{c} ({n:.3g})" for c, n in zip(top.channels, top.norms, strict=True))
     print(f"{args.out}: {top.layer} filter {top.filter}; top {len(top)} inputs from {top.input_layer} "
           f"(channel (weight norm)): {listed}")
@@ -58,12 +53,12 @@ def _cmd_kernels(args) -> None:
 
             images.save_image(weights.first_layer_kernels_image(net, layer), args.out)
         else:
-            _save(plot_weights.first_layer_kernels_figure(net, layer), args.out)
+            save_figure(plot_weights.first_layer_kernels_figure(net, layer), args.out)
         print(f"{args.out}: kernels of {layer}")
         return
     if args.layer is None:
         raise UsageError("--filter needs a LAYER: kerasviz kernels MODEL LAYER --filter F.")
-    _save(plot_weights.kernel_figure(net, args.layer, args.filter), args.out)
+    save_figure(plot_weights.kernel_figure(net, args.layer, args.filter), args.out)
     print(f"{args.out}: kernel slices of {args.layer} filter {args.filter}")
 
 
@@ -78,7 +73,7 @@ def _cmd_expanded(args) -> None:
     top = weights.top_expanded(net, args.layer_from, args.layer_to, args.filter, args.k, size=args.size)
     fig = plot_weights.expanded_weights_figure(net, args.layer_from, args.layer_to, args.filter, args.k,
                                                size=args.size)
-    _save(fig, args.out)
+    save_figure(fig, args.out)
     listed = ", ".join(f"{c} ({n:.3g})" for c, n in zip(top.channels, top.norms, strict=True))
     print(f"{args.out}: expanded weights {top.input_layer} -> {top.layer} filter {top.filter}: {listed}")
 

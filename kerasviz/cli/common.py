@@ -165,3 +165,15 @@ def ray_cluster(args):
         return Ray(address=None if args.ray == LOCAL_RAY else args.ray, **options)
     except ValueError as e:
         raise UsageError(str(e).replace("Ray(num_gpus", "--ray-gpus (").replace("Ray(num_cpus", "--ray-cpus (")) from e
+
+
+FIGURE_DPI = 120  # dots per inch of the figures the commands write
+
+
+def save_figure(fig, path: str) -> None:
+    """Write a matplotlib figure to `path`; a path that cannot be written is a ValueError (exit 2)."""
+    try:
+        fig.savefig(path, dpi=FIGURE_DPI)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"Cannot write the figure to {path!r}: {e}. Use a path ending in .png, .pdf or "
+                         ".svg.") from e
