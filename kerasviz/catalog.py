@@ -1,7 +1,8 @@
-"""The `keras.applications` models kerasviz knows, by name and preprocessing family, without importing Keras.
+"""The `keras.applications` models kerasviz knows, by name and preprocessing family, without importing Keras; and
+KerasHub's built-in presets of CNN families, listed offline by the installed `keras_hub` (an extra).
 
 Plain tables, so that `kerasviz models` answers without starting a framework; `nets.applications` builds the
-models from them.
+models from them, and `nets.hub` loads the presets.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ PREPROCESS_MODULES = {
 FAMILY_OF = {name: family for family, members in FAMILIES.items() for name in members}
 
 
+HUB_EXTRA = 'pip install "kerasviz[hub]"'
+
+
+HUB_CNN_FAMILIES = ("cspnet", "densenet", "efficientnet", "mobilenet", "resnet", "vgg", "xception")  # preset "path"s
+
 
 def module_name(name: str) -> str:
     """The `keras.applications` submodule that holds `preprocess_input` for constructor `name`.
@@ -58,17 +64,62 @@ def module_name(name: str) -> str:
     return "convnext"
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """The `keras.applications` constructors that `get_model` knows, optionally filtered.
+def list_models(pattern: str | None = None, *, hub: bool = False) -> list[str]:
+    """The `keras.applications` constructors that `get_model` knows, optionally filtered; with `hub=True`, the
+    KerasHub presets of CNN families after them.
 
     Args:
         pattern: a shell-style pattern, case-insensitive (`"resnet*"`). Defaults to all.
+        hub: add KerasHub's built-in presets of CNN families (`hub_presets`; needs keras_hub, which starts
+            Keras). Defaults to False: the keras.applications names alone, without Keras.
 
     Returns:
-        Sorted constructor names.
+        Sorted constructor names, then (with `hub=True`) sorted preset names.
+
+    Raises:
+        ValueError: `hub=True` without keras_hub installed (the message says how to install it).
 
     Example:
     >>> kv.list_models("vgg*")
     ['VGG16', 'VGG19']
+    >>> kv.list_models("vgg*", hub=True)
+    ['VGG16', 'VGG19', 'vgg_11_imagenet', 'vgg_13_imagenet', 'vgg_16_imagenet', 'vgg_19_imagenet']
     """
-    return sorted(names.filter_names(FAMILY_OF, pattern))
+    found = sorted(names.filter_names(FAMILY_OF, pattern))
+    return found + hub_presets(pattern) if hub else found
+
+
+def hub_presets(pattern: str | None = None, *, families: tuple[str, ...] | None = HUB_CNN_FAMILIES) -> list[str]:
+    """KerasHub's built-in presets, listed offline from the installed keras_hub, optionally filtered.
+
+    Args:
+        pattern: a shell-style pattern, case-insensitive (`"resnet*"`). Defaults to all.
+        families: the model families to keep (a preset's `metadata["path"]`), or None for every preset.
+            Defaults to the CNN families (`HUB_CNN_FAMILIES`).
+
+    Returns:
+        Sorted preset names.
+
+    Raises:
+        ValueError: keras_hub is not installed (the message says how to install it).
+
+    Example:
+    >>> "resnet_50_imagenet" in kv.catalog.hub_presets("resnet*")
+    True
+    """
+    presets = require_keras_hub("Listing KerasHub presets").models.Backbone.presets
+    found = [n for n, p in presets.items() if families is None or p.get("metadata", {}).get("path") in families]
+    return sorted(names.filter_names(found, pattern))
+
+
+def require_keras_hub(what: str):
+    """The `keras_hub` module, imported now; `what` needs it.
+
+    Raises:
+        ValueError: keras_hub is not installed: one line, `what` and how to install it.
+    """
+    try:
+        import keras_hub
+    except ImportError as e:
+        raise ValueError(f"{what} needs the keras_hub package, which is not installed: {HUB_EXTRA}.") from e
+    return keras_hub

@@ -76,9 +76,13 @@ def _cmd_layers(args) -> None:
 
 
 def _cmd_models(args) -> None:
-    from kerasviz import catalog  # the tables alone: no framework starts
+    from kerasviz import catalog  # the tables alone: no framework starts, unless --hub asks keras_hub
 
-    for name in catalog.list_models(args.pattern):
+    if args.hub:
+        from kerasviz import framework
+
+        framework.start(loud=args.verbose)
+    for name in catalog.list_models(args.pattern, hub=args.hub):
         print(name)
 
 
@@ -123,8 +127,11 @@ def register(sub) -> None:
     add_model_args(p, weights_default=None)
     p.set_defaults(run=_cmd_layers)
 
-    p = sub.add_parser("models", help="list the keras.applications models kerasviz knows")
+    p = sub.add_parser("models", help="list the keras.applications models kerasviz knows (and KerasHub presets)")
     p.add_argument("pattern", nargs="?", default=None, help="e.g. 'resnet*'")
+    p.add_argument("--hub", action="store_true",
+                   help="also list KerasHub's presets of CNN families (needs keras_hub: pip install "
+                        "\"kerasviz[hub]\"); any of them, or a kaggle:// or hf:// handle, is a model name")
     p.set_defaults(run=_cmd_models, framework=False)
 
     p = sub.add_parser("presets", help="list the presets")

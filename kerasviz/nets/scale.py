@@ -10,8 +10,11 @@ layer that sets the scale says what the raw inputs are:
   else its mean +- 2 standard deviations per channel;
 - a layer that computes a `keras.applications` `preprocess_input` (a `Lambda` or a small layer of your own;
   recognized by its values on a probe): raw pixels 0..255;
+- a nested KerasHub task model (`ImageClassifier`) with an image converter: the converter's scale and offset on
+  raw pixels 0..255 (`nets.hub`);
 - a nested `keras.applications` backbone with nothing of the above in front: that family's preprocessing
-  (`"tf"`: -1..1 inputs, `"caffe"`, `"torch"`), read from the backbone's name.
+  (`"tf"`: -1..1 inputs, `"caffe"`, `"torch"`), read from the backbone's name (never a KerasHub backbone's: its
+  preprocessing lives in its image converter, outside the model).
 
 Any other layer ends the search; a model with nothing to read keeps inputs in [0, 1].
 """
@@ -25,6 +28,7 @@ import numpy as np
 
 from kerasviz import names
 from kerasviz.catalog import FAMILY_OF
+from kerasviz.nets.hub import is_hub_model, task_preprocessing
 from kerasviz.nets.network import Preprocessing
 
 NORMALIZATION_SPAN = 2.0  # a Normalization layer's inputs are taken to span mean +- 2 standard deviations
@@ -125,6 +129,9 @@ def _walk(model, tensor, channels: int, prefix: str) -> tuple[Preprocessing | No
             return None, False
         path = prefix + op.name
         if isinstance(op, keras.Model):
+            found = task_preprocessing(op, channels, path)
+            if found is not None:
+                return found, False
             inner = getattr(op, "inputs", None) or []
             if len(inner) != 1:
                 return None, False
@@ -148,7 +155,7 @@ def _passes_through(layer) -> bool:
 
 
 def _backbone_family(model, path: str, channels: int) -> Preprocessing | None:
-    family = family_of_name(model.name, channels)
+    family = None if is_hub_model(model) else family_of_name(model.name, channels)
     if family is None:
         return None
     return dataclasses.replace(Preprocessing.family(family, channels),
