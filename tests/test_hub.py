@@ -96,6 +96,11 @@ def test_a_task_model_reads_its_image_converter_and_its_backbone_is_nested(class
     assert kv.as_network(classifier, input_range=(0, 1)).preprocess.name == "range(0, 1)"  # an explicit range wins
 
 
+def test_a_task_model_makes_a_layer_atlas_by_its_path(classifier, tmp_path):
+    atlas = kv.atlas.layer_atlas(classifier, "res_net_backbone/stack0_block0_out", [0, 1], cache_dir=tmp_path, **RUN)
+    assert atlas.filters == [0, 1] and atlas.images.shape == (2, 32, 32, 3) and np.all(atlas.scores > 0)
+
+
 def test_a_nested_mobilenet_backbone_gets_no_keras_applications_family(backbones):
     inputs = keras.Input((None, None, 3))
     model = keras.Model(inputs, backbones["mobilenet"](inputs))  # "mobile_net_backbone" is no MobileNet ("tf")

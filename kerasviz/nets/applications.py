@@ -321,7 +321,9 @@ def as_network(
 
     Args:
         model: the model: a `keras.applications` name (`"VGG16"`), a model file path (`.keras`, `.h5`,
-            `.hdf5`), a `keras.Model`, or a `Network` (returned as is unless an argument below changes it).
+            `.hdf5`), a KerasHub preset (`"resnet_50_imagenet"`, `"hf://..."`; see `get_model`), a `keras.Model`
+            (a KerasHub backbone or task model too), or a `Network` (returned as is unless an argument below
+            changes it).
         preprocess: how [0, 1] images map to the model's inputs: a family name (`"caffe"`, `"tf"`,
             `"torch"`, `"none"`), a `Preprocessing`, or a callable on tensors. Defaults to the model's own.
         input_range: `(low, high)` of the model's inputs, for a model that takes linearly scaled images.
@@ -358,8 +360,8 @@ def as_network(
         net = Network(model, model.name, infer_preprocessing(model), weights=None)
     else:
         raise TypeError(
-            "model must be a keras.applications name (e.g. 'VGG16'), a model file path, a keras.Model or "
-            f"a kerasviz Network. Received: {type(model).__name__}."
+            "model must be a keras.applications name (e.g. 'VGG16'), a model file path, a KerasHub preset, a "
+            f"keras.Model or a kerasviz Network. Received: {type(model).__name__}."
         )
     if image_input is not None or other_inputs:
         net = _with_inputs(net, image_input, other_inputs or {})
