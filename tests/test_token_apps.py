@@ -215,3 +215,6 @@ def test_top_inputs_of_a_dense_layer_are_the_mlp_hidden_units_that_feed_a_channe
         kvw.top_inputs(mlp_vit, "block0_ln2", 0)
     with pytest.raises(ValueError, match="not a convolution: kernels need a Conv2D layer"):
         kvw.kernels(mlp_vit, "block1_mlp_out")  # kernel pictures stay Conv2D-only
+    with pytest.raises(ValueError, match=r"A Dense layer's kernel connects channels directly: "
+                                         r"kv.top_inputs\(model, 'block0_mlp_out', filter\)"):
+        kvw.expanded_weights(mlp_vit, "block0_mlp_hidden", "block0_mlp_out")
