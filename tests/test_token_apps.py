@@ -232,3 +232,18 @@ def test_top_filters_figure_ranks_by_the_class_token_when_asked(planted_vit):
     fig = plot.top_filters_figure(planted_vit, "block1_out", _planted(1, 1), k=2, tokens="class",
                                   visualizations=pictures, weights=None)  # tokens= is a run option here
     assert fig.axes[2].get_title() == f"filter {CLASS_CHANNEL} (5)"
+
+
+def test_a_keras_hub_vit_works_in_the_apps_through_its_inner_paths():
+    import keras_hub
+    backbone = keras_hub.models.ViTBackbone(image_shape=(SIZE, SIZE, 3), patch_size=PATCH, num_layers=1, num_heads=2,
+                                            hidden_dim=DIM, mlp_dim=HIDDEN)
+    mlp = "vit_encoder/transformer_block_1/mlp"
+    top = kv.top_inputs(backbone, f"{mlp}/dense_2", 0, k=3, weights=None)
+    assert top.input_layer == f"{mlp}/dense_1" and top.all_norms.shape == (HIDDEN,)  # no graph: the MLP's first Dense
+    with pytest.raises(ValueError, match="sits inside the subclassed layer .* no Dense layer before it"):
+        kv.top_inputs(backbone, f"{mlp}/dense_1", 0, weights=None)
+    assert kv.heatmap(backbone, f"{mlp}/dense_1", 0, _planted(1, 2), weights=None).shape == (SIZE, SIZE)
+    ex = kv.dataset_examples(backbone, "vit_encoder/transformer_block_1", np.stack([_planted(1, 2), _planted(3, 3)]),
+                             k=1, filters=[0, 1], weights=None)
+    assert ex.crops.shape == (2, 1, 3 * PATCH, 3 * PATCH, 3)
