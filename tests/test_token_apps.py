@@ -234,7 +234,7 @@ def test_top_filters_figure_ranks_by_the_class_token_when_asked(planted_vit):
     assert fig.axes[2].get_title() == f"filter {CLASS_CHANNEL} (5)"
 
 
-def test_a_keras_hub_vit_works_in_the_apps_through_its_inner_paths():
+def test_keras_hub_vit_and_dinov2_work_in_the_apps_through_their_inner_paths():
     import keras_hub
     backbone = keras_hub.models.ViTBackbone(image_shape=(SIZE, SIZE, 3), patch_size=PATCH, num_layers=1, num_heads=2,
                                             hidden_dim=DIM, mlp_dim=HIDDEN)
@@ -247,3 +247,12 @@ def test_a_keras_hub_vit_works_in_the_apps_through_its_inner_paths():
     ex = kv.dataset_examples(backbone, "vit_encoder/transformer_block_1", np.stack([_planted(1, 2), _planted(3, 3)]),
                              k=1, filters=[0, 1], weights=None)
     assert ex.crops.shape == (2, 1, 3 * PATCH, 3 * PATCH, 3)
+    dino = keras_hub.models.DINOV2Backbone(patch_size=PATCH, num_layers=1, hidden_dim=DIM, num_heads=2,
+                                           intermediate_dim=HIDDEN, num_register_tokens=4, image_shape=(SIZE, SIZE, 3),
+                                           position_embedding_shape=(SIZE, SIZE, 3))
+    act = kv.activations(dino, "encoder/layers_0", _planted(0, 0), weights=None)["encoder/layers_0"]
+    assert act.shape == (1 + 4 + GRID * GRID, DIM)  # a class token and 4 registers before the patches
+    assert analysis.check_spatial_map(act, "encoder/layers_0").shape == (GRID, GRID, DIM)
+    np.testing.assert_allclose(kv.top_filters(dino, "encoder/layers_0", _planted(0, 0), k=1, tokens="class",
+                                              weights=None).values, act[0].max(), rtol=1e-5)
+    assert kv.top_inputs(dino, "encoder/layers_0/mlp/fc2", 0, weights=None).input_layer == "encoder/layers_0/mlp/fc1"
