@@ -14,12 +14,14 @@ import pytest
 import kerasviz as kv
 from kerasviz import analysis, plot, plot_weights
 from kerasviz import weights as kvw
+from kerasviz.cli.main import main
 
 PATCH, SIZE, DIM, HIDDEN, BLOCKS = 4, 32, 16, 32, 2
 GRID = SIZE // PATCH
 CLASS_CHANNEL, CLASS_VALUE = 3, 5.0
 
 
+@keras.saving.register_keras_serializable(package="test_token_apps")
 class ClassToken(keras.layers.Layer):
     """Puts a learned class token in front of the patch tokens."""
 
@@ -31,6 +33,7 @@ class ClassToken(keras.layers.Layer):
         return keras.ops.concatenate([token, x], axis=1)
 
 
+@keras.saving.register_keras_serializable(package="test_token_apps")
 class PositionEmbedding(keras.layers.Layer):
     def build(self, input_shape):
         self.embedding = self.add_weight(shape=(1, *input_shape[1:]), initializer="zeros", name="embedding")
@@ -39,6 +42,7 @@ class PositionEmbedding(keras.layers.Layer):
         return x + keras.ops.cast(self.embedding, x.dtype)
 
 
+@keras.saving.register_keras_serializable(package="test_token_apps")
 class FirstToken(keras.layers.Layer):
     def call(self, x):
         return x[:, 0]
@@ -188,6 +192,21 @@ def test_feature_maps_and_heatmap_figures_of_a_token_layer(planted_vit):
     assert fig.axes[0].get_title() == f"block1_mlp_hidden: 4 feature maps ({GRID}x{GRID})"
     fig = plot.heatmap_figure(planted_vit, "block1_out", 0, _planted(2, 6), weights=None)
     assert fig.axes[1].images[1].get_array().shape == (SIZE, SIZE)
+
+
+def test_command_line_maps_and_heatmap_of_a_token_layer(planted_vit, tmp_path, capsys):
+    path = str(tmp_path / "vit.keras")
+    planted_vit.save(path)
+    image = str(tmp_path / "spot.png")
+    kv.save_image(_planted(4, 4), image)
+    heat = str(tmp_path / "h.png")
+    assert main(["heatmap", path, "block1_out", "0", image, "--extra-tokens", "1", "--out", heat]) == 0
+    assert main(["maps", path, "block1_mlp_hidden", image, "--filters", "0-3", "--out", str(tmp_path / "m.png")]) == 0
+    assert (tmp_path / "h.png").exists() and (tmp_path / "m.png").exists()
+    capsys.readouterr()
+    assert main(["maps", path, "class_out", image, "--out", str(tmp_path / "x.png")]) == 2
+    error = capsys.readouterr().err
+    assert "Layer 'class_out' outputs shape (16,) per image, with no spatial map or token grid" in error
 
 
 @pytest.fixture(scope="module")
