@@ -178,7 +178,9 @@ def test_dataset_examples_of_a_token_layer_crop_the_patch_that_fires(planted_vit
     assert (ex.crops[0, 0, :PATCH] == 0).all()  # the patches around it are black
     corner = ex.crops[0, 2]  # patch (7, 7): the window reaches past the image, filled with gray
     assert (corner[2 * PATCH :, :] == 128).all() and (corner[PATCH : 2 * PATCH, PATCH : 2 * PATCH] == 128).all()
-    assert ex.receptive_field.jump == (PATCH, PATCH)
+    assert ex.receptive_field.jump == (PATCH, PATCH) and ex.receptive_field.mixed  # after attention
+    before = kv.dataset_examples(planted_vit, "position", data, k=1, filters=[0], weights=None)
+    assert before.ids[0, 0] == 1 and not before.receptive_field.mixed  # before attention: the patch is all it sees
 
     cls = kv.dataset_examples(planted_vit, "block1_out", data, k=2, filters=[CLASS_CHANNEL], tokens="class",
                               weights=None)
