@@ -251,6 +251,10 @@ def resize_spectrum(magnitude: np.ndarray, size) -> np.ndarray:
 def _as_batch(images) -> list[np.ndarray]:
     from kerasviz.images import load_image
 
+    if isinstance(images, (str, os.PathLike)) and os.path.isdir(images):
+        folder = os.fspath(images)
+        images = [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                  if n.lower().endswith((".jpg", ".jpeg", ".png", ".bmp", ".webp"))]
     if isinstance(images, np.ndarray) and images.ndim == 4:
         images = list(images)
     elif isinstance(images, np.ndarray) or not isinstance(images, (list, tuple)):
@@ -278,8 +282,9 @@ def spectrum(images, *, size: int | tuple[int, int] = 128) -> np.ndarray:
     of the images and size, so calling it again on the same photos costs nothing.
 
     Args:
-        images: an image or several: file paths, arrays `(H, W, C)` or `(N, H, W, C)` (uint8, or float in
-            [0, 1]), any channel count (1 for a grayscale model); files are read as RGB.
+        images: an image or several: file paths, a folder (its JPEG and PNG files), arrays `(H, W, C)` or
+            `(N, H, W, C)` (uint8, or float in [0, 1]), any channel count (1 for a grayscale model); files are
+            read as RGB.
         size: the spectrum's `(height, width)` (one int: both); `Maco` resizes it to any image size.
             Defaults to 128.
 
@@ -290,7 +295,7 @@ def spectrum(images, *, size: int | tuple[int, int] = 128) -> np.ndarray:
         ValueError: no images, or images of different channel counts.
 
     Example:
-    >>> kv.spectrum("cat.jpg", size=64).shape
+    >>> kv.spectrum("photos", size=64).shape
     (3, 64, 64)
     """
     import hashlib
