@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(DOCS))  # the repository root: run from a che
 OUT = os.path.join(DOCS, "images")
 LAYERS = ("block2_conv2", "block3_conv3", "block5_conv3")  # early, mid, late
 DPI = 80
+MAX_BYTES = 300 * 1024  # as docs/make_images.py
 
 
 def main(argv=None) -> None:
@@ -67,7 +68,12 @@ def save(rows: list, cols: int, name: str) -> None:
     path = os.path.join(OUT, name)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
-    print(path)
+    from PIL import Image
+
+    with Image.open(path) as img:  # 256 colors: the page's pictures stay under MAX_BYTES
+        small = img.convert("RGB").quantize(256)
+    small.save(path, optimize=True)
+    print(path, os.path.getsize(path) <= MAX_BYTES)
 
 if __name__ == "__main__":
     main()
