@@ -166,7 +166,7 @@ def maco_comparison(args) -> None:
     """`--maco`: quality against maco (#30) on VGG16 (hed) early, mid and late layers, VGG16 built for a fixed
     input size, and the trained test models; alive, self-recognition, robustness, s/filter, and naturalness: the
     median distance of the pictures' spectral slope (`spectral_slope`) to the mean slope of natural photos at the
-    same size. MACO fixes the magnitude to a photo-like power law, so the distance favours it by construction
+    picture's size. MACO fixes the magnitude to a photo-like power law, so the distance favours it by construction
     where its crops and sigmoid leave that spectrum intact; it shows how far each recipe's pictures are from
     photo statistics, not whether they show the unit better (the other scores say that)."""
     import importlib.util
@@ -177,9 +177,16 @@ def maco_comparison(args) -> None:
     import kerasviz as kv
 
     size = args.size or 96
-    photos = [kv.load_image(getattr(skimage.data, name)(), size=size) for name in NATURAL_PHOTOS]
-    natural = float(np.mean([spectral_slope((p * 255).astype("uint8")) for p in photos]))
-    print(f"natural photos' spectral slope at {size} px: {natural:.2f} (load {os.getloadavg()[0]:.1f})", flush=True)
+    naturals = {}
+
+    def natural(px: int) -> float:
+        """The mean spectral slope of the photos at `px` pixels, the reference of pictures of that size."""
+        if px not in naturals:
+            photos = [kv.load_image(getattr(skimage.data, name)(), size=px) for name in NATURAL_PHOTOS]
+            naturals[px] = float(np.mean([spectral_slope((p * 255).astype("uint8")) for p in photos]))
+            print(f"natural photos' spectral slope at {px} px: {naturals[px]:.2f}", flush=True)
+        return naturals[px]
+
     spec = importlib.util.spec_from_file_location(
         "trained", os.path.join(os.path.dirname(__file__), "..", "tests", "test_trained_models.py"))
     trained = importlib.util.module_from_spec(spec)
@@ -207,16 +214,18 @@ def maco_comparison(args) -> None:
                 part = score(net, layer, filters, result.images, args.seed)
                 part["slope"] = np.array([spectral_slope(im) for im in result.images]) if net.input_channels == 3 \
                     else np.array([spectral_slope(np.repeat(im, 3, -1)) for im in result.images])
+                part["distance"] = np.abs(part["slope"] - natural(result.images.shape[1]))
                 parts.append(part)
             alive = np.concatenate([p["alive"] for p in parts])
             slopes = np.concatenate([p["slope"] for p in parts])
             rows.append((case, preset, alive.mean(), np.concatenate([p["recognized"] for p in parts]).mean(),
                          np.nanmedian(np.concatenate([p["ratio"] for p in parts])) if alive.any() else np.nan,
-                         seconds / n, float(np.median(np.abs(slopes - natural))), float(np.median(slopes))))
+                         seconds / n, float(np.median(np.concatenate([p["distance"] for p in parts]))),
+                         float(np.median(slopes))))
             print("  ".join(str(v) if isinstance(v, str) else f"{v:.2f}" for v in rows[-1]),
                   f"(load {os.getloadavg()[0]:.1f})", flush=True)
     print(f"\n{args.filters} filters per layer; VGG16 layers {', '.join(args.layers)} at {size} px; the fixed-size "
-          f"VGG16 at {args.layers[1]}; natural slope {natural:.2f}")
+          f"VGG16 at {args.layers[1]}; natural slopes by size: {naturals}")
     print(f"{'case':>20} | {'preset':>7} | alive | self-rec. | robustness | s/filter | slope distance | slope")
     for case, preset, alive, rec, rob, sec, dist, slope in rows:
         print(f"{case:>20} | {preset:>7} | {alive:5.2f} | {rec:9.2f} | {rob:10.2f} | {sec:8.2f} | {dist:14.2f} | "
