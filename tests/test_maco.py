@@ -37,7 +37,7 @@ def test_maco_with_crops_ascends_and_accumulates_alpha(grating_model):
 
 def test_maco_ascends_in_bfloat16_over_octaves(grating_model):
     p = kv.plan(grating_model, "gabor", [0, 1], preset="fast", size=24, steps=(4, 4), param="maco",
-                update="nadam", lr=0.5, transforms=(), revive_steps=0, precision="bfloat16")
+                update="nadam", lr=0.5, transforms=(), revive_steps=0, precision="bfloat16", block_steps=1)
     rendered = p.renderer.run([0, 1], [0, 1], p.schedule)
     assert np.all(rendered.history[-1] > rendered.history[0]) and rendered.alpha.shape == (2, 24, 24)
     fourier = kv.plan(grating_model, "gabor", [0], preset="fast", size=24, steps=2, revive_steps=0)
