@@ -16,13 +16,13 @@ from kerasviz.engine import render as rendering
 
 LAYER = planted.LATE_LAYER  # conv3: an 8 x 8 map of 32 channels, then global mean, then the logits
 GRID = 8
-BUDGET = 1500  # of the 256 * 64 positions
-ICON = dict(size=32, steps=8, preset="fast", progress=False)
+BUDGET = 1000  # of the 256 * 64 positions
+ICON = dict(size=32, steps=4, preset="fast", progress=False)
 RF_HALF = 9  # conv3's receptive field is 18 px: a position farther than this from every part sees background
 KNN = 10
 # Neighbourhood purity (kNN label agreement in the 2-D map) of the positions whose label is certain: on one part
-# (their 4 x 4 cell wholly on it) or on background (no part in their receptive field). Measured 0.97 (seed 0;
-# chance, the sum of the labels' squared shares, is 0.50): a map that mixed any two parts or a part with the
+# (their 4 x 4 cell wholly on it) or on background (no part in their receptive field). Measured 0.956 (seed 0;
+# chance, the sum of the labels' squared shares, is 0.49): a map that mixed any two parts or a part with the
 # background would lose a fifth of its agreement (each label holds 8-22% of these positions), so 0.85 fails it.
 PURITY = 0.85
 OWN_PARTS = 0.9  # of the class-filtered vectors on a part, the share on the class's own two parts (measured 1.0)
@@ -141,9 +141,10 @@ def test_the_class_filter_keeps_the_class_own_parts(planted_net, planted_images)
 
 def test_same_seed_same_atlas(planted_net, planted_images):
     runs = [aa.activation_atlas(planted_net, LAYER, planted_images[0][:64], grid=4, budget=300, min_count=2,
-                                seed=seed, size=24, steps=2, progress=False) for seed in (1, 1, 2)]
+                                seed=1, size=24, steps=2, progress=False) for _ in range(2)]
     assert np.array_equal(runs[0].coords, runs[1].coords) and np.array_equal(runs[0].image, runs[1].image)
-    assert not np.array_equal(runs[0].coords, runs[2].coords)
+    assert [c.members.tolist() for c in runs[0].cells] == [c.members.tolist() for c in runs[1].cells]
+    assert not np.array_equal(aa.layout(runs[0].samples.vectors, seed=2), runs[0].coords)  # the seed is UMAP's
 
 
 @pytest.mark.engine
