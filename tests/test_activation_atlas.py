@@ -169,6 +169,24 @@ def test_the_head_is_found_only_where_a_pooled_dense_head_follows(planted_net):
     assert aa.dense_head(planted_net, "conv2") is None  # more convolutions after it
 
 
+@pytest.mark.engine
+def test_head_logits_are_the_model_top_on_a_constant_map():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(5, 3, activation="relu", name="c")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(6, activation="relu")(x)
+    x = keras.layers.Dropout(0.5)(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    head = aa.dense_head(kv.as_network(model, input_range=(0, 1)), "c")
+    assert [type(lyr).__name__ for lyr in head] == ["Dense", "Dropout", "Dense"]
+    v = np.random.default_rng(0).random((4, 5)).astype("float32")
+    top = keras.Sequential(model.layers[2:])  # the head, run on a map that holds each direction everywhere
+    probs = keras.ops.convert_to_numpy(top(np.broadcast_to(v[:, None, None], (4, 6, 6, 5)), training=False))
+    logits = aa.head_logits(head, v)
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), probs, rtol=1e-4)
+
+
 @pytest.mark.parametrize("kwargs, error, words", [
     (dict(grid=0), ValueError, "grid must be an int >= 1. Received: grid=0"),
     (dict(budget=1.5), ValueError, "budget must be an int >= 2"),
