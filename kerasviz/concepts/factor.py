@@ -454,10 +454,10 @@ def concepts(
         ImportError: scikit-learn is missing (`pip install "kerasviz[concepts]"`).
 
     Example:
-    >>> c = kv.concepts("VGG16", "block4_conv3", "photos/", n=3, weights="hed", image_size=64, budget=500,
-    ...                 preset="fast", size=32, steps=4)
+    >>> c = kv.concepts("VGG16", "block3_conv3", "photos/", n=2, weights="hed", image_size=48, budget=300,
+    ...                 preset="fast", size=32, steps=2)
     >>> c.basis.shape, c.pictures.shape, len(c.patches[0]) <= 6
-    ((3, 512), (3, 32, 32, 3), True)
+    ((2, 256), (2, 32, 32, 3), True)
     """
     start = time.perf_counter()
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
