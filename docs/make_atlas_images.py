@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(DOCS), "tests"))  # planted.py
 IMAGES = os.path.join(DOCS, "images")
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
           "colorwheel")
-PLANTED_CLASS = 3  # parts 1 and 2: vertical stripes (green) and checks (blue)
+PLANTED_CLASS = 6  # parts 1 and 2: vertical stripes (green) and checks (blue)
 
 
 def _photos():

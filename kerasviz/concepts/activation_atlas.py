@@ -246,9 +246,10 @@ def head_logits(head: list, directions: np.ndarray) -> np.ndarray:
 
 
 def class_attribution(head: list, vectors: np.ndarray, class_index: int) -> np.ndarray:
-    """Each vector's attribution to class `class_index`: its logit minus the zero vector's. For a linear head
-    (pooling, then one Dense) this is gradient x activation exactly (times the number of positions), Lucid's
-    class filter; through hidden Dense layers it is the gradient-free difference."""
+    """Each vector's attribution to class `class_index`: the head's logit for the vector held at every position,
+    minus the zero vector's. After global average pooling and one Dense layer this is gradient x activation
+    exactly (times the number of positions), Lucid's class filter; after max pooling or through hidden Dense
+    layers it is this gradient-free difference (the vector's own push on the class), not the gradient."""
     logits = head_logits(head, np.concatenate([np.zeros((1, vectors.shape[1]), "float32"), vectors]))
     return logits[1:, class_index] - logits[0, class_index]
 
@@ -365,8 +366,9 @@ def activation_atlas(
         budget: the most activation vectors sampled (spread over the images and positions). Defaults to
             100,000 (Lucid's).
         class_index: for a class-filtered atlas, the class whose vectors are kept: the `class_share` of the
-            samples with the highest attribution to its logit (gradient x activation through the model's pooled
-            Dense head; positive only). None maps every sample. Defaults to None.
+            samples with the highest positive attribution to its logit through the model's pooled Dense head
+            (see `class_attribution`: gradient x activation for an average-pooled linear head). None maps every
+            sample. Defaults to None.
         min_count: cells with fewer vectors are dropped. Defaults to 6 (Lucid drops 5 or fewer).
         cosine_power: the icons' objective is dot x cosine^power (see `objectives.direction`). Defaults to 2.0.
         class_share: the share of samples a class-filtered atlas keeps. Defaults to 0.25.
