@@ -377,7 +377,7 @@ def activation_atlas(
             input size, else 224 (see `kerasviz.concepts.sampling.sample_activations`).
         cache_dir: cache the sampled vectors there (see `sample_activations`). Defaults to None.
         preset: the icons' preset. Defaults to `"fast"`.
-        progress: show the icons' progress bar. Defaults to True.
+        progress: show the progress bars of the sampling pass and of the icons. Defaults to True.
         **options: the model's options (`weights`, `preprocess`, `input_range`), the run's (`seed`,
             `batch_size`: icons per compiled batch, ...) and `Preset` fields (`size`: the icons' size, `steps`,
             ...), as in `kv.visualize_filters`.
@@ -406,7 +406,7 @@ def activation_atlas(
     path, _ = nets.find_layer(network, layer)
     head = dense_head(network, path)
     samples = sample_activations(network, path, images, budget=budget, seed=run.seed, size=image_size,
-                                 cache_dir=cache_dir)
+                                 cache_dir=cache_dir, progress=progress)
     if class_index is not None:
         samples = _class_filter(samples, head, class_index, network, path, class_share)
     if len(samples.vectors) < 3:
