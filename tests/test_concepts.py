@@ -38,6 +38,7 @@ def _tiny_model():
 # ------------------------------------------------------------------------------------------ sampling
 
 
+@pytest.mark.engine
 def test_samples_are_the_layer_output_at_distinct_positions_whatever_the_batch_size():
     model = _tiny_model()
     x = np.random.default_rng(0).random((20, 12, 12, 3)).astype("float32")
@@ -62,6 +63,7 @@ def test_sample_is_uniform_over_images_and_positions():
     assert abs(s.y.mean() - 5.5) < 0.3 and abs(s.x.mean() - 5.5) < 0.3
 
 
+@pytest.mark.engine
 def test_iterable_with_labels_keeps_each_vectors_label_and_the_cache_reads_back(tmp_path):
     model = _tiny_model()
     x = np.random.default_rng(2).random((12, 12, 12, 3)).astype("float32")
@@ -204,6 +206,7 @@ def test_importance_ranks_a_class_own_parts_above_the_others(planted_concepts, p
     assert planted_concepts.settings["class_images"] > 20  # the images the model puts in the class
 
 
+@pytest.mark.engine
 def test_gradient_importance_is_the_ablation_for_a_linear_rest_of_the_model():
     model = _tiny_model()  # after the signed layer: a global mean, linear
     x = np.random.default_rng(3).random((16, 12, 12, 3)).astype("float32")

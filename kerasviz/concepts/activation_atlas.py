@@ -29,7 +29,7 @@ from keras import ops
 
 from kerasviz import images as kv_images
 from kerasviz import nets, optimize
-from kerasviz.concepts.sampling import Samples, sample_activations
+from kerasviz.concepts.sampling import Samples, check_int, sample_activations
 from kerasviz.engine import objectives
 
 ICON_PRESET = "fast"  # an atlas renders hundreds of icons: the fast preset unless one is given
@@ -309,12 +309,6 @@ def _canvas(cells: list[tuple[int, int]], icons: np.ndarray, grid: int) -> np.nd
 # ------------------------------------------------------------------------------------------ the atlas
 
 
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}. Received: {name}={value!r}.")
-    return int(value)
-
-
 def _class_filter(samples: Samples, head, class_index, network, layer: str, share: float):
     if head is None:
         raise ValueError(f"class_index needs a classifier whose layers after {layer!r} are a pooled Dense head "
@@ -397,9 +391,9 @@ def activation_atlas(
     >>> atlas.image.shape[0] == 3 * atlas.cells[0].icon.shape[0], atlas.head  # VGG16 without its top: no head
     (True, None)
     """
-    grid = _check_int("grid", grid, 1)
-    budget = _check_int("budget", budget, 2)
-    min_count = _check_int("min_count", min_count, 1)
+    grid = check_int("grid", grid)
+    budget = check_int("budget", budget, low=2)
+    min_count = check_int("min_count", min_count)
     if not 0 < class_share <= 1:
         raise ValueError(f"class_share must be in (0, 1]. Received: class_share={class_share!r}.")
     network, run, overrides = optimize.split_options(model, options)

@@ -34,7 +34,7 @@ import numpy as np
 from kerasviz import examples as kv_examples
 from kerasviz import images as kv_images
 from kerasviz import nets, optimize
-from kerasviz.concepts.sampling import Samples, sample_activations
+from kerasviz.concepts.sampling import Samples, check_int, forward, sample_activations
 from kerasviz.engine import objectives
 
 CONCEPTS_EXTRA = 'pip install "kerasviz[concepts]"'
@@ -235,22 +235,13 @@ class Concepts:
         return np.stack(out) if out else np.zeros((0, 1, 1, 3), "uint8")
 
 
-def _forward(network, extractor, x: np.ndarray, path: str) -> np.ndarray:
-    """The layer's output `(B, rows, cols, C)` for images in [0, 1]."""
-    from kerasviz.concepts.sampling import _spatial
-
-    inputs = keras.ops.convert_to_numpy(network.preprocess(np.array(x, "float32")))
-    out = extractor.predict_on_batch(network.model_inputs(inputs, extractor))
-    return _spatial(np.asarray(out[0] if isinstance(out, (list, tuple)) else out, "float32"), path)
-
-
 def _stream(network, path, source, size, batch_size, value_range):
     """`(activations (B, rows, cols, C), images uint8, first id)` per batch."""
     extractor = nets.get_extractor(network, [path], False)
     first = 0
     for batch in source.batches(size=size, channels=network.input_channels, batch_size=batch_size,
                                 value_range=value_range):
-        yield _forward(network, extractor, batch.images, path), kv_images.to_uint8(batch.images), first
+        yield forward(network, extractor, batch.images, path), kv_images.to_uint8(batch.images), first
         first += len(batch.images)
 
 
@@ -357,7 +348,7 @@ def _patches(network, path, top, reducer: Reducer, size, batch_size: int):
     height, width = images.shape[2:4]
     extractor = nets.get_extractor(network, [path], False)
     flat = images.reshape(n * k, *images.shape[2:]).astype("float32") / 255.0
-    acts = np.concatenate([_forward(network, extractor, flat[i : i + batch_size], path)
+    acts = np.concatenate([forward(network, extractor, flat[i : i + batch_size], path)
                            for i in range(0, len(flat), batch_size)])
     rows, cols, c = acts.shape[1:]
     maps = reducer.transform(acts.reshape(-1, c)).reshape(n, k, rows, cols, n)
@@ -460,8 +451,7 @@ def concepts(
     ((2, 256), (2, 32, 32, 3), True)
     """
     start = time.perf_counter()
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-        raise ValueError(f"top_k must be an int >= 1 (top images per concept). Received: top_k={top_k!r}.")
+    check_int("top_k", top_k)
     if importance not in IMPORTANCE:
         from kerasviz import names
 

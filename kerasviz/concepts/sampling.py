@@ -123,7 +123,14 @@ def _spatial(out: np.ndarray, path: str) -> np.ndarray:
                      f"gives rank {out.ndim} (shape {out.shape}). Pick a convolution, pooling or activation layer.")
 
 
-def _check_int(name: str, value, low: int = 1) -> int:
+def forward(network: nets.Network, extractor, x: np.ndarray, path: str) -> np.ndarray:
+    """The layer's output `(B, rows, cols, C)` (float32) for images `x` in [0, 1]: one forward pass of `extractor`."""
+    inputs = keras.ops.convert_to_numpy(network.preprocess(np.array(x, "float32")))
+    out = extractor.predict_on_batch(network.model_inputs(inputs, extractor))
+    return _spatial(np.asarray(out[0] if isinstance(out, (list, tuple)) else out, "float32"), path)
+
+
+def check_int(name: str, value, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name} must be an int >= {low}. Received: {name}={value!r}.")
     return int(value)
@@ -259,8 +266,8 @@ def sample_activations(
     ((500, 256), (16, 16))
     """
     start_time = time.perf_counter()
-    budget, batch_size = _check_int("budget", budget), _check_int("batch_size", batch_size)
-    seed = _check_int("seed", seed, low=0)
+    budget, batch_size = check_int("budget", budget), check_int("batch_size", batch_size)
+    seed = check_int("seed", seed, low=0)
     source = kv_examples.data_source(images, "images")  # a missing folder fails before the model is built
     network = nets.as_network(network)
     path, _ = nets.find_layer(network, layer)
@@ -295,9 +302,7 @@ def sample_activations(
             if has_labels is None:
                 has_labels = batch.labels is not None
                 seen_size = tuple(int(s) for s in x.shape[1:3])
-            inputs = keras.ops.convert_to_numpy(network.preprocess(np.array(x, "float32")))
-            out = extractor.predict_on_batch(network.model_inputs(inputs, extractor))
-            acts = _spatial(np.asarray(out[0] if isinstance(out, (list, tuple)) else out, "float32"), path)
+            acts = forward(network, extractor, x, path)
             b, rows, cols, c = acts.shape
             grid = (max(grid[0], rows), max(grid[1], cols))
             img, yy, xx = np.meshgrid(seen + np.arange(b), np.arange(rows), np.arange(cols), indexing="ij")
