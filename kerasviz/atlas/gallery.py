@@ -29,9 +29,9 @@ import numpy as np
 
 from kerasviz import atlas as atlas_lib
 from kerasviz import nets, optimize
+from kerasviz.atlas import layer_views, pages, pictures
 from kerasviz.atlas import links as links_lib
-from kerasviz.atlas import pages, pictures
-from kerasviz.atlas.cache import png_bytes, slug
+from kerasviz.atlas.cache import slug
 from kerasviz.engine import presets
 from kerasviz.engine.progress import Callback, FilterBar
 
@@ -47,8 +47,9 @@ VIEW_LABELS = {"negative": "negative", "diverse": "diverse"}
 
 
 @dataclasses.dataclass
-class UnitViews:
-    """The extra views of one layer's units, each filter -> what its page shows (empty when not asked for).
+class LayerViews:
+    """The extra views of one layer (empty when not asked for): its units' (each filter -> what its page
+    shows) and the layer's own pages.
 
     Attributes:
         negative: filter -> `pictures.UnitPicture`, the picture that drives it lowest.
@@ -56,6 +57,7 @@ class UnitViews:
         examples: filter -> list of `views.Example` (crop, activation, source), strongest first.
         heatmaps: filter -> uint8 `(H, W, 3)` overlay of its activation on the user's image.
         image_name: the user image's name, for the heatmap's caption.
+        pages: view name -> what the layer's own page of that view shows (`layer_views.LAYER_VIEWS`).
     """
 
     negative: dict = dataclasses.field(default_factory=dict)
@@ -63,6 +65,7 @@ class UnitViews:
     examples: dict = dataclasses.field(default_factory=dict)
     heatmaps: dict = dataclasses.field(default_factory=dict)
     image_name: str = "the image"
+    pages: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -73,16 +76,6 @@ class PendingLayer:
     layer_type: str
     output_shape: tuple | None
     channels: int
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
-def _save_png(image: np.ndarray, path: str) -> None:
-    with open(path, "wb") as f:
-        f.write(png_bytes(image))
 
 
 def _slugs(layers: Sequence[str]) -> dict[str, str]:
@@ -113,7 +106,7 @@ class _Site:
         self.requested = dict(requested or {})  # layer -> every unit asked for
         self.pending = dict(pending or {})  # layer -> PendingLayer, not yet done
         self.done: dict[str, atlas_lib.LayerAtlas] = {}
-        self.views: dict[str, UnitViews] = {}
+        self.views: dict[str, LayerViews] = {}
         self._graph = None
         os.makedirs(out_dir, exist_ok=True)
 
@@ -145,7 +138,7 @@ class _Site:
             todo = [int(f) for f in self.requested.get(name, ()) if int(f) not in set(done)]
             layers.append({"name": name, "slug": self.slugs[name], "units": done, "pending": todo})
         text = json.dumps({"layers": layers}, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
-        _write(os.path.join(folder, "site.js"), f"window.KV_SITE = {text};\n")
+        pages.write_text(os.path.join(folder, "site.js"), f"window.KV_SITE = {text};\n")
 
     def write_index(self) -> str:
         rows = []
@@ -162,13 +155,14 @@ class _Site:
             first = next(iter(self.done.values())).settings
             settings = pages.settings_rows({k: v for k, v in first.items() if k != "layer"})
         index = os.path.join(self.out_dir, "index.html")
-        _write(index, pages.render("index.html", title=self.title, heading=self.title, rows=rows, settings=settings))
+        pages.write_text(index, pages.render("index.html", title=self.title, heading=self.title, rows=rows,
+                                             settings=settings))
         return index
 
     def write_pending(self, name: str) -> None:
         folder = os.path.join(self.out_dir, self.slugs[name])
         os.makedirs(folder, exist_ok=True)
-        _write(os.path.join(folder, "index.html"),
+        pages.write_text(os.path.join(folder, "index.html"),
                pages.render("pending.html", title=f"{self.title} · {name}", heading=f"{self.title} · {name}",
                             layer=name, info=self.pending[name]))
 
@@ -193,52 +187,58 @@ class _Site:
 
     def write_layer(self, name: str) -> None:
         """A layer's pictures, its unit pages and its page."""
-        a, views = self.done[name], self.views.get(name, UnitViews())
+        a, views = self.done[name], self.views.get(name, LayerViews())
         folder = os.path.join(self.out_dir, self.slugs[name])
         os.makedirs(folder, exist_ok=True)
-        _save_png(pages.thumbnail(a.images, THUMBNAIL_WIDTH, THUMBNAIL_TILES), os.path.join(folder, "thumb.png"))
+        pages.save_png(pages.thumbnail(a.images, THUMBNAIL_WIDTH, THUMBNAIL_TILES), os.path.join(folder, "thumb.png"))
         revived = {int(f) for f in getattr(a, "revived", None) or ()}
         order = np.argsort(-a.scores, kind="stable")
         rank = {int(a.filters[i]): r + 1 for r, i in enumerate(order)}
+        for view, page in views.pages.items():
+            layer_views.write_pages(folder, view, page, network=self.network, layer=name,
+                                    href=lambda unit: self.href(name, name, unit), context=dict(title=self.title,
+                                                                                             layer=name))
+        extra = [(layer_views.PAGE_FILES[v], layer_views.PAGE_LABELS[v]) for v in layer_views.LAYER_VIEWS
+                 if v in views.pages]
         units = []
         for i, f in enumerate(a.filters):
             f, score = int(f), float(a.scores[i])
             stem = _filter_file(f)
-            _save_png(a.images[i], os.path.join(folder, stem + ".png"))
+            pages.save_png(a.images[i], os.path.join(folder, stem + ".png"))
             units.append(dict(unit=f, file=stem, score=score, revived=f in revived))
             incoming, incoming_what, outgoing = self._links(name, f)
-            _write(os.path.join(folder, stem + ".html"), pages.render(
+            pages.write_text(os.path.join(folder, stem + ".html"), pages.render(
                 "unit.html", title=f"{self.title} · {name} · {f}", heading=f"{name} filter {f}", layer=name,
                 prev=_filter_file(a.filters[i - 1]) if i > 0 else None,
                 next=_filter_file(a.filters[i + 1]) if i + 1 < len(a.filters) else None,
                 score=score, rank=rank[f], total=len(a.filters), revived=f in revived,
                 incoming=incoming, incoming_what=incoming_what, outgoing=outgoing,
-                settings=pages.settings_rows(a.settings), **self._views(folder, a, i, views)))
+                settings=pages.settings_rows(a.settings), extra=extra, **self._views(folder, a, i, views)))
         done = set(int(f) for f in a.filters)
-        _write(os.path.join(folder, "index.html"), pages.render(
+        pages.write_text(os.path.join(folder, "index.html"), pages.render(
             "layer.html", title=f"{self.title} · {name}", heading=f"{self.title} · {name}", layer=name, info=a,
             units=units, pending=[int(f) for f in self.requested.get(name, ()) if int(f) not in done],
-            revived=len(revived & done), tile=int(self.tile)))
+            revived=len(revived & done), tile=int(self.tile), extra=extra))
 
-    def _views(self, folder: str, a, i: int, views: UnitViews) -> dict:
+    def _views(self, folder: str, a, i: int, views: LayerViews) -> dict:
         """The unit's pictures (its own, negative, diverse), the heatmap over the user's image, its dataset
         examples, for its page; their PNGs are written beside the page."""
         f = int(a.filters[i])
         stem = _filter_file(f)
         figures = [(f"{stem}.png", f"positive · {float(a.scores[i]):.3g}", "positive")]
         if f in views.negative:
-            _save_png(views.negative[f].image, os.path.join(folder, f"{stem}-neg.png"))
+            pages.save_png(views.negative[f].image, os.path.join(folder, f"{stem}-neg.png"))
             figures.append((f"{stem}-neg.png", f"negative · {views.negative[f].score:.3g}", "negative"))
         for j, pic in enumerate(views.diverse.get(f, ())):
-            _save_png(pic.image, os.path.join(folder, f"{stem}-div{j}.png"))
+            pages.save_png(pic.image, os.path.join(folder, f"{stem}-div{j}.png"))
             figures.append((f"{stem}-div{j}.png", f"diverse {j + 1} · {pic.score:.3g}", "diverse"))
         heatmap = None
         if f in views.heatmaps:
             heatmap = f"{stem}-heat.png"
-            _save_png(views.heatmaps[f], os.path.join(folder, heatmap))
+            pages.save_png(views.heatmaps[f], os.path.join(folder, heatmap))
         examples = []
         for j, ex in enumerate(views.examples.get(f, ())):
-            _save_png(np.asarray(ex.crop), os.path.join(folder, f"{stem}-ex{j}.png"))
+            pages.save_png(np.asarray(ex.crop), os.path.join(folder, f"{stem}-ex{j}.png"))
             examples.append((f"{stem}-ex{j}.png", float(ex.activation), str(ex.source), pages.short_name(ex.source)))
         never_fired = bool(examples) and max(activation for _, activation, _, _ in examples) <= 0
         return dict(figures=figures, heatmap=heatmap, image_name=views.image_name, examples=examples,
@@ -292,7 +292,7 @@ def write_gallery(
         title: the page title. Defaults to the model's name.
         top_k: incoming and outgoing units listed per unit; 0 for none. Defaults to 6.
         tile: display size of each filter on a layer page, in CSS pixels. Defaults to 128.
-        views: layer -> `UnitViews`, the extra views of its unit pages (as `make_gallery` computes them).
+        views: layer -> `LayerViews`, the extra views of its unit pages (as `make_gallery` computes them).
             Defaults to None (none).
 
     Returns:
@@ -435,14 +435,14 @@ def _add_views(site: _Site, result, wanted, examples, image, *, cache_dir: str |
             for a in done:
                 bar.describe(a.layer)
                 found = compute(site.network, a.layer, a.filters, bar=bar, cache_dir=cache_dir, **settings)
-                setattr(site.views.setdefault(a.layer, UnitViews()), view, found)
+                setattr(site.views.setdefault(a.layer, LayerViews()), view, found)
                 site.write_layer(a.layer)
     if examples is None and image is None:
         return
     from kerasviz.atlas import views as views_lib
 
     for a in done:
-        v = site.views.setdefault(a.layer, UnitViews())
+        v = site.views.setdefault(a.layer, LayerViews())
         if examples is not None:
             v.examples = views_lib.unit_examples(site.network, a.layer, [int(f) for f in a.filters], examples,
                                                  cache_dir=cache_dir, top_k=EXAMPLES_TOP_K,

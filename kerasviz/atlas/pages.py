@@ -56,6 +56,18 @@ def render(template: str, **context) -> str:
     return environment().get_template(template).render(**context)
 
 
+def write_text(path: str, text: str) -> None:
+    """Write a page (UTF-8)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def save_png(image: np.ndarray, path: str) -> None:
+    """Write a uint8 `(H, W, C)` picture as a PNG file."""
+    with open(path, "wb") as f:
+        f.write(png_bytes(np.asarray(image)))
+
+
 def settings_rows(settings: dict) -> list[tuple[str, object]]:
     """The rows of a settings table: the run's settings and the model, layer, seed, objective and backend, by
     name, without the unset ones."""
