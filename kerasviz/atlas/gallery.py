@@ -57,6 +57,7 @@ class LayerViews:
         examples: filter -> list of `views.Example` (crop, activation, source), strongest first.
         heatmaps: filter -> uint8 `(H, W, 3)` overlay of its activation on the user's image.
         image_name: the user image's name, for the heatmap's caption.
+        accentuated: filter -> list of `views.Accented`: its top dataset examples, accentuated for it.
         pages: view name -> what the layer's own page of that view shows (`layer_views.LAYER_VIEWS`).
     """
 
@@ -65,6 +66,7 @@ class LayerViews:
     examples: dict = dataclasses.field(default_factory=dict)
     heatmaps: dict = dataclasses.field(default_factory=dict)
     image_name: str = "the image"
+    accentuated: dict = dataclasses.field(default_factory=dict)
     pages: dict = dataclasses.field(default_factory=dict)
 
 
@@ -241,8 +243,15 @@ class _Site:
             pages.save_png(np.asarray(ex.crop), os.path.join(folder, f"{stem}-ex{j}.png"))
             examples.append((f"{stem}-ex{j}.png", float(ex.activation), str(ex.source), pages.short_name(ex.source)))
         never_fired = bool(examples) and max(activation for _, activation, _, _ in examples) <= 0
+        accentuated = []
+        for j, acc in enumerate(views.accentuated.get(f, ())):
+            before, after = f"{stem}-acc{j}-photo.png", f"{stem}-acc{j}.png"
+            pages.save_png(acc.photo, os.path.join(folder, before))
+            pages.save_png(acc.image, os.path.join(folder, after))
+            accentuated.append(dict(before=before, after=after, gain=acc.gain, distance=acc.distance,
+                                    source=str(acc.source), name=pages.short_name(acc.source)))
         return dict(figures=figures, heatmap=heatmap, image_name=views.image_name, examples=examples,
-                    never_fired=never_fired)
+                    never_fired=never_fired, accentuated=accentuated)
 
     def _links(self, name: str, f: int) -> tuple[list, str, list]:
         """The unit's incoming link cards, the sentence that says what they are, and its outgoing cards."""
@@ -389,6 +398,10 @@ def make_gallery(
     'site/index.html'
     """
     wanted = pictures.check_views(views)
+    needs = [v for v in wanted if v in pictures.DATA_VIEWS]
+    if needs and examples is None:
+        raise ValueError(f"views={','.join(needs)!r} need your images: give examples= a folder of images, an "
+                         f"array or a tf.data.Dataset (--examples DIR on the command line).")
     for name, value, is_there in (("examples", examples, os.path.isdir), ("image", image, os.path.isfile)):
         if isinstance(value, (str, os.PathLike)) and not is_there(value):
             kind = "a folder of images" if name == "examples" else "an image file"
@@ -426,15 +439,15 @@ def _add_views(site: _Site, result, wanted, examples, image, *, cache_dir: str |
                settings: dict) -> None:
     """The extra views, layer by layer, each view with its own progress bar; the layer's pages are rewritten
     after each. `settings`: the atlases' preset, run options (to run here) and `Preset` overrides, which the
-    negative and diverse pictures share."""
+    computed views share."""
     done = [a for a in result.layers.values() if len(a.filters)]
     units = sum(len(a.filters) for a in done)
-    for view in wanted:
-        compute = pictures.negative_pictures if view == "negative" else pictures.diverse_pictures
+    for view in (v for v in wanted if v in pictures.PICTURE_VIEWS):
         with FilterBar(units, progress, desc=pictures.COSTS[view]) as bar:
             for a in done:
                 bar.describe(a.layer)
-                found = compute(site.network, a.layer, a.filters, bar=bar, cache_dir=cache_dir, **settings)
+                found = pictures.PICTURE_VIEWS[view](site.network, a.layer, a.filters, bar=bar, cache_dir=cache_dir,
+                                                     **settings)
                 setattr(site.views.setdefault(a.layer, LayerViews()), view, found)
                 site.write_layer(a.layer)
     if examples is None and image is None:
@@ -451,3 +464,19 @@ def _add_views(site: _Site, result, wanted, examples, image, *, cache_dir: str |
             v.heatmaps = views_lib.unit_heatmaps(site.network, a.layer, [int(f) for f in a.filters], image)
             v.image_name = os.path.basename(image) if isinstance(image, (str, os.PathLike)) else "your image"
         site.write_layer(a.layer)
+    if "accentuated" in wanted:
+        with FilterBar(units, progress, desc=pictures.COSTS["accentuated"]) as bar:
+            for a in done:
+                bar.describe(a.layer)
+                v = site.views[a.layer]
+                v.accentuated = views_lib.unit_accentuations(site.network, a.layer, v.examples, cache_dir=cache_dir,
+                                                             bar=bar, **settings)
+                site.write_layer(a.layer)
+    for view in (v for v in wanted if v in layer_views.LAYER_VIEWS):
+        with FilterBar(len(done), progress, desc=pictures.COSTS[view]) as bar:
+            for a in done:
+                bar.describe(a.layer)
+                site.views[a.layer].pages[view] = layer_views.compute(view, site.network, a.layer, examples,
+                                                                      cache_dir=cache_dir, **settings)
+                bar.advance(1)
+                site.write_layer(a.layer)

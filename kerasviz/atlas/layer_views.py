@@ -95,6 +95,39 @@ def _overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
     return views.overlay(image.astype("float32") / 255.0, scaled)
 
 
+def compute(view: str, network: nets.Network, layer: str, examples, *, cache_dir: str | None = None,
+            preset=None, **options) -> LayerPage:
+    """A layer's `view` from the user's images: the result and the images its pages cut patches from.
+
+    Args:
+        view: `"concepts"` (`kerasviz.concepts`) or `"atlas-map"` (`kerasviz.activation_atlas`).
+        network: a `Network`.
+        layer: the layer's path.
+        examples: the user's images: a folder, an array, a `tf.data.Dataset` (as `make_gallery` takes them).
+        cache_dir: the cache root (the sampled activations are cached there). Defaults to the default cache.
+        preset: the preset of the pictures (a concept's, a cell's icon). Defaults to `"quality"`.
+        **options: the run options and `Preset` fields, as in `make_gallery`.
+
+    Returns:
+        A `LayerPage`.
+    """
+    source = kv_examples.data_source(examples, "examples")
+    if view == "concepts":
+        from kerasviz.concepts import concepts
+
+        result = concepts(network, layer, source, cache_dir=cache_dir, preset=preset, **options)
+        wanted = {int(p.image_index) for patches in result.patches for p in patches[:CONCEPT_PATCHES]}
+        size = result.samples.image_size
+    else:
+        from kerasviz.concepts import activation_atlas
+
+        result = activation_atlas(network, layer, source, cache_dir=cache_dir, preset=preset, **options)
+        wanted = {int(result.samples.image_index[m]) for cell in result.cells
+                  for m in list(cell.members)[:CELL_PATCHES]}
+        size = result.samples.image_size
+    return LayerPage(result, pick_images(source, wanted, size=size, channels=network.input_channels))
+
+
 # ------------------------------------------------------------------------------------------ concepts
 
 

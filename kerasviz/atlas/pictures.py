@@ -17,7 +17,8 @@ from kerasviz.atlas.cache import FilterCache, cache_key, cache_settings, default
 from kerasviz.engine import objectives, presets
 from kerasviz.engine.progress import Callback, FilterBar
 
-VIEWS = ("negative", "diverse")  # the pictures `make_gallery(views=...)` can add to each unit page
+VIEWS = ("negative", "diverse")  # the views `make_gallery(views=...)` can add
+DATA_VIEWS = ()  # the views made from the user's images (`examples=`)
 DIVERSE_COUNT = 4  # diverse pictures per unit (one batch: the diversity objective compares them)
 DIVERSITY_WEIGHT = 1.0  # weight of `objectives.diversity` beside the unit's channel objective
 COSTS = {  # what each view costs, shown beside its progress bar and in the docs
@@ -165,3 +166,6 @@ def diverse_pictures(network: nets.Network, layer: str, filters, *, bar: FilterB
             cache.store(key, image, float(score), result.seconds / count)
         out[f] = [UnitPicture(image, float(score)) for image, score in zip(result.images, scores, strict=True)]
     return out
+
+
+PICTURE_VIEWS = {"negative": negative_pictures, "diverse": diverse_pictures}  # view -> its pictures, per layer

@@ -16,7 +16,10 @@ def _cmd_gallery(args) -> None:
     options = dict(common.run_options(args), filters=common.parse_filters(args.filters),
                    distribute=common.ray_cluster(args), progress=not args.quiet)
     # the explorer's extra views (computed only when asked for)
-    options.update(views=args.views, examples=args.examples, image=args.image)
+    views = [v.strip() for v in (args.views or "").split(",") if v.strip()]
+    views += [name for name, flag in (("accentuated", args.accentuated), ("concepts", args.concepts),
+                                      ("atlas-map", args.atlas_map)) if flag]
+    options.update(views=views, examples=args.examples, image=args.image)
     index, result = gallery.make_gallery(network, args.out, layers, top_k=args.top_k, **options)
     print(result.summary())
     print(f"{index}: {len(result.layers)} layer(s)")
@@ -54,6 +57,15 @@ def register(subparsers) -> None:
     p.add_argument("--examples", default=None, metavar="DIR",
                    help="a folder of images: each unit's top 9, cropped to its receptive field (one pass over "
                         "the folder per layer, streamed, cached)")
+    p.add_argument("--accentuated", action="store_true",
+                   help="each unit's top 3 examples (--examples) accentuated for it: changed as little as needed "
+                        "for the unit to fire much more (one accentuation per example)")
+    p.add_argument("--concepts", action="store_true",
+                   help="a concepts page per layer: the layer's activations over --examples factorized into "
+                        "concepts, each with its picture, patches, composition and importance")
+    p.add_argument("--atlas-map", action="store_true",
+                   help="an activation-atlas page per layer: its activations over --examples mapped to 2-D "
+                        "(UMAP), each grid cell's mean rendered; the cells link to their own pages")
     p.add_argument("--image", default=None, metavar="PATH",
                    help="an image: each unit's activation over it as a heatmap (one forward pass per layer)")
     common.add_ray_args(p)
