@@ -17,6 +17,7 @@ importlib.import_module("kerasviz.framework").quiet_log_level()  # see kerasviz.
 
 # sub-namespace -> the module it is
 _MODULES = {
+    "accentuation": "kerasviz.accentuation",
     "analysis": "kerasviz.analysis",
     "atlas": "kerasviz.atlas",
     "backend": "kerasviz.engine.backend",
@@ -45,6 +46,7 @@ _MODULES = {
 }
 # public name -> the module that defines it
 _NAMES = {
+    "Accentuation": "kerasviz.accentuation", "accentuate": "kerasviz.accentuation",
     "activations": "kerasviz.analysis", "dream": "kerasviz.inversion", "heatmap": "kerasviz.analysis",
     "mean_activations": "kerasviz.analysis", "predict": "kerasviz.analysis", "top_filters": "kerasviz.analysis",
     "LayerAtlas": "kerasviz.atlas", "ModelAtlas": "kerasviz.atlas", "layer_atlas": "kerasviz.atlas",
@@ -90,6 +92,7 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from kerasviz.accentuation import Accentuation, accentuate  # noqa: F401
     from kerasviz.analysis import activations, heatmap, mean_activations, predict, top_filters  # noqa: F401
     from kerasviz.atlas import LayerAtlas, ModelAtlas, layer_atlas, model_atlas  # noqa: F401
     from kerasviz.atlas.gallery import make_gallery, write_gallery  # noqa: F401
