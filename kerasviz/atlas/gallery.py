@@ -464,13 +464,14 @@ def _add_views(site: _Site, result, wanted, examples, image, *, cache_dir: str |
             v.heatmaps = views_lib.unit_heatmaps(site.network, a.layer, [int(f) for f in a.filters], image)
             v.image_name = os.path.basename(image) if isinstance(image, (str, os.PathLike)) else "your image"
         site.write_layer(a.layer)
-    if "accentuated" in wanted:
+    if "accentuated" in wanted:  # faccent's recipe (its own preset), with the gallery's run options and overrides
+        accent = {k: v for k, v in settings.items() if k != "preset"}
         with FilterBar(units, progress, desc=pictures.COSTS["accentuated"]) as bar:
             for a in done:
                 bar.describe(a.layer)
                 v = site.views[a.layer]
                 v.accentuated = views_lib.unit_accentuations(site.network, a.layer, v.examples, cache_dir=cache_dir,
-                                                             bar=bar, **settings)
+                                                             bar=bar, **accent)
                 site.write_layer(a.layer)
     for view in (v for v in wanted if v in layer_views.LAYER_VIEWS):
         with FilterBar(len(done), progress, desc=pictures.COSTS[view]) as bar:

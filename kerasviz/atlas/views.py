@@ -252,10 +252,10 @@ class Accented:
     """One of a unit's top dataset examples, accentuated for the unit (`kerasviz.accentuate`).
 
     Attributes:
-        photo: uint8 `(h, w, C)`: the example as it was (its crop).
-        image: uint8 `(h, w, 3)`: the example changed as little as needed for the unit to fire much more.
+        photo: uint8 `(H, W, 3)`: the example (its crop) as the model saw it (resized to the accentuation's size).
+        image: uint8 `(H, W, 3)`: the example changed as little as needed for the unit to fire much more.
         gain: the unit's activation after over before.
-        distance: how far the picture moved from the photo (`Accentuation.distances`).
+        distance: how far the picture moved from the photo: the root mean square pixel difference in [0, 1].
         source: the example's file name, or `"#<index>"`.
     """
 
@@ -294,7 +294,7 @@ def unit_accentuations(network, layer: str, examples: dict, *, top_k: int = ACCE
     Returns:
         unit -> its `Accented` examples.
     """
-    from kerasviz.inversion import accentuate
+    from kerasviz.accentuation import accentuate
 
     pairs = [(int(f), ex) for f, exs in examples.items() for ex in exs[:top_k]]
     path = _join(cache_dir or cache.default_cache_dir(), ACCENT_FOLDER,
@@ -304,13 +304,14 @@ def unit_accentuations(network, layer: str, examples: dict, *, top_k: int = ACCE
         chunk = pairs[start:start + ACCENT_CHUNK]
         photos = _same_size([ex.crop for _, ex in chunk])
         result = accentuate(network, layer, [f for f, _ in chunk], photos, pairs=True, progress=False, **options)
-        stored += [(result.images[j], float(result.gains[j]), float(result.distances[j])) for j in range(len(chunk))]
+        stored += [(result.images[j], images.to_uint8(result.inputs[result.photos[j]]), float(result.gains[j]),
+                    float(result.distances[j])) for j in range(len(chunk))]
         _save_accented(path, stored)
         if bar is not None:
             bar.advance(len(chunk) / max(top_k, 1))
     out: dict[int, list[Accented]] = {}
-    for (f, ex), (image, gain, distance) in zip(pairs, stored, strict=True):
-        out.setdefault(f, []).append(Accented(np.asarray(ex.crop), image, gain, distance, ex.source))
+    for (f, ex), (image, photo, gain, distance) in zip(pairs, stored, strict=True):
+        out.setdefault(f, []).append(Accented(photo, image, gain, distance, ex.source))
     return out
 
 
@@ -327,7 +328,8 @@ def _load_accented(path: str, n: int) -> list:
         return []
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            done = [(z["images"][i], float(z["gains"][i]), float(z["distances"][i])) for i in range(len(z["gains"]))]
+            done = [(z["images"][i], z["photos"][i], float(z["gains"][i]), float(z["distances"][i]))
+                    for i in range(len(z["gains"]))]
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
         return []  # a corrupt file is recomputed
     return done[:n]
@@ -335,8 +337,9 @@ def _load_accented(path: str, n: int) -> list:
 
 def _save_accented(path: str, stored: list) -> None:
     buffer = io.BytesIO()
-    np.savez(buffer, images=np.stack([s[0] for s in stored]), gains=np.asarray([s[1] for s in stored], "float64"),
-             distances=np.asarray([s[2] for s in stored], "float64"))
+    np.savez(buffer, images=np.stack([s[0] for s in stored]), photos=np.stack([s[1] for s in stored]),
+             gains=np.asarray([s[2] for s in stored], "float64"),
+             distances=np.asarray([s[3] for s in stored], "float64"))
     cache.write_file(path, buffer.getvalue())
 
 
