@@ -141,7 +141,8 @@ def objective(factory):
 
 def _check_channel(layer: str, index):
     def check(network):
-        from kerasviz.nets.layers import channels_of, check_filter
+        from kerasviz.nets.filters import check_filter
+        from kerasviz.nets.layers import channels_of
 
         n = channels_of(network, layer)
         for i in np.atleast_1d(index) if index is not None else []:

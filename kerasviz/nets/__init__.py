@@ -18,28 +18,28 @@ from kerasviz.nets.applications import (
     range_from_layers,
 )
 from kerasviz.nets.extractors import BF16_POLICY, bfloat16_extractor, get_extractor
+from kerasviz.nets.filters import DEFAULT_FILTER_COUNT, check_filter, resolve_filters
+from kerasviz.nets.flexible import input_size
 from kerasviz.nets.inputs import depends_on, needed_inputs
 from kerasviz.nets.layers import (
-    DEFAULT_FILTER_COUNT,
     LEAKY_SLOPE,
     LayerInfo,
     PreActivation,
     channels_of,
-    check_filter,
     conv_layers,
     feature_extractor,
     find_layer,
     has_fused_relu,
-    input_size,
     iter_layers,
+    layer_output_shape,
     leaks_under_pre_activation,
     list_layers,
     model_cache,
     output_channels,
     output_shape,
     parent_layers,
-    resolve_filters,
     undo_leak,
+    visual_layers,
 )
 from kerasviz.nets.network import (
     CAFFE_MEAN_BGR,
@@ -51,6 +51,7 @@ from kerasviz.nets.network import (
 from kerasviz.nets.notes import notes_for
 from kerasviz.nets.receptive_field import ReceptiveField, field_between, receptive_field
 from kerasviz.nets.scale import family_of_name, layer_range, read_input_range
+from kerasviz.nets.tokens import TokenGrid, extra_tokens, to_grid, token_grid
 
 __all__ = [
     "BF16_POLICY", "CAFFE_MEAN_BGR", "DEFAULT_FILTER_COUNT", "FAMILY_OF", "HED_LAYERS", "IMAGENET_MEAN_RGB",
@@ -62,5 +63,6 @@ __all__ = [
     "load_hed_weights", "load_model_file", "model_cache", "module_name", "output_channels", "output_shape",
     "parent_layers", "range_from_layers",
     "receptive_field", "resolve_filters", "undo_leak",
+    "TokenGrid", "extra_tokens", "layer_output_shape", "to_grid", "token_grid", "visual_layers",
     "depends_on", "family_of_name", "layer_range", "needed_inputs", "notes_for", "read_input_range",
 ]

@@ -1,7 +1,8 @@
 """Layers of a model.
 
-Lookup (nested models too), channels, listing, filter resolution, and the feature extractor (with the pre-
-activation of a fused ReLU).
+Lookup (nested models too, and the layers inside a subclassed layer such as KerasHub's ViT encoder), channels,
+listing, the layers worth a picture (`visual_layers`), filter resolution, and the feature extractor (with the
+pre-activation of a fused ReLU).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import dataclasses
 from collections.abc import Sequence
 
 import keras
-import numpy as np
 
 from kerasviz import names
+from kerasviz.nets.flexible import on_flexible_input, replay
 from kerasviz.nets.inputs import needed_inputs
 from kerasviz.nets.network import Network
+from kerasviz.nets.sublayers import Tap, inner_layer, inner_layers, inner_shapes
+from kerasviz.nets.tokens import token_grid
 
 LEAKY_SLOPE = 0.01  # the slope that replaces a ReLU's zero gradient when pre_activation is on
 
@@ -80,6 +83,9 @@ def find_layer(model, name: str) -> tuple[str, keras.layers.Layer]:
     layers = dict(iter_layers(keras_model))
     if name in layers:
         return name, layers[name]
+    layers.update(_all_inner_layers(keras_model, layers))
+    if name in layers:
+        return name, layers[name]
     by_leaf = [p for p in layers if p.rsplit("/", 1)[-1] == name]
     if len({id(layers[p]) for p in by_leaf}) > 1:
         raise ValueError(f"Layer name {name!r} is ambiguous in {label}: it names {len(by_leaf)} layers of nested "
@@ -89,6 +95,69 @@ def find_layer(model, name: str) -> tuple[str, keras.layers.Layer]:
         return by_leaf[0], layers[by_leaf[0]]
     leaves = sorted({p.rsplit("/", 1)[-1] for p in layers} | set(layers))
     raise ValueError(f"Layer {name!r} not found in {label}.{names.did_you_mean(name, leaves)}")
+
+
+def _all_inner_layers(keras_model, layers: dict, *, attention: bool = True) -> dict:
+    """`{path: layer}` for the layers inside the subclassed layers of `layers` (graph layers by path)."""
+    inner = {}
+    for path, layer in layers.items():
+        if not isinstance(layer, keras.Model):
+            inner.update(inner_layers(layer, path, attention=attention))
+    return inner
+
+
+def _split_inner(keras_model, path: str):
+    """For a path inside a subclassed layer: `(graph path parts, the graph layer, the inner names)`, else None."""
+    parts = path.split("/")
+    owner = keras_model
+    for i, part in enumerate(parts):
+        try:
+            layer = owner.get_layer(part) if isinstance(owner, keras.Model) else None
+        except ValueError:
+            return None
+        if layer is None:
+            return None
+        if not isinstance(layer, keras.Model):
+            rest = parts[i + 1:]
+            return (parts[:i + 1], layer, rest) if rest and inner_layer(layer, rest) is not None else None
+        owner = layer
+    return None
+
+
+def layer_output_shape(model, layer_name: str) -> tuple | None:
+    """The output shape (batch first) of a layer given by name or path, a layer inside a subclassed layer too.
+
+    Args:
+        model: a `Network` or `keras.Model`.
+        layer_name: the layer name or `outer/inner` path.
+
+    Returns:
+        The shape, or None where the layer has no single output.
+
+    Example:
+    >>> net = kv.get_model("VGG16", weights="hed")
+    >>> kv.nets.layer_output_shape(net, "block1_conv1")
+    (None, 224, 224, 64)
+    """
+    keras_model = model.model if isinstance(model, Network) else model
+    path, layer = find_layer(keras_model, layer_name)
+    shape = output_shape(layer)
+    if shape is not None:
+        return shape
+    split = _split_inner(keras_model, path)
+    if split is None:
+        return None
+    _, outer, inner = split
+    return _inner_shapes(outer).get("/".join(inner))
+
+
+def _inner_shapes(outer) -> dict:
+    """`sublayers.inner_shapes` of a graph layer on its own first call's inputs, kept on the layer."""
+    cached = vars(outer).get("_kerasviz_inner_shapes")
+    if cached is None:
+        cached = inner_shapes(outer, _node_inputs(outer))
+        vars(outer)["_kerasviz_inner_shapes"] = cached
+    return cached
 
 
 def channels_of(model, layer_name: str) -> int:
@@ -109,11 +178,12 @@ def channels_of(model, layer_name: str) -> int:
     >>> kv.nets.channels_of(net, "block1_conv1")
     64
     """
-    path, layer = find_layer(model, layer_name)
-    channels = output_channels(layer)
+    path, _ = find_layer(model, layer_name)
+    shape = layer_output_shape(model, path)
+    channels = int(shape[-1]) if shape is not None and len(shape) >= 2 and shape[-1] is not None else None
     if channels is None:
         raise ValueError(
-            f"Layer {path!r} has output shape {output_shape(layer)}, with no channel axis to pick filters from. "
+            f"Layer {path!r} has output shape {shape}, with no channel axis to pick filters from. "
             "Choose a convolution, pooling, activation or dense layer."
         )
     return channels
@@ -146,11 +216,16 @@ class LayerInfo:
     channels: int | None
 
 
-def list_layers(model) -> list[LayerInfo]:
+def list_layers(model, *, attention: bool = False) -> list[LayerInfo]:
     """Every layer of a model (nested ones with `outer/inner` paths): name, type, output shape, channels.
+
+    The layers inside a subclassed layer (a KerasHub ViT's encoder blocks and their MLPs) are listed after it,
+    with `outer/inner` paths, and can be visualized like any other.
 
     Args:
         model: a `keras.Model`, or anything `as_network` takes (a name is built with ImageNet weights).
+        attention: also list the internals of attention layers (query, key, value projections, softmax).
+            Defaults to False.
 
     Returns:
         A list of `LayerInfo` (`path`, `type`, `output_shape`, `channels`), one per layer.
@@ -164,6 +239,11 @@ def list_layers(model) -> list[LayerInfo]:
     rows = []
     for path, layer in iter_layers(keras_model):
         rows.append(LayerInfo(path, type(layer).__name__, output_shape(layer), output_channels(layer)))
+        if not isinstance(layer, keras.Model):
+            for inner_path, inner in inner_layers(layer, path, attention=attention):
+                shape = _inner_shapes(layer).get(inner_path[len(path) + 1:])
+                channels = int(shape[-1]) if shape and len(shape) >= 2 and shape[-1] is not None else None
+                rows.append(LayerInfo(inner_path, type(inner).__name__, shape, channels))
     return rows
 
 
@@ -270,10 +350,12 @@ def _node_inputs(layer):
 def _layer_tensor(model, parts: Sequence[str], pre_activation: bool):
     """The symbolic tensor of layer `parts` (a path) within `model`'s own graph."""
     layer = model.get_layer(parts[0])
+    if len(parts) > 1 and not isinstance(layer, keras.Model):  # a layer inside a subclassed layer: tap it
+        return Tap(layer, parts[1:])(_node_inputs(layer))
     if len(parts) > 1:
         inner_out = _layer_tensor(layer, parts[1:], pre_activation)
         sub = keras.Model(layer.inputs[0] if len(layer.inputs) == 1 else layer.inputs, inner_out)
-        return _replay(sub, _node_inputs(layer))  # its layers, not the nested model: it can run at any size
+        return replay(sub, _node_inputs(layer))  # its layers, not the nested model: it can run at any size
     if pre_activation and has_fused_relu(layer):
         if type(layer).__name__ in ("ReLU", "Activation"):
             if _is_softmax(layer):
@@ -322,74 +404,9 @@ def feature_extractor(
     inputs = needed_inputs(keras_model, outputs, image_input, layers)  # only those the layers depend on
     extractor = keras.Model(inputs, outputs, name="kerasviz_extractor")
     image = [t is keras_model.inputs[image_input] for t in keras.tree.flatten(inputs)].index(True)
-    return _on_flexible_input(extractor, image) if flexible else extractor
+    return on_flexible_input(extractor, image) if flexible else extractor
 
 
-FLEX_PROBE_MARGIN = 32  # pixels added to a fixed input size to check that the layers take other sizes
-
-
-def input_size(model: keras.Model, index: int = 0) -> tuple[int, int] | None:
-    """The `(height, width)` a model's (or extractor's) image input must have, or None when it takes any size.
-
-    Args:
-        model: a `keras.Model`, e.g. from `feature_extractor`.
-        index: which input is the image (for a model with several). Defaults to 0.
-
-    Returns:
-        `(height, width)`, or None.
-
-    Example:
-    >>> small = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(6, 3, name="g1")])
-    >>> kv.nets.input_size(small), kv.nets.input_size(kv.feature_extractor(small, ["g1"]))
-    ((28, 28), None)
-    """
-    shape = tuple(model.inputs[index if len(model.inputs) > 1 else 0].shape[1:3])
-    return None if None in shape else (int(shape[0]), int(shape[1]))
-
-
-def _replay(model, inputs):
-    """`model`'s layers called on the symbolic `inputs`, each nested model (Functional or Sequential) replaced by
-    its own layers, at any depth: the same layers and weights in a graph without nested models, whose fixed-size
-    `Input` would refuse another image size."""
-    if isinstance(model, keras.Sequential):
-        x = inputs
-        for layer in model.layers:
-            x = _replay(layer, x) if isinstance(layer, keras.Model) else layer(x)
-        return x
-
-    def operation(op):
-        if isinstance(op, keras.Model):
-            return lambda *args, **kwargs: _replay(op, args[0])
-        return op
-
-    return model._run_through_graph(inputs, operation_fn=operation)
-
-
-def _on_flexible_input(extractor: keras.Model, image: int = 0) -> keras.Model:
-    """`extractor` rebuilt on a `(None, None, C)` image input when that input has a fixed size and its layers take
-    any size: the same layer objects (the same weights, nothing copied) called on the new input (its other inputs,
-    if any, as they are). Kept as it is when the layers need the fixed size (a `Flatten`, `Reshape` or `Dense` on
-    flattened maps before the outputs): a forward pass at a larger size decides."""
-    fixed = input_size(extractor, image)
-    if fixed is None:
-        return extractor
-    new_inputs, probes = [], []
-    for i, spec in enumerate(extractor.inputs):
-        shape = (None, None) + tuple(spec.shape[3:]) if i == image else tuple(spec.shape[1:])
-        new_inputs.append(keras.Input(shape, dtype=spec.dtype, name=spec.name))
-        probe_shape = (fixed[0] + FLEX_PROBE_MARGIN, fixed[1] + FLEX_PROBE_MARGIN) + shape[2:] if i == image else shape
-        probes.append(np.zeros((1,) + tuple(d or 1 for d in probe_shape), spec.dtype or "float32"))
-    single = len(new_inputs) == 1
-    try:
-        flexible = keras.Model(new_inputs[0] if single else new_inputs,
-                               _replay(extractor, new_inputs[0] if single else new_inputs), name=extractor.name)
-        flexible(probes[0] if single else probes, training=False)
-    except Exception:  # any failure means: these layers need the model's own size
-        return extractor
-    return flexible
-
-
-DEFAULT_FILTER_COUNT = 64  # an 8x8 atlas
 
 
 CACHE_ATTRIBUTE = "_kerasviz_caches"
@@ -412,48 +429,6 @@ def model_cache(model, name: str) -> dict:
     """
     caches = vars(model).setdefault(CACHE_ATTRIBUTE, {})
     return caches.setdefault(name, {})
-
-
-def resolve_filters(filters, n_channels: int, layer: str, default: int | None = DEFAULT_FILTER_COUNT) -> list[int]:
-    """Filter indices from what the user wrote, checked against the layer's channels.
-
-    Args:
-        filters: an int, an iterable of ints, `"all"`, or None for the first `default`. An int is one
-            filter index: `filters=4` is filter 4 (the result lists `[4]`); `range(4)` gives four.
-        n_channels: the layer's channel count.
-        layer: the layer name (for the error message).
-        default: how many filters None gives, clipped to the layer's channels (a layer with 8 channels
-            gives 8); None gives all. Defaults to 64 (the keras.io 8x8 atlas).
-
-    Returns:
-        A list of ints.
-
-    Raises:
-        ValueError: an empty list, an index the user gave out of range (the message gives the valid
-            range), or another string than `"all"`.
-
-    Example:
-    >>> kv.nets.resolve_filters(range(3), 64, "block1_conv1")
-    [0, 1, 2]
-    >>> kv.nets.resolve_filters(4, 64, "block1_conv1")  # one filter: number 4
-    [4]
-    >>> kv.nets.resolve_filters(None, 8, "conv1")  # the default 64, clipped to 8 channels
-    [0, 1, 2, 3, 4, 5, 6, 7]
-    """
-    if filters is None:
-        return list(range(n_channels if default is None else min(default, n_channels)))
-    if isinstance(filters, str):
-        if filters == "all":
-            return list(range(n_channels))
-        raise ValueError(f"filters must be an int, a list of ints or 'all'. Received: {filters!r}.")
-    if isinstance(filters, (int, np.integer)):
-        filters = [int(filters)]
-    filters = [int(f) for f in filters]
-    if not filters:
-        raise ValueError("filters is empty: give at least one filter index.")
-    for f in filters:
-        check_filter(f, n_channels, layer)
-    return filters
 
 
 def as_network_lazily(model, **kwargs):
@@ -483,35 +458,109 @@ def conv_layers(model, *, types: Sequence[str] = CONV_TYPES) -> list[str]:
             if type(layer).__name__ in types and not isinstance(layer, keras.Model)]
 
 
-def check_filter(index, n_channels: int, layer: str) -> int:
-    """`index` as an int, checked against a layer's channel count: the one range check of the package.
-
-    Args:
-        index: the filter (channel) index the user gave.
-        n_channels: the layer's channel count.
-        layer: the layer name (for the message).
-
-    Returns:
-        `int(index)`.
-
-    Raises:
-        TypeError: `index` is not an int.
-        ValueError: `index` is not in `0 .. n_channels - 1`.
-
-    Example:
-    >>> kv.nets.check_filter(3, 64, "block1_conv1")
-    3
-    """
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-        raise TypeError(f"filter must be an int. Received: filter={index!r} (layer {layer!r}).")
-    if not 0 <= index < n_channels:
-        raise ValueError(f"Filter {int(index)} is out of range for layer {layer!r}, which has {n_channels} channels "
-                         f"(valid: 0-{n_channels - 1}).")
-    return int(index)
-
-
 def parent_layers(layer) -> list:
     """The layers (operations) whose outputs `layer` reads, in its first call's graph; [] for an input."""
     nodes = getattr(layer, "_inbound_nodes", [])
     return [node.operation for node in nodes[0].parent_nodes] if nodes else []
 
+
+
+_PASS_THROUGH = ("Dropout", "Identity", "LayerScale", "DropPath", "StochasticDepth", "Activation")
+_DENSE_TYPES = ("Dense", "EinsumDense")
+
+
+def _activation_name(layer) -> str:
+    return getattr(getattr(layer, "activation", None), "__name__", "linear") or "linear"
+
+
+def _is_mlp_hidden(layer, shape) -> bool:
+    """A token layer's MLP hidden layer after its activation: a Dense (own nonlinear activation) or an activation
+    layer right after a Dense, wider than the Dense's input."""
+    if shape is None or len(shape) != 3:
+        return False
+    kind = type(layer).__name__
+    dense = layer
+    if kind in ("Activation", "ReLU") or "GELU" in kind.upper():
+        parents = parent_layers(layer)
+        dense = parents[0] if len(parents) == 1 else None
+        if dense is None or _activation_name(dense) != "linear":
+            return False
+    elif kind not in _DENSE_TYPES or _activation_name(layer) in ("linear", "softmax"):
+        return False
+    kernel = getattr(dense, "kernel", None)
+    return type(dense).__name__ in _DENSE_TYPES and kernel is not None and kernel.shape[-1] > kernel.shape[0]
+
+
+def _through(layer):
+    """The first layer behind `layer` that is not a pass-through (dropout, layer scale, identity)."""
+    while type(layer).__name__ in _PASS_THROUGH[:-1]:
+        parents = parent_layers(layer)
+        if len(parents) != 1:
+            return layer
+        layer = parents[0]
+    return layer
+
+
+def _is_block_output(layer, hidden_ids: set) -> bool:
+    """A residual `Add` whose branch is the Dense that reads an MLP hidden layer: a transformer block's output."""
+    if type(layer).__name__ != "Add":
+        return False
+    for branch in map(_through, parent_layers(layer)):
+        if type(branch).__name__ in _DENSE_TYPES and any(
+                id(_through(p)) in hidden_ids or id(p) in hidden_ids for p in parent_layers(branch)):
+            return True
+    return False
+
+
+def _inner_visual(path: str, layer, shapes: dict) -> list[str]:
+    """Inside a subclassed encoder: each MLP hidden Dense (own activation) and each block (a sublayer holding a
+    normalization and an MLP hidden layer)."""
+    marks, blocks = [], []
+    for inner_path, inner in inner_layers(layer, path):
+        rel = inner_path[len(path) + 1:]
+        if type(inner).__name__ in _DENSE_TYPES and _activation_name(inner) not in ("linear", "softmax") and \
+                shapes.get(rel) is not None and len(shapes[rel]) == 3 and _is_mlp_hidden(inner, shapes[rel]):
+            marks.append(inner_path)
+            owner = inner_path.rsplit("/", 2)[0] if inner_path.count("/") >= 2 else None
+            if owner and owner not in blocks and owner != path:
+                blocks.append(owner)
+    order = [p for p, _ in inner_layers(layer, path)]
+    last = {m: max(i for i, p in enumerate(order) if p == m or p.startswith(m + "/")) for m in marks + blocks}
+    return sorted(marks + blocks, key=last.get)  # a block after its MLP: where its output is made
+
+
+def visual_layers(model) -> list[str]:
+    """The layers worth a picture by default, in model order.
+
+    For a vision transformer (layers with a `(batch, tokens, channels)` output): each block's MLP hidden layer
+    after its activation (the most informative place to look, Ghiasi et al. 2023) and each block's output;
+    inside KerasHub's encoders these are inner paths (`vit_encoder/transformer_block_1/mlp/dense_1`). Attention
+    internals are left out (visualize them by path when you want them). For a convnet: its convolution layers
+    (`conv_layers`).
+
+    Args:
+        model: a `Network` or `keras.Model`.
+
+    Returns:
+        A list of layer paths (empty for a model with neither).
+
+    Example:
+    >>> kv.nets.visual_layers(kv.get_model("VGG16", weights="hed"))[:2]
+    ['block1_conv1', 'block1_conv2']
+    """
+    keras_model = model.model if isinstance(model, Network) else model
+    rows = list(iter_layers(keras_model))
+    hidden = [(path, layer) for path, layer in rows if _is_mlp_hidden(layer, output_shape(layer))]
+    marks = []
+    if hidden:
+        hidden_ids = {id(layer) for _, layer in hidden}
+        chosen = {path for path, _ in hidden}
+        chosen |= {path for path, layer in rows
+                   if token_grid(layer) is not None and _is_block_output(layer, hidden_ids)}
+        marks = [path for path, _ in rows if path in chosen]
+    for path, layer in rows:
+        if not isinstance(layer, keras.Model) and list(inner_layers(layer, path)):
+            found = _inner_visual(path, layer, _inner_shapes(layer))
+            if found:
+                marks += found
+    return marks or conv_layers(keras_model)
