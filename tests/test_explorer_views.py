@@ -110,3 +110,34 @@ def test_views_from_images_need_the_images(tiny_cnn, tmp_path):
     with pytest.raises(ValueError, match="views='accentuated' need your images: give examples="):
         gallery.make_gallery(tiny_cnn, tmp_path / "site", views="accentuated", **QUICK)
     assert not os.path.exists(tmp_path / "site")
+
+
+def make_tiny_vit():
+    """A ViT in plain Keras layers: 4 px patches of a 16 px image (a 4 x 4 grid and a class token), one block."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Reshape((16, 8), name="tokens")(keras.layers.Conv2D(8, 4, strides=4, name="patches")(inputs))
+    cls = keras.layers.Lambda(lambda t: keras.ops.zeros_like(t[:, :1]), name="cls_zero")(x)
+    x = keras.layers.Concatenate(axis=1, name="with_cls")([cls, x])
+    for b in range(1):
+        h = keras.layers.LayerNormalization(name=f"block{b}_ln")(x)
+        h = keras.layers.Dense(16, activation="gelu", name=f"block{b}_mlp_hidden")(h)
+        x = keras.layers.Add(name=f"block{b}_out")([x, keras.layers.Dense(8, name=f"block{b}_mlp_out")(h)])
+    out = keras.layers.Dense(3, name="head")(keras.layers.Lambda(lambda t: t[:, 0], name="cls")(x))
+    return keras.Model(inputs, out, name="tiny_vit")
+
+
+def test_a_vit_gallery_shows_each_blocks_mlp_hidden_layer_and_output(tmp_path):
+    index, result = gallery.make_gallery(make_tiny_vit(), tmp_path / "site", filters=range(2), revive_steps=0,
+                                         cache_dir=tmp_path / "cache", **dict(QUICK, size=None))
+    assert list(result.layers) == ["block0_mlp_hidden", "block0_out"]
+
+    def check(page):
+        page.goto(_url(index))
+        assert page.locator(".strip img").count() == 2 * 2
+        page.goto(_url(tmp_path / "site" / "block0_mlp_hidden" / "f00001.html"))
+        assert page.eval_on_selector("img.big", "i => i.complete && i.naturalWidth") == 16
+
+    browse(check)

@@ -361,7 +361,8 @@ def make_gallery(
     Args:
         model: a `keras.applications` name, a `.keras` path, a `keras.Model` or a `Network`.
         out_dir: the folder to write.
-        layers: layer names. Defaults to every convolution layer.
+        layers: layer names. Defaults to the layers worth a picture (`kerasviz.nets.visual_layers`): every
+            convolution layer of a convnet; each block's MLP hidden layer and output of a vision transformer.
         filters: `"all"` or indices, applied to each layer (indices past a layer's channels are skipped).
             Defaults to `"all"`.
         top_k: incoming and outgoing units listed per unit. Defaults to 6.
@@ -408,9 +409,10 @@ def make_gallery(
             raise ValueError(f"{name}={os.fspath(value)!r} is not {kind}. Give {kind} (or an array).")
     network, run, overrides = optimize.split_options(model, options)
     paths = list(layers) if layers is not None and not isinstance(layers, str) else [layers] if layers else None
-    paths = [nets.find_layer(network, name)[0] for name in (paths or nets.conv_layers(network))]
+    paths = [nets.find_layer(network, name)[0] for name in (paths or nets.visual_layers(network))]
     if not paths:
-        raise ValueError(f"{network.name} has no convolution layer; name the layers to visualize.")
+        raise ValueError(f"{network.name} has no convolution or token layer to show by default; name the layers "
+                         f"to visualize (`kerasviz layers` lists them).")
     requested = {}
     for path in paths:
         channels = nets.channels_of(network, path)

@@ -33,12 +33,14 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "gallery", help="visualize whole layers (cached, resumable) and write a browsable HTML gallery",
-        description="Visualize every filter of a model's convolution layers (or those named) and write a "
-                    "static HTML site: an index of layers, a page per layer, a page per filter. Finished "
+        description="Visualize every filter of a model's convolution or transformer layers (or those named) "
+                    "and write a static HTML site: an index of layers, a page per layer, a page per filter. Finished "
                     "filters are cached: an interrupted run resumes where it stopped.",
     )
     common.add_model_args(p)
-    p.add_argument("--layers", default=None, help="comma-separated layer names (default: every conv layer)")
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: the layers worth a picture, "
+                                                      "as `kerasviz layers` marks them: every conv layer; a ViT's "
+                                                      "MLP hidden layers and block outputs)")
     p.add_argument("--out", default="site", help="output folder (default: site)")
     p.add_argument("--filters", default="all", help="per layer: all, 0-15 or 0,3,5-7 (default: all)")
     p.add_argument("--preset", default=None, help="quality (default), fast, lucid, keras-io, blog2016")
