@@ -5,6 +5,12 @@ or uint8) and applies the network's own preprocessing, so the numbers are the on
 on that photo. Activations are read after the layer's activation (post-ReLU), as feature-map plots show
 them.
 
+Token layers (a vision transformer's `(batch, tokens, channels)` outputs) work as convolutions do: their
+patch tokens form the spatial map (`check_spatial_map`, `kerasviz.nets.tokens.to_grid`), and the class and
+register tokens in front of them are left out of maps, heatmaps and filter scores unless `tokens=` asks for
+them. The number of those leading tokens is read from the token count against the patch grid, or told
+with `extra_tokens=`.
+
 Image conversions (documented once, done by `kerasviz.images.load_image`): a grayscale image is repeated
 to RGB, an alpha channel is dropped, uint8 is divided by 255. A float array outside [0, 1], an array
 with another channel count (e.g. 5), or a file that is not an image raises a `ValueError`.
@@ -22,9 +28,13 @@ import keras
 import numpy as np
 
 from kerasviz import images, nets
+from kerasviz.nets.tokens import to_grid, token_grid
 
 CLASS_INDEX_PATH = os.path.join(os.path.dirname(__file__), "resources", "imagenet_class_index.json")
 IMAGENET_CLASSES = 1000
+
+
+TOKEN_CHOICES = ("patches", "all", "class")  # which tokens of a token layer a filter's score reads
 
 
 class Prediction(NamedTuple):
@@ -218,7 +228,8 @@ def activations(
 
     Returns:
         A dict from each name in `layers` (as given) to its activation for the image, without the
-        batch axis: `(H', W', C)` for a convolution, `(C,)` for a dense layer.
+        batch axis: `(H', W', C)` for a convolution, `(C,)` for a dense layer, `(tokens, C)` for a token
+        layer (class and register tokens first; `check_spatial_map` gives its patch grid `(rows, cols, C)`).
 
     Raises:
         ValueError: unknown layer (with close names) or an unreadable image.
@@ -240,34 +251,128 @@ def activations(
     return {name: _to_numpy(out)[0] for name, out in zip(names, outs, strict=True)}
 
 
-def filter_scores(act: np.ndarray, by: str = "mean") -> np.ndarray:
+def _token_grid(shape, layer: str, image_size=None, extra_tokens: int | None = None):
+    """The patch grid of a token activation `(tokens, C)`, or a ValueError that says what is needed."""
+    grid = token_grid((None, *shape), image_size, extra_tokens=extra_tokens)
+    if grid is None:
+        told = "" if extra_tokens is None else f" with extra_tokens={extra_tokens}"
+        raise ValueError(
+            f"Layer {layer!r} outputs {shape[0]} tokens per image, which form no patch grid{told}. Tell how many "
+            "class and register tokens lead the patch tokens with extra_tokens=, or choose a layer whose tokens "
+            "are patches."
+        )
+    return grid
+
+
+def token_values(
+    activation: np.ndarray,
+    layer: str = "layer",
+    tokens: str = "patches",
+    *,
+    image_size: tuple[int, int] | None = None,
+    extra_tokens: int | None = None,
+) -> np.ndarray:
+    """The positions a filter's score reads, one row each: every position of a map, the chosen tokens of a
+    token layer.
+
+    Args:
+        activation: one image's activation: `(H, W, C)`, `(tokens, C)` or a dense layer's `(C,)`.
+        layer: the layer's name (for the messages). Defaults to `"layer"`.
+        tokens: for a token layer: `"patches"` (the patch tokens only), `"all"` (the class and register
+            tokens too) or `"class"` (the class token alone: the first token). Defaults to `"patches"`;
+            a map or a dense layer takes only `"patches"` (its positions).
+        image_size: the `(height, width)` the model saw, to find the patch grid. Defaults to None (a square
+            grid is looked for).
+        extra_tokens: the number of class and register tokens before the patches. Defaults to None (read
+            from the token count against the patch grid).
+
+    Returns:
+        `(positions, C)`: `(H * W, C)` for a map, `(rows * cols, C)` patch tokens, all `(tokens, C)`, the
+        class token `(1, C)`, or a dense layer's `(1, C)`.
+
+    Raises:
+        ValueError: an unknown `tokens`, a token choice for a layer without tokens, `"class"` for a layer
+            with no token before its patches, or tokens that form no patch grid.
+
+    Example:
+    >>> act = np.zeros((1 + 4 * 4, 8)); act[0, 3] = 9.0  # a class token, then a 4 x 4 grid of patches
+    >>> kv.analysis.token_values(act).shape, float(kv.analysis.token_values(act, tokens="class")[0, 3])
+    ((16, 8), 9.0)
+    """
+    if tokens not in TOKEN_CHOICES:
+        raise ValueError(f"tokens must be one of {TOKEN_CHOICES}. Received: tokens={tokens!r}.")
+    act = np.asarray(activation)
+    if act.ndim != 2:
+        if tokens != "patches":
+            raise ValueError(f"tokens={tokens!r} needs a token layer (tokens, channels); layer {layer!r} outputs "
+                             f"shape {act.shape} per image. Leave tokens at its default, 'patches'.")
+        return act.reshape(-1, act.shape[-1])
+    if tokens == "all":
+        return act
+    grid = _token_grid(act.shape, layer, image_size, extra_tokens)
+    if tokens == "patches":
+        return act[grid.extra :]
+    if grid.extra < 1:
+        raise ValueError(f"tokens='class' needs a class token; the {act.shape[0]} tokens of layer {layer!r} are all "
+                         "patches. Use tokens='patches', or tell the token count with extra_tokens=.")
+    return act[:1]
+
+
+def filter_scores(
+    act: np.ndarray,
+    by: str = "mean",
+    *,
+    tokens: str = "patches",
+    image_size: tuple[int, int] | None = None,
+    extra_tokens: int | None = None,
+    layer: str = "layer",
+) -> np.ndarray:
     """One score per filter from one image's activation `(..., C)`: its `"mean"` or `"max"` over the
     spatial positions (a dense layer's `(C,)` is returned as it is).
 
+    A token layer's `(tokens, C)` is scored over its patch tokens: the class and register tokens are left
+    out, as they are in the engine's channel objective (`tokens=` chooses, see `token_values`).
+
     Args:
-        act: one image's activation, `(H, W, C)` or `(C,)`.
+        act: one image's activation, `(H, W, C)`, `(tokens, C)` or `(C,)`.
         by: `"mean"` or `"max"`. Defaults to `"mean"`.
+        tokens: `"patches"`, `"all"` or `"class"`, for a token layer (see `token_values`). Defaults to
+            `"patches"`.
+        image_size: the `(height, width)` the model saw (finds a non-square patch grid). Defaults to None.
+        extra_tokens: class and register tokens before the patches. Defaults to None (read from the count).
+        layer: the layer's name, for the messages. Defaults to `"layer"`.
 
     Returns:
         `(C,)` scores.
 
     Raises:
-        ValueError: `by` is neither `"mean"` nor `"max"`.
+        ValueError: `by` is neither `"mean"` nor `"max"`, or a token choice that does not fit (see
+            `token_values`).
 
     Example:
     >>> kv.analysis.filter_scores(np.arange(8.0).reshape(2, 2, 2), by="max")
     array([6., 7.])
     """
-    axes = tuple(range(act.ndim - 1))
-    if by == "mean":
-        return act.mean(axis=axes) if axes else act
-    if by == "max":
-        return act.max(axis=axes) if axes else act
-    raise ValueError(f"by must be 'mean' or 'max'. Received: by={by!r}.")
+    if by not in ("mean", "max"):
+        raise ValueError(f"by must be 'mean' or 'max'. Received: by={by!r}.")
+    if np.ndim(act) == 1:
+        if tokens != "patches":
+            raise ValueError(f"tokens={tokens!r} needs a token layer (tokens, channels); layer {layer!r} outputs "
+                             f"shape {np.shape(act)} per image. Leave tokens at its default, 'patches'.")
+        return act
+    values = token_values(act, layer, tokens, image_size=image_size, extra_tokens=extra_tokens)
+    return values.mean(axis=0) if by == "mean" else values.max(axis=0)
 
 
 def mean_activations(
-    model, layer: str, image, *, size: int | tuple[int, int] | None = None, weights: str | None = "imagenet"
+    model,
+    layer: str,
+    image,
+    *,
+    size: int | tuple[int, int] | None = None,
+    weights: str | None = "imagenet",
+    tokens: str = "patches",
+    extra_tokens: int | None = None,
 ) -> np.ndarray:
     """Each filter's mean activation over the image (post-ReLU), one value per channel.
 
@@ -277,6 +382,9 @@ def mean_activations(
         image: a path, PIL image or array (see `prepare_image`).
         size: resize the image first. Defaults to its own size.
         weights: weights for a model given by name. Defaults to `"imagenet"`.
+        tokens: for a token layer: `"patches"`, `"all"` or `"class"` (see `token_values`). Defaults to
+            `"patches"`: the class and register tokens are left out.
+        extra_tokens: class and register tokens before the patches. Defaults to None (read from the count).
 
     Returns:
         float32 `(C,)`.
@@ -287,8 +395,10 @@ def mean_activations(
     (512,)
     """
     network = nets.as_network(model, weights=weights)
-    act = activations(network, layer, image, size=size)[layer]
-    return filter_scores(act, "mean").astype("float32")
+    img = prepare_image(network, image, size)
+    act = activations(network, layer, img)[layer]
+    return filter_scores(act, "mean", tokens=tokens, image_size=img.shape[:2], extra_tokens=extra_tokens,
+                         layer=layer).astype("float32")
 
 
 def rank_filters(scores, k: int) -> TopFilters:
@@ -324,6 +434,8 @@ def top_filters(
     by: str = "mean",
     size: int | tuple[int, int] | None = None,
     weights: str | None = "imagenet",
+    tokens: str = "patches",
+    extra_tokens: int | None = None,
 ) -> TopFilters:
     """The filters of a layer that an image activates most (the fastai notebook's "top activations").
 
@@ -336,12 +448,15 @@ def top_filters(
             Defaults to `"mean"`.
         size: resize the image first. Defaults to its own size.
         weights: weights for a model given by name. Defaults to `"imagenet"`.
+        tokens: for a token layer: `"patches"` (the patch tokens), `"all"` (with the class and register
+            tokens) or `"class"` (the class token alone). Defaults to `"patches"`.
+        extra_tokens: class and register tokens before the patches. Defaults to None (read from the count).
 
     Returns:
         `TopFilters(indices, values)`: int64 filter indices, most active first, and their scores.
 
     Raises:
-        ValueError: `k` outside 1..channels, unknown `by`, unknown layer or unreadable image.
+        ValueError: `k` outside 1..channels, unknown `by` or `tokens`, unknown layer or unreadable image.
 
     Example:
     >>> indices, values = kv.analysis.top_filters(net, "block4_conv3", "cat.jpg", k=6, size=64)
@@ -349,8 +464,10 @@ def top_filters(
     (6, True)
     """
     network = nets.as_network(model, weights=weights)
-    act = activations(network, layer, image, size=size)[layer]
-    return rank_filters(filter_scores(act, by), k)
+    img = prepare_image(network, image, size)
+    act = activations(network, layer, img)[layer]
+    scores = filter_scores(act, by, tokens=tokens, image_size=img.shape[:2], extra_tokens=extra_tokens, layer=layer)
+    return rank_filters(scores, k)
 
 
 def upsample(activation_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -374,26 +491,43 @@ def upsample(activation_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img.resize((int(w), int(h)), Image.BILINEAR), dtype="float32")
 
 
-def check_spatial_map(activation: np.ndarray, layer: str) -> np.ndarray:
-    """`activation` as it is when it is one image's spatial map `(H, W, C)`: the check of every drawing of maps.
+def check_spatial_map(
+    activation: np.ndarray,
+    layer: str,
+    *,
+    image_size: tuple[int, int] | None = None,
+    extra_tokens: int | None = None,
+) -> np.ndarray:
+    """One image's spatial map `(H, W, C)`: the check of every drawing of maps.
+
+    A convolution's map is returned as it is; a token layer's `(tokens, C)` becomes its patch grid
+    `(rows, cols, C)` (`kerasviz.nets.tokens.to_grid`), the class and register tokens left out.
 
     Args:
         activation: one image's activation (`activations(...)[layer]`).
         layer: the layer's name (for the message).
+        image_size: the `(height, width)` the model saw, to find a non-square patch grid. Defaults to None.
+        extra_tokens: class and register tokens before the patches. Defaults to None (read from the count).
 
     Returns:
-        `activation`, unchanged.
+        `(H, W, C)`.
 
     Raises:
-        ValueError: `activation` is not `(H, W, C)` (a dense or pooled layer's `(C,)`).
+        ValueError: `activation` has no spatial map or token grid (a dense or pooled layer's `(C,)`).
 
     Example:
     >>> kv.analysis.check_spatial_map(np.zeros((7, 7, 4)), "block5_conv3").shape
     (7, 7, 4)
+    >>> kv.analysis.check_spatial_map(np.zeros((1 + 14 * 14, 4)), "encoder_block_3").shape  # class token left out
+    (14, 14, 4)
     """
+    if np.ndim(activation) == 2:
+        grid = _token_grid(np.shape(activation), layer, image_size, extra_tokens)
+        return to_grid(np.asarray(activation)[None], grid)[0]
     if np.ndim(activation) != 3:
-        raise ValueError(f"Layer {layer!r} outputs shape {np.shape(activation)} per image, with no spatial map to "
-                         "draw; choose a convolution, pooling or activation layer.")
+        raise ValueError(f"Layer {layer!r} outputs shape {np.shape(activation)} per image, with no spatial map or "
+                         "token grid to draw; choose a convolution, pooling or activation layer, or a transformer's "
+                         "token layer (batch, tokens, channels).")
     return activation
 
 
@@ -405,23 +539,29 @@ def heatmap(
     *,
     size: int | tuple[int, int] | None = None,
     weights: str | None = "imagenet",
+    extra_tokens: int | None = None,
 ) -> np.ndarray:
     """Where in the image one filter fires: its activation map, upsampled to the image's size.
 
+    A token layer's map is its patch grid (the class and register tokens left out): each patch's value sits
+    at the patch's center, so the brightest spot of the heatmap lies on the patch that fires most.
+
     Args:
         model: a `Network`, `keras.Model`, name or `.keras` path.
-        layer: a convolutional layer (its output has a spatial map).
+        layer: a convolutional layer or a token layer (its output has a spatial map or a patch grid).
         index: the filter.
         image: a path, PIL image or array (see `prepare_image`).
         size: resize the image first. Defaults to its own size.
         weights: weights for a model given by name. Defaults to `"imagenet"`.
+        extra_tokens: class and register tokens before the patches, for a token layer. Defaults to None
+            (read from the token count against the patch grid).
 
     Returns:
         float32 `(H, W)` activation values (post-ReLU, model units), bilinear-upsampled to the size of
         the image the model saw.
 
     Raises:
-        ValueError: the layer has no spatial map, or `index` is out of range.
+        ValueError: the layer has no spatial map or patch grid, or `index` is out of range.
 
     Example:
     >>> kv.analysis.heatmap(net, "block1_conv2", 29, "cat.jpg", size=64).shape
@@ -429,6 +569,7 @@ def heatmap(
     """
     network = nets.as_network(model, weights=weights)
     img = prepare_image(network, image, size)
-    act = check_spatial_map(activations(network, layer, img)[layer], layer)
+    act = check_spatial_map(activations(network, layer, img)[layer], layer, image_size=img.shape[:2],
+                            extra_tokens=extra_tokens)
     index = nets.check_filter(index, act.shape[-1], layer)
     return upsample(act[..., int(index)], img.shape[:2])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
 import warnings
@@ -23,15 +22,13 @@ import numpy as np
 
 from kerasviz import images as kv_images
 from kerasviz import nets
-from kerasviz.nets.receptive_field import ReceptiveField, positions_field
+from kerasviz.nets.receptive_field import ReceptiveField
+from kerasviz.topk import CROP_PAD_VALUE, RunningTopK, cutter, reader
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 DEFAULT_IMAGE_SIZE = 224  # folder images are resized to this when the model has no fixed input size
-
-
-CROP_PAD_VALUE = 0.5  # gray fills the part of a crop that lies outside the image
 
 
 @dataclasses.dataclass
@@ -333,28 +330,6 @@ def _progress_bar(enabled: bool, layer: str, total: int | None, n_filters: int):
                 postfix=f"{n_filters} filters")
 
 
-class _SpatialMax(keras.layers.Layer):
-    """For the chosen channels: the maximum over positions and the `(row, col)` where it is."""
-
-    def __init__(self, filters: Sequence[int], **kwargs):
-        super().__init__(**kwargs)
-        self.filters = [int(f) for f in filters]
-
-    def call(self, x):
-        x = keras.ops.take(keras.ops.cast(x, "float32"), self.filters, axis=-1)
-        if len(x.shape) == 2:
-            return x, keras.ops.full(keras.ops.shape(x) + (2,), -1, dtype="int32")
-        if len(x.shape) != 4:
-            raise ValueError(f"dataset_examples needs a layer with output (batch, H, W, C) or (batch, C); "
-                             f"got rank {len(x.shape)}.")
-        shape = keras.ops.shape(x)
-        flat = keras.ops.reshape(x, (shape[0], shape[1] * shape[2], shape[3]))
-        best = keras.ops.max(flat, axis=1)
-        where = keras.ops.cast(keras.ops.argmax(flat, axis=1), "int32")
-        width = keras.ops.cast(shape[2], "int32")
-        return best, keras.ops.stack([where // width, where % width], axis=-1)
-
-
 @dataclasses.dataclass
 class DatasetExamples:
     """The dataset images that excite each filter most (`dataset_examples` returns it).
@@ -424,66 +399,6 @@ class DatasetExamples:
                 f"images seen={self.count})")
 
 
-class _TopK:
-    """A running top-k per filter: scores, ids, positions, labels and crops."""
-
-    def __init__(self, n_filters: int, k: int):
-        self.k = k
-        self.scores = np.full((n_filters, k), -np.inf, "float32")
-        self.ids = np.full((n_filters, k), -1, "int64")
-        self.positions = np.full((n_filters, k, 2), -1, "int32")
-        self.centers = np.full((n_filters, k, 2), np.nan, "float32")
-        self.labels = np.full((n_filters, k), -1, "int64")
-        self.crops: np.ndarray | None = None
-
-    def update(self, scores, positions, centers, first_id, labels, cut) -> None:
-        """Merge one batch: `scores` `(B, F)`, `positions`/`centers` `(B, F, 2)`; `cut(b, f)` gives
-        the crop of image `b` for filter slot `f`."""
-        n_filters, k = self.scores.shape
-        batch = scores.shape[0]
-        ids = first_id + np.arange(batch)
-        cand_scores = np.concatenate([self.scores, scores.T], axis=1)
-        cand_ids = np.concatenate([self.ids, np.broadcast_to(ids, (n_filters, batch))], axis=1)
-        cand_scores = np.where(np.isnan(cand_scores), -np.inf, cand_scores)
-        order = np.lexsort((cand_ids, -cand_scores), axis=-1)[:, :k]  # best score, then first image
-        rows = np.arange(n_filters)[:, None]
-        from_batch = order >= k
-        b_index = np.clip(order - k, 0, batch - 1)
-        old = np.clip(order, 0, k - 1)
-        self.scores = cand_scores[rows, order].astype("float32")
-        self.ids = cand_ids[rows, order]
-        f_index = np.broadcast_to(np.arange(n_filters)[:, None], order.shape)
-        self.positions = np.where(from_batch[..., None], positions[b_index, f_index], self.positions[rows, old])
-        self.centers = np.where(from_batch[..., None], centers[b_index, f_index], self.centers[rows, old])
-        batch_labels = labels[b_index] if labels is not None else np.full(order.shape, -1)
-        self.labels = np.where(from_batch, batch_labels, self.labels[rows, old])
-        crops = None if self.crops is None else self.crops[rows, old]
-        for f, r in zip(*np.nonzero(from_batch), strict=True):
-            crop = cut(int(b_index[f, r]), int(f))
-            if crops is None:
-                crops = np.zeros((n_filters, k, *crop.shape), "uint8")
-            crops[f, r] = crop
-        self.crops = crops
-
-
-def _cutter(batch_u8: np.ndarray, positions: np.ndarray, field: ReceptiveField | None, crop_size):
-    """A function `(b, f)` -> the crop of image `b` around filter slot `f`'s maximum."""
-    ch, cw = crop_size
-    pad_level = int(round(CROP_PAD_VALUE * 255))
-    padded = np.pad(batch_u8, ((0, 0), (ch, ch), (cw, cw), (0, 0)), constant_values=pad_level)
-
-    def cut(b: int, f: int) -> np.ndarray:
-        if field is None:
-            return batch_u8[b]
-        row, col = positions[b, f]
-        cy, cx = field.center((row, col))
-        top = int(math.floor(cy - (ch - 1) / 2 + 0.5))
-        left = int(math.floor(cx - (cw - 1) / 2 + 0.5))
-        return padded[b, top + ch : top + 2 * ch, left + cw : left + 2 * cw]
-
-    return cut
-
-
 def dataset_examples(
     model,
     layer: str,
@@ -498,6 +413,8 @@ def dataset_examples(
     weights: str | None = "imagenet",
     preprocess=None,
     input_range: tuple[float, float] | None = None,
+    tokens: str = "patches",
+    extra_tokens: int | None = None,
 ) -> DatasetExamples:
     """The dataset images that excite each filter of a layer most, with crops of where they do.
 
@@ -505,10 +422,15 @@ def dataset_examples(
     filter; each image is scored by the filter's maximum activation over positions (the layer's own
     output, after its ReLU), and the crop is the layer's receptive field around that maximum.
 
+    A token layer (`(batch, tokens, C)`, a vision transformer's) is read as its patch grid: each image is
+    scored by its best patch token (class and register tokens left out), and the crop is that patch in
+    the middle of a window of 3 x 3 patches (`kerasviz.topk.token_field`: the patch, not the whole image
+    that attention lets a token see, so that the crop shows where the filter fired).
+
     Args:
         model: a `keras.applications` name, a `.keras` path, a `keras.Model` or a `Network`.
-        layer: the layer name (or `outer/inner` path); a convolution, pooling or activation layer (a
-            `(batch, C)` layer works too, with whole images as crops).
+        layer: the layer name (or `outer/inner` path); a convolution, pooling or activation layer, or a
+            token layer (a `(batch, C)` layer works too, with whole images as crops).
         data: a folder of images (searched recursively; resized to `size`), a NumPy array
             `(N, H, W, C)` in [0, 1] (or uint8), a `tf.data.Dataset` / any iterable of batches
             (arrays, or `(images, labels)` tuples; labels are kept with each example), or a `DataSource`.
@@ -524,13 +446,18 @@ def dataset_examples(
         weights: weights for a model given by name. Defaults to `"imagenet"`.
         preprocess: the model's preprocessing, for a `keras.Model` (a family name or a callable).
         input_range: `(low, high)` input range, for a `keras.Model` that takes scaled images.
+        tokens: for a token layer: `"patches"` (the best patch token, cropped) or `"class"` (the class
+            token, whole images as crops). Defaults to `"patches"`.
+        extra_tokens: class and register tokens before the patches, for a token layer. Defaults to None
+            (read from the token count against the patch grid).
 
     Returns:
         A `DatasetExamples`.
 
     Raises:
         ValueError: a missing or empty folder, data out of range or of the wrong shape, an unknown
-            layer, a filter out of range, `k < 1` or `batch_size < 1`.
+            layer, a filter out of range, `k < 1` or `batch_size < 1`, a token layer whose tokens form no
+            patch grid, or a `tokens` that does not fit the layer.
 
     Example:
     >>> ex = kv.examples.dataset_examples(net, "block3_conv3", "photos/", k=2, filters=range(4), size=64)
@@ -551,8 +478,7 @@ def dataset_examples(
                              value_range=value_range)
 
     extractor = nets.feature_extractor(network, [path], pre_activation=False)
-    reducer = keras.Model(extractor.inputs, _SpatialMax(filters)(extractor.outputs[0]), name="kerasviz_topk")
-    top = _TopK(len(filters), int(k))
+    top = RunningTopK(len(filters), int(k))
     field: ReceptiveField | None = None
     crop_size = None
     seen = 0
@@ -565,8 +491,8 @@ def dataset_examples(
                 raise ValueError(f"The model takes {channels}-channel images; the data has {x.shape[-1]} channels "
                                  f"(batch shape {x.shape}).")
             if crop_size is None:
-                field = positions_field(network, path, x.shape[1:3], len(extractor.outputs[0].shape))
-                crop_size = (min(field.size[0], x.shape[1]), min(field.size[1], x.shape[2])) if field else x.shape[1:3]
+                reducer, field, crop_size = reader(network, path, extractor, filters, x.shape[1:3], tokens=tokens,
+                                                   extra_tokens=extra_tokens)
             if has_labels is None:
                 has_labels = batch.labels is not None
             inputs = network.preprocess(np.array(x, "float32"))
@@ -577,7 +503,7 @@ def dataset_examples(
             else:
                 centers = np.full(pos.shape, np.nan, "float32")
             labels = batch.labels if has_labels and batch.labels is not None else None
-            top.update(best, pos, centers, seen, labels, _cutter(kv_images.to_uint8(x), pos, field, crop_size))
+            top.update(best, pos, centers, seen, labels, cutter(kv_images.to_uint8(x), pos, field, crop_size))
             seen += len(x)
             if bar is not None:
                 bar.update(len(x))

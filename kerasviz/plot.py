@@ -54,6 +54,8 @@ def top_filters_figure(
     image_size: int | tuple[int, int] | None = None,
     visualizations: optimize.Result | None = None,
     progress: bool = False,
+    tokens: str = "patches",
+    extra_tokens: int | None = None,
     **options,
 ):
     """The fastai notebook's figure: an image, the activation of every filter of a layer on it with the
@@ -69,6 +71,9 @@ def top_filters_figure(
         image_size: resize the image before the forward pass. Defaults to its own size.
         visualizations: a `Result` that already holds the top filters' pictures (skips the optimization).
         progress: show a progress bar while visualizing. Defaults to False.
+        tokens: for a token layer, the tokens that rank the filters: `"patches"`, `"all"` or `"class"` (see
+            `kv.analysis.token_values`). Defaults to `"patches"`.
+        extra_tokens: class and register tokens before the patches. Defaults to None (read from the count).
         **options: as in `kv.visualize_filters`: the model options (`weights`, `preprocess`, `input_range`),
             the run options (`seed`, ...) and `Preset` fields for the filter pictures (`size`, `steps`, `lr`,
             `octaves`, `precision`, ...).
@@ -89,7 +94,8 @@ def top_filters_figure(
     network, run, overrides = optimize.split_options(model, options)
     img = analysis.prepare_image(network, image, image_size)
     act = analysis.activations(network, layer, img)[layer]
-    scores = analysis.filter_scores(act, by)
+    scores = analysis.filter_scores(act, by, tokens=tokens, image_size=img.shape[:2], extra_tokens=extra_tokens,
+                                    layer=layer)
     top = analysis.rank_filters(scores, k)
     if visualizations is None:
         visualizations = optimize.plan(network, layer, [int(i) for i in top.indices], preset=preset,
@@ -138,12 +144,16 @@ def feature_maps_figure(
     cmap: str = "viridis",
     image_size: int | tuple[int, int] | None = None,
     weights: str | None = "imagenet",
+    extra_tokens: int | None = None,
 ):
     """A layer's feature maps for an image, as a grid: each map normalized to its own range.
 
+    A token layer's maps are its patch grids (`rows x cols`, one cell per patch token; the class and
+    register tokens are left out).
+
     Args:
         model: a `Network`, `keras.Model`, name or `.keras` path.
-        layer: a layer with a spatial output (convolution, pooling, activation).
+        layer: a layer with a spatial output (convolution, pooling, activation) or a token layer.
         image: a path, PIL image or array (see `kv.analysis.prepare_image`).
         filters: which maps to draw: a list or range of indices (`range(4)` gives four). Defaults to all
             channels (a 512-channel layer makes 32 rows).
@@ -151,6 +161,8 @@ def feature_maps_figure(
         cmap: the matplotlib colormap. Defaults to `"viridis"`.
         image_size: resize the image before the forward pass. Defaults to its own size.
         weights: weights for a model given by name. Defaults to `"imagenet"`.
+        extra_tokens: class and register tokens before the patches, for a token layer. Defaults to None
+            (read from the token count against the patch grid).
 
     Returns:
         A `Figure` with one axes: the maps stitched row by row into one image (white gaps between them,
@@ -162,13 +174,15 @@ def feature_maps_figure(
         is drawn dark.
 
     Raises:
-        ValueError: the layer has no spatial output, a filter index out of range, or `cols < 1`.
+        ValueError: the layer has no spatial output or patch grid, a filter index out of range, or `cols < 1`.
 
     Example:
     >>> fig = kv.plot.feature_maps_figure(net, "block1_conv2", "cat.jpg", filters=range(32), image_size=64)
     """
     network = nets.as_network(model, weights=weights)
-    act = analysis.check_spatial_map(analysis.activations(network, layer, image, size=image_size)[layer], layer)
+    img = analysis.prepare_image(network, image, image_size)
+    act = analysis.check_spatial_map(analysis.activations(network, layer, img)[layer], layer, image_size=img.shape[:2],
+                                     extra_tokens=extra_tokens)
     n_channels = act.shape[-1]
     chosen = list(range(n_channels)) if filters is None else [int(f) for f in filters]
     bad = [f for f in chosen if not 0 <= f < n_channels]
@@ -209,6 +223,7 @@ def heatmap_figure(
     cmap: str = "jet",
     image_size: int | tuple[int, int] | None = None,
     weights: str | None = "imagenet",
+    extra_tokens: int | None = None,
 ):
     """Where one filter fires on an image: the image beside its activation map laid over it.
 
@@ -217,13 +232,14 @@ def heatmap_figure(
 
     Args:
         model: a `Network`, `keras.Model`, name or `.keras` path.
-        layer: a layer with a spatial output.
+        layer: a layer with a spatial output, or a token layer (its patch grid is drawn).
         index: the filter.
         image: a path, PIL image or array (see `kv.analysis.prepare_image`).
         alpha: opacity of the heatmap over the image. Defaults to 0.5.
         cmap: the matplotlib colormap. Defaults to `"jet"`.
         image_size: resize the image before the forward pass. Defaults to its own size.
         weights: weights for a model given by name. Defaults to `"imagenet"`.
+        extra_tokens: class and register tokens before the patches, for a token layer. Defaults to None.
 
     Returns:
         A `Figure`: axes 0 the image, axes 1 the overlay (its second image is the heatmap, the size of
@@ -239,7 +255,7 @@ def heatmap_figure(
         raise ValueError(f"alpha must be in [0, 1]. Received: alpha={alpha!r}.")
     network = nets.as_network(model, weights=weights)
     img = analysis.prepare_image(network, image, image_size)
-    heat = analysis.heatmap(network, layer, index, img)
+    heat = analysis.heatmap(network, layer, index, img, extra_tokens=extra_tokens)
     h, w = heat.shape
     fig = _figure(2 * 3.0 * min(w / h, 2.0) + 0.8, 3.2)
     ax_img, ax_heat = fig.subplots(1, 2)

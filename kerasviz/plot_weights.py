@@ -251,7 +251,8 @@ def circuit_figure(
 
     Args:
         model: a `Network`, `keras.Model` or model name.
-        layer: a Conv2D layer.
+        layer: a Conv2D layer, or a Dense layer (a transformer MLP's: its inputs are the hidden units
+            that feed the output channel, each with one weight).
         filter: the filter index.
         k: how many input channels. Defaults to 6.
         preset, progress: as in `visualize_filters` (e.g. `preset="fast", size=32, steps=5` for a quick look).
@@ -262,7 +263,7 @@ def circuit_figure(
         A `Figure` (the numbers behind it: `weights.top_inputs(model, layer, filter, k)`).
 
     Raises:
-        ValueError: not a Conv2D layer, `filter` out of range, `k < 1`.
+        ValueError: not a Conv2D or Dense layer, `filter` out of range, `k < 1`.
 
     Example:
     >>> net = kv.get_model("VGG16", weights="hed")

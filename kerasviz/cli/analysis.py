@@ -40,6 +40,12 @@ def _positive(name: str, value, minimum: int = 1) -> None:
         raise ValueError(f"{name} must be >= {minimum}. Received: {value}.")
 
 
+def _add_extra_tokens_arg(p) -> None:
+    p.add_argument("--extra-tokens", type=int, default=None, metavar="N",
+                   help="for a transformer's token layer: the class and register tokens before the patch tokens "
+                        "(default: read from the token count against the patch grid)")
+
+
 def _check_out(path: str, kind: str) -> None:
     """Fail before any work when `--out` cannot be written: a parent that is a file, a read-only folder,
     or an extension that matplotlib (`kind="figure"`) or PIL (`kind="image"`) cannot write."""
@@ -72,10 +78,11 @@ def _cmd_top(args) -> None:
     _check_out(args.out, "figure")
     image = _read_image(args.image)
     net = load_network(args)
-    ranking = analysis.top_filters(net, args.layer, image, args.k, by=args.by, size=args.image_size)
+    tokens = dict(tokens=args.tokens, extra_tokens=args.extra_tokens)
+    ranking = analysis.top_filters(net, args.layer, image, args.k, by=args.by, size=args.image_size, **tokens)
     fig = plot.top_filters_figure(net, args.layer, image, args.k, by=args.by, preset=args.preset,
                                   size=args.size, steps=args.steps, seed=args.seed,
-                                  image_size=args.image_size, precision=args.precision)
+                                  image_size=args.image_size, precision=args.precision, **tokens)
     save_figure(fig, args.out)
     print(f"{'rank':>4}  {'filter':>6}  {args.by} activation")
     for rank, (i, v) in enumerate(zip(ranking.indices, ranking.values, strict=True), 1):
@@ -126,7 +133,7 @@ def _cmd_maps(args) -> None:
     net = load_network(args)
     filters = None if args.filters in (None, "all") else parse_filters(args.filters)
     fig = plot.feature_maps_figure(net, args.layer, image, filters=filters, cols=args.cols,
-                                   image_size=args.image_size)
+                                   image_size=args.image_size, extra_tokens=args.extra_tokens)
     save_figure(fig, args.out)
     print(f"wrote {args.out}")
 
@@ -137,7 +144,8 @@ def _cmd_heatmap(args) -> None:
     _check_out(args.out, "figure")
     image = _read_image(args.image)
     net = load_network(args)
-    fig = plot.heatmap_figure(net, args.layer, args.filter, image, image_size=args.image_size)
+    fig = plot.heatmap_figure(net, args.layer, args.filter, image, image_size=args.image_size,
+                              extra_tokens=args.extra_tokens)
     save_figure(fig, args.out)
     print(f"wrote {args.out}")
 
@@ -150,6 +158,10 @@ def register(subparsers) -> None:
     p.add_argument("image", help="an image file (PNG, JPEG, ...)")
     p.add_argument("-k", type=int, default=6, help="how many top filters (default: 6)")
     p.add_argument("--by", choices=("mean", "max"), default="mean", help="rank by mean or max activation")
+    p.add_argument("--tokens", choices=("patches", "all", "class"), default="patches",
+                   help="for a transformer's token layer, the tokens that rank the filters: the patch tokens, all "
+                        "tokens, or the class token alone (default: patches)")
+    _add_extra_tokens_arg(p)
     p.add_argument("--out", default="top.png", help="output figure (default: top.png)")
     p.add_argument("--preset", default=None, help="preset of the filter pictures (default: quality)")
     add_precision_arg(p)
@@ -183,8 +195,10 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("maps", help="a layer's feature maps for an image, as a grid")
     add_model_args(p)
-    p.add_argument("layer", help="a layer with spatial maps (convolution, pooling, activation), by name or path")
+    p.add_argument("layer", help="a layer with spatial maps (convolution, pooling, activation) or a transformer's "
+                                 "token layer (its patch grid), by name or path")
     p.add_argument("image", help="an image file (PNG, JPEG, ...)")
+    _add_extra_tokens_arg(p)
     p.add_argument("--filters", default=None, help="e.g. 0-63, 0,3,5-7 or all (default: all)")
     p.add_argument("--cols", type=int, default=16, help="maps per row (default: 16)")
     p.add_argument("--image-size", type=int, default=None, help="resize the image to this square size first")
@@ -193,9 +207,11 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("heatmap", help="where one filter fires on an image")
     add_model_args(p)
-    p.add_argument("layer", help="a layer with spatial maps (convolution, pooling, activation), by name or path")
+    p.add_argument("layer", help="a layer with spatial maps (convolution, pooling, activation) or a transformer's "
+                                 "token layer (its patch grid), by name or path")
     p.add_argument("filter", type=int, help="the filter (channel) index of LAYER, from 0")
     p.add_argument("image", help="an image file (PNG, JPEG, ...)")
+    _add_extra_tokens_arg(p)
     p.add_argument("--image-size", type=int, default=None, help="resize the image to this square size first")
     p.add_argument("--out", default="heatmap.png", help="output figure (default: heatmap.png)")
     p.set_defaults(run=_cmd_heatmap)

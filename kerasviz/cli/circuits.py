@@ -1,6 +1,7 @@
 """`kerasviz circuit`, `kerasviz kernels` and `kerasviz expanded`: weights and circuits from the command line.
 
     kerasviz circuit VGG16 block3_conv1 7 -k 6 --out circuit.png --weights hed --preset fast
+    kerasviz circuit vit.keras block3_mlp_out 7 -k 6                  # the MLP hidden units feeding channel 7
     kerasviz kernels VGG16 --out conv1.png --weights hed              # first-layer RGB kernels
     kerasviz kernels VGG16 block2_conv1 --filter 0 --out kernel.png   # one filter's kernel slices
     kerasviz expanded VGG16 block1_conv2 block2_conv2 5 -k 8 --out expanded.png
@@ -82,7 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `circuit`, `kernels` and `expanded` subcommands."""
     p = subparsers.add_parser("circuit", help="a filter beside the input channels it weighs most")
     add_model_args(p)
-    p.add_argument("layer", help="a Conv2D layer, by name or nested path (list them: kerasviz layers MODEL)")
+    p.add_argument("layer", help="a Conv2D layer, or a Dense layer such as a transformer MLP's, by name or nested "
+                                 "path (list them: kerasviz layers MODEL)")
     p.add_argument("filter", type=int, help="the filter (output channel) index of LAYER, from 0")
     p.add_argument("-k", type=int, default=6, help="how many input channels, strongest first (default: 6)")
     p.add_argument("--out", default="circuit.png", help="output figure (default: circuit.png)")

@@ -19,33 +19,44 @@ FIRST_LAYER_SCALE = 8  # pixels per kernel tap in `first_layer_kernels_image`
 KERNEL_TYPES = ("Conv2D",)  # layers whose kernel is (kh, kw, C_in, C_out)
 
 
+DENSE_TYPES = ("Dense",)  # layers whose kernel is (C_in, C_out): `top_inputs` reads it as a 1 x 1 convolution's
+
+
 _KERNEL_ATTRS = ("kernel", "depthwise_kernel", "pointwise_kernel")
 
 
-def _conv_layer(network: nets.Network, layer: str, argument: str = "layer"):
-    """`(path, layer)` of a Conv2D layer, or a ValueError that names the conv layers close by."""
+def _conv_layer(network: nets.Network, layer: str, argument: str = "layer", *, dense: bool = False):
+    """`(path, layer)` of a Conv2D layer (or a Dense one, with `dense=True`), or a ValueError that names the
+    layers of that kind close by."""
     path, found = nets.find_layer(network, layer)
-    if type(found).__name__ not in KERNEL_TYPES or not hasattr(found, "kernel"):
+    types = KERNEL_TYPES + (DENSE_TYPES if dense else ())
+    if type(found).__name__ not in types or not hasattr(found, "kernel"):
+        if dense:
+            kind = "not a convolution or dense layer: incoming channels need a Conv2D or Dense layer (the Dense"
+            need = "layers of a transformer's MLP connect its channels)"
+        else:
+            kind, need = "not a convolution: kernels need", "a Conv2D layer"
         raise ValueError(
-            f"{argument}={layer!r} is a {type(found).__name__} layer of {network.name}, not a convolution: "
-            f"kernels need a Conv2D layer.{_nearest_convs(network, path)}"
+            f"{argument}={layer!r} is a {type(found).__name__} layer of {network.name}, {kind} "
+            f"{need}.{_nearest_convs(network, path, types)}"
         )
     if getattr(found, "data_format", "channels_last") != "channels_last":
         raise ValueError(f"Layer {path!r} uses data_format={found.data_format!r}; kerasviz needs channels_last.")
     return path, found
 
 
-def _nearest_convs(network: nets.Network, path: str) -> str:
+def _nearest_convs(network: nets.Network, path: str, types: tuple[str, ...] = KERNEL_TYPES) -> str:
     """' Nearest Conv2D layers: 'x' (before), 'y' (after).' in model order."""
     order = [p for p, _ in nets.iter_layers(network.model)]
-    convs = set(nets.conv_layers(network, types=KERNEL_TYPES))
+    convs = set(nets.conv_layers(network, types=types))
     here = order.index(path)
     before = [p for p in order[:here] if p in convs][-1:]
     after = [p for p in order[here + 1 :] if p in convs][:1]
     found = [f"{p!r} (before)" for p in before] + [f"{p!r} (after)" for p in after]
+    kinds = " or ".join(types)
     if not found:
-        return " The model has no Conv2D layer."
-    return " Nearest Conv2D layers: " + ", ".join(found) + "."
+        return f" The model has no {kinds} layer."
+    return f" Nearest {kinds} layers: " + ", ".join(found) + "."
 
 
 def kernels(model, layer: str, *, weights: str | None = "imagenet") -> tuple[np.ndarray, np.ndarray]:
@@ -207,14 +218,15 @@ class IncomingChannels:
     """The input channels that feed one filter most, by the L2 norm of their kernel slices.
 
     Attributes:
-        layer: the Conv2D layer (path).
+        layer: the Conv2D or Dense layer (path).
         filter: the filter index.
         input_layer: the layer whose channels the kernel reads: the previous layer with weights
             (a conv), a layer that merges branches, or the model's input layer (see `from_image`).
             Pooling, activation, normalization and dropout layers in between are looked through.
         channels: int `(k,)`, input channel indices, strongest first.
         norms: float32 `(k,)`, the Frobenius norm of each channel's `(kh, kw)` kernel slice.
-        slices: float32 `(k, kh, kw)`, the kernel slices themselves.
+        slices: float32 `(k, kh, kw)`, the kernel slices themselves (`(k, 1, 1)`, single weights, for a
+            Dense layer).
         all_norms: float32 `(C_in,)`, the norm of every input channel.
         from_image: True when the layer reads the model's input (its channels are colors).
     """
@@ -277,9 +289,14 @@ def top_inputs(
     Large-norm channels are those the filter listens to most (with either sign); the kernel slice
     says where in the 3x3 (or kh x kw) window and whether it excites (positive) or inhibits.
 
+    A Dense layer's kernel `(C_in, C_out)` is read as a 1 x 1 convolution's: each input channel has one
+    weight into the output channel, and its norm is that weight's size. In a transformer's MLP (a Dense
+    layer widening each token's channels, then one narrowing them back) this says which hidden units feed
+    an output channel of the block; a Dense layer applies the same kernel to every token.
+
     Args:
         model: a `Network`, `keras.Model` or model name.
-        layer: a Conv2D layer.
+        layer: a Conv2D or Dense layer.
         filter: the filter index.
         k: how many channels to return. Defaults to 6 (at most C_in are returned).
         weights: weights for a model given by name. Defaults to `"imagenet"`.
@@ -288,8 +305,8 @@ def top_inputs(
         An `IncomingChannels` (channel indices, norms, slices, the input layer's name).
 
     Raises:
-        ValueError: not a Conv2D layer, `filter` out of range, `k < 1`, or an input layer whose channel
-            count does not match the kernel.
+        ValueError: not a Conv2D or Dense layer, `filter` out of range, `k < 1`, or an input layer whose
+            channel count does not match the kernel.
 
     Example:
     >>> net = kv.get_model("VGG16", weights="hed")
@@ -298,8 +315,9 @@ def top_inputs(
     ('block1_conv2', (6,), True)
     """
     network = nets.as_network(model, weights=weights)
-    path, conv = _conv_layer(network, layer)
-    kernel, _ = kernels(network, path)
+    path, conv = _conv_layer(network, layer, dense=True)
+    kernel = np.asarray(keras.ops.convert_to_numpy(conv.kernel), "float32")
+    kernel = kernel[None, None] if kernel.ndim == 2 else kernel  # a Dense kernel as a 1 x 1 convolution's
     f = nets.check_filter(filter, kernel.shape[-1], path)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an int >= 1. Received: k={k!r}.")
