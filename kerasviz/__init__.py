@@ -66,7 +66,13 @@ _NAMES = {
     "Preset": "kerasviz.engine.presets", "list_presets": "kerasviz.engine.presets",
     "IncomingChannels": "kerasviz.weights", "expanded_weights": "kerasviz.weights", "kernels": "kerasviz.weights",
     "top_inputs": "kerasviz.weights",
+    "concepts": "kerasviz.concepts", "Concepts": "kerasviz.concepts.factor",
+    "Samples": "kerasviz.concepts.sampling", "sample_activations": "kerasviz.concepts.sampling",
 }
+
+# `kv.concepts` is a function that shares its name with its (light) package: bound here, after the package's
+# import, so that no later import of `kerasviz.concepts.*` can leave the package in its place
+from kerasviz.concepts import concepts  # noqa: E402, F401
 
 # sub-namespaces that work without Keras (the command line imports it itself, after parsing its arguments)
 _NO_FRAMEWORK = {"cli", "framework", "names", "catalog"}
@@ -97,6 +103,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from kerasviz.atlas import LayerAtlas, ModelAtlas, layer_atlas, model_atlas  # noqa: F401
     from kerasviz.atlas.gallery import make_gallery, write_gallery  # noqa: F401
     from kerasviz.catalog import list_models  # noqa: F401
+    from kerasviz.concepts.factor import Concepts  # noqa: F401
+    from kerasviz.concepts.sampling import Samples, sample_activations  # noqa: F401
     from kerasviz.engine.presets import Preset, list_presets  # noqa: F401
     from kerasviz.examples import dataset_examples  # noqa: F401
     from kerasviz.images import center_crop, deprocess, load_image, save_image, show, stitch, to_uint8  # noqa: F401
