@@ -14,7 +14,7 @@ from kerasviz import optimize
 from kerasviz.atlas import gallery
 
 QUICK = dict(preset="fast", size=16, steps=2, progress=False, batch_size=4)
-VIEWS = ("accentuated",)
+VIEWS = ("accentuated", "concepts")
 HOSTILE = "<svg onload=window.__pwned=1>.png"
 HOSTILE_ATTRIBUTE = '"><img src=x onerror=window.__pwned=1>.png'
 N_IMAGES = 10
@@ -32,16 +32,34 @@ def _folder(path):
     return str(path)
 
 
+def make_small_cnn():
+    """The conftest's tiny CNN at a fixed 24 px input, so that a folder's images are read at 24 px (not 224)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((24, 24, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D(name="pool1")(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(4, activation="softmax", name="predictions")(x), name="small_cnn")
+
+
 def _options(tmp_path_factory):
     return dict(layers=["conv2"], filters=range(3), examples=_folder(tmp_path_factory.mktemp("data") / "photos"),
-                views=VIEWS, top_k=2, **QUICK)
+                views=VIEWS, class_index=1, top_k=2, **QUICK)
 
 
 @pytest.fixture(scope="module")
-def site(tiny_cnn, tmp_path_factory):
+def small_cnn():
+    return make_small_cnn()
+
+
+@pytest.fixture(scope="module")
+def site(small_cnn, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     options = _options(tmp_path_factory)
-    index, result = gallery.make_gallery(tiny_cnn, tmp_path_factory.mktemp("site"), cache_dir=cache, **options)
+    index, result = gallery.make_gallery(small_cnn, tmp_path_factory.mktemp("site"), cache_dir=cache, **options)
     return index, result, cache, options
 
 
@@ -91,7 +109,33 @@ def test_unit_pages_show_their_top_examples_accentuated(site):
     browse(check)
 
 
-def test_a_second_run_computes_nothing_and_writes_the_same_pages(site, tiny_cnn, tmp_path, monkeypatch):
+def test_the_concepts_page_ranks_concepts_links_their_units_and_shows_their_patches(site):
+    index, _, _, _ = site
+    root = os.path.dirname(index)
+
+    def check(page):
+        page.goto(_url(os.path.join(root, "conv2", "index.html")))
+        with page.expect_navigation():
+            page.click("a[href='concepts.html']")
+        sections = page.locator("section.concept")
+        assert sections.count() == 8
+        importance = [float(t.split("importance ")[1]) for t in page.locator("section.concept h2").all_inner_texts()]
+        assert importance == sorted(importance, reverse=True)
+        assert page.locator("section.concept .patch").count() >= 8
+        names = {HOSTILE, HOSTILE_ATTRIBUTE} | {f"img{i}.png" for i in range(N_IMAGES - 2)}
+        assert set(page.locator(".patch .source").all_inner_texts()) <= names  # hostile names as text
+        assert page.eval_on_selector_all(".patch img", "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
+        # the composition links the units the gallery holds (0, 1, 2 of conv2's 16), names the others
+        linked = page.eval_on_selector_all(".composition a", "links => links.map(a => a.textContent)")
+        assert linked and set(linked) <= {"#0", "#1", "#2"}
+        with page.expect_navigation():
+            page.locator(".composition a").first.click()
+        assert page.url.endswith(f"/conv2/f0000{linked[0][1]}.html")
+
+    browse(check)
+
+
+def test_a_second_run_computes_nothing_and_writes_the_same_pages(site, small_cnn, tmp_path, monkeypatch):
     index, _, cache, options = site
 
     def no_run(*args, **kwargs):
@@ -99,16 +143,17 @@ def test_a_second_run_computes_nothing_and_writes_the_same_pages(site, tiny_cnn,
 
     monkeypatch.setattr(optimize.Plan, "run", no_run)
     out = tmp_path / "again"
-    gallery.make_gallery(tiny_cnn, out, cache_dir=cache, **options)
+    gallery.make_gallery(small_cnn, out, cache_dir=cache, **options)
     root = os.path.dirname(index)
-    for name in ("f00001.html", "f00001-acc0.png", "f00002-acc2-photo.png"):
+    for name in ("f00001.html", "f00001-acc0.png", "f00002-acc2-photo.png", "concepts.html", "concept3.png",
+                 "concept0-h0.png"):
         with open(os.path.join(root, "conv2", name), "rb") as f, open(out / "conv2" / name, "rb") as g:
             assert f.read() == g.read(), name
 
 
-def test_views_from_images_need_the_images(tiny_cnn, tmp_path):
+def test_views_from_images_need_the_images(small_cnn, tmp_path):
     with pytest.raises(ValueError, match="views='accentuated' need your images: give examples="):
-        gallery.make_gallery(tiny_cnn, tmp_path / "site", views="accentuated", **QUICK)
+        gallery.make_gallery(small_cnn, tmp_path / "site", views="accentuated", **QUICK)
     assert not os.path.exists(tmp_path / "site")
 
 

@@ -196,10 +196,9 @@ class _Site:
         revived = {int(f) for f in getattr(a, "revived", None) or ()}
         order = np.argsort(-a.scores, kind="stable")
         rank = {int(a.filters[i]): r + 1 for r, i in enumerate(order)}
-        for view, page in views.pages.items():
-            layer_views.write_pages(folder, view, page, network=self.network, layer=name,
-                                    href=lambda unit: self.href(name, name, unit), context=dict(title=self.title,
-                                                                                             layer=name))
+        for page in views.pages.values():
+            layer_views.write_pages(folder, page, layer=name, href=lambda unit: self.href(name, name, unit),
+                                    title=self.title)
         extra = [(layer_views.PAGE_FILES[v], layer_views.PAGE_LABELS[v]) for v in layer_views.LAYER_VIEWS
                  if v in views.pages]
         units = []
@@ -345,6 +344,7 @@ def make_gallery(
     views: Sequence[str] | str | None = None,
     examples=None,
     image=None,
+    class_index: int | None = None,
     title: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     preset: str | presets.Preset | None = None,
@@ -373,6 +373,8 @@ def make_gallery(
             images, a NumPy array of images or a `tf.data.Dataset`; read in batches, never all in memory.
             Defaults to None (none).
         image: a path or array: each unit's activation over it as a heatmap overlay. Defaults to None.
+        class_index: the class (an output index of a classifier) the concepts' importance is for; None for no
+            importance. Defaults to None.
         title: the page title. Defaults to the model's name.
         cache_dir: the cache of the atlases, the extra views and the dataset examples. Defaults to
             `$KERASVIZ_CACHE` or `~/.cache/kerasviz/atlas`.
@@ -430,7 +432,8 @@ def make_gallery(
     cache_dir = None if cache_dir is None else os.fspath(cache_dir)
     settings = dict(preset=preset, **vars(dataclasses.replace(run, distribute=None)), **overrides)
     try:
-        _add_views(site, result, wanted, examples, image, cache_dir=cache_dir, progress=progress, settings=settings)
+        _add_views(site, result, wanted, examples, image, cache_dir=cache_dir, progress=progress, settings=settings,
+                   class_index=class_index)
     except KeyboardInterrupt:  # what was cached stays cached; the pages show what is done
         result.interrupted = True
     site.write_all()
@@ -438,7 +441,7 @@ def make_gallery(
 
 
 def _add_views(site: _Site, result, wanted, examples, image, *, cache_dir: str | None, progress: bool,
-               settings: dict) -> None:
+               settings: dict, class_index: int | None = None) -> None:
     """The extra views, layer by layer, each view with its own progress bar; the layer's pages are rewritten
     after each. `settings`: the atlases' preset, run options (to run here) and `Preset` overrides, which the
     computed views share."""
@@ -479,7 +482,8 @@ def _add_views(site: _Site, result, wanted, examples, image, *, cache_dir: str |
         with FilterBar(len(done), progress, desc=pictures.COSTS[view]) as bar:
             for a in done:
                 bar.describe(a.layer)
-                site.views[a.layer].pages[view] = layer_views.compute(view, site.network, a.layer, examples,
-                                                                      cache_dir=cache_dir, **settings)
+                extra = {"class_index": class_index} if view == "concepts" and class_index is not None else {}
+                site.views.setdefault(a.layer, LayerViews()).pages[view] = layer_views.compute(
+                    view, site.network, a.layer, examples, cache_dir=cache_dir, **settings, **extra)
                 bar.advance(1)
                 site.write_layer(a.layer)

@@ -17,14 +17,16 @@ from kerasviz.atlas.cache import FilterCache, cache_key, cache_settings, default
 from kerasviz.engine import objectives, presets
 from kerasviz.engine.progress import Callback, FilterBar
 
-VIEWS = ("negative", "diverse", "accentuated")  # the views `make_gallery(views=...)` can add
-DATA_VIEWS = ("accentuated",)  # the views made from the user's images (`examples=`)
+VIEWS = ("negative", "diverse", "accentuated", "concepts")  # the views `make_gallery(views=...)` can add
+DATA_VIEWS = ("accentuated", "concepts")  # the views made from the user's images (`examples=`)
 DIVERSE_COUNT = 4  # diverse pictures per unit (one batch: the diversity objective compares them)
 DIVERSITY_WEIGHT = 1.0  # weight of `objectives.diversity` beside the unit's channel objective
 COSTS = {  # what each view costs, shown beside its progress bar and in the docs
     "negative": "negative: one picture per unit (as long as the atlas)",
     "diverse": f"diverse: {DIVERSE_COUNT} pictures per unit, one batch each (up to {DIVERSE_COUNT}x the atlas)",
     "accentuated": "accentuated: each unit's top 3 examples accentuated, 32 per batch",
+    "concepts": "concepts: one pass over the images per layer, a factorization, one batch of pictures",
+    "atlas-map": "atlas-map: one pass over the images per layer, a UMAP map, one batch of icons per chunk",
 }
 
 
