@@ -69,6 +69,7 @@ _NAMES = {
     "top_inputs": "kerasviz.weights",
     "concepts": "kerasviz.concepts", "Concepts": "kerasviz.concepts.factor",
     "Samples": "kerasviz.concepts.sampling", "sample_activations": "kerasviz.concepts.sampling",
+    "ActivationAtlas": "kerasviz.concepts.activation_atlas", "activation_atlas": "kerasviz.concepts.activation_atlas",
 }
 
 # `kv.concepts` is a function that shares its name with its (light) package: bound here, after the package's
@@ -104,6 +105,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from kerasviz.atlas import LayerAtlas, ModelAtlas, layer_atlas, model_atlas  # noqa: F401
     from kerasviz.atlas.gallery import make_gallery, write_gallery  # noqa: F401
     from kerasviz.catalog import list_models  # noqa: F401
+    from kerasviz.concepts.activation_atlas import ActivationAtlas, activation_atlas  # noqa: F401
     from kerasviz.concepts.factor import Concepts  # noqa: F401
     from kerasviz.concepts.sampling import Samples, sample_activations  # noqa: F401
     from kerasviz.engine.params import spectrum  # noqa: F401
