@@ -35,76 +35,9 @@ from kerasviz.engine import backend, objectives, presets
 from kerasviz.engine import distribute as distribute_
 from kerasviz.engine import render as rendering
 from kerasviz.engine import result as results
+from kerasviz.engine.fitting import check_size, fit_size
 from kerasviz.engine.progress import Callback, ProgressBar, StepRecord, run_callbacks
 from kerasviz.engine.result import Result
-
-
-def check_size(network, layer: str, size: int, pre_activation: bool = True, border: int = 0) -> None:
-    """Raise a clear error when `size` px is too small for `layer` (its map, less `border` positions at each
-    edge, would be empty). Where the layers before `layer` need the model's fixed input size, images are
-    resized to it inside the step, so that size is the one checked."""
-    extractor = nets.get_extractor(network, [layer], pre_activation)
-    hw = nets.input_size(extractor, network.image_input) or (size, size)
-    inputs = network.model_inputs(keras.KerasTensor((1, *hw, network.input_channels)), extractor)
-    image = keras.tree.map_structure(lambda t: keras.KerasTensor(t.shape, keras.backend.standardize_dtype(t.dtype)),
-                                     inputs)  # the other inputs' values (or zeros) as specs
-    try:
-        out = extractor.compute_output_spec(image)
-    except Exception as e:
-        raise ValueError(
-            f"An image of {size} px is too small for layer {layer!r} of {network.name}: the layers "
-            f"before it downsample it to nothing. Use a larger size. ({str(e).splitlines()[0][:120]})"
-        ) from e
-    out = out[0] if isinstance(out, (list, tuple)) else out
-    if len(out.shape) == 4 and (not out.shape[1] or not out.shape[2] or min(out.shape[1:3]) <= 2 * border):
-        raise ValueError(
-            f"An image of {size} px gives layer {layer!r} a {out.shape[1]}x{out.shape[2]} map, too small to drop "
-            f"{border} positions at each border; use a larger size."
-        )
-
-
-def fit_size(network, layers: Sequence[str], settings: presets.Preset, *, preset, overrides: dict
-             ) -> tuple[presets.Preset, str | None]:
-    """Settings that fit a model with a fixed input size, and a one-line note saying what was adapted.
-
-    Where the layers up to `layers` take any size, the feature extractor already runs them on a flexible
-    input (`nets.feature_extractor`): nothing changes but the note. Where they need the model's size (a
-    `Flatten`, `Reshape` or `Dense` on flattened maps on the way, a classifier's logits), `size` defaults
-    to the model's, and the octaves' smaller images are upsampled to it inside the step.
-
-    Args:
-        network: the `Network`.
-        layers: the layers the objective reads.
-        settings: the settings resolved from `preset` and `overrides`.
-        preset, overrides: what `settings` came from (to resolve them again with the model's size).
-
-    Returns:
-        `(settings, note)`; the note is None for a model that takes any size.
-
-    Raises:
-        ValueError: an explicit `size` other than the model's where the layers need the model's size.
-    """
-    model_hw = nets.input_size(network.model, network.image_input)
-    if model_hw is None:
-        return settings, None
-    h, w = model_hw
-    extractor = nets.get_extractor(network, list(layers), settings.pre_activation)
-    fixed = nets.input_size(extractor, network.image_input)
-    where = ", ".join(map(repr, layers))
-    if fixed is None:
-        return settings, (f"{network.name} takes {h}x{w} inputs; its layers up to {where} take any size, so they "
-                          "run on a flexible input (the same layers and weights).")
-    side = max(fixed)
-    if overrides.get("size") is not None and settings.size != side:
-        raise ValueError(f"{network.name} takes only {h}x{w} inputs and its layers before {where} need that size "
-                         f"(a Flatten, Reshape or Dense on the way). Received: size={settings.size}; use "
-                         f"size={side}, or leave size out.")
-    if settings.size != side:
-        settings = presets.resolve_settings(preset, {**overrides, "size": side})
-    octaves = " and the smaller octaves are upsampled to it inside the step" if settings.octaves > 1 else ""
-    return settings, (f"{network.name} takes only {h}x{w} inputs and its layers up to {where} need that size: "
-                      f"the images are {side} px{octaves}.")
-
 
 NETWORK_OPTIONS = ("weights", "preprocess", "input_range", "image_input", "other_inputs")  # for nets.as_network
 
@@ -124,6 +57,11 @@ class RunOptions:
         seed: the random seed; the same seed gives the same pictures.
         block_steps: steps per compiled call: None chooses them from the model's activation size; 1 runs the
             step loop (see `kerasviz.engine.render.Schedule`).
+        tokens: on a token layer (a transformer's `(batch, tokens, channels)`), what a filter's default objective
+            averages: `"patches"` (the patch tokens), `"all"` (class and register tokens too) or `"class"` (the
+            class token alone). Defaults to `"patches"` (see `objectives.channel`).
+        extra_tokens: the class/register tokens before a token layer's patch tokens. None: detected from the
+            token count against the image's shape (`nets.token_grid`).
 
     Raises:
         ValueError: a `batch_size`, `memory_budget`, `seed` or `block_steps` that is not a whole number in range.
@@ -138,6 +76,8 @@ class RunOptions:
     distribute: Any = None
     seed: int = 0
     block_steps: int | None = None
+    tokens: str = "patches"
+    extra_tokens: int | None = None
 
     def keywords(self, **changes) -> dict:
         """These options as keywords for another entry point (`plan`, `render`, ...), with `changes` applied."""
@@ -152,6 +92,8 @@ class RunOptions:
                 raise ValueError(f"{name} must be an int >= {low}{'' if name == 'seed' else ' or None'}. "
                                  f"Received: {name}={value!r}.")
         rendering.Schedule(size=8, steps=(1,), lr=0.0, block_steps=self.block_steps)  # checks block_steps
+        nets.tokens.check_tokens(self.tokens)
+        nets.tokens.check_extra_tokens(self.extra_tokens)
 
 
 def split_options(model, options: dict) -> tuple[nets.Network, RunOptions, dict]:
@@ -343,7 +285,7 @@ def plan(
         _check_layer(network, path, layer_obj)
         items = nets.resolve_filters(filters, nets.channels_of(network, path), path)
         s = presets.resolve_settings(preset, overrides)
-        obj = objective if objective is not None else objectives.channel(path, border=s.border)
+        obj = objective if objective is not None else _default_objective(path, s, run)
         if objective is None:
             revive = rendering.revive_objective(path, layer_obj, s)  # compiled only when used
     elif objective is None:
@@ -377,6 +319,13 @@ def plan(
     return Plan(network=network, layer=path, items=items, objective=obj, settings=s, seed=int(run.seed),
                 batch_size=executor.replicas * int(per_replica), renderer=renderer,
                 schedule=rendering.Schedule.of(s, run.block_steps), executor=executor, revive=revive, note=note)
+
+
+def _default_objective(path: str, s: presets.Preset, run: RunOptions) -> objectives.Objective:
+    """`channel(path)` following each image's filter, with the token options where they differ from the default."""
+    tokens = {k: v for k, v in (("tokens", run.tokens), ("extra_tokens", run.extra_tokens))
+              if v != RunOptions.__dataclass_fields__[k].default}
+    return objectives.channel(path, border=s.border, **tokens)
 
 
 def _check_image_input(network) -> None:

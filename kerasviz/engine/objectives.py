@@ -171,51 +171,106 @@ def _pick(x, filters, index):
     return ops.sum(x * ops.reshape(onehot, shape), axis=-1)
 
 
+def _tokens_of(x, images, tokens: str = "patches", extra_tokens: int | None = None):
+    """A token layer's activations `(batch, tokens, channels)` as the objective reads them: the patch tokens on
+    their grid `(batch, rows, cols, channels)` (`"patches"`), every token (`"all"`), or the class token alone
+    (`"class"`, `(batch, 1, channels)`). Any other activations as they are."""
+    from kerasviz.nets.tokens import to_grid, token_grid
+
+    if len(x.shape) != 3 or tokens == "all":
+        return x
+    grid = token_grid(tuple(x.shape), tuple(images.shape[1:3]), extra_tokens=extra_tokens)
+    if grid is None:
+        return x
+    return x[:, :1, :] if tokens == "class" else to_grid(x, grid)
+
+
+def _check_tokens(layer: str, tokens: str, extra_tokens, index):
+    """Check `channel`'s index and its token options against the network (when validated)."""
+    from kerasviz.nets.tokens import check_tokens
+
+    check_tokens(tokens)
+    check_index = _check_channel(layer, index)
+
+    def check(network):
+        from kerasviz.nets.flexible import input_size
+        from kerasviz.nets.layers import layer_output_shape
+        from kerasviz.nets.tokens import token_grid
+
+        check_index(network)
+        shape = layer_output_shape(network, layer)
+        grid = token_grid(shape, input_size(network.model, network.image_input), extra_tokens=extra_tokens)
+        if tokens == "class" and grid is not None and grid.extra == 0:
+            raise ValueError(f"tokens='class' reads the class token, but layer {layer!r} has {grid.tokens} tokens "
+                             f"that are all patches ({grid.rows}x{grid.cols}). Use tokens='patches', or give "
+                             "extra_tokens= if the layer has a class token in front.")
+
+    return check
+
+
 def _mean_per_image(x):
     axes = tuple(range(1, len(x.shape)))
     return ops.mean(x, axis=axes) if axes else x
 
 
 @objective
-def channel(layer: str, index: int | None = None, *, border: int = 0):
+def channel(layer: str, index: int | None = None, *, border: int = 0, tokens: str = "patches",
+            extra_tokens: int | None = None):
     """The mean activation of one channel (a filter) over the spatial positions.
+
+    On a token layer (a transformer's `(batch, tokens, channels)` output) the positions are the patch tokens:
+    the class and register tokens in front are left out (see `kerasviz.nets.token_grid` for how they are told
+    apart), since they summarize the whole image rather than a place in it.
 
     Args:
         layer: the layer name.
         index: the channel, an int >= 0. Defaults to None: each image's own filter (as `visualize_filters`
             assigns).
         border: positions dropped at every border of the map before averaging (the keras.io tutorial
-            drops 2). Defaults to 0.
+            drops 2); on a token layer, patches at every border of the patch grid. Defaults to 0.
+        tokens: on a token layer, the tokens averaged: `"patches"` (the patch tokens), `"all"` (the class
+            and register tokens too) or `"class"` (the class token alone). Defaults to `"patches"`.
+        extra_tokens: on a token layer, how many tokens before the patches are class/register tokens.
+            Defaults to None (detected from the token count against the image's shape).
 
     Returns:
         An `Objective` scoring each image of the batch.
 
     Raises:
-        ValueError: `index` is negative (when built), or out of range for the layer (when validated).
+        ValueError: `index` is negative or `tokens` not one of the three (when built), or out of range for the
+            layer, `tokens="class"` on a layer without a class token, or `extra_tokens` that leaves no patch grid
+            (when validated).
 
     Example:
     >>> result = kv.render("VGG16", kv.objectives.channel("block3_conv3", 7), weights="hed", size=32,
     ...                    steps=5, progress=False)
     """
     _check_index(index, "index")
+    validate = _check_tokens(layer, tokens, extra_tokens, index)
 
     def fn(c: Context):
-        x = ops.cast(c.acts[layer], "float32")
+        x = _tokens_of(ops.cast(c.acts[layer], "float32"), c.images, tokens, extra_tokens)
         return _mean_per_image(_pick(_crop(x, border), c.filters, index))
 
-    return fn, (layer,), _check_channel(layer, index)
+    return fn, (layer,), validate
 
 
 @objective
-def neuron(layer: str, index: int | None = None, x: int | None = None, y: int | None = None):
+def neuron(layer: str, index: int | None = None, x: int | None = None, y: int | None = None, *,
+           extra_tokens: int | None = None):
     """The activation of one channel at one spatial position.
+
+    On a token layer the position is a patch: `(x, y)` on the patch grid (the class token is `channel(layer,
+    index, tokens="class")`).
 
     Args:
         layer: the layer name.
         index: the channel, an int >= 0. Defaults to each image's own filter.
-        x: the column. Defaults to the center `W // 2` (on an even-sized map, the right of the two
-            central columns).
+        x: the column (of the patch grid on a token layer). Defaults to the center `W // 2` (on an
+            even-sized map, the right of the two central columns).
         y: the row. Defaults to the center `H // 2` (on an even-sized map, the lower central row).
+        extra_tokens: on a token layer, the class/register tokens before the patches. Defaults to None
+            (detected).
 
     Returns:
         An `Objective` scoring each image of the batch.
@@ -230,7 +285,7 @@ def neuron(layer: str, index: int | None = None, x: int | None = None, y: int | 
     _check_index(index, "index")
 
     def fn(c: Context):
-        a = ops.cast(c.acts[layer], "float32")
+        a = _tokens_of(ops.cast(c.acts[layer], "float32"), c.images, "patches", extra_tokens)
         if len(a.shape) == 4:
             row = a.shape[1] // 2 if y is None else y
             col = a.shape[2] // 2 if x is None else x

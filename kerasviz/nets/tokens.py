@@ -54,7 +54,7 @@ class TokenGrid:
 
 
 def _shape_of(layer_or_shape) -> tuple | None:
-    if isinstance(layer_or_shape, (tuple, list)):
+    if isinstance(layer_or_shape, (tuple, list)) or type(layer_or_shape).__name__ == "TensorShape":
         return tuple(layer_or_shape)
     shape = getattr(layer_or_shape, "shape", None)  # a tensor, an array or a KerasTensor
     if shape is not None and not hasattr(layer_or_shape, "_inbound_nodes"):
@@ -66,7 +66,8 @@ def _shape_of(layer_or_shape) -> tuple | None:
     return None if isinstance(out, (list, tuple)) else tuple(out.shape)
 
 
-def _check_extra(extra_tokens) -> None:
+def check_extra_tokens(extra_tokens) -> None:
+    """Raise a ValueError for an `extra_tokens=` that is neither None nor an int >= 0."""
     if extra_tokens is not None and (isinstance(extra_tokens, bool) or not isinstance(extra_tokens, (int, np.integer))
                                      or extra_tokens < 0):
         raise ValueError(f"extra_tokens must be an int >= 0 (the class and register tokens before the patch "
@@ -102,7 +103,7 @@ def token_grid(layer_or_shape, image_size=None, *, extra_tokens: int | None = No
     >>> kv.nets.token_grid((None, 14, 14, 768)) is None
     True
     """
-    _check_extra(extra_tokens)
+    check_extra_tokens(extra_tokens)
     shape = _shape_of(layer_or_shape)
     if shape is None or len(shape) != 3 or shape[1] is None:
         return None
