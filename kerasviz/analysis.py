@@ -28,13 +28,9 @@ import keras
 import numpy as np
 
 from kerasviz import images, nets
-from kerasviz.nets.tokens import to_grid, token_grid
 
 CLASS_INDEX_PATH = os.path.join(os.path.dirname(__file__), "resources", "imagenet_class_index.json")
 IMAGENET_CLASSES = 1000
-
-
-TOKEN_CHOICES = ("patches", "all", "class")  # which tokens of a token layer a filter's score reads
 
 
 class Prediction(NamedTuple):
@@ -253,13 +249,14 @@ def activations(
 
 def _token_grid(shape, layer: str, image_size=None, extra_tokens: int | None = None):
     """The patch grid of a token activation `(tokens, C)`, or a ValueError that says what is needed."""
-    grid = token_grid((None, *shape), image_size, extra_tokens=extra_tokens)
+    try:
+        grid = nets.token_grid((None, *shape), image_size, extra_tokens=extra_tokens)
+    except ValueError as e:  # extra_tokens= told, and the rest forms no grid
+        raise ValueError(f"Layer {layer!r}: {e}") from e
     if grid is None:
-        told = "" if extra_tokens is None else f" with extra_tokens={extra_tokens}"
         raise ValueError(
-            f"Layer {layer!r} outputs {shape[0]} tokens per image, which form no patch grid{told}. Tell how many "
-            "class and register tokens lead the patch tokens with extra_tokens=, or choose a layer whose tokens "
-            "are patches."
+            f"Layer {layer!r} outputs {shape[0]} tokens per image, which form no patch grid. Tell how many class "
+            "and register tokens lead the patch tokens with extra_tokens=, or choose a layer whose tokens are patches."
         )
     return grid
 
@@ -299,8 +296,7 @@ def token_values(
     >>> kv.analysis.token_values(act).shape, float(kv.analysis.token_values(act, tokens="class")[0, 3])
     ((16, 8), 9.0)
     """
-    if tokens not in TOKEN_CHOICES:
-        raise ValueError(f"tokens must be one of {TOKEN_CHOICES}. Received: tokens={tokens!r}.")
+    nets.tokens.check_tokens(tokens)
     act = np.asarray(activation)
     if act.ndim != 2:
         if tokens != "patches":
@@ -523,7 +519,7 @@ def check_spatial_map(
     """
     if np.ndim(activation) == 2:
         grid = _token_grid(np.shape(activation), layer, image_size, extra_tokens)
-        return to_grid(np.asarray(activation)[None], grid)[0]
+        return nets.to_grid(np.asarray(activation)[None], grid)[0]
     if np.ndim(activation) != 3:
         raise ValueError(f"Layer {layer!r} outputs shape {np.shape(activation)} per image, with no spatial map or "
                          "token grid to draw; choose a convolution, pooling or activation layer, or a transformer's "

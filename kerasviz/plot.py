@@ -54,8 +54,6 @@ def top_filters_figure(
     image_size: int | tuple[int, int] | None = None,
     visualizations: optimize.Result | None = None,
     progress: bool = False,
-    tokens: str = "patches",
-    extra_tokens: int | None = None,
     **options,
 ):
     """The fastai notebook's figure: an image, the activation of every filter of a layer on it with the
@@ -71,11 +69,10 @@ def top_filters_figure(
         image_size: resize the image before the forward pass. Defaults to its own size.
         visualizations: a `Result` that already holds the top filters' pictures (skips the optimization).
         progress: show a progress bar while visualizing. Defaults to False.
-        tokens: for a token layer, the tokens that rank the filters: `"patches"`, `"all"` or `"class"` (see
-            `kv.analysis.token_values`). Defaults to `"patches"`.
-        extra_tokens: class and register tokens before the patches. Defaults to None (read from the count).
         **options: as in `kv.visualize_filters`: the model options (`weights`, `preprocess`, `input_range`),
-            the run options (`seed`, ...) and `Preset` fields for the filter pictures (`size`, `steps`, `lr`,
+            the run options (`seed`, ...; on a token layer `tokens=` `"patches"`, `"all"` or `"class"` chooses
+            the tokens that rank the filters and that their pictures excite, `extra_tokens=` the class and
+            register tokens before the patches) and `Preset` fields for the filter pictures (`size`, `steps`, `lr`,
             `octaves`, `precision`, ...).
 
     Returns:
@@ -94,8 +91,8 @@ def top_filters_figure(
     network, run, overrides = optimize.split_options(model, options)
     img = analysis.prepare_image(network, image, image_size)
     act = analysis.activations(network, layer, img)[layer]
-    scores = analysis.filter_scores(act, by, tokens=tokens, image_size=img.shape[:2], extra_tokens=extra_tokens,
-                                    layer=layer)
+    scores = analysis.filter_scores(act, by, tokens=run.tokens, image_size=img.shape[:2],
+                                    extra_tokens=run.extra_tokens, layer=layer)
     top = analysis.rank_filters(scores, k)
     if visualizations is None:
         visualizations = optimize.plan(network, layer, [int(i) for i in top.indices], preset=preset,

@@ -96,7 +96,10 @@ def reader(network: nets.Network, path: str, extractor: keras.Model, filters: Se
         raise ValueError(f"tokens must be one of {EXAMPLE_TOKENS} for dataset examples. Received: tokens={tokens!r}.")
     grid, field = None, None
     if rank == 3:
-        grid = token_grid(tuple(output.shape), tuple(image_size), extra_tokens=extra_tokens)
+        try:
+            grid = token_grid(tuple(output.shape), tuple(image_size), extra_tokens=extra_tokens)
+        except ValueError as e:  # extra_tokens= told, and the rest forms no grid
+            raise ValueError(f"Layer {path!r}: {e}") from e
         if grid is None:
             raise ValueError(
                 f"Layer {path!r} outputs shape {tuple(output.shape)}: its tokens form no patch grid. Tell how many "

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import kerasviz as kv
-from kerasviz import analysis, plot
+from kerasviz import analysis, plot, plot_weights
 from kerasviz import weights as kvw
 
 PATCH, SIZE, DIM, HIDDEN, BLOCKS = 4, 32, 16, 32, 2
@@ -136,13 +136,13 @@ def test_top_filters_read_the_patch_tokens_and_the_class_token_when_asked(plante
          r"Layer 'class_out' outputs shape \(16,\) per image, with no spatial map or token grid"),
         (lambda m, x: plot.feature_maps_figure(m, "class_out", x, weights=None), "no spatial map or token grid"),
         (lambda m, x: kv.heatmap(m, "block1_out", 0, x, weights=None, extra_tokens=2),
-         "outputs 65 tokens per image, which form no patch grid with extra_tokens=2"),
+         "Layer 'block1_out': extra_tokens=2 leaves 63 of the layer's 65 tokens, which form no grid"),
         (lambda m, x: kv.top_filters(m, "patch_tokens", x, tokens="class", weights=None),
          "tokens='class' needs a class token; the 64 tokens of layer 'patch_tokens' are all patches"),
         (lambda m, x: kv.top_filters(m, "patch_embed", x, tokens="class", weights=None),
          "tokens='class' needs a token layer"),
         (lambda m, x: kv.top_filters(m, "block1_out", x, tokens="cls", weights=None),
-         r"tokens must be one of \('patches', 'all', 'class'\). Received: tokens='cls'"),
+         "tokens must be one of 'patches', 'all', 'class'.*Received: tokens='cls'"),
         (lambda m, x: kv.dataset_examples(m, "block1_out", x[None], tokens="all", weights=None),
          r"tokens must be one of \('patches', 'class'\) for dataset examples"),
         (lambda m, x: kv.dataset_examples(m, "patch_tokens", x[None], tokens="class", weights=None),
@@ -215,3 +215,35 @@ def test_top_inputs_of_a_dense_layer_are_the_mlp_hidden_units_that_feed_a_channe
         kvw.top_inputs(mlp_vit, "block0_ln2", 0)
     with pytest.raises(ValueError, match="not a convolution: kernels need a Conv2D layer"):
         kvw.kernels(mlp_vit, "block1_mlp_out")  # kernel pictures stay Conv2D-only
+    with pytest.raises(ValueError, match=r"A Dense layer's kernel connects channels directly: "
+                                         r"kv.top_inputs\(model, 'block0_mlp_out', filter\)"):
+        kvw.expanded_weights(mlp_vit, "block0_mlp_hidden", "block0_mlp_out")
+
+
+def test_circuit_figure_of_a_dense_layer_pictures_the_mlp_hidden_units(mlp_vit):
+    fig = plot_weights.circuit_figure(mlp_vit, "block1_mlp_out", 2, k=2, preset="fast", steps=2, weights=None)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert {"block1_mlp_out\nfilter 2", "block1_mlp_hidden\n5", "block1_mlp_hidden\n9"} <= set(titles)
+
+
+def test_top_filters_figure_ranks_by_the_class_token_when_asked(planted_vit):
+    pictures = kv.Result(images=np.zeros((2, 8, 8, 3), "uint8"), scores=np.zeros(2), history=np.zeros((2, 1)),
+                         filters=[CLASS_CHANNEL, 0], layer="block1_out", raw=np.zeros((2, 8, 8, 3)), settings={})
+    fig = plot.top_filters_figure(planted_vit, "block1_out", _planted(1, 1), k=2, tokens="class",
+                                  visualizations=pictures, weights=None)  # tokens= is a run option here
+    assert fig.axes[2].get_title() == f"filter {CLASS_CHANNEL} (5)"
+
+
+def test_a_keras_hub_vit_works_in_the_apps_through_its_inner_paths():
+    import keras_hub
+    backbone = keras_hub.models.ViTBackbone(image_shape=(SIZE, SIZE, 3), patch_size=PATCH, num_layers=1, num_heads=2,
+                                            hidden_dim=DIM, mlp_dim=HIDDEN)
+    mlp = "vit_encoder/transformer_block_1/mlp"
+    top = kv.top_inputs(backbone, f"{mlp}/dense_2", 0, k=3, weights=None)
+    assert top.input_layer == f"{mlp}/dense_1" and top.all_norms.shape == (HIDDEN,)  # no graph: the MLP's first Dense
+    with pytest.raises(ValueError, match="sits inside the subclassed layer .* no Dense layer before it"):
+        kv.top_inputs(backbone, f"{mlp}/dense_1", 0, weights=None)
+    assert kv.heatmap(backbone, f"{mlp}/dense_1", 0, _planted(1, 2), weights=None).shape == (SIZE, SIZE)
+    ex = kv.dataset_examples(backbone, "vit_encoder/transformer_block_1", np.stack([_planted(1, 2), _planted(3, 3)]),
+                             k=1, filters=[0, 1], weights=None)
+    assert ex.crops.shape == (2, 1, 3 * PATCH, 3 * PATCH, 3)

@@ -65,10 +65,12 @@ def _linearize(layer, path_from: str, path_to: str) -> _Step:
         return _Step(keras.layers.Rescaling(layer.scale, 0.0))
     if kind in _IDENTITY_TYPES or kind == "InputLayer":
         return _Step(None)
+    dense = (f" A Dense layer's kernel connects channels directly: kv.top_inputs(model, {layer.name!r}, filter) "
+             "ranks the channels that feed it (a transformer MLP's hidden units).") if kind == "Dense" else ""
     raise ValueError(
         f"expanded_weights cannot linearize layer {layer.name!r} ({kind}) on the path from {path_from!r} to "
         f"{path_to!r}. Supported: Conv2D, DepthwiseConv2D, SeparableConv2D, max/average pooling, "
-        "BatchNormalization, activations, dropout and padding."
+        f"BatchNormalization, activations, dropout and padding.{dense}"
     )
 
 

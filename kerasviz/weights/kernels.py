@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from kerasviz import nets
+from kerasviz.nets.sublayers import sublayers_of
 
 DEFAULT_TOP_K = 6
 
@@ -265,6 +266,16 @@ def input_layer_of(model, layer: str, *, weights: str | None = None) -> tuple[st
     path, start = nets.find_layer(network, layer)
     prefix = path[: -len(start.name)]
     parents = nets.parent_layers(start)
+    if not parents and "/" in path:  # inside a subclassed layer (KerasHub's encoders): no graph to follow
+        sibling = _dense_before(network, path, start)
+        if sibling is not None:
+            return sibling, False
+        raise ValueError(
+            f"Layer {path!r} of {network.name} sits inside the subclassed layer {path.rsplit('/', 1)[0]!r}, which "
+            "has no graph to follow, and no Dense layer before it there has the width it reads. Inside such a "
+            "layer the channels a layer reads are found between Dense layers (a transformer MLP's second Dense "
+            "reads its first)."
+        )
     if len(parents) != 1:
         raise ValueError(
             f"Layer {path!r} of {network.name} has {len(parents)} inputs; expected one layer to read channels from."
@@ -279,6 +290,17 @@ def input_layer_of(model, layer: str, *, weights: str | None = None) -> tuple[st
         if len(parents) != 1:  # a layer that merges branches (Add, Concatenate) is the source itself
             return prefix + current.name, False
         current = parents[0]
+
+
+def _dense_before(network: nets.Network, path: str, layer) -> str | None:
+    """For a Dense layer inside a subclassed layer (a KerasHub MLP, which has no graph of its own): the Dense
+    layer made before it in the same outer layer whose width is the one it reads, else None."""
+    width = getattr(getattr(layer, "kernel", None), "shape", (None, None))[0]
+    outer_path = path.rsplit("/", 1)[0]
+    siblings = sublayers_of(nets.find_layer(network, outer_path)[1])
+    here = next((i for i, s in enumerate(siblings) if s is layer), 0)
+    found = [s for s in siblings[:here] if type(s).__name__ in DENSE_TYPES and getattr(s, "units", None) == width]
+    return f"{outer_path}/{found[-1].name}" if width is not None and found else None
 
 
 def top_inputs(
