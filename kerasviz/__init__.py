@@ -64,6 +64,7 @@ _NAMES = {
     "Plan": "kerasviz.optimize", "Result": "kerasviz.optimize", "plan": "kerasviz.optimize",
     "render": "kerasviz.optimize", "visualize_filters": "kerasviz.optimize",
     "Preset": "kerasviz.engine.presets", "list_presets": "kerasviz.engine.presets",
+    "spectrum": "kerasviz.engine.params",
     "IncomingChannels": "kerasviz.weights", "expanded_weights": "kerasviz.weights", "kernels": "kerasviz.weights",
     "top_inputs": "kerasviz.weights",
 }
@@ -97,6 +98,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from kerasviz.atlas import LayerAtlas, ModelAtlas, layer_atlas, model_atlas  # noqa: F401
     from kerasviz.atlas.gallery import make_gallery, write_gallery  # noqa: F401
     from kerasviz.catalog import list_models  # noqa: F401
+    from kerasviz.engine.params import spectrum  # noqa: F401
     from kerasviz.engine.presets import Preset, list_presets  # noqa: F401
     from kerasviz.examples import dataset_examples  # noqa: F401
     from kerasviz.images import center_crop, deprocess, load_image, save_image, show, stitch, to_uint8  # noqa: F401

@@ -183,6 +183,8 @@ class Rendered:
         revived: the keys whose image came from the revive steps.
         unfinished: the keys whose steps did not all run: every key when Ctrl-C stopped the main steps, those
             being revived when it stopped the revive steps.
+        alpha: float32 `(N, H, W)` in [0, 1], the transparency map (see `alpha_map`), where the param asks for
+            it (`Maco.alpha`); None otherwise.
     """
 
     images: np.ndarray
@@ -191,6 +193,26 @@ class Rendered:
     interrupted: bool = False
     revived: list = dataclasses.field(default_factory=list)
     unfinished: list = dataclasses.field(default_factory=list)
+    alpha: np.ndarray | None = None
+
+
+ALPHA_PERCENTILE = 99.0  # the transparency map is 1 from this percentile of an image's accumulated gradient up
+
+
+def alpha_map(accumulated: np.ndarray) -> np.ndarray:
+    """The transparency map of accumulated input-gradient magnitudes `(N, H, W, C)`: their mean over the
+    channels, divided by each image's `ALPHA_PERCENTILE` percentile and clipped to [0, 1] (1: the pixels that
+    moved the score most over the steps).
+
+    Example:
+    >>> acc = np.zeros((1, 4, 4, 3), "float32"); acc[0, 1, 2] = 5.0
+    >>> kv.engine.render.alpha_map(acc)[0, 1, 2], kv.engine.render.alpha_map(acc)[0, 0, 0]
+    (np.float32(1.0), np.float32(0.0))
+    """
+    a = np.abs(np.asarray(accumulated, "float32")).mean(axis=-1)
+    top = np.percentile(a.reshape(len(a), -1), ALPHA_PERCENTILE, axis=1).reshape(-1, 1, 1)
+    top = np.where(top > 0, top, np.maximum(a.reshape(len(a), -1).max(axis=1).reshape(-1, 1, 1), 1e-12))
+    return np.clip(a / top, 0.0, 1.0).astype("float32")
 
 
 def get_renderer(network, objective, settings: presets.Preset, revive=None) -> Renderer:
@@ -220,6 +242,10 @@ class Renderer:
         self.param = params.get(settings.param)
         self.update = updates.get(settings.update)
         self.transform = transforms.compose(list(settings.transforms))
+        # the transparency map: a zero image (the probe, the last value) added to the drawn images; the update
+        # rule leaves it zero and accumulates its gradient's magnitude (`updates.Probed`)
+        self.alpha = bool(getattr(self.param, "alpha", False))
+        self.step_update = updates.Probed(self.update) if self.alpha else self.update
         layers = list(objective.layers)
         if not layers:
             raise ValueError(f"The objective {objective.description} reads no layer.")
@@ -234,13 +260,15 @@ class Renderer:
         preprocess = (lambda x: x) if settings.input_space else network.preprocess
         extractor, param, model_size = self.extractor, self.param, self.model_size
 
-        def scorer(objective_, transform, crop=None):
-            """`score_fn(values, u, filters)` for `objective_`: the drawn images, through `transform`
-            unless `u` is None (or `transform` is None: never), cut by `crop` if given, the model, the
-            objective."""
+        def scorer(objective_, transform, crop=None, probe=False):
+            """`score_fn(values, u, filters)` for `objective_`: the drawn images (plus the probe, the last
+            value, if `probe`), through `transform` unless `u` is None (or `transform` is None: never), cut by
+            `crop` if given, the model, the objective. A transform that makes K copies of each image (`crops`)
+            gives each image the mean of its copies' scores."""
 
             def score_fn(values, u, filters):
-                imgs = param.draw(values)
+                imgs = param.draw(values[:-1]) + values[-1] if probe else param.draw(values)
+                copies = 1 if u is None or transform is None else transform.copies
                 x = imgs if u is None or transform is None else transform(imgs, u)
                 if crop is not None:
                     x = imgs = crop(x)
@@ -249,13 +277,18 @@ class Renderer:
                 outs = extractor(network.model_inputs(preprocess(x), extractor), training=False)
                 outs = outs if isinstance(outs, (list, tuple)) else [outs]
                 acts = dict(zip(layers, outs, strict=True))
-                return objective_(objectives.Context(acts, imgs, filters))
+                if copies == 1:
+                    return objective_(objectives.Context(acts, imgs, filters))
+                context = objectives.Context(acts, keras.ops.repeat(imgs, copies, axis=0),
+                                             keras.ops.repeat(filters, copies, axis=0))
+                return keras.ops.mean(keras.ops.reshape(objective_(context), (-1, copies)), axis=1)
 
             return score_fn
 
         score_fn = self.score_fn = scorer(objective, self.transform)  # `score_fn(values, u, filters)`
-        self._step = backend.compile_step(score_fn, self.update, model=self.extractor)
-        self._loop = backend.compile_loop(score_fn, self.update, model=self.extractor)
+        step_fn = scorer(objective, self.transform, probe=self.alpha)
+        self._step = backend.compile_step(step_fn, self.step_update, model=self.extractor)
+        self._loop = backend.compile_loop(step_fn, self.step_update, model=self.extractor)
         self._clean = backend.compile_scores(score_fn, model=self.extractor)
         self._block_sizes = {}  # (batch, image size) -> steps per call
         self.local = distribute_.Local()  # the default device: where a run goes without an executor
@@ -321,7 +354,7 @@ class Renderer:
         ex = executor or self.local
         if ex.replicas > 1 and isinstance(self.update, updates.KerasOptimizer):
             raise ValueError("A keras.optimizers optimizer cannot run across the replicas of a Strategy (its "
-                             "slots are variables); use update='adam', 'l2' or 'rms'.")
+                             "slots are variables); use update='adam', 'nadam', 'l2' or 'rms'.")
         n_given = len(keys)
         if ex.replicas > 1:  # pad to a multiple of the replicas; the copies are dropped at the end
             keys, filters = distribute_.pad(list(keys), ex.replicas), distribute_.pad(list(filters), ex.replicas)
@@ -332,7 +365,7 @@ class Renderer:
         sizes = octave_sizes(final, len(s.steps), s.octave_scale)
         filters_t = ex.put(np.asarray(filters, "int32"))
         lr = backend.to_tensor(np.float32(s.lr))
-        history, values, interrupted = [], None, False
+        history, values, interrupted, accumulated = [], None, False, None
         steps_per = s.steps
         total = sum(steps_per)
         done = 0
@@ -347,18 +380,27 @@ class Renderer:
                     start = backend.to_numpy(transforms.blur_images(backend.to_tensor(start),
                                                                     s.octave_blur))
                 arrays = self.param.encode(start)
+            if self.alpha:  # the probe; the map so far goes on at the new size
+                arrays = [*arrays, np.zeros((batch, *size, self.channels), "float32")]
             values = [ex.put(a) for a in arrays]
-            state = ex.call(self.update.init, values)
+            state = ex.call(self.step_update.init, values)
+            if accumulated is not None:
+                state = [*state[:-1], ex.put(_resized_sum(accumulated, size))]
             u_all = self.draw_uniforms(keys, seed, steps_per[octave], octave)  # drawn up front, on the host
             try:
-                for n, finished, scores in self._blocks(ex, values, state, lr, u_all, filters_t, size, s.block_steps):
-                    values = finished  # the values after the block: what an interruption returns
+                for n, finished, reached, scores in self._blocks(ex, values, state, lr, u_all, filters_t, size,
+                                                                 s.block_steps):
+                    values, state = finished, reached  # after the block: what an interruption returns
                     history.append(scores)
                     done += n
                     if on_step is not None:
                         on_step(done, total)
             except KeyboardInterrupt:
                 interrupted = True
+            if self.alpha:
+                accumulated = ex.get(state[-1])
+                values = values[:-1]
+            if interrupted:
                 break
         final = ex.get(ex.call(self._clean, values, None, filters_t))
         hist = (np.concatenate([h if isinstance(h, np.ndarray) else ex.get(h)[None] for h in history])
@@ -369,11 +411,12 @@ class Renderer:
         revived, unfinished = [], list(keys) if interrupted else []
         if self._revive_step is not None and s.revive_steps > 0 and not interrupted:
             values, final, revived, unfinished = self._revive(values, final, keys, filters, s, on_step, total)
+        alpha = None if accumulated is None else alpha_map(accumulated[:n_given])
         return Rendered(self._current(values), final.astype("float32"), hist.astype("float32"),
-                        interrupted or bool(unfinished), revived, unfinished)
+                        interrupted or bool(unfinished), revived, unfinished, alpha)
 
     def _blocks(self, ex, values, state, lr, u_all, filters_t, size, forced=None):
-        """The steps of one octave, in blocks: yields `(steps done in the block, values, scores)`, the scores
+        """The steps of one octave, in blocks: yields `(steps done in the block, values, state, scores)`, the scores
         `[steps, batch]` on the host, or one step's scores `[batch]` still on the device (the step loop).
 
         How many steps a call runs: `forced` (the schedule's `block_steps`) if set, else `steps_per_call` for the
@@ -388,7 +431,7 @@ class Renderer:
             for t in range(steps):
                 values, state, scores = ex.call(self._step, values, state, backend.to_tensor(np.int32(t)), lr,
                                                 ex.put(u_all[t]), filters_t)
-                yield 1, values, scores
+                yield 1, values, state, scores
             return
         k = LOOP_STEPS if forced is None else int(forced)
         u_block = np.zeros((k, *u_all.shape[1:]), "float32")
@@ -399,7 +442,7 @@ class Renderer:
             u_block[n:] = 0.0
             values, state, scores = self._call_loop(ex, values, state, np.int32(t), lr, u_block, filters_t, n)
             t += n
-            yield n, values, scores
+            yield n, values, state, scores
 
     def _auto_block(self, batch: int, size) -> int:
         """`steps_per_call` for `batch` images of `size`, from the extractor's activation size (kept per shape)."""
@@ -465,6 +508,14 @@ class Renderer:
         """The images the values draw, on the host (gathered from the replicas of `ex`)."""
         ex = ex or self.local
         return ex.get(ex.call(self.param.draw, values)).astype("float32")
+
+
+def _resized_sum(accumulated: np.ndarray, size) -> np.ndarray:
+    """An accumulated gradient map `(N, h, w, C)` at another `size`, for the next octave."""
+    if tuple(accumulated.shape[1:3]) == tuple(size):
+        return accumulated
+    top = max(float(accumulated.max()), 1e-12)
+    return np.stack([images.resize(a / top, size) * top for a in accumulated]).astype("float32")
 
 
 def revive_window(network, layer: str, extractor, size: tuple[int, int]) -> tuple[int, int, int, int] | None:

@@ -45,6 +45,10 @@ class Result:
             average over the positions), revive steps included.
         flat: the filters whose picture is nearly one color (its uint8 pixels' standard deviation is under
             `FLAT_STD`).
+        alpha: the transparency map, float32 `(N, H, W)` in [0, 1], where the param gives one (`param="maco"`,
+            `preset="maco"`): the magnitude of the score's gradient with respect to each pixel, summed over the
+            steps (1: the parts of the picture that mattered most; see `kerasviz.engine.render.alpha_map`);
+            None otherwise.
 
     Example:
     >>> result = kv.visualize_filters("VGG16", "block3_conv3", 4, weights="hed", preset="fast", size=32,
@@ -67,6 +71,7 @@ class Result:
     revived: list = dataclasses.field(default_factory=list)
     dead: list = dataclasses.field(default_factory=list)
     flat: list = dataclasses.field(default_factory=list)
+    alpha: np.ndarray | None = None
 
     def __len__(self):
         return len(self.filters)
@@ -89,6 +94,15 @@ def deprocess(raw: np.ndarray, s: presets.Preset, network) -> tuple[np.ndarray, 
         cropped = images.center_crop(raw, border=s.crop) if s.crop else raw
         return images.to_uint8(cropped), float(np.mean((cropped < 0) | (cropped > 1)))
     raise ValueError(f"deprocess must be 'clip' or 'normalize'. Received: {s.deprocess!r}.")
+
+
+def crop_alpha(alphas: list, s: presets.Preset) -> np.ndarray | None:
+    """The chunks' transparency maps as one `(N, H, W)` array, cropped as the pictures are (`s.crop`); None
+    when the run made none."""
+    if not alphas or any(a is None for a in alphas):
+        return None
+    alpha = np.concatenate(alphas)
+    return np.ascontiguousarray(images.center_crop(alpha[..., None], border=s.crop)[..., 0]) if s.crop else alpha
 
 
 def _clipped_normalized(raw, s):

@@ -31,6 +31,9 @@ class Transform:
             coordinates `(x, y, 1)` to input coordinates.
         fill_mode: for affine transforms, how pixels from outside the image are filled; `compose` fuses
             neighbouring affine transforms only when they fill alike.
+        copies: how many images it makes of each image (`crops`: K crops per image, image-major: the K
+            crops of image 0 first). The renderer scores each crop and gives each image the mean of its
+            crops' scores, so a batch of N images still has N scores.
     """
 
     name: str
@@ -38,6 +41,7 @@ class Transform:
     fn: Callable
     matrix: Callable | None = None
     fill_mode: str = "reflect"
+    copies: int = 1
 
     def __call__(self, images, u):
         return self.fn(images, u)
@@ -45,10 +49,11 @@ class Transform:
     # Transforms compare by name: `jitter(4)` made twice is the same transform, so settings that use
     # it reuse the compiled step. Names carry every argument.
     def __eq__(self, other):
-        return isinstance(other, Transform) and (self.name, self.n_random) == (other.name, other.n_random)
+        return isinstance(other, Transform) and (self.name, self.n_random, self.copies) == (
+            other.name, other.n_random, other.copies)
 
     def __hash__(self):
-        return hash((self.name, self.n_random))
+        return hash((self.name, self.n_random, self.copies))
 
     def __repr__(self):
         return self.name
@@ -288,6 +293,121 @@ def blur(sigma: float = 0.5) -> Transform:
     return Transform(f"blur({sigma:g})", 0, lambda images, u: blur_images(images, sigma))
 
 
+# Noise inside the step without a random op (keras.random takes no seed tensor inside a compiled step): a
+# hash of fixed per-pixel phases shifted by the image's draw, `frac(sin(phase + shift) * HASH_GAIN)`.
+HASH_GAIN = 43758.5453
+NOISE_PHASES_SEED = 20230613  # the fixed phases' seed (any number: they only decorrelate the pixels)
+
+
+def _hashed_uniform(shape, shift, stream: int):
+    """Uniform-looking draws in [0, 1) of `shape` (`[batch, H, W, C]`), one field per `shift` (`[batch]`, in
+    [0, 1)): the same shift gives the same field, nearby shifts unrelated ones. `stream` picks the phases."""
+    phases = np.random.default_rng([NOISE_PHASES_SEED, stream]).uniform(0, 2 * np.pi, size=shape[1:])
+    arg = ops.convert_to_tensor(phases.astype("float32"))[None] + ops.reshape(shift * 997.0, (-1, 1, 1, 1))
+    v = ops.sin(arg) * HASH_GAIN
+    return v - ops.floor(v)
+
+
+def add_noise(images, u, sd: float):
+    """`images` plus Gaussian noise of standard deviation `sd` and uniform noise in `[-sd/2, sd/2]` (xplique's
+    MACO noise), drawn from `u` (`[batch, 1]` uniform draws: one new field per draw).
+
+    Example:
+    >>> images = np.full((2, 8, 8, 3), 0.5, "float32")
+    >>> noisy = keras.ops.convert_to_numpy(kv.transforms.add_noise(images, np.array([[0.1], [0.2]], "float32"), 0.1))
+    >>> 0.05 < float(noisy.std()) < 0.2
+    True
+    """
+    if sd <= 0:
+        return images
+    shape, shift = tuple(images.shape), u[:, 0]
+    h1 = _hashed_uniform(shape, shift, 1)
+    h2 = _hashed_uniform(shape, shift, 2)
+    gauss = ops.sqrt(-2.0 * ops.log(ops.maximum(h1, 1e-7))) * ops.cos(2.0 * np.pi * h2)
+    uniform = _hashed_uniform(shape, shift, 3) - 0.5
+    return images + sd * gauss + sd * uniform
+
+
+def noise(sd: float = 0.04) -> Transform:
+    """Add Gaussian noise (standard deviation `sd`) and uniform noise (in `[-sd/2, sd/2]`) to every pixel, a new
+    field at every step (see `add_noise`).
+
+    Args:
+        sd: the noise's standard deviation, in [0, 1] image units; 0 adds none. Defaults to 0.04 (xplique's
+            0.08 on its (-1, 1) range).
+
+    Returns:
+        A `Transform` that draws 1 random number per image.
+
+    Example:
+    >>> kv.transforms.noise(0.05).name
+    'noise(0.05)'
+    """
+    return Transform(f"noise({sd:g})", 1, lambda images, u: add_noise(images, u, sd))
+
+
+CROP_DRAWS = 4  # per crop: center x, center y, side, noise
+
+
+def crops(n: int = 8, scale: tuple[float, float] = (0.25, 0.6), *, output: int | None = None,
+          noise: float = 0.04) -> Transform:
+    """MACO's augmentation: `n` random square crops of each image (the canvas), each resized to `output`
+    pixels, with noise added (Fel et al., 2023). Each image gets `n` crops, scored by the renderer as one: the
+    mean of its crops' scores.
+
+    A crop's side is a share of the canvas's shorter side drawn uniformly in `scale` (Horama draws it in a
+    range; xplique shrinks it over the steps); its box lies inside the canvas, anywhere with equal chance.
+
+    Args:
+        n: crops per image, >= 1. Defaults to 8.
+        scale: `(low, high)`, the share of the canvas a crop's side takes, in (0, 1]. Defaults to (0.25, 0.6).
+        output: the crops' side in pixels (the size the model sees), at most the canvas's; None: the
+            canvas's shorter side. Defaults to None.
+        noise: the noise's standard deviation (see `noise`); 0 for none. Defaults to 0.04.
+
+    Returns:
+        A `Transform` with `copies=n` that draws `4 * n` random numbers per image.
+
+    Raises:
+        ValueError: `n` < 1, `scale` not in (0, 1], or `noise` < 0.
+
+    Example:
+    >>> t = kv.transforms.crops(4, (0.5, 0.8), output=16)
+    >>> images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    >>> u = np.random.default_rng(1).uniform(size=(2, t.n_random)).astype("float32")
+    >>> tuple(t(images, u).shape)
+    (8, 16, 16, 3)
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"crops n must be an int >= 1 (crops per image). Received: n={n!r}.")
+    low, high = scale
+    if not 0 < low <= high <= 1:
+        raise ValueError(f"crops scale must be (low, high) with 0 < low <= high <= 1 (shares of the canvas). "
+                         f"Received: scale={scale!r}.")
+    if noise < 0:
+        raise ValueError(f"crops noise must be >= 0. Received: noise={noise!r}.")
+
+    def fn(images, u):
+        h, w = int(images.shape[1]), int(images.shape[2])
+        side_out = min(h, w) if output is None else int(output)
+        if side_out > min(h, w):
+            raise ValueError(f"crops output={side_out} is larger than the {h}x{w} canvas: use a larger size or "
+                             "a smaller output.")
+        draws = ops.reshape(u[:, : CROP_DRAWS * n], (-1, CROP_DRAWS))  # [batch * n, 4], image-major
+        side = (low + (high - low) * draws[:, 2]) * min(h, w)  # the crop's side in canvas pixels
+        left = draws[:, 0] * (w - side)
+        top = draws[:, 1] * (h - side)
+        s = side / side_out
+        zero, one = ops.zeros_like(s), ops.ones_like(s)
+        m = ops.stack([ops.stack([s, zero, left], -1), ops.stack([zero, s, top], -1),
+                       ops.stack([zero, zero, one], -1)], axis=1)
+        x = apply_matrix(ops.repeat(images, n, axis=0), m, "reflect")[:, :side_out, :side_out, :]
+        return add_noise(x, draws[:, 3:4], noise)
+
+    out = "" if output is None else f", output={output}"
+    return Transform(f"crops({n}, ({low:g}, {high:g}){out}, noise={noise:g})", CROP_DRAWS * n, fn, copies=n)
+
+
 def compose(transforms: Sequence[Transform]) -> Transform:
     """Chain transforms left to right into one; neighbouring affine transforms with the same `fill_mode`
     are fused into a single resampling (one bilinear interpolation instead of several).
@@ -305,27 +425,34 @@ def compose(transforms: Sequence[Transform]) -> Transform:
     """
     transforms = list(transforms)
     n = sum(t.n_random for t in transforms)
+    copies = math.prod(t.copies for t in transforms)
 
     def fn(images, u):
-        start, i = 0, 0
+        start, i, rep = 0, 0, 1
+
+        def draws(t):  # a transform after `crops` sees each image's draws on every one of its crops
+            part = u[:, start : start + t.n_random]
+            return ops.repeat(part, rep, axis=0) if rep > 1 else part
+
         while i < len(transforms):
             t = transforms[i]
             if t.matrix is None:
-                images = t(images, u[:, start : start + t.n_random])
+                images = t(images, draws(t))
                 start += t.n_random
+                rep *= t.copies
                 i += 1
                 continue
             m, fill_mode = None, t.fill_mode
             while i < len(transforms) and transforms[i].matrix is not None and transforms[i].fill_mode == fill_mode:
                 t = transforms[i]
-                mi = t.matrix(u[:, start : start + t.n_random], images.shape[1], images.shape[2])
+                mi = t.matrix(draws(t), images.shape[1], images.shape[2])
                 m = mi if m is None else ops.matmul(m, mi)
                 start += t.n_random
                 i += 1
             images = apply_matrix(images, m, fill_mode)
         return images
 
-    return Transform("compose(" + ", ".join(t.name for t in transforms) + ")", n, fn)
+    return Transform("compose(" + ", ".join(t.name for t in transforms) + ")", n, fn, copies=copies)
 
 
 def standard_transforms() -> list[Transform]:

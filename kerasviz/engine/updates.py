@@ -94,6 +94,59 @@ class Adam:
         return out, new_m + new_v
 
 
+@dataclasses.dataclass(frozen=True)
+class Nadam:
+    """Adam with Nesterov momentum (Dozat, 2016; without the momentum schedule), ascending: MACO's update rule
+    (xplique and Horama run it at lr 1.0). Per-element, so images stay independent."""
+
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+
+    name = "nadam"
+
+    def init(self, values):
+        return Adam.init(self, values)
+
+    def apply(self, values, grads, state, lr, t):
+        n = len(values)
+        m, v2 = state[:n], state[n:]
+        step = ops.cast(t, "float32") + 1.0
+        c1 = 1.0 - ops.power(self.beta_1, step)
+        c1_next = 1.0 - ops.power(self.beta_1, step + 1.0)
+        c2 = 1.0 - ops.power(self.beta_2, step)
+        out, new_m, new_v = [], [], []
+        for x, g, mi, vi in zip(values, grads, m, v2, strict=True):
+            mi = self.beta_1 * mi + (1.0 - self.beta_1) * g
+            vi = self.beta_2 * vi + (1.0 - self.beta_2) * ops.square(g)
+            nesterov = self.beta_1 * mi / c1_next + (1.0 - self.beta_1) * g / c1
+            out.append(x + lr * nesterov / (ops.sqrt(vi / c2) + self.epsilon))
+            new_m.append(mi)
+            new_v.append(vi)
+        return out, new_m + new_v
+
+
+@dataclasses.dataclass(frozen=True)
+class Probed:
+    """`inner` on every value but the last, the probe: a zero image added to the drawn images, whose gradient is
+    the gradient with respect to the image. The probe stays zero; the last state entry accumulates the
+    magnitude of its gradient over the steps (MACO's transparency map). The renderer wraps the update rule in
+    it when the parameterization asks for the map (`Maco.alpha`)."""
+
+    inner: object
+
+    @property
+    def name(self) -> str:
+        return getattr(self.inner, "name", repr(self.inner))
+
+    def init(self, values):
+        return list(self.inner.init(values[:-1])) + [ops.zeros_like(values[-1])]
+
+    def apply(self, values, grads, state, lr, t):
+        new, inner_state = self.inner.apply(values[:-1], grads[:-1], state[:-1], lr, t)
+        return list(new) + [values[-1]], list(inner_state) + [state[-1] + ops.abs(grads[-1])]
+
+
 class KerasOptimizer:
     """Any `keras.optimizers.Optimizer` as an update rule. It ascends by minimizing the negated score.
 
@@ -166,14 +219,15 @@ class KerasOptimizer:
         return backend.optimizer_apply(opt, variables, values, [-g for g in grads], state)
 
 
-UPDATES = {"l2": L2, "rms": RMS, "adam": Adam}
+UPDATES = {"l2": L2, "rms": RMS, "adam": Adam, "nadam": Nadam}
 
 
 def get(update):
-    """An update rule from a name (`"l2"`, `"rms"`, `"adam"`) or a rule object.
+    """An update rule from a name (`"l2"`, `"rms"`, `"adam"`, `"nadam"`) or a rule object.
 
     Args:
-        update: `"l2"` (keras.io), `"rms"` (the 2016 blog) or `"adam"` (Lucid), case/punctuation-insensitive,
+        update: `"l2"` (keras.io), `"rms"` (the 2016 blog), `"adam"` (Lucid) or `"nadam"` (MACO),
+            case/punctuation-insensitive,
             a `keras.optimizers.Optimizer` (wrapped in `KerasOptimizer`), or an object with `init` and
             `apply` methods, returned as is.
 
@@ -199,6 +253,6 @@ def get(update):
     if hasattr(update, "apply") and hasattr(update, "init"):
         return update
     raise TypeError(
-        "update must be 'l2', 'rms', 'adam', a keras.optimizers.Optimizer or an update rule object. "
+        "update must be 'l2', 'rms', 'adam', 'nadam', a keras.optimizers.Optimizer or an update rule object. "
         f"Received: {update!r}."
     )

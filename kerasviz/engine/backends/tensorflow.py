@@ -48,7 +48,8 @@ def _ascent(score_fn, update):
             tape.watch(values)
             scores = score_fn(values, u, filters)
             total = tf.reduce_sum(scores)
-        grads = tape.gradient(total, values)
+        # zeros for values the score does not depend on (a MACO magnitude behind stop_gradient)
+        grads = tape.gradient(total, values, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         values, state = update.apply(values, grads, state, lr, t)
         return values, state, scores
 

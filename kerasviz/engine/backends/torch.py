@@ -19,7 +19,8 @@ def _ascent(score_fn, update):
     def step(values, state, t, lr, u, filters):
         values = [v.detach().requires_grad_(True) for v in values]
         scores = score_fn(values, u, filters)
-        grads = torch.autograd.grad(scores.sum(), values)
+        # zeros for values the score does not depend on (a MACO magnitude behind stop_gradient)
+        grads = torch.autograd.grad(scores.sum(), values, allow_unused=True, materialize_grads=True)
         with torch.no_grad():
             values, state = update.apply([v.detach() for v in values], list(grads), state, lr, t)
         return values, state, scores.detach()
