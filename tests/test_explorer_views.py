@@ -14,7 +14,8 @@ from kerasviz import optimize
 from kerasviz.atlas import gallery
 
 QUICK = dict(preset="fast", size=16, steps=2, progress=False, batch_size=4)
-VIEWS = ("accentuated", "concepts")
+VIEWS = ("alpha", "accentuated", "concepts", "atlas-map")
+VIEW_SETTINGS = {"concepts": {"n": 4}, "atlas-map": {"grid": 4, "budget": 1000, "min_count": 2}}
 HOSTILE = "<svg onload=window.__pwned=1>.png"
 HOSTILE_ATTRIBUTE = '"><img src=x onerror=window.__pwned=1>.png'
 N_IMAGES = 10
@@ -47,7 +48,7 @@ def make_small_cnn():
 
 def _options(tmp_path_factory):
     return dict(layers=["conv2"], filters=range(3), examples=_folder(tmp_path_factory.mktemp("data") / "photos"),
-                views=VIEWS, class_index=1, top_k=2, **QUICK)
+                views=VIEWS, view_settings=VIEW_SETTINGS, class_index=1, top_k=2, **QUICK)
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +119,10 @@ def test_the_concepts_page_ranks_concepts_links_their_units_and_shows_their_patc
         with page.expect_navigation():
             page.click("a[href='concepts.html']")
         sections = page.locator("section.concept")
-        assert sections.count() == 8
+        assert sections.count() == 4
         importance = [float(t.split("importance ")[1]) for t in page.locator("section.concept h2").all_inner_texts()]
         assert importance == sorted(importance, reverse=True)
-        assert page.locator("section.concept .patch").count() >= 8
+        assert page.locator("section.concept .patch").count() >= 4
         names = {HOSTILE, HOSTILE_ATTRIBUTE} | {f"img{i}.png" for i in range(N_IMAGES - 2)}
         assert set(page.locator(".patch .source").all_inner_texts()) <= names  # hostile names as text
         assert page.eval_on_selector_all(".patch img", "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
@@ -135,6 +136,69 @@ def test_the_concepts_page_ranks_concepts_links_their_units_and_shows_their_patc
     browse(check)
 
 
+def test_the_atlas_page_links_every_cell_to_its_page(site):
+    index, _, _, _ = site
+    root = os.path.dirname(index)
+
+    def check(page):
+        page.goto(_url(os.path.join(root, "conv2", "index.html")))
+        with page.expect_navigation():
+            page.click("a[href='atlas-map.html']")
+        assert page.eval_on_selector(".atlas-map img", "i => i.complete && i.naturalWidth > 0")
+        cells = page.locator(".atlas-map a.cell")
+        assert cells.count() >= 1
+        # each cell's link covers its place on the image: inside the image, none on top of another
+        boxes = page.eval_on_selector_all(".atlas-map a.cell", "as => as.map(a => a.getBoundingClientRect())"
+                                          ".map(r => [r.left, r.top, r.width, r.height])")
+        frame = page.eval_on_selector(".atlas-map img", "i => { const r = i.getBoundingClientRect(); "
+                                                        "return [r.left, r.top, r.width, r.height]; }")
+        assert all(b[0] >= frame[0] - 1 and b[1] >= frame[1] - 1 and b[0] + b[2] <= frame[0] + frame[2] + 1
+                   and abs(b[2] - frame[2] / 4) < 1 for b in boxes)
+        assert len({(round(b[0]), round(b[1])) for b in boxes}) == len(boxes)
+        with page.expect_navigation():
+            cells.first.click()
+        assert "/conv2/cell-r" in page.url
+        assert "activation vectors in this cell" in page.inner_text("body")
+        assert page.eval_on_selector_all("img", "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
+        assert page.locator(".examples figure").count() >= 1
+        with page.expect_navigation():
+            page.click("a[rel='up']")
+        assert page.url.endswith("/conv2/atlas-map.html")
+
+    browse(check)
+
+
+def test_the_alpha_view_shows_each_units_maco_picture_over_its_transparency(site):
+    index, _, _, _ = site
+    folder = os.path.join(os.path.dirname(index), "conv2")
+    with open(os.path.join(folder, "f00000.html"), encoding="utf-8") as f:
+        text = f.read()
+    assert 'src="f00000-maco.png"' in text and 'src="f00000-maco-alpha.png"' in text
+    maco = np.asarray(Image.open(os.path.join(folder, "f00000-maco.png")))
+    shown = np.asarray(Image.open(os.path.join(folder, "f00000-maco-alpha.png")))
+    assert shown.shape == maco.shape and np.abs(shown.astype(int) - maco).max() > 0  # the checkerboard shows
+
+
+def test_an_atlas_whose_cache_holds_transparency_maps_shows_them(tmp_path):
+    from kerasviz.atlas import FilterCache, LayerAtlas
+
+    rng = np.random.default_rng(0)
+    pictures = rng.integers(0, 255, (2, 16, 16, 3), dtype=np.uint8)
+    cache = FilterCache(str(tmp_path / "cache"), {})
+    cache.store(0, pictures[0], score=1.0, seconds=0.1, alpha=np.linspace(0, 1, 256).reshape(16, 16))
+    cache.store(1, pictures[1], score=1.0, seconds=0.1)  # no map
+    layer = LayerAtlas(layer="conv", filters=[0, 1], images=pictures, scores=np.ones(2, "float32"), computed=[],
+                       cached=[0, 1], seconds=0.0, batch_size=2, interrupted=False, layer_type="Conv2D",
+                       output_shape=(None, None, None, 2), channels=2, settings={}, cache_path=str(tmp_path / "cache"))
+    gallery.write_gallery(layer, tmp_path / "site")
+    shown = np.asarray(Image.open(tmp_path / "site" / "conv" / "f00000-alpha.png")).astype(int)
+    assert np.abs(shown[-1, -1] - pictures[0][-1, -1]).max() <= 1  # opaque where the map is 1
+    assert shown[0, 0].tolist() in ([102] * 3, [153] * 3)  # the checkerboard where it is 0
+    assert not os.path.exists(tmp_path / "site" / "conv" / "f00001-alpha.png")
+    with open(tmp_path / "site" / "conv" / "f00000.html", encoding="utf-8") as f:
+        assert "transparency" in f.read()
+
+
 def test_a_second_run_computes_nothing_and_writes_the_same_pages(site, small_cnn, tmp_path, monkeypatch):
     index, _, cache, options = site
 
@@ -145,8 +209,9 @@ def test_a_second_run_computes_nothing_and_writes_the_same_pages(site, small_cnn
     out = tmp_path / "again"
     gallery.make_gallery(small_cnn, out, cache_dir=cache, **options)
     root = os.path.dirname(index)
-    for name in ("f00001.html", "f00001-acc0.png", "f00002-acc2-photo.png", "concepts.html", "concept3.png",
-                 "concept0-h0.png"):
+    names = [x for x in os.listdir(os.path.join(root, "conv2")) if x.startswith("cell-r")][:2]
+    for name in ("f00001.html", "f00001-acc0.png", "f00002-acc2-photo.png", "f00001-maco.png",
+                 "concepts.html", "concept3.png", "concept0-h0.png", "atlas-map.html", "atlas-map.png", *names):
         with open(os.path.join(root, "conv2", name), "rb") as f, open(out / "conv2" / name, "rb") as g:
             assert f.read() == g.read(), name
 

@@ -58,6 +58,8 @@ class LayerViews:
         heatmaps: filter -> uint8 `(H, W, 3)` overlay of its activation on the user's image.
         image_name: the user image's name, for the heatmap's caption.
         accentuated: filter -> list of `views.Accented`: its top dataset examples, accentuated for it.
+        alpha: filter -> `pictures.UnitPicture` with its transparency map: its MACO picture, for an atlas whose
+            cache holds no map of its own.
         pages: view name -> what the layer's own page of that view shows (`layer_views.LAYER_VIEWS`).
     """
 
@@ -67,6 +69,7 @@ class LayerViews:
     heatmaps: dict = dataclasses.field(default_factory=dict)
     image_name: str = "the image"
     accentuated: dict = dataclasses.field(default_factory=dict)
+    alpha: dict = dataclasses.field(default_factory=dict)
     pages: dict = dataclasses.field(default_factory=dict)
 
 
@@ -110,7 +113,14 @@ class _Site:
         self.done: dict[str, atlas_lib.LayerAtlas] = {}
         self.views: dict[str, LayerViews] = {}
         self._graph = None
+        self._alphas: dict[str, dict] = {}
         os.makedirs(out_dir, exist_ok=True)
+
+    def alphas(self, a) -> dict:
+        """The transparency maps of a layer atlas's own pictures, read from its cache once."""
+        if a.layer not in self._alphas:
+            self._alphas[a.layer] = pictures.alpha_maps(a)
+        return self._alphas[a.layer]
 
     def graph(self):
         if self.network is None or self.top_k <= 0:
@@ -233,6 +243,18 @@ class _Site:
         for j, pic in enumerate(views.diverse.get(f, ())):
             pages.save_png(pic.image, os.path.join(folder, f"{stem}-div{j}.png"))
             figures.append((f"{stem}-div{j}.png", f"diverse {j + 1} · {pic.score:.3g}", "diverse"))
+        if f in self.alphas(a):  # the atlas's own picture has a transparency map (a MACO atlas)
+            pages.save_png(pages.over_checkerboard(a.images[i], self.alphas(a)[f]),
+                           os.path.join(folder, f"{stem}-alpha.png"))
+            figures.append((f"{stem}-alpha.png", "transparency", "alpha"))
+        maco = views.alpha.get(f)
+        if maco is not None:
+            pages.save_png(maco.image, os.path.join(folder, f"{stem}-maco.png"))
+            figures.append((f"{stem}-maco.png", f"maco · {maco.score:.3g}", "maco"))
+            if maco.alpha is not None:
+                pages.save_png(pages.over_checkerboard(maco.image, maco.alpha),
+                               os.path.join(folder, f"{stem}-maco-alpha.png"))
+                figures.append((f"{stem}-maco-alpha.png", "maco · transparency", "alpha"))
         heatmap = None
         if f in views.heatmaps:
             heatmap = f"{stem}-heat.png"
@@ -345,6 +367,7 @@ def make_gallery(
     examples=None,
     image=None,
     class_index: int | None = None,
+    view_settings: dict | None = None,
     title: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     preset: str | presets.Preset | None = None,
@@ -375,6 +398,10 @@ def make_gallery(
         image: a path or array: each unit's activation over it as a heatmap overlay. Defaults to None.
         class_index: the class (an output index of a classifier) the concepts' importance is for; None for no
             importance. Defaults to None.
+        view_settings: view -> keywords of the function that computes it, e.g. `{"concepts": {"n": 6},
+            "atlas-map": {"grid": 10, "budget": 20_000}}` (`kerasviz.concepts.concepts`,
+            `kerasviz.concepts.activation_atlas.activation_atlas`, `kerasviz.accentuate`). Defaults to None
+            (their defaults).
         title: the page title. Defaults to the model's name.
         cache_dir: the cache of the atlases, the extra views and the dataset examples. Defaults to
             `$KERASVIZ_CACHE` or `~/.cache/kerasviz/atlas`.
@@ -401,6 +428,10 @@ def make_gallery(
     'site/index.html'
     """
     wanted = pictures.check_views(views)
+    view_settings = dict(view_settings or {})
+    if set(view_settings) - set(wanted):
+        raise ValueError(f"view_settings names views not asked for: {sorted(set(view_settings) - set(wanted))}. "
+                         f"Expected some of views={list(wanted)}; add the view to views= or drop its settings.")
     needs = [v for v in wanted if v in pictures.DATA_VIEWS]
     if needs and examples is None:
         raise ValueError(f"views={','.join(needs)!r} need your images: give examples= a folder of images, an "
@@ -433,7 +464,7 @@ def make_gallery(
     settings = dict(preset=preset, **vars(dataclasses.replace(run, distribute=None)), **overrides)
     try:
         _add_views(site, result, wanted, examples, image, cache_dir=cache_dir, progress=progress, settings=settings,
-                   class_index=class_index)
+                   class_index=class_index, view_settings=view_settings)
     except KeyboardInterrupt:  # what was cached stays cached; the pages show what is done
         result.interrupted = True
     site.write_all()
@@ -441,15 +472,19 @@ def make_gallery(
 
 
 def _add_views(site: _Site, result, wanted, examples, image, *, cache_dir: str | None, progress: bool,
-               settings: dict, class_index: int | None = None) -> None:
+               settings: dict, class_index: int | None = None, view_settings: dict | None = None) -> None:
     """The extra views, layer by layer, each view with its own progress bar; the layer's pages are rewritten
     after each. `settings`: the atlases' preset, run options (to run here) and `Preset` overrides, which the
-    computed views share."""
+    computed views share; `view_settings`: view -> the keywords of its function."""
+    view_settings = view_settings or {}
     done = [a for a in result.layers.values() if len(a.filters)]
     units = sum(len(a.filters) for a in done)
     for view in (v for v in wanted if v in pictures.PICTURE_VIEWS):
         with FilterBar(units, progress, desc=pictures.COSTS[view]) as bar:
             for a in done:
+                if view == "alpha" and site.alphas(a):  # the atlas's own pictures have their maps
+                    bar.advance(len(a.filters))
+                    continue
                 bar.describe(a.layer)
                 found = pictures.PICTURE_VIEWS[view](site.network, a.layer, a.filters, bar=bar, cache_dir=cache_dir,
                                                      **settings)
@@ -470,7 +505,7 @@ def _add_views(site: _Site, result, wanted, examples, image, *, cache_dir: str |
             v.image_name = os.path.basename(image) if isinstance(image, (str, os.PathLike)) else "your image"
         site.write_layer(a.layer)
     if "accentuated" in wanted:  # faccent's recipe (its own preset), with the gallery's run options and overrides
-        accent = {k: v for k, v in settings.items() if k != "preset"}
+        accent = {**{k: v for k, v in settings.items() if k != "preset"}, **view_settings.get("accentuated", {})}
         with FilterBar(units, progress, desc=pictures.COSTS["accentuated"]) as bar:
             for a in done:
                 bar.describe(a.layer)
@@ -483,6 +518,7 @@ def _add_views(site: _Site, result, wanted, examples, image, *, cache_dir: str |
             for a in done:
                 bar.describe(a.layer)
                 extra = {"class_index": class_index} if view == "concepts" and class_index is not None else {}
+                extra.update(view_settings.get(view, {}))
                 site.views.setdefault(a.layer, LayerViews()).pages[view] = layer_views.compute(
                     view, site.network, a.layer, examples, cache_dir=cache_dir, **settings, **extra)
                 bar.advance(1)

@@ -92,7 +92,7 @@ def compute(view: str, network: nets.Network, layer: str, examples, *, cache_dir
 
         page = _concepts_page(concepts(network, layer, source, **keywords))
     else:
-        from kerasviz.concepts import activation_atlas
+        from kerasviz.concepts.activation_atlas import activation_atlas
 
         page = _atlas_page(activation_atlas(network, layer, source, progress=False, **keywords), network, source)
     if path is not None:
