@@ -110,14 +110,16 @@ def test_unit_pages_show_their_top_examples_accentuated(site):
     browse(check)
 
 
-def test_the_concepts_page_ranks_concepts_links_their_units_and_shows_their_patches(site):
-    index, _, _, _ = site
-    root = os.path.dirname(index)
+def _from_the_layer_page(page, site, link):
+    """Open conv2's layer page and follow its link to `link`."""
+    page.goto(_url(os.path.join(os.path.dirname(site[0]), "conv2", "index.html")))
+    with page.expect_navigation():
+        page.click(f"a[href='{link}']")
 
+
+def test_the_concepts_page_ranks_concepts_links_their_units_and_shows_their_patches(site):
     def check(page):
-        page.goto(_url(os.path.join(root, "conv2", "index.html")))
-        with page.expect_navigation():
-            page.click("a[href='concepts.html']")
+        _from_the_layer_page(page, site, "concepts.html")
         sections = page.locator("section.concept")
         assert sections.count() == 4
         importance = [float(t.split("importance ")[1]) for t in page.locator("section.concept h2").all_inner_texts()]
@@ -137,13 +139,8 @@ def test_the_concepts_page_ranks_concepts_links_their_units_and_shows_their_patc
 
 
 def test_the_atlas_page_links_every_cell_to_its_page(site):
-    index, _, _, _ = site
-    root = os.path.dirname(index)
-
     def check(page):
-        page.goto(_url(os.path.join(root, "conv2", "index.html")))
-        with page.expect_navigation():
-            page.click("a[href='atlas-map.html']")
+        _from_the_layer_page(page, site, "atlas-map.html")
         assert page.eval_on_selector(".atlas-map img", "i => i.complete && i.naturalWidth > 0")
         cells = page.locator(".atlas-map a.cell")
         assert cells.count() >= 1
@@ -251,3 +248,21 @@ def test_a_vit_gallery_shows_each_blocks_mlp_hidden_layer_and_output(tmp_path):
         assert page.eval_on_selector("img.big", "i => i.complete && i.naturalWidth") == 16
 
     browse(check)
+
+
+def test_cli_gallery_flags_for_the_views_from_images(small_cnn, tmp_path, capsys):
+    from kerasviz import cli
+
+    path = str(tmp_path / "small.keras")
+    small_cnn.save(path)
+    out = tmp_path / "site"
+    argv = ["gallery", path, "--weights", "none", "--layers", "conv2", "--filters", "0-1", "--preset", "fast",
+            "--size", "16", "--steps", "2", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    assert cli.main([*argv, "--atlas-map"]) == 2
+    assert "views='atlas-map' need your images: give examples=" in capsys.readouterr().err
+    folder = _folder(tmp_path / "photos")
+    assert cli.main([*argv, "--examples", folder, "--accentuated", "--concepts", "--class-index", "2"]) == 0
+    names = os.listdir(out / "conv2")
+    assert "concepts.html" in names and "f00001-acc2.png" in names and "atlas-map.html" not in names
+    with open(out / "conv2" / "concepts.html", encoding="utf-8") as f:
+        assert "for class 2" in f.read()

@@ -19,7 +19,7 @@ def _cmd_gallery(args) -> None:
     views = [v.strip() for v in (args.views or "").split(",") if v.strip()]
     views += [name for name, flag in (("accentuated", args.accentuated), ("concepts", args.concepts),
                                       ("atlas-map", args.atlas_map)) if flag]
-    options.update(views=views, examples=args.examples, image=args.image)
+    options.update(views=views, examples=args.examples, image=args.image, class_index=args.class_index)
     index, result = gallery.make_gallery(network, args.out, layers, top_k=args.top_k, **options)
     print(result.summary())
     print(f"{index}: {len(result.layers)} layer(s)")
@@ -69,6 +69,8 @@ def register(subparsers) -> None:
     p.add_argument("--atlas-map", action="store_true",
                    help="an activation-atlas page per layer: its activations over --examples mapped to 2-D "
                         "(UMAP), each grid cell's mean rendered; the cells link to their own pages")
+    p.add_argument("--class-index", type=int, default=None, metavar="N",
+                   help="with --concepts: the class (an output index) whose importance ranks the concepts")
     p.add_argument("--image", default=None, metavar="PATH",
                    help="an image: each unit's activation over it as a heatmap (one forward pass per layer)")
     common.add_ray_args(p)
