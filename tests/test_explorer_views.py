@@ -237,8 +237,9 @@ def make_tiny_vit():
 
 
 def test_a_vit_gallery_shows_each_blocks_mlp_hidden_layer_and_output(tmp_path):
-    index, result = gallery.make_gallery(make_tiny_vit(), tmp_path / "site", filters=range(2), revive_steps=0,
-                                         cache_dir=tmp_path / "cache", **dict(QUICK, size=None))
+    photos = np.random.default_rng(0).uniform(size=(6, 16, 16, 3)).astype("float32")
+    index, result = gallery.make_gallery(make_tiny_vit(), tmp_path / "site", filters=range(2), examples=photos,
+                                         image=photos[0], cache_dir=tmp_path / "cache", **dict(QUICK, size=None))
     assert list(result.layers) == ["block0_mlp_hidden", "block0_out"]
 
     def check(page):
@@ -246,6 +247,10 @@ def test_a_vit_gallery_shows_each_blocks_mlp_hidden_layer_and_output(tmp_path):
         assert page.locator(".strip img").count() == 2 * 2
         page.goto(_url(tmp_path / "site" / "block0_mlp_hidden" / "f00001.html"))
         assert page.eval_on_selector("img.big", "i => i.complete && i.naturalWidth") == 16
+        # the token layer's heatmap is the patch grid over the image; its examples are patches of the photos
+        assert page.eval_on_selector("img.overlay", "i => [i.naturalWidth, i.naturalHeight]") == [16, 16]
+        assert page.locator(".examples figure").count() == 6
+        assert page.eval_on_selector_all(".examples img", "imgs => imgs.every(i => i.complete && i.naturalWidth)")
 
     browse(check)
 
