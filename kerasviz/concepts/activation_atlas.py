@@ -37,8 +37,8 @@ UMAP_NEIGHBORS = 50  # Lucid's n_neighbors for 100,000 vectors
 UMAP_MIN_DIST = 0.05  # Lucid's min_dist
 SMALL_SAMPLE_SHARE = 10  # fewer vectors: n_neighbors = M // SMALL_SAMPLE_SHARE (a small sample's local structure)
 MIN_NEIGHBORS = 2
-OUTLIER_PERCENTILE = 1.0  # the map's scale ignores the 1% of vectors at each end (Lucid's normalize_layout)
-LAYOUT_MARGIN = 0.1  # ... and keeps a 10% margin beyond them
+OUTLIER_PERCENTILE = 1.0  # outliers beyond the 1% of vectors at each end (Lucid's normalize_layout) ...
+LAYOUT_MARGIN = 0.1  # ... and a 10% margin are clipped, so a few strays do not shrink the map
 MEMBERS = 9  # members kept per cell: the samples nearest the cell's mean
 COSINE_POWER = 2.0  # Lucid's direction_neuron_cossim_S default
 CLASS_SHARE = 0.25  # a class-filtered atlas keeps this share of the samples (highest attribution, positive only)
@@ -168,7 +168,8 @@ def layout(vectors: np.ndarray, *, n_neighbors: int | None = None, seed: int = 0
     low = np.percentile(xy, OUTLIER_PERCENTILE, axis=0)
     high = np.percentile(xy, 100 - OUTLIER_PERCENTILE, axis=0)
     low, high = low - LAYOUT_MARGIN * (high - low), high + LAYOUT_MARGIN * (high - low)
-    xy = np.clip(xy, low, high) - low
+    xy = np.clip(xy, low, high)
+    xy = xy - xy.min(axis=0)
     return (xy / np.maximum(xy.max(axis=0), 1e-12)).astype("float32")
 
 
