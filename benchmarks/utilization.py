@@ -3,6 +3,7 @@
     python benchmarks/utilization.py                             # VGG16 hed, three layers, fp32 and bf16
     python benchmarks/utilization.py --layers block3_conv3 --precision bfloat16 --steps 4
     KERAS_BACKEND=jax python benchmarks/utilization.py --layers block3_conv3
+    python benchmarks/utilization.py --vit --steps 2 --warm 1   # a ViT-B/16-sized step: random weights, 224 px
 
 Measured, in this order, for each precision:
 
@@ -97,8 +98,8 @@ def model_step(net, layer: str, precision: str, batch: int, size: int):
     one_hot = keras.ops.convert_to_tensor(np.eye(int(extractor.outputs[0].shape[-1]), dtype="float32")[
         np.arange(batch) % 16])
 
-    def total(acts):
-        return keras.ops.sum(keras.ops.mean(acts, axis=(1, 2)) * one_hot)
+    def total(acts):  # a map's positions, or a token layer's tokens
+        return keras.ops.sum(keras.ops.mean(acts, axis=tuple(range(1, len(acts.shape) - 1))) * one_hot)
 
     if backend == "tensorflow":
         import tensorflow as tf
@@ -148,6 +149,32 @@ def kerasviz_step_seconds(net, layer: str, precision: str, args) -> float:
     return (long - short) / args.steps if long > short else float("nan")  # nan: the load hid the steps
 
 
+VIT_B16 = dict(patch_size=16, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072)  # ViT-B/16
+
+
+def vit_b16(size: int = 224):
+    """A KerasHub `ViTBackbone` of ViT-B/16's shape with random weights, and the layer read: the last block's
+    MLP hidden layer (after its GELU)."""
+    import keras_hub
+
+    import kerasviz as kv
+
+    model = keras_hub.models.ViTBackbone(image_shape=(size, size, 3), **VIT_B16)
+    return kv.nets.as_network(model, input_range=(0, 1)), "vit_encoder/transformer_block_12/mlp/dense_1"
+
+
+def vit_step_flops(size: int = 224) -> int:
+    """FLOP of one step (forward + input gradient, the `flops.step_flops` rule: 2 x forward MACs x 2) of
+    `vit_b16` for one image, up to the last block's MLP hidden layer: the patch embedding; per block the
+    query/key/value/output projections (4 N d^2), the attention scores and their mix (2 N^2 d) and the MLP
+    (2 N d m; the last block's second Dense is not needed, counted anyway: 1% of the total)."""
+    n_patches = (size // VIT_B16["patch_size"]) ** 2
+    n, d, m = n_patches + 1, VIT_B16["hidden_dim"], VIT_B16["mlp_dim"]
+    embed = n_patches * d * 3 * VIT_B16["patch_size"] ** 2
+    block = 4 * n * d * d + 2 * n * n * d + 2 * n * d * m
+    return 2 * 2 * (embed + VIT_B16["num_layers"] * block)
+
+
 def set_threads(n: int) -> None:
     """Limit the backend's compute threads to `n` (call before any computation; JAX: before it is imported)."""
     os.environ["OMP_NUM_THREADS"] = str(n)
@@ -181,6 +208,9 @@ def main():
     parser.add_argument("--repeats-step", type=int, default=1, help="kerasviz runs of each length, best kept")
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--skip-kerasviz", action="store_true", help="time the model step only")
+    parser.add_argument("--vit", action="store_true",
+                        help="a ViT-B/16-sized KerasHub ViTBackbone (random weights, 224 px; --model, --weights, "
+                             "--layers and --size are then ignored)")
     parser.add_argument("--threads", type=int, default=None,
                         help="compute threads of the backend (default: its own); 1 gives steadier figures on a "
                              "busy machine: the matmul peak and the steps then share one core")
@@ -193,9 +223,14 @@ def main():
     import kerasviz as kv
 
     weights = None if args.weights.lower() == "none" else args.weights
-    net = kv.get_model(args.model, weights=weights)
+    if args.vit:
+        net, layer = vit_b16()
+        args.model, weights, args.layers, args.size = "ViT-B/16", None, [layer], 224
+        gflop = {layer: vit_step_flops(args.size) * args.batch / 1e9}
+    else:
+        net = kv.get_model(args.model, weights=weights)
+        gflop = {layer: flops.step_flops(net, layer, args.size) * args.batch / 1e9 for layer in args.layers}
     backend = keras.backend.backend()
-    gflop = {layer: flops.step_flops(net, layer, args.size) * args.batch / 1e9 for layer in args.layers}
     threads = f"{args.threads} thread(s)" if args.threads else "default threads"
     print(f"{args.model} ({weights}), batch {args.batch}, {args.size} px, backend {backend}, {threads}, "
           f"bfloat16_is_fast={kv.engine.backend.bfloat16_is_fast()}; {_load()}", flush=True)

@@ -351,11 +351,6 @@ def filter_scores(
     """
     if by not in ("mean", "max"):
         raise ValueError(f"by must be 'mean' or 'max'. Received: by={by!r}.")
-    if np.ndim(act) == 1:
-        if tokens != "patches":
-            raise ValueError(f"tokens={tokens!r} needs a token layer (tokens, channels); layer {layer!r} outputs "
-                             f"shape {np.shape(act)} per image. Leave tokens at its default, 'patches'.")
-        return act
     values = token_values(act, layer, tokens, image_size=image_size, extra_tokens=extra_tokens)
     return values.mean(axis=0) if by == "mean" else values.max(axis=0)
 

@@ -343,8 +343,8 @@ class DatasetExamples:
         ids: int `(F, k)`: each image's position in the data (its index in the array, its file in
             `names`, its place in the dataset's stream).
         scores: float32 `(F, k)`: the filter's maximum activation over the image.
-        positions: int `(F, k, 2)`: `(row, col)` of that maximum in the layer's map (-1 for a layer
-            without positions).
+        positions: int `(F, k, 2)`: `(row, col)` of that maximum in the layer's map, the patch grid for a
+            token layer (-1 for a layer without positions).
         centers: float32 `(F, k, 2)`: the input pixel `(y, x)` at the center of that position's
             receptive field.
         crops: uint8 `(F, k, h, w, C)`: the receptive field around the maximum, cut from the image
@@ -353,7 +353,8 @@ class DatasetExamples:
         names: file names by id for a folder, else None.
         sources: str `(F, k)`: each image's source name (`DataSource.source_name`: its path in the folder,
             with `/`, or `#<id>`); `""` where no image.
-        receptive_field: the layer's `ReceptiveField`, None for a layer without positions.
+        receptive_field: the layer's `ReceptiveField` (for a token layer the crop window around a patch,
+            `kerasviz.topk.token_field`), None for a layer without positions.
         count: images seen.
         seconds: wall time.
     """

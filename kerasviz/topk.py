@@ -8,6 +8,7 @@ A token layer (a vision transformer's `(batch, tokens, channels)`) is read as it
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -56,17 +57,19 @@ class PositionMax(keras.layers.Layer):
         return best, keras.ops.stack([where // width, where % width], axis=-1)
 
 
-def token_field(grid: TokenGrid, image_size: Sequence[int]) -> ReceptiveField:
+def token_field(grid: TokenGrid, image_size: Sequence[int], patch: ReceptiveField | None = None) -> ReceptiveField:
     """The crop window of a token layer's positions: the patch, centered in `TOKEN_CROP_PATCHES` patches a side.
 
     Before the first attention layer a patch token sees exactly its patch; after it, it sees the whole
-    image. The crops take the patch (with one patch of context around it) for every token layer, since
-    a whole-image crop would say nothing about where the filter fired, and a token's own patch stays
-    the strongest part of it through the residual stream (docs/analysis.md, "Token layers").
+    image (`ReceptiveField.mixed`). The crops take the patch, with one patch of context around it, for every
+    token layer: a whole-image crop would say nothing about where the filter fired, and a token's own patch
+    stays the strongest part of it through the residual stream (docs/analysis.md, "Token layers").
 
     Args:
         grid: the layer's `TokenGrid`.
         image_size: the `(height, width)` of the images the model saw.
+        patch: the token's own field (`kerasviz.nets.receptive_field.positions_field`), whose geometry the
+            window keeps. Defaults to None: the image cut evenly into the grid's patches.
 
     Returns:
         A `ReceptiveField`: `jump` the patch size, `offset` the first patch's center, `size` the window.
@@ -78,11 +81,11 @@ def token_field(grid: TokenGrid, image_size: Sequence[int]) -> ReceptiveField:
     >>> field.size, field.jump, field.center((0, 1))
     ((48, 48), (16.0, 16.0), (7.5, 23.5))
     """
-    patch = (image_size[0] / grid.rows, image_size[1] / grid.cols)
-    return ReceptiveField(
-        size=tuple(int(round(TOKEN_CROP_PATCHES * p)) for p in patch),
-        jump=patch, offset=tuple((p - 1) / 2 for p in patch), input_size=tuple(int(s) for s in image_size),
-    )
+    if patch is None:
+        jump = (image_size[0] / grid.rows, image_size[1] / grid.cols)
+        patch = ReceptiveField(size=tuple(int(round(j)) for j in jump), jump=jump,
+                               offset=tuple((j - 1) / 2 for j in jump), input_size=tuple(int(s) for s in image_size))
+    return dataclasses.replace(patch, size=tuple(int(round(TOKEN_CROP_PATCHES * j)) for j in patch.jump))
 
 
 def reader(network: nets.Network, path: str, extractor: keras.Model, filters: Sequence[int],
@@ -109,7 +112,8 @@ def reader(network: nets.Network, path: str, extractor: keras.Model, filters: Se
         if tokens == "class" and grid.extra < 1:
             raise ValueError(f"tokens='class' needs a class token; the tokens of layer {path!r} are all patches. "
                              "Use tokens='patches', or tell the token count with extra_tokens=.")
-        field = None if tokens == "class" else token_field(grid, image_size)
+        field = None if tokens == "class" else token_field(
+            grid, image_size, positions_field(network, path, tuple(image_size), rank))
     elif rank in (2, 4):
         if tokens != "patches":
             raise ValueError(f"tokens={tokens!r} needs a token layer (batch, tokens, channels); layer {path!r} "

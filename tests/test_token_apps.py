@@ -14,12 +14,14 @@ import pytest
 import kerasviz as kv
 from kerasviz import analysis, plot, plot_weights
 from kerasviz import weights as kvw
+from kerasviz.cli.main import main
 
 PATCH, SIZE, DIM, HIDDEN, BLOCKS = 4, 32, 16, 32, 2
 GRID = SIZE // PATCH
 CLASS_CHANNEL, CLASS_VALUE = 3, 5.0
 
 
+@keras.saving.register_keras_serializable(package="test_token_apps")
 class ClassToken(keras.layers.Layer):
     """Puts a learned class token in front of the patch tokens."""
 
@@ -31,6 +33,7 @@ class ClassToken(keras.layers.Layer):
         return keras.ops.concatenate([token, x], axis=1)
 
 
+@keras.saving.register_keras_serializable(package="test_token_apps")
 class PositionEmbedding(keras.layers.Layer):
     def build(self, input_shape):
         self.embedding = self.add_weight(shape=(1, *input_shape[1:]), initializer="zeros", name="embedding")
@@ -39,6 +42,7 @@ class PositionEmbedding(keras.layers.Layer):
         return x + keras.ops.cast(self.embedding, x.dtype)
 
 
+@keras.saving.register_keras_serializable(package="test_token_apps")
 class FirstToken(keras.layers.Layer):
     def call(self, x):
         return x[:, 0]
@@ -174,7 +178,9 @@ def test_dataset_examples_of_a_token_layer_crop_the_patch_that_fires(planted_vit
     assert (ex.crops[0, 0, :PATCH] == 0).all()  # the patches around it are black
     corner = ex.crops[0, 2]  # patch (7, 7): the window reaches past the image, filled with gray
     assert (corner[2 * PATCH :, :] == 128).all() and (corner[PATCH : 2 * PATCH, PATCH : 2 * PATCH] == 128).all()
-    assert ex.receptive_field.jump == (PATCH, PATCH)
+    assert ex.receptive_field.jump == (PATCH, PATCH) and ex.receptive_field.mixed  # after attention
+    before = kv.dataset_examples(planted_vit, "position", data, k=1, filters=[0], weights=None)
+    assert before.ids[0, 0] == 1 and not before.receptive_field.mixed  # before attention: the patch is all it sees
 
     cls = kv.dataset_examples(planted_vit, "block1_out", data, k=2, filters=[CLASS_CHANNEL], tokens="class",
                               weights=None)
@@ -188,6 +194,21 @@ def test_feature_maps_and_heatmap_figures_of_a_token_layer(planted_vit):
     assert fig.axes[0].get_title() == f"block1_mlp_hidden: 4 feature maps ({GRID}x{GRID})"
     fig = plot.heatmap_figure(planted_vit, "block1_out", 0, _planted(2, 6), weights=None)
     assert fig.axes[1].images[1].get_array().shape == (SIZE, SIZE)
+
+
+def test_command_line_maps_and_heatmap_of_a_token_layer(planted_vit, tmp_path, capsys):
+    path = str(tmp_path / "vit.keras")
+    planted_vit.save(path)
+    image = str(tmp_path / "spot.png")
+    kv.save_image(_planted(4, 4), image)
+    heat = str(tmp_path / "h.png")
+    assert main(["heatmap", path, "block1_out", "0", image, "--extra-tokens", "1", "--out", heat]) == 0
+    assert main(["maps", path, "block1_mlp_hidden", image, "--filters", "0-3", "--out", str(tmp_path / "m.png")]) == 0
+    assert (tmp_path / "h.png").exists() and (tmp_path / "m.png").exists()
+    capsys.readouterr()
+    assert main(["maps", path, "class_out", image, "--out", str(tmp_path / "x.png")]) == 2
+    error = capsys.readouterr().err
+    assert "Layer 'class_out' outputs shape (16,) per image, with no spatial map or token grid" in error
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +255,7 @@ def test_top_filters_figure_ranks_by_the_class_token_when_asked(planted_vit):
     assert fig.axes[2].get_title() == f"filter {CLASS_CHANNEL} (5)"
 
 
-def test_a_keras_hub_vit_works_in_the_apps_through_its_inner_paths():
+def test_keras_hub_vit_and_dinov2_work_in_the_apps_through_their_inner_paths():
     import keras_hub
     backbone = keras_hub.models.ViTBackbone(image_shape=(SIZE, SIZE, 3), patch_size=PATCH, num_layers=1, num_heads=2,
                                             hidden_dim=DIM, mlp_dim=HIDDEN)
@@ -247,3 +268,12 @@ def test_a_keras_hub_vit_works_in_the_apps_through_its_inner_paths():
     ex = kv.dataset_examples(backbone, "vit_encoder/transformer_block_1", np.stack([_planted(1, 2), _planted(3, 3)]),
                              k=1, filters=[0, 1], weights=None)
     assert ex.crops.shape == (2, 1, 3 * PATCH, 3 * PATCH, 3)
+    dino = keras_hub.models.DINOV2Backbone(patch_size=PATCH, num_layers=1, hidden_dim=DIM, num_heads=2,
+                                           intermediate_dim=HIDDEN, num_register_tokens=4, image_shape=(SIZE, SIZE, 3),
+                                           position_embedding_shape=(SIZE, SIZE, 3))
+    act = kv.activations(dino, "encoder/layers_0", _planted(0, 0), weights=None)["encoder/layers_0"]
+    assert act.shape == (1 + 4 + GRID * GRID, DIM)  # a class token and 4 registers before the patches
+    assert analysis.check_spatial_map(act, "encoder/layers_0").shape == (GRID, GRID, DIM)
+    np.testing.assert_allclose(kv.top_filters(dino, "encoder/layers_0", _planted(0, 0), k=1, tokens="class",
+                                              weights=None).values, act[0].max(), rtol=1e-5)
+    assert kv.top_inputs(dino, "encoder/layers_0/mlp/fc2", 0, weights=None).input_layer == "encoder/layers_0/mlp/fc1"

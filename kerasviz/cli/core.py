@@ -67,12 +67,16 @@ def _cmd_layers(args) -> None:
     from kerasviz import nets
 
     net = load_network(args)
-    rows = nets.list_layers(net.model)
+    rows = nets.list_layers(net.model, attention=args.attention)
+    marked = set(nets.visual_layers(net.model))
     width = max(len(r.path) for r in rows)
-    print(f"{'layer':<{width}}  {'type':<24} {'output shape':<24} channels")
+    print(f"  {'layer':<{width}}  {'type':<24} {'output shape':<24} channels")
     for r in rows:
         shape = str(r.output_shape) if r.output_shape is not None else "-"
-        print(f"{r.path:<{width}}  {r.type:<24} {shape:<24} {r.channels if r.channels else '-'}")
+        mark = "*" if r.path in marked else " "
+        print(f"{mark} {r.path:<{width}}  {r.type:<24} {shape:<24} {r.channels if r.channels else '-'}")
+    print("(*) the layers worth a picture by default (a transformer: each block's MLP hidden layer and output; "
+          "a convnet: its convolutions)")
 
 
 def _cmd_models(args) -> None:
@@ -119,8 +123,11 @@ def register(sub) -> None:
                         "every worker reaches (default: $KERASVIZ_CACHE or ~/.cache/kerasviz/atlas)")
     p.set_defaults(run=_cmd_atlas)
 
-    p = sub.add_parser("layers", help="list a model's layers: name, type, output shape, channels")
+    p = sub.add_parser("layers", help="list a model's layers: name, type, output shape, channels; * marks the "
+                                      "layers worth a picture")
     add_model_args(p, weights_default=None)
+    p.add_argument("--attention", action="store_true",
+                   help="also list the internals of attention layers (query, key, value projections, softmax)")
     p.set_defaults(run=_cmd_layers)
 
     p = sub.add_parser("models", help="list the keras.applications models kerasviz knows")

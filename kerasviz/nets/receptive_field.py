@@ -2,6 +2,13 @@
 
 The input pixels one position of a layer sees (`receptive_field`), and how many positions of one layer a
 position of a later layer sees (`field_between`): one walk over the graph serves both.
+
+A token of a vision transformer's layer `(batch, tokens, channels)` is given its own patch: the patch embedding's
+window, `size = jump = patch size`. That is exactly what it sees up to the first attention layer. After one,
+every token has read every other, so strictly each sees the whole image (`ReceptiveField.mixed` says so);
+we still give the patch, because the residual stream keeps each token's own patch dominant (a token's picture
+and its dataset examples are about its place in the image, as heatmaps of trained ViTs show), and a crop of
+the whole image would make every dataset example the same whole photo. Read `mixed` where it matters.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import numpy as np
 
 from kerasviz.nets.layers import as_network_lazily, find_layer, parent_layers
 from kerasviz.nets.network import Network
+from kerasviz.nets.sublayers import inner_layer, inner_layers, is_attention
 
 # Layers that keep every spatial position where it is (elementwise maps, normalizations, merges).
 # Anything not listed and not recognized by its attributes is checked by shape (see `_transfer`).
@@ -44,12 +52,15 @@ class ReceptiveField:
             at `offset + p * jump`.
         input_size: the input size the padding was worked out for, or None (assumed a multiple of
             every stride).
+        mixed: True for a token layer after an attention layer: strictly every token sees the whole image;
+            `size` is its own patch, the part that dominates it (see the module's note). False elsewhere.
     """
 
     size: tuple[int, int]
     jump: tuple[float, float]
     offset: tuple[float, float]
     input_size: tuple[int, int] | None = None
+    mixed: bool = False
 
     def center(self, position: Sequence[int]) -> tuple[float, float]:
         """Input coordinates `(y, x)` of the center of output position `(row, col)`."""
@@ -73,6 +84,7 @@ class _Field:
     start: tuple[float, float] = (0.0, 0.0)
     n: tuple[int | None, int | None] = (None, None)
     spatial: bool = True
+    mixed: bool = False  # attention on the way: every token has read every other
 
 
 def _pair(value) -> tuple[int, int]:
@@ -121,6 +133,8 @@ def _transfer(layer, fields: list[_Field], in_shapes, out_shape) -> _Field:
     if not spatial:
         return fields[0]
     field = max(spatial, key=lambda f: f.size[0] * f.size[1])
+    if any(f.mixed for f in spatial):  # a residual merge of an attention branch: mixed too
+        field = dataclasses.replace(field, mixed=True)
     if "Transpose" in kind:
         raise ValueError(f"Layer {layer.name!r} ({kind}) upsamples by a transposed convolution, which "
                          "receptive_field does not handle.")
@@ -150,6 +164,8 @@ def _transfer(layer, fields: list[_Field], in_shapes, out_shape) -> _Field:
         start = tuple(s - (u - 1) / 2 * j for s, u, j in zip(field.start, up, jump, strict=True))
         n = tuple(None if v is None else v * u for v, u in zip(field.n, up, strict=True))
         return dataclasses.replace(field, jump=jump, start=start, n=n)
+    if out_shape is not None and len(out_shape) == 3 and kind not in _GLOBAL:
+        return _tokens(layer, field, in_shapes)
     if kind in _GLOBAL or (out_shape is not None and len(out_shape) != 4):
         return dataclasses.replace(field, spatial=False)
     if kind in _POINTWISE:
@@ -159,6 +175,23 @@ def _transfer(layer, fields: list[_Field], in_shapes, out_shape) -> _Field:
         if all(tuple(s[1:3]) == tuple(out_shape[1:3]) for s in maps):
             return field  # an unknown layer that keeps the map's shape: pointwise
     raise ValueError(f"receptive_field does not know how layer {layer.name!r} ({kind}) maps positions.")
+
+
+def _mixes(layer) -> bool:
+    """Whether `layer` mixes tokens: an attention layer, or a subclassed layer with one inside."""
+    return is_attention(layer) or any(is_attention(inner) for _, inner in inner_layers(layer, "", attention=True))
+
+
+def _tokens(layer, field: _Field, in_shapes) -> _Field:
+    """A token layer's field: a map turned into tokens keeps its positions (a patch embedding inside a
+    subclassed layer adds its window); a layer that mixes tokens marks the field `mixed`."""
+    if any(s is not None and len(s) == 4 for s in in_shapes):
+        convs = [inner for _, inner in inner_layers(layer, "") if hasattr(inner, "kernel_size")]
+        if convs:  # a subclassed patch embedding (KerasHub): its convolution's window
+            c = convs[0]
+            field = _window(field, _pair(c.kernel_size), _pair(c.strides), _pair(getattr(c, "dilation_rate", 1)),
+                            str(c.padding).lower(), c.name)
+    return dataclasses.replace(field, mixed=True) if _mixes(layer) else field
 
 
 def _flat(x) -> list:
@@ -251,6 +284,7 @@ def receptive_field(model, layer: str, *, input_size: int | tuple[int, int] | No
         jump=tuple(float(j) for j in field.jump),
         offset=tuple(float(s) for s in field.start),
         input_size=tuple(input_size) if input_size is not None else None,
+        mixed=field.mixed,
     )
 
 
@@ -262,9 +296,9 @@ def _keras_model(model) -> keras.Model:
 
 
 def positions_field(network, path: str, input_size, rank: int) -> ReceptiveField | None:
-    """The receptive field of `path` (whose output has `rank` axes), or None for a layer without
-    positions, whose crops are whole images."""
-    if rank != 4:
+    """The receptive field of `path` (whose output has `rank` axes: 4 for a map, 3 for a token layer, whose
+    positions are its patch grid), or None for a layer without positions, whose crops are whole images."""
+    if rank not in (3, 4):
         return None
     keras_model = network.model
     start = _Field(n=tuple(int(v) for v in input_size))
@@ -277,10 +311,30 @@ def _path_field(model, parts: list[str], input_fields: dict[int, _Field]) -> _Fi
     layer = model.get_layer(parts[0])
     if len(parts) == 1:
         return _walk(model, layer.output, input_fields)
+    if not isinstance(layer, keras.Model):  # a layer inside a subclassed layer (a KerasHub encoder)
+        return _inner_field(model, layer, parts[1:], input_fields)
     node = layer._inbound_nodes[0]
     outer = [_walk(model, t, input_fields) for t in _flat(node.input_tensors)]
     inner = {id(t): f for t, f in zip(_flat(layer.inputs), outer, strict=False)}
     return _path_field(layer, parts[1:], inner)
+
+
+def _inner_field(model, outer, inner_parts: list[str], input_fields: dict[int, _Field]) -> _Field:
+    """The field of a layer inside the subclassed layer `outer`: a convolution's window on `outer`'s input,
+    else `outer`'s input field, mixed where an attention layer comes before it inside `outer`."""
+    node = outer._inbound_nodes[0]
+    field = max((_walk(model, t, input_fields) for t in _flat(node.input_tensors)), key=lambda f: f.size[0])
+    target = inner_layer(outer, inner_parts)
+    if hasattr(target, "kernel_size"):
+        return _window(field, _pair(target.kernel_size), _pair(target.strides),
+                       _pair(getattr(target, "dilation_rate", 1)), str(target.padding).lower(), target.name)
+    path = "/" + "/".join(inner_parts)
+    for inner_path, inner in inner_layers(outer, "", attention=True):
+        if inner_path == path or path.startswith(inner_path + "/"):
+            break
+        if is_attention(inner):
+            return dataclasses.replace(field, mixed=True)
+    return field
 
 
 def field_between(model, layer_from: str, layer_to: str) -> tuple[int, int]:
