@@ -1,9 +1,9 @@
 """A synthetic data set with planted parts and a small CNN trained on it: the known answer for concepts and atlases.
 
-Each image is gray noise with two of `PARTS` parts pasted at random non-overlapping places. A part is a small
-colored texture (a color and a stripe/check pattern). There is one class per pair of parts (`CLASSES`): every
-part appears in three classes and no two classes share both parts, so telling the classes apart needs each
-part told apart from every other (a network that merged two parts could not tell `{a, x}` from `{b, x}`).
+Each image is gray noise with up to two of `PARTS` parts pasted at random non-overlapping places. A part is a
+small colored texture (a color and a stripe/check pattern). There is one class per set of at most two parts
+(`CLASSES`: none, each part alone, each pair), so telling the classes apart needs every part detected on its own:
+with two parts in every image, a network could leave one part undetected and infer it from the others.
 `planted_data` also returns, per image, the part under each pixel (-1 for background): the ground truth the
 concept tests score against.
 
@@ -20,9 +20,9 @@ import numpy as np
 
 IMAGE_SIZE = 32
 PART_SIZE = 10
-PARTS = 4  # K planted parts
-CLASSES = tuple(itertools.combinations(range(PARTS), 2))  # class c holds the two parts CLASSES[c]
-PART_COLORS = np.array([[0.9, 0.15, 0.1], [0.1, 0.75, 0.2], [0.15, 0.3, 0.95], [0.95, 0.85, 0.1]], "float32")
+PARTS = 3  # K planted parts
+CLASSES = tuple(c for size in range(3) for c in itertools.combinations(range(PARTS), size))  # class c: parts CLASSES[c]
+PART_COLORS = np.array([[0.95, 0.1, 0.1], [0.1, 0.85, 0.1], [0.15, 0.25, 0.95]], "float32")  # one per part
 NOISE = 0.08  # background: gray 0.5 plus this much uniform noise
 LATE_LAYER = "conv3"  # the late layer whose concepts recover the parts (8 x 8 grid, post-ReLU)
 
@@ -46,13 +46,13 @@ def part_image(kind: int) -> np.ndarray:
     return (p * PART_COLORS[kind] + (1 - p) * 0.1).astype("float32")
 
 
-def class_parts(label: int) -> tuple[int, int]:
-    """The two parts class `label` holds."""
+def class_parts(label: int) -> tuple[int, ...]:
+    """The parts class `label` holds (none, one or two)."""
     return CLASSES[label]
 
 
 def planted_data(n: int = 256, seed: int = 0):
-    """`n` images with planted parts.
+    """`n` images with planted parts, the classes in turn (shuffled).
 
     Returns:
         `(images, labels, part_map)`: float32 `(n, 32, 32, 3)` in [0, 1], int `(n,)` in [0, len(CLASSES)), and int
@@ -78,7 +78,7 @@ def planted_data(n: int = 256, seed: int = 0):
 
 
 def planted_model(seed: int = 0) -> keras.Model:
-    """The small CNN (untrained): conv1 (16) -> pool -> conv2 (32) -> pool -> conv3 (32, 8 x 8) -> global mean
+    """The small CNN (untrained): conv1 (16) -> pool -> conv2 (32) -> pool -> conv3 (32, 8 x 8) -> global max
     -> one logit per class."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
@@ -87,12 +87,12 @@ def planted_model(seed: int = 0) -> keras.Model:
     x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
     x = keras.layers.MaxPooling2D(name="pool2")(x)
     x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name=LATE_LAYER)(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.GlobalMaxPooling2D(name="gmp")(x)  # max, not mean: a part must fire somewhere on its own
     out = keras.layers.Dense(len(CLASSES), name="logits")(x)
     return keras.Model(inputs, out, name="planted_cnn")
 
 
-def trained_planted_model(n: int = 512, epochs: int = 6, seed: int = 0):
+def trained_planted_model(n: int = 512, epochs: int = 8, seed: int = 0):
     """`planted_model` trained on `planted_data(n, seed)` for a few seconds.
 
     Returns:

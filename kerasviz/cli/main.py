@@ -10,10 +10,10 @@ import argparse
 import sys
 
 from kerasviz import __version__
-from kerasviz.cli import activation_atlas, analysis, circuits, core, examples, gallery
+from kerasviz.cli import activation_atlas, analysis, circuits, concepts, core, examples, gallery
 from kerasviz.cli.common import EXIT_USAGE
 
-COMMAND_GROUPS = (core, analysis, circuits, gallery, examples, activation_atlas)
+COMMAND_GROUPS = (core, analysis, circuits, gallery, examples, concepts, activation_atlas)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,7 +28,7 @@ def concepts(model, layer: str, images, n: int = 8, *, class_index: int | None =
     See `kerasviz.concepts.factor.concepts`, which this calls, for the method, the arguments and an example.
     """
     importlib.import_module("kerasviz.framework").start()
-    factor = importlib.import_module("kerasviz.concepts.factor")
+    factor = importlib.import_module("kerasviz.concepts.factor")  # (its `concepts` documents every option)
     return factor.concepts(model, layer, images, n, class_index=class_index, **options)
 
 

@@ -11,8 +11,13 @@ The method (CRAFT, Fel et al. 2023; Lucid's neuron groups, Olah et al. 2018):
    Shifting by the minimum would make "absent" a concept of its own; PCA/ICA give signed coefficients that
    say neither;
 3. a second streamed pass scores every image: the top images of each concept (its largest coefficient),
-   the receptive-field patch around it, and, for a classifier, the concept's importance for a class by
-   gradient x input through the concept basis: `mean over images of sum over positions W * (dlogit/dA . D)`;
+   the receptive-field patch around it, and, for a classifier, the concept's importance for a class: by
+   ablation (the logit's drop when `W_i D_i` is taken out of the activations: exact, n passes of the model's
+   rest) or by gradient x input through the concept basis (`sum over positions of W * (dlogit/dA . D)`: one
+   gradient, first order; on the planted-parts test model, whose head max-pools, it gives a part the class
+   needs a negative score that ablation does not), averaged over the images the model puts in that class
+   (CRAFT passes only that class's images: the same thing when the model is right; over a mixed set, images
+   of other classes would mix in their evidence against it);
 4. all concepts are rendered in one batch through `optimize.plan`, image i with a direction objective on
    concept i (`objectives.per_image`).
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -32,6 +38,8 @@ from kerasviz.concepts.sampling import Samples, sample_activations
 from kerasviz.engine import objectives
 
 CONCEPTS_EXTRA = 'pip install "kerasviz[concepts]"'
+
+IMPORTANCE = ("ablation", "gradient")  # how a concept's importance for a class is measured (see `concepts`)
 
 METHODS = ("auto", "nmf", "nmf-split")  # auto: "nmf" for a non-negative layer, "nmf-split" for a signed one
 
@@ -73,13 +81,17 @@ class Reducer:
         method: `"nmf"` or `"nmf-split"`.
         nmf: the fitted `sklearn.decomposition.NMF`.
         order: the concepts' order (strongest first) among the NMF's components.
-        directions: float32 `(n, C)`: each concept's direction in the layer (`H`, or `H+ - H-` for a split).
+        directions: float32 `(n, C)`: each concept's unit direction in the layer (`H`, or `H+ - H-` for a
+            split, scaled to length 1; the coefficients carry the lengths, so `W @ directions ~ A`).
+        norms: float32 `(n,)`: the lengths the directions were divided by.
     """
 
     def __init__(self, method: str, nmf, order: np.ndarray, channels: int):
         self.method, self.nmf, self.order = method, nmf, order
         h = nmf.components_[order].astype("float32")
-        self.directions = h[:, :channels] - h[:, channels:] if method == "nmf-split" else h
+        directions = h[:, :channels] - h[:, channels:] if method == "nmf-split" else h
+        self.norms = np.maximum(np.linalg.norm(directions, axis=1), 1e-12)  # NMF's W H leaves the scale to W or H
+        self.directions = directions / self.norms[:, None]  # unit directions: a coefficient is a length
 
     @staticmethod
     def prepare(method: str, vectors: np.ndarray) -> np.ndarray:
@@ -90,7 +102,7 @@ class Reducer:
 
     def transform(self, vectors: np.ndarray) -> np.ndarray:
         """Coefficients float32 `(M, n)` of vectors `(M, C)`."""
-        return self.nmf.transform(self.prepare(self.method, vectors))[:, self.order].astype("float32")
+        return (self.nmf.transform(self.prepare(self.method, vectors))[:, self.order] * self.norms).astype("float32")
 
 
 def factorize(vectors: np.ndarray, n: int, *, method: str = "auto", seed: int = 0) -> Reducer:
@@ -146,12 +158,14 @@ class Concepts:
     Attributes:
         layer: the layer path.
         method: `"nmf"` or `"nmf-split"` (see `factorize`).
-        basis: float32 `(n, C)`: each concept's direction in the layer's channels (its composition).
+        basis: float32 `(n, C)`: each concept's unit direction in the layer's channels (its composition).
         pictures: uint8 `(n, H, W, 3)`: a feature visualization of each direction.
         patches: per concept, its top `Patch`es (one per image, strongest first).
         heatmaps: per concept, float32 `(k, rows, cols)`: its coefficients over the layer's grid on each of
             its top images (in the order of `patches`).
-        importance: float32 `(n,)`: each concept's gradient x input for `class_index`, or None.
+        importance: float32 `(n,)`: each concept's importance for `class_index`'s logit (`settings["importance"]`:
+            ablation or gradient x input), averaged over the images the model puts in that class
+            (`settings["class_images"]` of them), or None.
         source: the `kerasviz.examples.DataSource` of the images.
         class_index: the class the importance is for, or None.
         top_images: uint8 `(n, k, H, W, C)`: the top images themselves, as the model saw them.
@@ -241,8 +255,8 @@ def _stream(network, path, source, size, batch_size, value_range):
 
 
 def _class_head(network: nets.Network, path: str, class_index: int):
-    """A function from the layer's output to the model's class scores (the logits: a final softmax is
-    left out), checked against `class_index`."""
+    """A function from the layer's output to the model's class scores `(B, classes)` (the logits: a final
+    softmax is left out), checked against `class_index`."""
     model = network.model
     if "/" in path:
         raise ValueError(f"class_index needs a layer of the model itself; {path!r} is inside a nested model. Pick "
@@ -264,24 +278,47 @@ def _class_head(network: nets.Network, path: str, class_index: int):
             0 <= class_index < classes):
         raise ValueError(f"class_index must be an int in [0, {classes}) for {network.name} ({classes} classes). "
                          f"Received: class_index={class_index!r}.")
-    pick = int(class_index)
 
-    def score(acts):
+    def logits(acts):
         y = tail(acts, training=False)
         if dense is not None:
             y = keras.ops.matmul(y, dense.kernel) + (dense.bias if dense.use_bias else 0.0)
-        return y[:, pick]
+        return y
 
-    return score
+    return logits
 
 
-def _scan(network, path, source, reducer: Reducer, *, size, batch_size, value_range, top_k, head, progress):
-    """The second pass: each concept's top images (by its largest coefficient) and its importance."""
+def _importance(head, acts, w, logit, reducer: Reducer, class_index: int, how: str) -> np.ndarray:
+    """Each image's importance of each concept for the class: float `(B, n)`.
+
+    `"gradient"`: gradient x input through the basis, `sum over positions W * (dlogit/dA . D)`, a first-order
+    estimate. `"ablation"`: the logit's drop when the concept is taken out of the activations (`A - W_i D_i`,
+    clipped at 0 for a non-negative layer), one pass of the rest of the model per concept.
+    """
+    from kerasviz.engine import backend
+
+    b, rows, cols, c = acts.shape
+    if how == "gradient":
+        grad = backend.input_gradient(lambda a: head(a)[:, class_index], acts).reshape(b, rows * cols, c)
+        return np.einsum("bpn,bpn->bn", w, grad @ reducer.directions.T)
+    drops = []
+    for i, direction in enumerate(reducer.directions):
+        ablated = acts - (w[:, :, i, None] * direction).reshape(acts.shape)
+        if reducer.method == "nmf":
+            ablated = np.maximum(ablated, 0.0)
+        drops.append(logit - backend.to_numpy(head(ablated))[:, class_index])
+    return np.stack(drops, axis=1)
+
+
+def _scan(network, path, source, reducer: Reducer, *, size, batch_size, value_range, top_k, head, class_index,
+          importance, progress):
+    """The second pass: each concept's top images (by its largest coefficient) and, over the images the model
+    puts in class `class_index`, its importance."""
     from kerasviz.engine import backend
 
     n = len(reducer.directions)
     top = kv_examples._TopK(n, top_k)
-    total, count = np.zeros(n, "float64"), 0
+    total, count, in_class = np.zeros(n, "float64"), 0, 0
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -295,16 +332,20 @@ def _scan(network, path, source, reducer: Reducer, *, size, batch_size, value_ra
             pos = np.stack([where // cols, where % cols], axis=-1).astype("int32")
             top.update(w.max(axis=1), pos, np.zeros(pos.shape, "float32"), first, None, lambda i, _f, u8=u8: u8[i])
             if head is not None:
-                grad = backend.input_gradient(head, acts).reshape(b, rows * cols, c)
-                total += np.einsum("bpn,bpn->n", w, grad @ reducer.directions.T)
+                logits = backend.to_numpy(head(acts))
+                mine = np.argmax(logits, axis=-1) == class_index
+                if mine.any():
+                    total += _importance(head, acts[mine], w[mine], logits[mine, class_index], reducer, class_index,
+                                         importance).sum(axis=0)
+                    in_class += int(mine.sum())
             count += b
             if bar is not None:
                 bar.update(b)
     finally:
         if bar is not None:
             bar.close()
-    importance = (total / max(count, 1)).astype("float32") if head is not None else None
-    return top, importance
+    scores = (total / max(in_class, 1)).astype("float32") if head is not None else None
+    return top, scores, in_class
 
 
 def _patches(network, path, top, reducer: Reducer, size, batch_size: int):
@@ -355,6 +396,7 @@ def concepts(
     n: int = 8,
     *,
     class_index: int | None = None,
+    importance: str = "ablation",
     method: str = "auto",
     budget: int = DEFAULT_BUDGET,
     top_k: int = 6,
@@ -371,10 +413,11 @@ def concepts(
     `budget` spatial activation vectors (`sample_activations`), factorized by scikit-learn's NMF into `n`
     concepts (a signed layer is split into its positive and negative parts first: see
     `kerasviz.concepts.factor`); once to find each concept's top images and, with `class_index`, its
-    importance for that class (gradient x input through the concept basis, averaged over the images). Pass the
-    images of one class only to explain that class, as CRAFT does. The concepts' pictures are rendered in one
-    batch, each by a direction objective (dot x cosine) on its basis row. Seeded: the same seed gives the
-    same concepts and pictures.
+    importance for that class (the logit's drop when the concept is removed, or gradient x input through the
+    concept basis; averaged over the images the model puts in that class). Pass the images of one class only
+    to find that class's own concepts, as CRAFT does. The concepts' pictures are rendered in one batch, each
+    by a direction objective (dot x cosine) on its basis row. Seeded: the same seed gives the same concepts
+    and pictures.
 
     Args:
         model: a `keras.applications` name, a `.keras` path, a `keras.Model` or a `Network`.
@@ -385,6 +428,10 @@ def concepts(
         n: the number of concepts. Defaults to 8.
         class_index: the class whose logit the importance is for (a classifier's output index), or None for
             no importance. The layer must be one every later path goes through.
+        importance: `"ablation"` (the logit's drop when the concept is taken out of the layer's activations:
+            exact, one pass of the rest of the model per concept) or `"gradient"` (gradient x input through the
+            basis: one gradient, a first-order estimate that a max-pooling head can get wrong). Defaults to
+            `"ablation"`.
         method: `"auto"`, `"nmf"` or `"nmf-split"` (see `factorize`). Defaults to `"auto"`.
         budget: activation vectors sampled and factorized. Defaults to 20,000.
         top_k: top images kept per concept. Defaults to 6.
@@ -407,14 +454,19 @@ def concepts(
         ImportError: scikit-learn is missing (`pip install "kerasviz[concepts]"`).
 
     Example:
-    >>> c = kv.concepts("VGG16", "block4_conv3", "photos/", n=3, weights="hed", image_size=64, budget=500,
-    ...                 preset="fast", size=32, steps=4)
+    >>> c = kv.concepts("VGG16", "block3_conv3", "photos/", n=2, weights="hed", image_size=48, budget=300,
+    ...                 preset="fast", size=32, steps=2)
     >>> c.basis.shape, c.pictures.shape, len(c.patches[0]) <= 6
-    ((3, 512), (3, 32, 32, 3), True)
+    ((2, 256), (2, 32, 32, 3), True)
     """
     start = time.perf_counter()
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ValueError(f"top_k must be an int >= 1 (top images per concept). Received: top_k={top_k!r}.")
+    if importance not in IMPORTANCE:
+        from kerasviz import names
+
+        raise ValueError(f"importance must be one of {', '.join(IMPORTANCE)}. Received: importance={importance!r}."
+                         f"{names.did_you_mean(str(importance), IMPORTANCE)}")
     source = kv_examples.data_source(images, "images")
     network, run, overrides = optimize.split_options(model, options)
     path, _ = nets.find_layer(network, layer)
@@ -424,17 +476,23 @@ def concepts(
                                  size=image_size, value_range=value_range, cache_dir=cache_dir, progress=progress)
     reducer = factorize(samples.vectors, n, method=method, seed=run.seed)
     size = samples.image_size
-    top, importance = _scan(network, path, source, reducer, size=size, batch_size=batch_size,
-                            value_range=value_range, top_k=int(top_k), head=head, progress=progress)
+    top, scores, in_class = _scan(network, path, source, reducer, size=size, batch_size=batch_size,
+                                      value_range=value_range, top_k=int(top_k), head=head,
+                                      class_index=class_index, importance=importance, progress=progress)
+    if head is not None and in_class == 0:
+        warnings.warn(f"class_index={class_index}: the model puts none of the {samples.count} images in that "
+                      "class, so the importance is all zeros. Pass images of that class.", stacklevel=2)
     patches, heatmaps, crops = _patches(network, path, top, reducer, size, batch_size)
     pictures = _render(network, path, reducer.directions, preset, run, overrides)
     settings = dict(n=int(n), method=reducer.method, budget=int(budget), seed=run.seed, top_k=int(top_k),
                     preset=preset if isinstance(preset, (str, type(None))) else repr(preset),
-                    image_size=None if size is None else list(size), class_index=class_index)
+                    image_size=None if size is None else list(size), class_index=class_index, importance=importance,
+                    class_images=in_class if head is not None else None)
     return Concepts(layer=path, method=reducer.method, basis=reducer.directions, pictures=pictures,
-                    patches=patches, heatmaps=heatmaps, importance=importance, source=source,
+                    patches=patches, heatmaps=heatmaps, importance=scores, source=source,
                     class_index=class_index, top_images=top.crops, crops=crops, samples=samples, reducer=reducer,
                     network=network, settings=settings, seconds=time.perf_counter() - start)
 
 
-__all__ = ["CONCEPTS_EXTRA", "DEFAULT_BUDGET", "METHODS", "Concepts", "Patch", "Reducer", "concepts", "factorize"]
+__all__ = ["CONCEPTS_EXTRA", "DEFAULT_BUDGET", "IMPORTANCE", "METHODS", "Concepts", "Patch", "Reducer", "concepts",
+           "factorize"]
