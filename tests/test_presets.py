@@ -10,7 +10,7 @@ pytestmark = pytest.mark.engine
 
 
 def test_every_preset_runs_and_is_listed(tiny_cnn):
-    assert set(kv.list_presets()) == {"keras-io", "blog2016", "fast", "lucid", "quality"}
+    assert set(kv.list_presets()) == {"keras-io", "blog2016", "fast", "lucid", "quality", "maco"}
     for name in kv.list_presets():
         result = kv.visualize_filters(tiny_cnn, "conv2", [0, 1], preset=name, size=32, steps=2, progress=False)
         assert result.images.shape[0] == 2 and result.settings["size"] == 32

@@ -1,8 +1,8 @@
 """The per-filter atlas cache.
 
-One PNG and one JSON line per finished filter, written atomically, in a folder keyed by the model's weights
-and the settings. The folder is a local path or an fsspec URL (`file://`, `s3://`, `gs://`, `memory://`);
-fsspec is imported only when a URL is used.
+One PNG (and one of its transparency map, where the run made one) and one JSON line per finished filter,
+written atomically, in a folder keyed by the model's weights and the settings. The folder is a local path or
+an fsspec URL (`file://`, `s3://`, `gs://`, `memory://`); fsspec is imported only when a URL is used.
 """
 
 from __future__ import annotations
@@ -25,11 +25,7 @@ from kerasviz import names, nets
 from kerasviz.engine import presets
 
 CACHE_VERSION = 2  # bump when the cached files' meaning changes
-
-
 CACHE_ENV = "KERASVIZ_CACHE"
-
-
 _TMP_PREFIX = ".tmp-"
 
 
@@ -462,10 +458,35 @@ class FilterCache:
         """
         stored = [int(f) for f in result.filters]
         done = len(stored)
+        alpha = getattr(result, "alpha", None)
         for i, f in enumerate(stored):
             self.store(f, result.images[i], float(result.scores[i]), seconds / max(done, 1),
-                       revived=f in result.revived)
+                       revived=f in result.revived, alpha=None if alpha is None else alpha[i])
         return stored
+
+    def load_alphas(self, indices: Iterable[int]) -> dict:
+        """The transparency maps (`Result.alpha`, e.g. `preset="maco"`) stored beside the pictures of `indices`:
+        a dict filter -> float32 `(H, W)` in [0, 1] (8 bits), for the complete entries whose record names the map.
+
+        Example:
+        >>> cache = kv.atlas.FilterCache("memory://kv/alpha", {})
+        >>> cache.store(2, np.zeros((4, 4, 3), "uint8"), score=0.5, seconds=0.1, alpha=np.ones((4, 4)))
+        >>> {f: float(a.mean()) for f, a in cache.load_alphas([1, 2]).items()}
+        {2: 1.0}
+        """
+        present, found = self._store.names(), {}
+        names = {int(i): (self._names(int(i))[1], self._alpha_name(int(i))) for i in indices}
+        complete = [i for i, pair in names.items() if all(n in present for n in pair)]
+        files = self._store.read_many([n for i in complete for n in names[i]])
+        for i in complete:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
+                if json.loads(files[names[i][0]]).get("alpha") == hashlib.blake2b(files[names[i][1]]).hexdigest():
+                    found[i] = read_png(files[names[i][1]], 1)[..., 0].astype("float32") / 255.0
+        return found
+
+    @staticmethod
+    def _alpha_name(index: int) -> str:
+        return f"{index:05d}.alpha.png"
 
     def load_many(self, indices: Iterable[int], channels: int, *, record: bool = False) -> dict:
         """The stored filters among `indices`, from one listing of the folder.
@@ -501,8 +522,10 @@ class FilterCache:
                     found[i] = hit
         return found
 
-    def store(self, index: int, image: np.ndarray, score: float, seconds: float, *, revived: bool = False) -> None:
-        """Write a filter's picture, then its record (the record marks it complete; `revived`: the picture
+    def store(self, index: int, image: np.ndarray, score: float, seconds: float, *, revived: bool = False,
+              alpha: np.ndarray | None = None) -> None:
+        """Write a filter's picture (and its transparency map `alpha`, `(H, W)` in [0, 1], as a grayscale PNG
+        `00012.alpha.png`, if given), then its record (the record marks it complete; `revived`: the picture
         came from the revive steps, kept in the record).
 
         An intact entry already there is kept (a finished filter is never written twice). Writers racing on
@@ -519,14 +542,20 @@ class FilterCache:
         png, meta = self._names(index)
         data = png_bytes(image)
         digest = hashlib.blake2b(data).hexdigest()
-        record = json.dumps({"filter": int(index), "score": float(score), "seconds": float(seconds),
-                             "png": digest, "shape": list(image.shape),
-                             "revived": bool(revived)}).encode()
+        entry = {"filter": int(index), "score": float(score), "seconds": float(seconds), "png": digest,
+                 "shape": list(image.shape), "revived": bool(revived)}
+        alpha_data = None
+        if alpha is not None:
+            alpha_data = png_bytes(np.round(np.clip(np.asarray(alpha, "float32"), 0, 1) * 255).astype("uint8"))
+            entry["alpha"] = hashlib.blake2b(alpha_data).hexdigest()
+        record = json.dumps(entry).encode()
         for attempt in range(self._RETRIES):
             if self._consistent(png, meta):  # an intact entry is there (another writer's, or ours): keep it
                 return
             if attempt:
                 time.sleep(random.uniform(0, 0.002 * attempt))  # writers that collided fall out of step
+            if alpha_data is not None:
+                self._store.write(self._alpha_name(index), alpha_data)
             self._store.write(png, data)
             self._store.write(meta, record)
 

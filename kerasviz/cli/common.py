@@ -103,6 +103,16 @@ def add_precision_arg(p: argparse.ArgumentParser) -> None:
                         "scores stay float32)")
 
 
+PARAMS = ("pixel", "fourier", "maco")  # engine.params.PARAMS, without importing the engine
+
+
+def add_param_arg(p: argparse.ArgumentParser) -> None:
+    """`--param`: the image parameterization (the `Preset.param` override)."""
+    p.add_argument("--param", default=None, choices=PARAMS,
+                   help="how the picture is parameterized: fourier (the presets' default), pixel, or maco (the "
+                        "Fourier phase only, the magnitude fixed to natural photos'; --preset maco adds its crops)")
+
+
 def load_network(args):
     """The `Network` the model arguments of `add_model_args` name."""
     from kerasviz import nets
@@ -113,9 +123,9 @@ def load_network(args):
 
 
 def run_options(args) -> dict:
-    """The options every optimizing command passes on as they are (`--preset`, `--size`, `--steps`, `--precision`,
-    `--seed`, `--batch-size`, `--cache-dir` where the command has them): those given, by their keyword."""
-    names = ("preset", "size", "steps", "precision", "seed", "batch_size", "cache_dir")
+    """The options every optimizing command passes on as they are (`--preset`, `--param`, `--size`, `--steps`,
+    `--precision`, `--seed`, `--batch-size`, `--cache-dir` where the command has them): those given, by keyword."""
+    names = ("preset", "param", "size", "steps", "precision", "seed", "batch_size", "cache_dir")
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 

@@ -19,7 +19,7 @@ class Preset:
         steps: optimization steps per octave: one int for every octave, or a tuple with one count per
             octave (e.g. `(8, 12, 16, 24)`: more steps in the later, larger rounds).
         lr: learning rate (in the units of the space optimized).
-        param: the parameterization (`params.Pixel`, `params.Fourier`).
+        param: the parameterization (`params.Pixel`, `params.Fourier`, `params.Maco`, or a name).
         transforms: random transforms applied before the model at each step.
         update: the update rule: `"l2"`, `"rms"` or `"adam"`.
         octaves: number of scales; the image grows by `octave_scale` between them.
@@ -133,6 +133,11 @@ def _presets() -> dict[str, Preset]:
         # (measured: docs/speed.md, "The presets"). 64 revive steps: HED block3_conv3 filter 4, zero on every
         # photo, crosses zero after about 40.
         "quality": Preset(size=128, steps=16, lr=0.1, octaves=4, octave_scale=1.4, revive_steps=64),
+        # MACO (Fel et al., 2023): the phase optimized, the magnitude fixed to natural photos', 4 noisy crops of
+        # half to nine tenths of the 128 px canvas per step, seen at 96 px, NAdam at lr 1.0 (xplique, Horama);
+        # the transparency map in Result.alpha. Measured against quality: docs/maco.md.
+        "maco": Preset(size=128, steps=64, lr=1.0, param=params.maco(),
+                       transforms=(transforms.crops(4, (0.5, 0.9), output=0.75),), update="nadam", revive_steps=64),
     }
 
 
@@ -164,7 +169,7 @@ def get(preset: str | Preset | None) -> Preset:
     """A preset by name (case/punctuation-insensitive) or a `Preset`; None gives the default.
 
     Args:
-        preset: `"quality"`, `"fast"`, `"lucid"`, `"keras-io"` or `"blog2016"`, a `Preset` (returned as is),
+        preset: `"quality"`, `"fast"`, `"lucid"`, `"maco"`, `"keras-io"` or `"blog2016"`, a `Preset` (returned as is),
             or None for `"quality"`.
 
     Returns:

@@ -349,7 +349,7 @@ def noise(sd: float = 0.04) -> Transform:
 CROP_DRAWS = 4  # per crop: center x, center y, side, noise
 
 
-def crops(n: int = 8, scale: tuple[float, float] = (0.25, 0.6), *, output: int | None = None,
+def crops(n: int = 8, scale: tuple[float, float] = (0.25, 0.6), *, output: int | float | None = None,
           noise: float = 0.04) -> Transform:
     """MACO's augmentation: `n` random square crops of each image (the canvas), each resized to `output`
     pixels, with noise added (Fel et al., 2023). Each image gets `n` crops, scored by the renderer as one: the
@@ -361,15 +361,16 @@ def crops(n: int = 8, scale: tuple[float, float] = (0.25, 0.6), *, output: int |
     Args:
         n: crops per image, >= 1. Defaults to 8.
         scale: `(low, high)`, the share of the canvas a crop's side takes, in (0, 1]. Defaults to (0.25, 0.6).
-        output: the crops' side in pixels (the size the model sees), at most the canvas's; None: the
-            canvas's shorter side. Defaults to None.
+        output: the crops' side (the size the model sees): an int, in pixels, at most the canvas's; a float in
+            (0, 1], a share of the canvas's shorter side (so it follows the size); None: the canvas's shorter
+            side. Defaults to None.
         noise: the noise's standard deviation (see `noise`); 0 for none. Defaults to 0.04.
 
     Returns:
         A `Transform` with `copies=n` that draws `4 * n` random numbers per image.
 
     Raises:
-        ValueError: `n` < 1, `scale` not in (0, 1], or `noise` < 0.
+        ValueError: `n` < 1, `scale` not in (0, 1], `output` a float outside (0, 1], or `noise` < 0.
 
     Example:
     >>> t = kv.transforms.crops(4, (0.5, 0.8), output=16)
@@ -386,10 +387,14 @@ def crops(n: int = 8, scale: tuple[float, float] = (0.25, 0.6), *, output: int |
                          f"Received: scale={scale!r}.")
     if noise < 0:
         raise ValueError(f"crops noise must be >= 0. Received: noise={noise!r}.")
+    if isinstance(output, float) and not 0 < output <= 1:
+        raise ValueError(f"crops output must be an int (pixels) or a float in (0, 1] (a share of the canvas). "
+                         f"Received: output={output!r}.")
 
     def fn(images, u):
         h, w = int(images.shape[1]), int(images.shape[2])
-        side_out = min(h, w) if output is None else int(output)
+        side_out = (min(h, w) if output is None else int(output) if isinstance(output, (int, np.integer))
+                    else max(1, int(round(float(output) * min(h, w)))))
         if side_out > min(h, w):
             raise ValueError(f"crops output={side_out} is larger than the {h}x{w} canvas: use a larger size or "
                              "a smaller output.")
@@ -404,7 +409,7 @@ def crops(n: int = 8, scale: tuple[float, float] = (0.25, 0.6), *, output: int |
         x = apply_matrix(ops.repeat(images, n, axis=0), m, "reflect")[:, :side_out, :side_out, :]
         return add_noise(x, draws[:, 3:4], noise)
 
-    out = "" if output is None else f", output={output}"
+    out = "" if output is None else f", output={output:g}"
     return Transform(f"crops({n}, ({low:g}, {high:g}){out}, noise={noise:g})", CROP_DRAWS * n, fn, copies=n)
 
 
