@@ -63,8 +63,9 @@ def _cmd_accentuate(args) -> None:
     if args.filters is None:
         raise common.UsageError("--filters is required: the filters to accentuate, e.g. --filters 0,3,5-7.")
     net = common.load_network(args)
+    weight = {} if args.reg_weight is None else {"reg_weight": args.reg_weight}
     result = accentuate(net, args.layer, common.parse_filters(args.filters), args.image, reg_layer=args.reg_layer,
-                        reg_weight=args.reg_weight, steps=args.steps, size=args.size, seed=args.seed,
+                        **weight, steps=args.steps, size=args.size, seed=args.seed,
                         precision=args.precision, progress=not args.quiet)
     tiles = [images.to_uint8(result.inputs[0]), *result.images]
     labels = ["photo", *[str(f) for f in result.filters]]
@@ -127,8 +128,8 @@ def register(subparsers) -> None:
                    help="output image: the photo, then one accentuation per filter (default: accentuated.png)")
     p.add_argument("--reg-layer", default=None,
                    help="the earlier layer kept close to the photo's (default: the convolution halfway to the layer)")
-    p.add_argument("--reg-weight", type=float, default=1.0,
-                   help="the regularizer's weight over faccent's balance; 0 turns it off (default: 1)")
+    p.add_argument("--reg-weight", type=float, default=None,
+                   help="the regularizer's weight over faccent's balance; 0 turns it off (default: 0.3)")
     common.add_precision_arg(p)
     p.add_argument("--size", type=int, default=None, help="picture size in pixels (default: 128)")
     p.add_argument("--steps", type=int, default=None, help="optimization steps (default: 96)")
