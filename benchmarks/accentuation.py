@@ -37,9 +37,9 @@ SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 VGG_LAYER = "block4_conv3"
 CNN_LAYER = "relu2"
 GRATING_CLASSES = 4
-DREAM_LR = 0.002  # pixels per step (RMS-normalized): small rounds, so the curve is fine near the photo
+DREAM_LR = 0.005  # pixels per step (RMS-normalized): small rounds, so the curve is fine near the photo
 DREAM_ROUND = 2  # steps per measured round
-DREAM_ROUNDS = 24
+DREAM_ROUNDS = 20
 
 
 def sample_photos(side: int) -> np.ndarray:
