@@ -28,10 +28,17 @@ from kerasviz.engine import backend, objectives, params, presets, transforms
 GATE_INIT = 5.0
 DISTANCE_EPS = 1e-12  # inside the square root of the regularizer's per-position distance (no NaN at zero)
 RATIO_EPS = 1e-12  # the regularizer's gradient magnitude is at least this in the weight's ratio
-REG_DEPTH = 0.5  # the default regularized layer: this far (in convolution layers) from the first one to `layer`
+REG_DEPTH = 0.5  # the default regularized layer: this far (in convolution layers) from the first to `layer`'s own
 ACCENT_STEPS = 96  # faccent runs about 100 steps of Adam at 0.05
 ACCENT_LR = 0.05
 ACCENT_SIZE = 128
+ACCENT_CROPS = 4  # faccent's box crops with noise, as `transforms.crops`: 4 crops of half to all of the picture
+ACCENT_CROP_SCALE = (0.5, 1.0)
+ACCENT_NOISE = 0.02  # faccent's noise_std
+# The regularizer's weight over faccent's balance (its `accent_reg_alpha`, 1 there): measured on VGG16 (hed)
+# block4_conv3, 4 (photo, filter) pairs, 96 px, 48 steps, these crops: at 1.0 the pictures barely move (gains
+# 1.04-1.14), at 0.3 they gain 1.8-3.1 with the block3_conv1 activations 0.35-0.38 from the photo's.
+REG_WEIGHT = 0.3
 EAGER_BATCH = 16  # images per eager pass (the measurements and the first-step gradients)
 
 
@@ -39,43 +46,38 @@ EAGER_BATCH = 16  # images per eager pass (the measurements and the first-step g
 class PhotoSpectrum:
     """A photo's own spectrum: phase optimized, magnitude fixed to the photo's and gated (faccent).
 
-    Values per image: the Fourier phase `(C, H, W)` (optimized), the gate logits `(C, H, W)` (optimized; the
-    magnitude is multiplied by their sigmoid, so it can only shrink) and the photo's magnitude `(C, H, W)`
-    (carried with the values under a stop-gradient: its gradient is zero, so the update rules leave it where it
-    is, and every image of a batch keeps its own photo's spectrum in one compiled step). The spectrum is taken in
-    the logit space of the decorrelated colors (RGB), as `params.Fourier` draws; `encode` gives the values of a
-    batch of photos, and `draw(encode(x))` is `x` but for the gate's 0.993.
+    Values per image: the Fourier phase `(C, H, W)` (optimized), the photo's magnitude `(C, H, W)` (behind
+    `stop_gradient`: the update rules leave it as it is, and every image of a batch keeps its own photo's
+    spectrum in one compiled step) and the gate logits `(C, H, W)` (optimized; the magnitude is multiplied by
+    their sigmoid, so it can only shrink). `encode` is `params.Maco(magnitude="image", standardize=False)`'s:
+    the spectrum of the logit of the pixels in the decorrelated colors; `draw(encode(x))` is `x` but for the
+    gate's start (sigmoid(5) = 0.993 of the magnitude).
 
     Args:
         gate_init: the gate logits' start. Defaults to 5.0 (faccent's).
-        decorrelate: work in the ImageNet-decorrelated colors (3 channels only). Defaults to True.
+        alpha: accumulate the transparency map (the input gradient's magnitude over the steps, as faccent shows
+            it): `Accentuation.alpha`. Defaults to True.
     """
 
     gate_init: float = GATE_INIT
-    decorrelate: bool = True
+    alpha: bool = True
 
     name = "photo_spectrum"
 
     def init(self, batch, size, channels=3, keys=None, seed=0):
         raise ValueError("The photo_spectrum parameterization starts from photos: give init= images (kv.accentuate "
-                         "does), or use param='fourier' to start from noise.")
+                         "does), or use param='maco' to start from noise.")
 
     def encode(self, images_):
-        x = np.log(np.clip(np.asarray(images_, "float64"), params.SIGMOID_EPS, 1 - params.SIGMOID_EPS))
-        x = x - np.log1p(-np.clip(np.asarray(images_, "float64"), params.SIGMOID_EPS, 1 - params.SIGMOID_EPS))
-        if self.decorrelate and x.shape[-1] == 3:
-            x = x @ np.linalg.inv(params.COLOR_CORRELATION.T.astype("float64"))
-        spectrum = np.fft.fft2(np.transpose(x, (0, 3, 1, 2)))  # [B, C, H, W]
-        gate = np.full(spectrum.shape, self.gate_init)
-        return [a.astype("float32") for a in (np.angle(spectrum), gate, np.abs(spectrum))]
+        phase, magnitude = params.Maco(magnitude="image", standardize=False).encode(images_)
+        return [phase, magnitude, np.full(phase.shape, self.gate_init, "float32")]
 
     def draw(self, values):
-        phase, gate, magnitude = values
-        # the photo's magnitude, held: its gradient is zero (a zero tensor, not None, on every backend)
-        magnitude = (ops.stop_gradient(magnitude) + 0.0 * magnitude) * ops.sigmoid(gate)
+        phase, magnitude, gate = values
+        magnitude = ops.stop_gradient(magnitude) * ops.sigmoid(gate)
         real, _ = ops.ifft2((magnitude * ops.cos(phase), magnitude * ops.sin(phase)))
         x = ops.transpose(real, (0, 2, 3, 1))
-        if self.decorrelate and x.shape[-1] == 3:
+        if x.shape[-1] == 3:
             x = ops.matmul(x, params.COLOR_CORRELATION.T)
         return ops.sigmoid(x)
 
@@ -97,6 +99,8 @@ class Accentuation:
         before: float `(N,)`, the filter's mean activation on the photo (after its ReLU).
         after: float `(N,)`, the same on the picture.
         inputs: float32 `(P, H, W, 3)`, the photos as the model saw them (resized), in [0, 1].
+        alpha: float32 `(N, H, W)` in [0, 1], the transparency map (where the input gradient was largest over
+            the steps, faccent's view of what the unit looked at), or None (a param without one).
         layer: the layer of the filters.
         reg_layer: the earlier layer kept close to the photo's (None: the pixels).
         settings: the settings used (the preset's fields, `reg_weight`, the regularizer's weight per picture, ...).
@@ -111,6 +115,7 @@ class Accentuation:
     before: np.ndarray
     after: np.ndarray
     inputs: np.ndarray
+    alpha: np.ndarray | None
     layer: str
     reg_layer: str | None
     settings: dict
@@ -125,20 +130,21 @@ class Accentuation:
 
 def default_reg_layer(network, layer: str) -> str | None:
     """The earlier layer `accentuate` keeps close to the photo's by default: the convolution layer halfway (in
-    convolution layers) from the first one to `layer`.
+    convolution layers) from the first one to `layer`'s own (`layer` itself, or the last convolution before it,
+    e.g. the one a separate ReLU or BatchNorm layer follows).
 
-    Why halfway: the regularized layer must be early enough to leave `layer` room to change (at `layer` itself
-    the two terms fight over the same activations), and late enough to hold what the photo shows, not only its
-    pixels (a first-layer distance is nearly a pixel distance, which the gated spectrum already bounds). For
-    VGG16 this gives `block2_conv2` for `block3_conv3`, `block3_conv1` for `block4_conv3`, `block3_conv3` for
-    `block5_conv3`.
+    Why halfway: the regularized layer must be early enough to leave `layer` room to change (at `layer`'s own
+    convolution the two terms fight over the same activations), and late enough to hold what the photo shows,
+    not only its pixels (a first-layer distance is nearly a pixel distance, which the gated spectrum already
+    bounds). For VGG16 this gives `block2_conv2` for `block3_conv3`, `block3_conv1` for `block4_conv3`,
+    `block3_conv3` for `block5_conv3`.
 
     Args:
         network: a `Network` or `keras.Model`.
         layer: the layer of the filters (a path).
 
     Returns:
-        A layer path, or None where no convolution layer comes before `layer` (the pixels are then kept close).
+        A layer path, or None where `layer`'s own convolution is the first one (the pixels are then kept close).
 
     Example:
     >>> kv.accentuation.default_reg_layer(kv.get_model("VGG16", weights="hed"), "block4_conv3")
@@ -147,10 +153,8 @@ def default_reg_layer(network, layer: str) -> str | None:
     model = network.model if isinstance(network, nets.Network) else network
     order = [path for path, _ in nets.iter_layers(model)]
     position = order.index(layer) if layer in order else len(order)
-    earlier = [c for c in nets.conv_layers(model) if order.index(c) < position]
-    if not earlier:
-        return None
-    return earlier[int(REG_DEPTH * len(earlier))] if len(earlier) > 1 else earlier[0]
+    convs = [c for c in nets.conv_layers(model) if order.index(c) <= position]
+    return convs[int(REG_DEPTH * (len(convs) - 1))] if len(convs) > 1 else None
 
 
 def _read_photos(image, channels: int, side: int) -> np.ndarray:
@@ -234,6 +238,7 @@ def accent_objective(layer: str, features: _Features, channels, photos, targets,
         ch, ph, tg, w = (ops.convert_to_tensor(a) for a in arrays)
         pair = ops.cast(c.filters, "int32")
         score = channel(objectives.Context(c.acts, c.images, ops.take(ch, pair, axis=0)))
+        # under `crops`, each picture comes once per crop (the untransformed picture, repeated): its distance too
         target = ops.take(tg, ops.take(ph, pair, axis=0), axis=0)
         return score - ops.take(w, pair, axis=0) * _distance(features(c.images), target)
 
@@ -243,9 +248,9 @@ def accent_objective(layer: str, features: _Features, channels, photos, targets,
 
 def _gradient_sizes(fn, values: list[np.ndarray]) -> np.ndarray:
     """Per image, the sum of |gradient| of `fn`'s scores over the optimized values (phase and gate)."""
-    free = np.stack(values[:2], axis=1)  # [n, 2, C, H, W]
-    fixed = values[2]
-    grad = backend.input_gradient(lambda v: fn([v[:, 0], v[:, 1], ops.convert_to_tensor(fixed)]), free)
+    free = np.stack([values[0], values[2]], axis=1)  # [n, 2, C, H, W]
+    held = values[1]
+    grad = backend.input_gradient(lambda v: fn([v[:, 0], ops.convert_to_tensor(held), v[:, 1]]), free)
     return np.abs(grad).reshape(len(grad), -1).sum(axis=1)
 
 
@@ -273,18 +278,67 @@ def _weights(param, network, layer, settings, features, channels, photos, target
     return (float(reg_weight) * np.concatenate(out)).astype("float32")
 
 
-def _means(network, layer: str, pictures: np.ndarray, channels: np.ndarray) -> np.ndarray:
-    """Each picture's mean activation of its channel at `layer` (after the layer's ReLU)."""
-    acts = _Features(network, layer).numpy(pictures)
-    acts = acts.reshape(len(acts), -1, acts.shape[-1]).mean(axis=1)
-    return acts[np.arange(len(acts)), channels]
+def measure(model, layer: str, filters, pictures, photos, *, reg_layer: str | None = None, **options) -> dict:
+    """How far pictures moved from their photos, and what their filters gained: what `accentuate` reports, for
+    any pictures made from photos (DeepDream's too, to compare).
+
+    Args:
+        model: a model name, `keras.Model` or `Network`.
+        layer: the layer of the filters.
+        filters: int `(N,)`, each picture's filter.
+        pictures: `(N, H, W, C)` in [0, 1] (or uint8), the pictures.
+        photos: `(N, H, W, C)` in [0, 1] (or uint8), each picture's photo.
+        reg_layer: the layer of the feature distance; None: the pixels. Defaults to None.
+        **options: the model options (`weights`, `preprocess`, `input_range`, ...).
+
+    Returns:
+        A dict of float arrays `(N,)`: `before` and `after` (the filter's mean activation after its ReLU on the
+        photo and on the picture), `gains` (`after / before`; inf where `before` is 0), `distances` (the root mean
+        square pixel difference in [0, 1]) and `feature_distances` (the L2 norm of the difference of the
+        `reg_layer` activations over the photo's).
+
+    Example:
+    >>> photo = kv.load_image("cat.jpg", size=(48, 48))
+    >>> m = kv.accentuation.measure("VGG16", "block3_conv3", [5], photo[None], photo[None], weights="hed")
+    >>> float(m["distances"][0]), float(m["feature_distances"][0])
+    (0.0, 0.0)
+    """
+    network, _, rest = optimize.split_options(model, options)
+    if rest:
+        raise TypeError(f"measure takes the model options only ({', '.join(optimize.NETWORK_OPTIONS)}). Received: "
+                        f"{', '.join(sorted(rest))}.")
+    path = nets.find_layer(network, layer)[0]
+    reg_path = None if reg_layer is None else nets.find_layer(network, reg_layer)[0]
+    pictures = np.stack([images.load_image(p, channels=network.input_channels) for p in pictures])
+    photos = np.stack([images.load_image(p, channels=network.input_channels) for p in photos])
+    channels = np.asarray(filters, "int64")
+    if not len(pictures) == len(photos) == len(channels):
+        raise ValueError(f"Give one photo and one filter per picture. Received {len(pictures)} pictures, "
+                         f"{len(photos)} photos and {len(channels)} filters.")
+    means = []
+    for x in (photos, pictures):
+        acts = _Features(network, path).numpy(x)
+        acts = acts.reshape(len(acts), -1, acts.shape[-1]).mean(axis=1)
+        means.append(acts[np.arange(len(acts)), channels].astype("float64"))
+    before, after = means
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gains = np.where(before > 0, after / np.where(before > 0, before, 1.0), np.inf)
+    features = _Features(network, reg_path)
+    ref, feats = features.numpy(photos), features.numpy(pictures)
+    axes = tuple(range(1, ref.ndim))
+    norm = np.sqrt(np.sum(np.square(ref.astype("float64")), axis=axes))
+    return dict(before=before, after=after, gains=gains,
+                distances=np.sqrt(np.mean(np.square(pictures - photos), axis=(1, 2, 3), dtype="float64")),
+                feature_distances=np.sqrt(np.sum(np.square(feats - ref, dtype="float64"), axis=axes)) / np.maximum(
+                    norm, 1e-12))
 
 
 def settings_for(network, layer: str, preset, overrides: dict) -> presets.Preset:
     """The settings of an accentuation: the preset's (defaults: faccent's recipe, see `accentuate`) with the
     overrides, fitted to a model with a fixed input size."""
     base = presets.Preset(size=ACCENT_SIZE, steps=ACCENT_STEPS, lr=ACCENT_LR, param=PhotoSpectrum(),
-                          transforms=(transforms.jitter(4), transforms.scale(0.95, 1.05)), update="adam")
+                          transforms=(transforms.crops(ACCENT_CROPS, ACCENT_CROP_SCALE, noise=ACCENT_NOISE),),
+                          update="adam")
     base = base if preset is None else presets.get(preset)
     settings = presets.resolve_settings(base, overrides)
     settings, _ = optimize.fit_size(network, [layer], settings, preset=base, overrides=overrides)  # noted by plan
@@ -302,7 +356,7 @@ def accentuate(
     *,
     pairs: bool = False,
     reg_layer: str | None = None,
-    reg_weight: float = 1.0,
+    reg_weight: float = REG_WEIGHT,
     preset: str | presets.Preset | None = None,
     progress: bool = False,
     **options,
@@ -327,10 +381,12 @@ def accentuate(
             (as many filters as photos). Defaults to False.
         reg_layer: the layer kept close to the photo's. Defaults to `default_reg_layer` (the convolution layer
             halfway to `layer`; the pixels for a first convolution layer).
-        reg_weight: the regularizer's weight over faccent's balance; 0 turns it off. Defaults to 1.0.
+        reg_weight: the regularizer's weight over faccent's balance (faccent's `accent_reg_alpha`); 0 turns it
+            off, larger values keep the picture closer to the photo. Defaults to 0.3 (at faccent's 1.0 the
+            pictures barely move here; see `REG_WEIGHT`).
         preset: a preset name or `Preset` (not an input-space one), e.g. to use its transforms. Defaults to
-            faccent's recipe: the `PhotoSpectrum` param, 96 steps of Adam at lr 0.05, 128 px, one octave, a
-            4 px jitter and a 0.95-1.05 scale.
+            faccent's recipe: the `PhotoSpectrum` param, 96 steps of Adam at lr 0.05, 128 px, one octave, 4
+            crops of half to all of the picture with noise of 0.02 (`transforms.crops`) per step.
         progress: show a progress bar. Defaults to False.
         **options: as in `kv.visualize_filters`: the model options (`weights`, `preprocess`, `input_range`,
             `other_inputs`), the run options (`seed`, `batch_size`, ...) and `Preset` fields (`steps`, `lr`,
@@ -367,28 +423,20 @@ def accentuate(
     targets = features.numpy(photos_in)
     weights = _weights(param, network, path, settings, features, channels, photo_of, targets, starts, reg_weight)
     objective = accent_objective(path, features, channels, photo_of, targets, weights)
-    keys = list(range(len(channels)))
-    p = optimize.plan(network, objective=objective, filters=keys, preset=settings, **run.keywords())
-    result = p.run(keys, init=starts, progress=progress)
-    done = np.asarray(result.filters, "int64")  # every pair, unless Ctrl-C stopped the run
+    pairs_ = list(range(len(channels)))  # each image's `filters` entry: its pair, which the objective reads
+    p = optimize.plan(network, objective=objective, filters=pairs_, preset=settings, **run.keywords())
+    # keyed by its filter, a pair's random draws (so its picture) do not depend on the other pairs of the call
+    result = p.run([int(c) for c in channels], filters=pairs_, init=starts, progress=progress)
+    done = np.arange(len(result.images))  # every pair, unless Ctrl-C stopped the run (the finished come first)
     pictures = np.clip(result.raw, 0.0, 1.0)
-    before = _means(network, path, starts[done], channels[done])
-    after = _means(network, path, pictures, channels[done])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gains = np.where(before > 0, after / np.where(before > 0, before, 1.0), np.inf)
-    pixel = np.sqrt(np.mean(np.square(pictures - starts[done]), axis=(1, 2, 3)))
-    feats = features.numpy(pictures)
-    ref = targets[photo_of[done]]
-    axes = tuple(range(1, ref.ndim))
-    feature_distance = np.sqrt(np.sum(np.square(feats - ref), axis=axes)) / np.maximum(
-        np.sqrt(np.sum(np.square(ref), axis=axes)), 1e-12)
+    m = measure(network, path, channels[done], pictures, starts[done], reg_layer=reg_path)
     record = dict(result.settings, layer=path, reg_layer=reg_path, reg_weight=float(reg_weight),
                   reg_weights=weights[done].tolist(), pairs=bool(pairs), interrupted=result.interrupted)
     return Accentuation(images=result.images, photos=photo_of[done], filters=channels[done],
-                        gains=gains.astype("float64"), distances=pixel.astype("float64"),
-                        feature_distances=feature_distance.astype("float64"), before=before.astype("float64"),
-                        after=after.astype("float64"), inputs=photos_in, layer=path, reg_layer=reg_path,
-                        settings=record)
+                        gains=m["gains"], distances=m["distances"], feature_distances=m["feature_distances"],
+                        before=m["before"], after=m["after"], inputs=photos_in, alpha=result.alpha, layer=path,
+                        reg_layer=reg_path, settings=record)
 
 
-__all__ = ["Accentuation", "PhotoSpectrum", "accent_objective", "accentuate", "default_reg_layer", "settings_for"]
+__all__ = ["Accentuation", "PhotoSpectrum", "accent_objective", "accentuate", "default_reg_layer", "measure",
+           "settings_for"]
