@@ -111,7 +111,9 @@ def test_unit_pages_show_their_top_examples_accentuated(site):
 
 
 def _from_the_layer_page(page, site, link):
-    """Open conv2's layer page and follow its link to `link`."""
+    """Open conv2's layer page and follow its link to `link` (the index links it too)."""
+    page.goto(_url(site[0]))
+    assert page.locator(f"a.layer-page[href='conv2/{link}']").count() == 1
     page.goto(_url(os.path.join(os.path.dirname(site[0]), "conv2", "index.html")))
     with page.expect_navigation():
         page.click(f"a[href='{link}']")

@@ -116,6 +116,12 @@ class _Site:
         self._alphas: dict[str, dict] = {}
         os.makedirs(out_dir, exist_ok=True)
 
+    def extra_pages(self, name: str) -> list[tuple[str, str]]:
+        """The layer's own pages (concepts, activation atlas) as `(file, label)`, in the layer's folder."""
+        pages_of = self.views[name].pages if name in self.views else {}
+        return [(layer_views.PAGE_FILES[v], layer_views.PAGE_LABELS[v]) for v in layer_views.LAYER_VIEWS
+                if v in pages_of]
+
     def alphas(self, a) -> dict:
         """The transparency maps of a layer atlas's own pictures, read from its cache once."""
         if a.layer not in self._alphas:
@@ -161,7 +167,7 @@ class _Site:
             info = a or self.pending[name]  # the layer's type, output shape and channels
             rows.append(dict(name=name, slug=self.slugs[name], done=a is not None, strip=strip,
                              shown=0 if a is None else len(a.filters), layer_type=info.layer_type,
-                             output_shape=info.output_shape, channels=info.channels))
+                             output_shape=info.output_shape, channels=info.channels, extra=self.extra_pages(name)))
         settings = []
         if self.done:
             first = next(iter(self.done.values())).settings
@@ -209,8 +215,7 @@ class _Site:
         for page in views.pages.values():
             layer_views.write_pages(folder, page, layer=name, href=lambda unit: self.href(name, name, unit),
                                     title=self.title)
-        extra = [(layer_views.PAGE_FILES[v], layer_views.PAGE_LABELS[v]) for v in layer_views.LAYER_VIEWS
-                 if v in views.pages]
+        extra = self.extra_pages(name)
         units = []
         for i, f in enumerate(a.filters):
             f, score = int(f), float(a.scores[i])
