@@ -54,9 +54,12 @@ def register(subparsers) -> None:
                                                      "$KERASVIZ_CACHE or ~/.cache/kerasviz/atlas)")
     p.add_argument("--top-k", type=int, default=6, help="incoming and outgoing units listed per unit (default: 6)")
     # the explorer's extra views, each computed only when asked for (docs/explorer.md says what each costs)
-    p.add_argument("--views", default=None, help="extra pictures per unit: negative (the picture that drives it "
-                                                 "lowest: one more run per unit), diverse (4 different pictures: 4 "
-                                                 "images per unit), or negative,diverse (default: none)")
+    p.add_argument("--views", default=None, help="extra pictures per unit, comma-separated: negative (the picture "
+                                                 "that drives it lowest: one more run per unit), diverse (4 "
+                                                 "different pictures: 4 images per unit), alpha (its MACO picture "
+                                                 "over its transparency map, unless the atlas has maps: "
+                                                 "--preset maco); also accentuated, concepts, atlas-map (the flags "
+                                                 "below) (default: none)")
     p.add_argument("--examples", default=None, metavar="DIR",
                    help="a folder of images: each unit's top 9, cropped to its receptive field (one pass over "
                         "the folder per layer, streamed, cached)")
