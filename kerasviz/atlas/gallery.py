@@ -404,9 +404,9 @@ def make_gallery(
         class_index: the class (an output index of a classifier) the concepts' importance is for; None for no
             importance. Defaults to None.
         view_settings: view -> keywords of the function that computes it, e.g. `{"concepts": {"n": 6},
-            "atlas-map": {"grid": 10, "budget": 20_000}}` (`kerasviz.concepts.concepts`,
-            `kerasviz.concepts.activation_atlas.activation_atlas`, `kerasviz.accentuate`). Defaults to None
-            (their defaults).
+            "atlas-map": {"grid": 10, "budget": 20_000}, "alpha": {"steps": 128}}` (`kerasviz.concepts.concepts`,
+            `kerasviz.concepts.activation_atlas.activation_atlas`, `kerasviz.accentuate`; `Preset` fields for the
+            pictures of negative, diverse and alpha), over the gallery's settings. Defaults to None.
         title: the page title. Defaults to the model's name.
         cache_dir: the cache of the atlases, the extra views and the dataset examples. Defaults to
             `$KERASVIZ_CACHE` or `~/.cache/kerasviz/atlas`.
@@ -492,7 +492,7 @@ def _add_views(site: _Site, result, wanted, examples, image, *, cache_dir: str |
                     continue
                 bar.describe(a.layer)
                 found = pictures.PICTURE_VIEWS[view](site.network, a.layer, a.filters, bar=bar, cache_dir=cache_dir,
-                                                     **settings)
+                                                     **{**settings, **view_settings.get(view, {})})
                 setattr(site.views.setdefault(a.layer, LayerViews()), view, found)
                 site.write_layer(a.layer)
     if examples is None and image is None:
