@@ -218,6 +218,9 @@ def test_a_second_run_computes_nothing_and_writes_the_same_pages(site, small_cnn
 def test_views_from_images_need_the_images(small_cnn, tmp_path):
     with pytest.raises(ValueError, match="views='accentuated' need your images: give examples="):
         gallery.make_gallery(small_cnn, tmp_path / "site", views="accentuated", **QUICK)
+    with pytest.raises(ValueError, match=r"view_settings names views not asked for: \['concepts'\]"):
+        gallery.make_gallery(small_cnn, tmp_path / "site", views="negative", view_settings={"concepts": {"n": 2}},
+                             **QUICK)
     assert not os.path.exists(tmp_path / "site")
 
 
