@@ -167,15 +167,26 @@ def test_the_atlas_page_links_every_cell_to_its_page(site):
     browse(check)
 
 
-def test_the_alpha_view_shows_each_units_maco_picture_over_its_transparency(site):
-    index, _, _, _ = site
+def test_the_alpha_view_shows_each_units_maco_picture_and_the_maps_its_cache_holds(site, small_cnn):
+    """The alpha view of a `fast` atlas: every unit gets its MACO picture, and its transparency exactly where the
+    MACO run stored a map (`Result.alpha` through `FilterCache`; the drawing is checked on a cache that holds maps
+    in `test_an_atlas_whose_cache_holds_transparency_maps_shows_them`)."""
+    from kerasviz import atlas
+    from kerasviz.atlas import pictures
+
+    index, _, cache, _ = site
     folder = os.path.join(os.path.dirname(index), "conv2")
-    with open(os.path.join(folder, "f00000.html"), encoding="utf-8") as f:
-        text = f.read()
-    assert 'src="f00000-maco.png"' in text and 'src="f00000-maco-alpha.png"' in text
-    maco = np.asarray(Image.open(os.path.join(folder, "f00000-maco.png")))
-    shown = np.asarray(Image.open(os.path.join(folder, "f00000-maco-alpha.png")))
-    assert shown.shape == maco.shape and np.abs(shown.astype(int) - maco).max() > 0  # the checkerboard shows
+    quick = {k: v for k, v in QUICK.items() if k != "preset"}
+    maco = atlas.layer_atlas(small_cnn, "conv2", range(3), cache_dir=cache, preset="maco", **quick)
+    assert maco.computed == []  # the view's pictures are this atlas, cached
+    for f in range(3):
+        with open(os.path.join(folder, f"f0000{f}.html"), encoding="utf-8") as page:
+            text = page.read()
+        assert f'src="f0000{f}-maco.png"' in text and "maco · " in text
+        shown = np.asarray(Image.open(os.path.join(folder, f"f0000{f}-maco.png")))
+        np.testing.assert_array_equal(shown, maco.images[f])
+    with_map = {f for f in range(3) if os.path.exists(os.path.join(folder, f"f0000{f}-maco-alpha.png"))}
+    assert with_map == set(pictures.alpha_maps(maco))
 
 
 def test_an_atlas_whose_cache_holds_transparency_maps_shows_them(tmp_path):
