@@ -189,18 +189,25 @@ def test_the_alpha_view_shows_each_units_maco_picture_and_the_maps_its_cache_hol
     assert with_map == set(pictures.alpha_maps(maco))
 
 
+def _layer_atlas(name, pictures, cache_path):
+    """A `LayerAtlas` of `pictures` (one per filter, all cached) as the gallery gets it."""
+    from kerasviz.atlas import LayerAtlas
+
+    n = len(pictures)
+    return LayerAtlas(layer=name, filters=list(range(n)), images=pictures, scores=np.ones(n, "float32"), computed=[],
+                      cached=list(range(n)), seconds=0.0, batch_size=n, interrupted=False, layer_type="Conv2D",
+                      output_shape=(None, None, None, n), channels=n, settings={}, cache_path=cache_path)
+
+
 def test_an_atlas_whose_cache_holds_transparency_maps_shows_them(tmp_path):
-    from kerasviz.atlas import FilterCache, LayerAtlas
+    from kerasviz.atlas import FilterCache
 
     rng = np.random.default_rng(0)
     pictures = rng.integers(0, 255, (2, 16, 16, 3), dtype=np.uint8)
     cache = FilterCache(str(tmp_path / "cache"), {})
     cache.store(0, pictures[0], score=1.0, seconds=0.1, alpha=np.linspace(0, 1, 256).reshape(16, 16))
     cache.store(1, pictures[1], score=1.0, seconds=0.1)  # no map
-    layer = LayerAtlas(layer="conv", filters=[0, 1], images=pictures, scores=np.ones(2, "float32"), computed=[],
-                       cached=[0, 1], seconds=0.0, batch_size=2, interrupted=False, layer_type="Conv2D",
-                       output_shape=(None, None, None, 2), channels=2, settings={}, cache_path=str(tmp_path / "cache"))
-    gallery.write_gallery(layer, tmp_path / "site")
+    gallery.write_gallery(_layer_atlas("conv", pictures, str(tmp_path / "cache")), tmp_path / "site")
     shown = np.asarray(Image.open(tmp_path / "site" / "conv" / "f00000-alpha.png")).astype(int)
     assert np.abs(shown[-1, -1] - pictures[0][-1, -1]).max() <= 1  # opaque where the map is 1
     assert shown[0, 0].tolist() in ([102] * 3, [153] * 3)  # the checkerboard where it is 0
@@ -287,3 +294,29 @@ def test_cli_gallery_flags_for_the_views_from_images(small_cnn, tmp_path, capsys
     assert "concepts.html" in names and "f00001-acc2.png" in names and "atlas-map.html" not in names
     with open(out / "conv2" / "concepts.html", encoding="utf-8") as f:
         assert "for class 2" in f.read()
+
+
+def test_the_layer_pages_escape_layer_and_file_names(tmp_path):
+    from kerasviz.atlas import layer_views
+
+    evil = '<script>alert("x")</script>'
+    tile = np.zeros((8, 8, 3), "uint8")
+    card = dict(index=0, picture="concept0", importance=None, composition=[[1, 0.5, 1.0]],
+                patches=[dict(crop="concept0-p0", heat=None, score=1.0, source=evil)])
+    concepts = layer_views.LayerPage("concepts", dict(method="nmf", ranked=False, class_index=None, cards=[card]),
+                                     {"concept0": tile, "concept0-p0": tile})
+    cell = dict(file="cell-r00-c00", row=0, col=0, count=7, top_class=None,
+                patches=[dict(crop="cell-r00-c00-p0", source=evil)])
+    atlas_map = layer_views.LayerPage("atlas-map", dict(grid=2, total=9, cells=[cell], whole=False, class_index=None),
+                                      {"atlas-map": tile, "cell-r00-c00": tile, "cell-r00-c00-p0": tile})
+    views = {evil: gallery.LayerViews(pages={"concepts": concepts, "atlas-map": atlas_map})}
+    pictures = np.zeros((3, 8, 8, 3), "uint8")
+    gallery.write_gallery([_layer_atlas(evil, pictures, "")], tmp_path, views=views)
+    folder = tmp_path / "script_alert_x___script"
+    assert {"concepts.html", "atlas-map.html", "cell-r00-c00.html"} <= set(os.listdir(folder))
+    for name in ("concepts.html", "atlas-map.html", "cell-r00-c00.html", "index.html"):
+        with open(folder / name, encoding="utf-8") as f:
+            text = f.read()
+        assert "<script>alert" not in text and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text, name
+    with open(folder / "concepts.html", encoding="utf-8") as f:
+        assert 'href="f00001.html"' in f.read()  # the composition links the unit page the gallery holds
