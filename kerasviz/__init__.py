@@ -17,6 +17,7 @@ importlib.import_module("kerasviz.framework").quiet_log_level()  # see kerasviz.
 
 # sub-namespace -> the module it is
 _MODULES = {
+    "accentuation": "kerasviz.accentuation",
     "analysis": "kerasviz.analysis",
     "atlas": "kerasviz.atlas",
     "backend": "kerasviz.engine.backend",
@@ -45,6 +46,7 @@ _MODULES = {
 }
 # public name -> the module that defines it
 _NAMES = {
+    "Accentuation": "kerasviz.accentuation", "accentuate": "kerasviz.accentuation",
     "activations": "kerasviz.analysis", "dream": "kerasviz.inversion", "heatmap": "kerasviz.analysis",
     "mean_activations": "kerasviz.analysis", "predict": "kerasviz.analysis", "top_filters": "kerasviz.analysis",
     "LayerAtlas": "kerasviz.atlas", "ModelAtlas": "kerasviz.atlas", "layer_atlas": "kerasviz.atlas",
@@ -98,14 +100,15 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from kerasviz.accentuation import Accentuation, accentuate  # noqa: F401
     from kerasviz.analysis import activations, heatmap, mean_activations, predict, top_filters  # noqa: F401
     from kerasviz.atlas import LayerAtlas, ModelAtlas, layer_atlas, model_atlas  # noqa: F401
     from kerasviz.atlas.gallery import make_gallery, write_gallery  # noqa: F401
     from kerasviz.catalog import list_models  # noqa: F401
-    from kerasviz.engine.params import spectrum  # noqa: F401
     from kerasviz.concepts.activation_atlas import ActivationAtlas, activation_atlas  # noqa: F401
     from kerasviz.concepts.factor import Concepts  # noqa: F401
     from kerasviz.concepts.sampling import Samples, sample_activations  # noqa: F401
+    from kerasviz.engine.params import spectrum  # noqa: F401
     from kerasviz.engine.presets import Preset, list_presets  # noqa: F401
     from kerasviz.examples import dataset_examples  # noqa: F401
     from kerasviz.images import center_crop, deprocess, load_image, save_image, show, stitch, to_uint8  # noqa: F401

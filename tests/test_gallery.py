@@ -396,8 +396,8 @@ def test_cli_gallery_views_flag(tiny_cnn, tmp_path, capsys):
         "f00000-neg.png", "f00000.png", "f00001-neg.png", "f00001.png", "thumb.png"]
     capsys.readouterr()
     assert cli.main([*argv, "--views", "negativ"]) == 2
-    assert "Unknown view 'negativ'. Expected some of negative, diverse. Did you mean 'negative'?" in (
-        capsys.readouterr().err)
+    assert ("Unknown view 'negativ'. Expected some of negative, diverse, alpha, accentuated, concepts, atlas-map. "
+            "Did you mean 'negative'?") in capsys.readouterr().err
 
 
 def test_dataset_examples_and_the_image_heatmap_on_unit_pages(tiny_cnn, hopper, tmp_path):

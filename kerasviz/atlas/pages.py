@@ -56,12 +56,55 @@ def render(template: str, **context) -> str:
     return environment().get_template(template).render(**context)
 
 
+def write_text(path: str, text: str) -> None:
+    """Write a page (UTF-8)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def save_png(image: np.ndarray, path: str) -> None:
+    """Write a uint8 `(H, W, C)` picture as a PNG file."""
+    with open(path, "wb") as f:
+        f.write(png_bytes(np.asarray(image)))
+
+
 def settings_rows(settings: dict) -> list[tuple[str, object]]:
     """The rows of a settings table: the run's settings and the model, layer, seed, objective and backend, by
     name, without the unset ones."""
     fields = dict(settings.get("settings", {}))
     fields.update({k: settings[k] for k in ("model", "layer", "seed", "objective", "backend") if k in settings})
     return [(k, v) for k, v in sorted(fields.items()) if v is not None]
+
+
+CHECKER = 8  # px: a square of the checkerboard a transparent picture is drawn over
+CHECKER_LEVELS = (0.4, 0.6)  # the checkerboard's two grays
+
+
+def over_checkerboard(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """A picture drawn over a gray checkerboard through its transparency map: where `alpha` is 0 the
+    checkerboard shows, where it is 1 the picture.
+
+    Args:
+        image: uint8 `(H, W, C)`.
+        alpha: float `(H, W)` in [0, 1] (resized to the picture where it differs).
+
+    Returns:
+        uint8 `(H, W, 3)`.
+
+    Example:
+    >>> from kerasviz.atlas import pages
+    >>> out = pages.over_checkerboard(np.full((16, 16, 3), 255, "uint8"), np.zeros((16, 16)))
+    >>> out.shape, int(out[0, 0, 0]), int(out[0, 8, 0])
+    ((16, 16, 3), 102, 153)
+    """
+    rgb = np.asarray(image, "float32") / 255.0
+    rgb = np.repeat(rgb, 3, axis=-1) if rgb.shape[-1] == 1 else rgb[..., :3]
+    a = np.clip(np.asarray(alpha, "float32"), 0.0, 1.0)
+    if a.shape != rgb.shape[:2]:
+        a = np.clip(images.resize(a[..., None], rgb.shape[:2])[..., 0], 0.0, 1.0)
+    rows, cols = np.indices(rgb.shape[:2]) // CHECKER
+    board = np.where((rows + cols) % 2 == 0, *CHECKER_LEVELS)[..., None]
+    return images.to_uint8(a[..., None] * rgb + (1.0 - a[..., None]) * board)
 
 
 def kernel_png(kernel: np.ndarray, scale: float) -> bytes:

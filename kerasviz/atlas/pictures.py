@@ -17,12 +17,18 @@ from kerasviz.atlas.cache import FilterCache, cache_key, cache_settings, default
 from kerasviz.engine import objectives, presets
 from kerasviz.engine.progress import Callback, FilterBar
 
-VIEWS = ("negative", "diverse")  # the pictures `make_gallery(views=...)` can add to each unit page
+# the views `make_gallery(views=...)` can add, and those made from the user's images (`examples=`)
+VIEWS = ("negative", "diverse", "alpha", "accentuated", "concepts", "atlas-map")
+DATA_VIEWS = ("accentuated", "concepts", "atlas-map")
 DIVERSE_COUNT = 4  # diverse pictures per unit (one batch: the diversity objective compares them)
 DIVERSITY_WEIGHT = 1.0  # weight of `objectives.diversity` beside the unit's channel objective
 COSTS = {  # what each view costs, shown beside its progress bar and in the docs
     "negative": "negative: one picture per unit (as long as the atlas)",
     "diverse": f"diverse: {DIVERSE_COUNT} pictures per unit, one batch each (up to {DIVERSE_COUNT}x the atlas)",
+    "alpha": "alpha: one MACO picture per unit with its transparency map (none where the atlas has them)",
+    "accentuated": "accentuated: each unit's top 3 examples accentuated, 32 per batch",
+    "concepts": "concepts: one pass over the images per layer, a factorization, one batch of pictures",
+    "atlas-map": "atlas-map: one pass over the images per layer, a UMAP map, one batch of icons per chunk",
 }
 
 
@@ -33,10 +39,12 @@ class UnitPicture:
     Attributes:
         image: uint8 `(H, W, C)`.
         score: the unit's mean activation in the picture.
+        alpha: float32 `(H, W)` in [0, 1], its transparency map (MACO's), or None.
     """
 
     image: np.ndarray
     score: float
+    alpha: np.ndarray | None = None
 
 
 class _Advance(Callback):
@@ -165,3 +173,42 @@ def diverse_pictures(network: nets.Network, layer: str, filters, *, bar: FilterB
             cache.store(key, image, float(score), result.seconds / count)
         out[f] = [UnitPicture(image, float(score)) for image, score in zip(result.images, scores, strict=True)]
     return out
+
+
+MACO_PRESET = "maco"  # the preset of the alpha view's pictures
+
+
+def alpha_maps(a: atlases.LayerAtlas) -> dict:
+    """The transparency maps the atlas's cache holds beside its pictures (a MACO atlas's): filter -> float32
+    `(H, W)` in [0, 1]; empty for an atlas without them."""
+    if not a.cache_path or not len(a.filters):
+        return {}
+    return FilterCache(a.cache_path, a.settings).load_alphas([int(f) for f in a.filters])
+
+
+def maco_pictures(network: nets.Network, layer: str, filters, *, bar: FilterBar, cache_dir=None, preset=None,
+                  **options) -> dict[int, UnitPicture]:
+    """Each unit's MACO picture with its transparency map (`preset="maco"`, `Result.alpha`), cached like the
+    atlas (the map beside the picture); the gallery asks for it only where the atlas has no map of its own.
+
+    Args:
+        network: a `Network`.
+        layer: the layer's name or path.
+        filters: the units.
+        bar: the progress bar to move, counted in units.
+        cache_dir, **options: as in `kerasviz.atlas.layer_atlas` (the run's options and `Preset` fields).
+        preset: the atlas's preset, unused: these pictures are MACO's (`MACO_PRESET`).
+
+    Returns:
+        filter -> `UnitPicture` with its `alpha`.
+    """
+    del preset  # the view is MACO's pictures, whatever the atlas's preset
+    result = atlases.layer_atlas(network, layer, list(filters), cache_dir=cache_dir, preset=MACO_PRESET,
+                                 progress=False, callbacks=[_Advance(bar)], **options)
+    bar.advance(len(result.cached))
+    maps = alpha_maps(result)
+    return {int(f): UnitPicture(result.images[i], float(result.scores[i]), maps.get(int(f)))
+            for i, f in enumerate(result.filters)}
+
+
+PICTURE_VIEWS = {"negative": negative_pictures, "diverse": diverse_pictures, "alpha": maco_pictures}  # per layer

@@ -13,6 +13,7 @@ Both are computed only when asked for; `unit_examples` says what it costs in its
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -239,6 +240,109 @@ def _examples_of(stored: _Stored, slot: int) -> list[Example]:
             for r in range(stored.sources.shape[1]) if stored.sources[slot, r] != ""]
 
 
+# ------------------------------------------------------------------------------------------ accentuated
+
+ACCENT_FOLDER = "accentuated"  # the subfolder of the cache root that holds the accentuations
+ACCENT_TOP_K = 3  # a unit's top dataset examples shown accentuated
+ACCENT_CHUNK = 32  # (example, unit) pairs per `accentuate` call: the cache file is rewritten after each
+
+
+@dataclasses.dataclass
+class Accented:
+    """One of a unit's top dataset examples, accentuated for the unit (`kerasviz.accentuate`).
+
+    Attributes:
+        photo: uint8 `(H, W, 3)`: the example (its crop) as the model saw it (resized to the accentuation's size).
+        image: uint8 `(H, W, 3)`: the example changed as little as needed for the unit to fire much more.
+        gain: the unit's activation after over before.
+        distance: how far the picture moved from the photo: the root mean square pixel difference in [0, 1].
+        source: the example's file name, or `"#<index>"`.
+    """
+
+    photo: np.ndarray
+    image: np.ndarray
+    gain: float
+    distance: float
+    source: str
+
+
+def _pairs_key(network: nets.Network, layer: str, pairs: list, options: dict) -> str:
+    """The cache key of one layer's accentuations: the model's weights, the examples' pixels, the options."""
+    digest = hashlib.blake2b(digest_size=8)
+    for unit, ex in pairs:
+        digest.update(str(unit).encode())
+        digest.update(np.ascontiguousarray(ex.crop).tobytes())
+    return cache.cache_key({"version": EXAMPLES_VERSION, "model": network.name, "layer": layer,
+                            "weights": cache.weights_fingerprint(network, layer, pre_activation=False),
+                            "pairs": digest.hexdigest(), "options": json.dumps(options, sort_keys=True, default=str)})
+
+
+def unit_accentuations(network, layer: str, examples: dict, *, top_k: int = ACCENT_TOP_K, cache_dir=None,
+                       bar=None, **options) -> dict[int, list[Accented]]:
+    """Each unit's top dataset examples accentuated for it, `ACCENT_CHUNK` pairs per `kerasviz.accentuate`
+    call (`pairs=True`: example i with unit i), cached per layer under `<cache root>/accentuated/`.
+
+    Args:
+        network: a `Network`.
+        layer: the layer's path.
+        examples: unit -> its `Example`s, strongest first (as `unit_examples` gives them).
+        top_k: examples accentuated per unit. Defaults to 3.
+        cache_dir: the cache root. Defaults to `kerasviz.atlas.default_cache_dir()`.
+        bar: a `FilterBar` counted in units, moved as the units are done. Defaults to None.
+        **options: as in `kerasviz.accentuate` (run options and `Preset` fields).
+
+    Returns:
+        unit -> its `Accented` examples.
+    """
+    from kerasviz.accentuation import accentuate
+
+    pairs = [(int(f), ex) for f, exs in examples.items() for ex in exs[:top_k]]
+    path = _join(cache_dir or cache.default_cache_dir(), ACCENT_FOLDER,
+                 f"{cache.slug(layer)}-{_pairs_key(network, layer, pairs, options)}.npz")
+    stored = _load_accented(path, len(pairs))
+    for start in range(len(stored), len(pairs), ACCENT_CHUNK):
+        chunk = pairs[start:start + ACCENT_CHUNK]
+        photos = _same_size([ex.crop for _, ex in chunk])
+        result = accentuate(network, layer, [f for f, _ in chunk], photos, pairs=True, progress=False, **options)
+        stored += [(result.images[j], images.to_uint8(result.inputs[result.photos[j]]), float(result.gains[j]),
+                    float(result.distances[j])) for j in range(len(chunk))]
+        _save_accented(path, stored)
+        if bar is not None:
+            bar.advance(len(chunk) / max(top_k, 1))
+    out: dict[int, list[Accented]] = {}
+    for (f, ex), (image, photo, gain, distance) in zip(pairs, stored, strict=True):
+        out.setdefault(f, []).append(Accented(photo, image, gain, distance, ex.source))
+    return out
+
+
+def _same_size(crops: list) -> np.ndarray:
+    """The crops as one uint8 batch, each resized to the first's size where they differ."""
+    shape = np.asarray(crops[0]).shape[:2]
+    return np.stack([np.asarray(c) if np.asarray(c).shape[:2] == shape else
+                     images.to_uint8(images.resize(np.asarray(c, "float32") / 255.0, shape)) for c in crops])
+
+
+def _load_accented(path: str, n: int) -> list:
+    data = cache.read_file(path)
+    if data is None:
+        return []
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            done = [(z["images"][i], z["photos"][i], float(z["gains"][i]), float(z["distances"][i]))
+                    for i in range(len(z["gains"]))]
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+        return []  # a corrupt file is recomputed
+    return done[:n]
+
+
+def _save_accented(path: str, stored: list) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, images=np.stack([s[0] for s in stored]), photos=np.stack([s[1] for s in stored]),
+             gains=np.asarray([s[2] for s in stored], "float64"),
+             distances=np.asarray([s[3] for s in stored], "float64"))
+    cache.write_file(path, buffer.getvalue())
+
+
 # ------------------------------------------------------------------------------------------ heatmaps
 
 
@@ -321,5 +425,5 @@ def unit_heatmaps(
     return out
 
 
-__all__ = ["EXAMPLES_FOLDER", "EXAMPLES_VERSION", "Example", "examples_path", "examples_settings", "overlay",
-           "unit_examples", "unit_heatmaps"]
+__all__ = ["ACCENT_FOLDER", "Accented", "EXAMPLES_FOLDER", "EXAMPLES_VERSION", "Example", "examples_path",
+           "examples_settings", "overlay", "unit_accentuations", "unit_examples", "unit_heatmaps"]

@@ -1,4 +1,4 @@
-"""`kerasviz examples` and `kerasviz caricature`: the CLI for your own images."""
+"""`kerasviz examples`, `kerasviz caricature` and `kerasviz accentuate`: the CLI for your own images."""
 
 from __future__ import annotations
 
@@ -52,8 +52,32 @@ def _cmd_caricature(args) -> None:
           f"{result.similarity_before:.3f} -> {result.similarity_after:.3f} in {result.result.seconds:.1f} s")
 
 
+def _cmd_accentuate(args) -> None:
+    from kerasviz import images
+    from kerasviz.accentuation import accentuate
+    from kerasviz.cli import common
+
+    if not os.path.exists(args.image):
+        raise common.UsageError(f"No image file at {args.image!r}.")
+    common.check_writable(args.out)
+    if args.filters is None:
+        raise common.UsageError("--filters is required: the filters to accentuate, e.g. --filters 0,3,5-7.")
+    net = common.load_network(args)
+    weight = {} if args.reg_weight is None else {"reg_weight": args.reg_weight}
+    result = accentuate(net, args.layer, common.parse_filters(args.filters), args.image, reg_layer=args.reg_layer,
+                        **weight, steps=args.steps, size=args.size, seed=args.seed,
+                        precision=args.precision, progress=not args.quiet)
+    tiles = [images.to_uint8(result.inputs[0]), *result.images]
+    labels = ["photo", *[str(f) for f in result.filters]]
+    images.save_image(images.stitch(tiles, cols=len(tiles), labels=labels), args.out)
+    print(f"{args.out}: the photo, then filters {', '.join(map(str, result.filters))} of {result.layer} accentuated "
+          f"(regularized at {result.reg_layer or 'the pixels'})")
+    for f, gain, distance in zip(result.filters, result.gains, result.distances, strict=True):
+        print(f"  filter {f}: activation x{gain:.2f}, pixel distance {distance:.3f}")
+
+
 def register(subparsers) -> None:
-    """Add the `examples` and `caricature` subcommands."""
+    """Add the `examples`, `caricature` and `accentuate` subcommands."""
     from kerasviz.cli import common
 
     p = subparsers.add_parser("examples", help="the images of a folder that excite each filter most, "
@@ -93,3 +117,22 @@ def register(subparsers) -> None:
     common.add_seed_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_cmd_caricature)
+
+    p = subparsers.add_parser("accentuate", help="a photo changed as little as needed for filters to fire much more "
+                                                 "(feature accentuation)")
+    common.add_model_args(p)
+    p.add_argument("layer", help=common.LAYER_HELP)
+    p.add_argument("image", help="the photo (PNG, JPEG, ...)")
+    p.add_argument("--filters", default=None, help="the filters, e.g. 0-7, 0,3,5-7 or all (required)")
+    p.add_argument("--out", default="accentuated.png",
+                   help="output image: the photo, then one accentuation per filter (default: accentuated.png)")
+    p.add_argument("--reg-layer", default=None,
+                   help="the earlier layer kept close to the photo's (default: the convolution halfway to the layer)")
+    p.add_argument("--reg-weight", type=float, default=None,
+                   help="the regularizer's weight over faccent's balance; 0 turns it off (default: 0.3)")
+    common.add_precision_arg(p)
+    p.add_argument("--size", type=int, default=None, help="picture size in pixels (default: 128)")
+    p.add_argument("--steps", type=int, default=None, help="optimization steps (default: 96)")
+    common.add_seed_arg(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_cmd_accentuate)
