@@ -79,6 +79,6 @@ def test_check_views(views, expected):
 
 
 def test_check_views_names_the_views():
-    with pytest.raises(ValueError, match=r"Unknown view 'divers'. Expected some of negative, diverse. "
-                                         r"Did you mean 'diverse'\?"):
+    with pytest.raises(ValueError, match=r"Unknown view 'divers'. Expected some of negative, diverse, alpha, "
+                                         r"accentuated, concepts, atlas-map. Did you mean 'diverse'\?"):
         pictures.check_views("negative,divers")

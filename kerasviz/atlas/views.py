@@ -415,7 +415,7 @@ def unit_heatmaps(
     filters = kv_examples.layer_filters(network, path, filters)
     shown = images.load_image(image, size=size, channels=network.input_channels)
     act = analysis.check_spatial_map(analysis.activations(network, path, analysis.prepare_image(network, shown))[path],
-                                     path)
+                                     path, image_size=shown.shape[:2])
     out = {}
     for f in filters:
         heat = analysis.upsample(act[..., f], shown.shape[:2])
