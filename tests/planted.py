@@ -13,6 +13,7 @@ docs/make_concept_images.py. Everything is seeded: the same seed gives the same 
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import keras
@@ -92,6 +93,7 @@ def planted_model(seed: int = 0) -> keras.Model:
     return keras.Model(inputs, out, name="planted_cnn")
 
 
+@functools.cache  # trained once per test session, shared by the test modules
 def trained_planted_model(n: int = 512, epochs: int = 8, seed: int = 0):
     """`planted_model` trained on `planted_data(n, seed)` for a few seconds.
 

@@ -14,7 +14,7 @@ from kerasviz.concepts import activation_atlas as aa
 from kerasviz.engine import objectives
 from kerasviz.engine import render as rendering
 
-LAYER = planted.LATE_LAYER  # conv3: an 8 x 8 map of 32 channels, then global mean, then the logits
+LAYER = planted.LATE_LAYER  # conv3: an 8 x 8 map of 32 channels, then global max, then the logits
 GRID = 8
 BUDGET = 1000  # of the 256 * 64 positions
 ICON = dict(size=32, steps=4, preset="fast", progress=False)

@@ -222,8 +222,8 @@ def dense_head(network: nets.Network, layer: str) -> list | None:
         return None
     chain = [model.layers[top.index(layer)], *after]
     for prev, lyr in zip(chain[:-1], chain[1:], strict=True):  # one chain: each layer reads the one before
-        nodes = getattr(lyr, "_inbound_nodes", [])
-        if len(nodes) != 1 or len(nodes[0].input_tensors) != 1 or nodes[0].input_tensors[0] is not prev.output:
+        nodes = getattr(lyr, "_inbound_nodes", [])  # the first is the model's own; others are later calls
+        if not nodes or len(nodes[0].input_tensors) != 1 or nodes[0].input_tensors[0] is not prev.output:
             return None
     return after[1:]
 

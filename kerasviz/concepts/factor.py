@@ -36,6 +36,7 @@ from kerasviz import images as kv_images
 from kerasviz import nets, optimize
 from kerasviz.concepts.sampling import Samples, check_int, forward, sample_activations
 from kerasviz.engine import objectives
+from kerasviz.topk import RunningTopK
 
 CONCEPTS_EXTRA = 'pip install "kerasviz[concepts]"'
 
@@ -308,7 +309,7 @@ def _scan(network, path, source, reducer: Reducer, *, size, batch_size, value_ra
     from kerasviz.engine import backend
 
     n = len(reducer.directions)
-    top = kv_examples._TopK(n, top_k)
+    top = RunningTopK(n, top_k)
     total, count, in_class = np.zeros(n, "float64"), 0, 0
     bar = None
     if progress:
