@@ -64,12 +64,12 @@ def test_the_photo_spectrum_draws_the_photo(photos):
 
 @pytest.mark.engine
 def test_accentuation_raises_the_unit_and_batches_photos_by_filters(tiny_cnn, photos):
-    a = kv.accentuate(tiny_cnn, "relu2", [0, 1, 2], photos[:2], steps=8, size=SIZE)
-    assert a.images.shape == (6, SIZE, SIZE, 3) and a.images.dtype == np.uint8
-    assert a.photos.tolist() == [0, 0, 0, 1, 1, 1] and a.filters.tolist() == [0, 1, 2, 0, 1, 2]  # photo-major
+    a = kv.accentuate(tiny_cnn, "relu2", [1, 2], photos[:2], steps=6, size=SIZE)
+    assert a.images.shape == (4, SIZE, SIZE, 3) and a.images.dtype == np.uint8
+    assert a.photos.tolist() == [0, 0, 1, 1] and a.filters.tolist() == [1, 2, 1, 2]  # photo-major
     assert a.reg_layer == "conv1"
     alive = a.before > 0
-    assert alive.sum() >= 3 and np.all(a.gains[alive] > 1.01)  # each unit the photo excites fires more
+    assert alive.sum() >= 2 and np.all(a.gains[alive] > 1.01)  # each unit the photo excites fires more
     assert np.all(a.distances > 0)
 
 
