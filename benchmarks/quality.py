@@ -18,6 +18,7 @@ computes in that precision; the pictures are always judged by the float32 model)
     python benchmarks/quality.py --fixed-size 128 --presets quality   # VGG16 built for 128x128 inputs only
     python benchmarks/quality.py --presets fast quality --precision float32 bfloat16
     python benchmarks/quality.py --nested --presets quality   # VGG16 as the backbone of a fine-tuned model
+    python benchmarks/quality.py --maco --filters 4   # quality against maco, with a naturalness measure (#30)
 
 With `--nested` VGG16 is a user's transfer-learning model as kerasviz meets it at the first call: raw pixels
 (0..255) in, an augmentation layer, `vgg16.preprocess_input` in a layer, the VGG16 (fixed 224x224) nested as the
@@ -83,7 +84,14 @@ def main():
                         help="build VGG16 with a fixed input_shape of this size, as users' own models have it")
     parser.add_argument("--nested", action="store_true",
                         help="VGG16 nested in a fine-tuned model (preprocessing and augmentation layers in front)")
+    parser.add_argument("--maco", action="store_true",
+                        help="quality against maco: VGG16 early/mid/late layers, fixed size, trained test models "
+                             "(--layers defaults to block2_conv2 block3_conv3 block5_conv3, --size to 96)")
     args = parser.parse_args()
+    if args.maco:
+        if args.layers == list(LAYERS):
+            args.layers = list(MACO_LAYERS)
+        return maco_comparison(args)
 
     import kerasviz as kv
 
@@ -130,6 +138,98 @@ def main():
         print(f"{name:>10} | {precision:>9} | {alive:5.2f} | {rec:9.2f} | {rob:10.2f} | {sec:8.2f}")
     if args.figure:
         save_figure(figure_rows, args.layers[0], args.figure)
+
+
+MACO_LAYERS = ("block2_conv2", "block3_conv3", "block5_conv3")  # early, mid, late
+NATURAL_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")  # bundled with scikit-image: scripts/make_spectrum.py
+
+
+def spectral_slope(image_u8: np.ndarray) -> float:
+    """The slope of a picture's radially averaged log power spectrum against log frequency (luminance,
+    mean removed, Hann window), over 2/N .. 0.4 cycles per pixel: about -2 for natural photos (Field, 1987)."""
+    x = image_u8.astype("float64").mean(axis=-1)
+    h, w = x.shape
+    x = (x - x.mean()) * np.outer(np.hanning(h), np.hanning(w))
+    power = np.abs(np.fft.fft2(x)) ** 2
+    f = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None] ** 2)
+    edges = np.geomspace(2 / min(h, w), 0.4, 12)
+    centers, means = [], []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        ring = (f >= lo) & (f < hi)
+        if ring.any():
+            centers.append(np.sqrt(lo * hi))
+            means.append(power[ring].mean())
+    return float(np.polyfit(np.log(centers), np.log(means), 1)[0])
+
+
+def maco_comparison(args) -> None:
+    """`--maco`: quality against maco (#30) on VGG16 (hed) early, mid and late layers, VGG16 built for a fixed
+    input size, and the trained test models; alive, self-recognition, robustness, s/filter, and naturalness: the
+    median distance of the pictures' spectral slope (`spectral_slope`) to the mean slope of natural photos at the
+    picture's size. MACO fixes the magnitude to a photo-like power law, so the distance favours it by construction
+    where its crops and sigmoid leave that spectrum intact; it shows how far each recipe's pictures are from
+    photo statistics, not whether they show the unit better (the other scores say that)."""
+    import importlib.util
+
+    import keras
+    import skimage.data
+
+    import kerasviz as kv
+
+    size = args.size or 96
+    naturals = {}
+
+    def natural(px: int) -> float:
+        """The mean spectral slope of the photos at `px` pixels, the reference of pictures of that size."""
+        if px not in naturals:
+            photos = [kv.load_image(getattr(skimage.data, name)(), size=px) for name in NATURAL_PHOTOS]
+            naturals[px] = float(np.mean([spectral_slope((p * 255).astype("uint8")) for p in photos]))
+            print(f"natural photos' spectral slope at {px} px: {naturals[px]:.2f}", flush=True)
+        return naturals[px]
+
+    spec = importlib.util.spec_from_file_location(
+        "trained", os.path.join(os.path.dirname(__file__), "..", "tests", "test_trained_models.py"))
+    trained = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trained)
+    cases = [("VGG16 hed", kv.get_model("VGG16", weights="hed"), list(args.layers), size),
+             ("VGG16 hed fixed 128", kv.get_model("VGG16", weights="hed", input_shape=(128, 128, 3)),
+              [args.layers[1]], None)]
+    for px, channels, flatten in ((28, 1, True), (32, 3, False)):
+        x, y = trained.gratings(40, px, channels)
+        model = trained.classifier(px, channels, flatten=flatten)
+        model.fit(x, y, epochs=10, batch_size=32, verbose=0)
+        cases.append((f"trained {px}px {'gray' if channels == 1 else 'rgb'}", kv.as_network(model), ["relu2"], None))
+    keras.utils.set_random_seed(args.seed)
+    rows = []
+    for case, net, layers, case_size in cases:
+        for preset in ("quality", "maco"):
+            seconds, n, parts = 0.0, 0, []
+            for layer in layers:
+                filters = list(range(min(args.filters, 8)))  # the trained models' relu2 has 8
+                kv.visualize_filters(net, layer, filters, preset=preset, size=case_size, steps=1, revive_steps=0,
+                                     precision=args.precision[0], progress=False)  # compile first
+                result = kv.visualize_filters(net, layer, filters, preset=preset, size=case_size, seed=args.seed,
+                                              precision=args.precision[0], progress=False)
+                seconds, n = seconds + result.seconds, n + len(filters)
+                part = score(net, layer, filters, result.images, args.seed)
+                part["slope"] = np.array([spectral_slope(im) for im in result.images]) if net.input_channels == 3 \
+                    else np.array([spectral_slope(np.repeat(im, 3, -1)) for im in result.images])
+                part["distance"] = np.abs(part["slope"] - natural(result.images.shape[1]))
+                parts.append(part)
+            alive = np.concatenate([p["alive"] for p in parts])
+            slopes = np.concatenate([p["slope"] for p in parts])
+            rows.append((case, preset, alive.mean(), np.concatenate([p["recognized"] for p in parts]).mean(),
+                         np.nanmedian(np.concatenate([p["ratio"] for p in parts])) if alive.any() else np.nan,
+                         seconds / n, float(np.median(np.concatenate([p["distance"] for p in parts]))),
+                         float(np.median(slopes))))
+            print("  ".join(str(v) if isinstance(v, str) else f"{v:.2f}" for v in rows[-1]),
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    print(f"\n{args.filters} filters per layer; VGG16 layers {', '.join(args.layers)} at {size} px; the fixed-size "
+          f"VGG16 at {args.layers[1]}; natural slopes by size: {naturals}")
+    print(f"{'case':>20} | {'preset':>7} | alive | self-rec. | robustness | s/filter | slope distance | slope")
+    for case, preset, alive, rec, rob, sec, dist, slope in rows:
+        print(f"{case:>20} | {preset:>7} | {alive:5.2f} | {rec:9.2f} | {rob:10.2f} | {sec:8.2f} | {dist:14.2f} | "
+              f"{slope:5.2f}")
 
 
 def fine_tuned(backbone, size: int):

@@ -11,6 +11,9 @@ A parameterization is a small spec object with three pure functions:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
+import os
 
 import numpy as np
 
@@ -162,12 +165,25 @@ class Fourier:
         return [np.stack([spec.real, spec.imag], axis=-1).astype("float32")]
 
 
-# The default MACO magnitude: a power law A_c / f**NATURAL_SLOPE per channel of the decorrelated (logit) space,
-# fitted by scripts/make_spectrum.py to the photos of scikit-image's data folder (their licenses: that script).
-NATURAL_SLOPE = 1.0
-NATURAL_AMPLITUDES = (1.0, 0.3, 0.2)
-NATURAL_DC = (0.0, 0.0, 0.0)  # the mean of each decorrelated channel (the DC term, per pixel)
+# The default MACO magnitude: a power law A_c / f**slope per channel of the decorrelated (logit) space, whose
+# constants scripts/make_spectrum.py fits to public-domain and CC0 photos bundled with scikit-image (which, and
+# their licenses: that script) and writes here.
+NATURAL_SPECTRUM = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "maco_spectrum.json")
 STANDARDIZE_EPS = 1e-5
+
+
+@functools.cache
+def natural_spectrum() -> dict:
+    """The power law fitted to photos (`scripts/make_spectrum.py`): `slope`, `amplitudes` (one per decorrelated
+    channel, the largest 1), `dc` (each channel's mean, in units of the top channel's standard deviation) and
+    what it was fitted to.
+
+    Example:
+    >>> 0.8 < kv.params.natural_spectrum()["slope"] < 1.4
+    True
+    """
+    with open(NATURAL_SPECTRUM, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def _self_conjugate(h: int, w: int) -> np.ndarray:
@@ -182,15 +198,16 @@ def _self_conjugate(h: int, w: int) -> np.ndarray:
 
 def power_law(size, channels: int = 3, *, slope: float | None = None, amplitudes=None, dc=None) -> np.ndarray:
     """The default MACO magnitude: `A_c / f**slope` per channel (`f` in cycles per pixel, at least one cycle
-    per image), scaled so that the image it draws with phase 0 has a standard deviation of about 1 per channel;
-    the DC term is `dc_c` times the pixels (the channel's mean).
+    per image), scaled so that the image it draws has a standard deviation of 1 in its top channel; the DC term
+    is `dc_c` times the pixels (the channel's mean).
 
     Args:
         size: `(height, width)` or one int.
         channels: the channel count; past the amplitudes given, channels repeat the last one. Defaults to 3.
-        slope: the decay of the magnitude with frequency. Defaults to `NATURAL_SLOPE` (fitted to photos).
-        amplitudes: one relative amplitude per channel. Defaults to `NATURAL_AMPLITUDES`.
-        dc: one mean per channel (in the param's space). Defaults to `NATURAL_DC`.
+        slope: the decay of the magnitude with frequency. Defaults to the photos' (`natural_spectrum`).
+        amplitudes: one relative amplitude per channel. Defaults to the photos'.
+        dc: one mean per channel (in units of the top channel's standard deviation). Defaults to the photos'
+            for 3 channels, 0 otherwise.
 
     Returns:
         float32 `(channels, height, width)`, the full (not half) spectrum layout of `numpy.fft.fft2`.
@@ -200,9 +217,10 @@ def power_law(size, channels: int = 3, *, slope: float | None = None, amplitudes
     (3, 32, 32)
     """
     h, w = (size, size) if isinstance(size, (int, np.integer)) else size
-    slope = NATURAL_SLOPE if slope is None else slope
-    amps = list(NATURAL_AMPLITUDES if amplitudes is None else amplitudes)
-    dcs = list(NATURAL_DC if dc is None else dc)
+    natural = natural_spectrum()
+    slope = natural["slope"] if slope is None else slope
+    amps = list(natural["amplitudes"] if amplitudes is None else amplitudes)
+    dcs = list((natural["dc"] if channels == 3 else [0.0]) if dc is None else dc)
     f = np.maximum(_freqs(h, w), 1.0 / max(h, w))
     shape = f ** -float(slope)
     shape[0, 0] = 0.0
@@ -233,6 +251,10 @@ def resize_spectrum(magnitude: np.ndarray, size) -> np.ndarray:
 def _as_batch(images) -> list[np.ndarray]:
     from kerasviz.images import load_image
 
+    if isinstance(images, (str, os.PathLike)) and os.path.isdir(images):
+        folder = os.fspath(images)
+        images = [os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                  if n.lower().endswith((".jpg", ".jpeg", ".png", ".bmp", ".webp"))]
     if isinstance(images, np.ndarray) and images.ndim == 4:
         images = list(images)
     elif isinstance(images, np.ndarray) or not isinstance(images, (list, tuple)):
@@ -260,8 +282,9 @@ def spectrum(images, *, size: int | tuple[int, int] = 128) -> np.ndarray:
     of the images and size, so calling it again on the same photos costs nothing.
 
     Args:
-        images: an image or several: file paths, arrays `(H, W, C)` or `(N, H, W, C)` (uint8, or float in
-            [0, 1]), any channel count (1 for a grayscale model); files are read as RGB.
+        images: an image or several: file paths, a folder (its JPEG and PNG files), arrays `(H, W, C)` or
+            `(N, H, W, C)` (uint8, or float in [0, 1]), any channel count (1 for a grayscale model); files are
+            read as RGB.
         size: the spectrum's `(height, width)` (one int: both); `Maco` resizes it to any image size.
             Defaults to 128.
 
@@ -272,7 +295,7 @@ def spectrum(images, *, size: int | tuple[int, int] = 128) -> np.ndarray:
         ValueError: no images, or images of different channel counts.
 
     Example:
-    >>> kv.spectrum("cat.jpg", size=64).shape
+    >>> kv.spectrum("photos", size=64).shape
     (3, 64, 64)
     """
     import hashlib
