@@ -49,7 +49,7 @@ def main(argv=None) -> None:
     for p in range(len(photos)):
         tiles.append(kv.to_uint8(photos[p]))
         labels.append(bench.SAMPLE_PHOTOS[p])
-        for i in np.flatnonzero(a.photos == p):
+        for i in np.flatnonzero(np.asarray(photo_index) == p):  # the pairs of sample photo p
             f = int(a.filters[i])
             current = photos[p]
             for r in range(MAX_DREAM_ROUNDS):  # DeepDream from the same photo, to the accentuation's gain
