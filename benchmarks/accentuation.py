@@ -125,14 +125,16 @@ def at_distance(curve_d: np.ndarray, curve_g: np.ndarray, d: float) -> float:
     return float(np.interp(d, curve_d[order], curve_g[order]))
 
 
-def run_case(name: str, net, layer: str, photos: np.ndarray, k: int, steps: int, rounds: int) -> None:
+def run_case(name: str, net, layer: str, photos: np.ndarray, k: int, steps: int, rounds: int,
+             reg_weight: float | None = None) -> None:
     import kerasviz as kv
 
     tops = top_filters(net, layer, photos, k)
     photo_index = [p for p, fs in enumerate(tops) for _ in fs]
     filters = [int(f) for fs in tops for f in fs]
     start = time.perf_counter()
-    a = kv.accentuate(net, layer, filters, photos[photo_index], pairs=True, steps=steps, size=photos.shape[1])
+    weight = {} if reg_weight is None else {"reg_weight": reg_weight}
+    a = kv.accentuate(net, layer, filters, photos[photo_index], pairs=True, steps=steps, size=photos.shape[1], **weight)
     seconds = time.perf_counter() - start
     reg = a.reg_layer
     pixel_dd, feature_dd = [], []
@@ -141,7 +143,8 @@ def run_case(name: str, net, layer: str, photos: np.ndarray, k: int, steps: int,
         pixel_dd.append(at_distance(curve["distances"], curve["gains"], a.distances[i]))
         feature_dd.append(at_distance(curve["feature_distances"], curve["gains"], a.feature_distances[i]))
     pixel_dd, feature_dd = np.array(pixel_dd), np.array(feature_dd)
-    print(f"{name}: layer {layer}, regularized at {reg}, {len(filters)} (photo, filter) pairs, {steps} steps, "
+    print(f"{name}: layer {layer}, regularized at {reg} (reg_weight {a.settings['reg_weight']:g}), "
+          f"{len(filters)} (photo, filter) pairs, {steps} steps, "
           f"{photos.shape[1]} px, accentuation {seconds:.1f} s ({seconds / len(filters):.2f} s per pair)")
     print(f"  accentuation: median gain {np.median(a.gains):.2f}, pixel distance {np.median(a.distances):.4f}, "
           f"feature distance {np.median(a.feature_distances):.3f}")
@@ -159,6 +162,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="accentuation steps (default: accentuate's)")
     parser.add_argument("--rounds", type=int, default=DREAM_ROUNDS,
                         help=f"DeepDream rounds of {DREAM_ROUND} steps (default: {DREAM_ROUNDS})")
+    parser.add_argument("--reg-weight", type=float, default=None, help="accentuate's reg_weight (default: its own)")
     args = parser.parse_args(argv)
     import kerasviz as kv
 
@@ -169,11 +173,11 @@ def main(argv=None) -> None:
         photos, labels = gratings(1, 32, seed=1)
         net = kv.as_network(model)
         run_case("trained CNN (gratings, 32 px)", net, CNN_LAYER, photos[np.argsort(labels)], args.filters, steps,
-                 args.rounds)
+                 args.rounds, args.reg_weight)
     if "vgg16" in args.models:
         net = kv.get_model("VGG16", weights="hed")
         run_case("VGG16 (hed), sample photos", net, VGG_LAYER, sample_photos(args.size), args.filters, steps,
-                 args.rounds)
+                 args.rounds, args.reg_weight)
 
 
 if __name__ == "__main__":

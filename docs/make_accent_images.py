@@ -49,7 +49,7 @@ def main(argv=None) -> None:
     for p in range(len(photos)):
         tiles.append(kv.to_uint8(photos[p]))
         labels.append(bench.SAMPLE_PHOTOS[p])
-        for i in np.flatnonzero(a.photos == p):
+        for i in np.flatnonzero(np.asarray(photo_index) == p):  # the pairs of sample photo p
             f = int(a.filters[i])
             current = photos[p]
             for r in range(MAX_DREAM_ROUNDS):  # DeepDream from the same photo, to the accentuation's gain
@@ -62,8 +62,10 @@ def main(argv=None) -> None:
             labels += [f"{f} accent x{a.gains[i]:.1f}", f"{f} dream x{m['gains'][0]:.1f}"]
             print(f"{bench.SAMPLE_PHOTOS[p]}, filter {f}: accentuation x{a.gains[i]:.2f} at pixel distance "
                   f"{a.distances[i]:.3f}; DeepDream x{m['gains'][0]:.2f} at {m['distances'][0]:.3f}")
-    kv.save_image(kv.stitch(tiles, cols=1 + 2 * FILTERS_PER_PHOTO, labels=labels, margin=4, background=255),
-                  args.out)
+    from PIL import Image
+
+    mosaic = kv.stitch(tiles, cols=1 + 2 * FILTERS_PER_PHOTO, labels=labels, margin=4, background=255)
+    Image.fromarray(mosaic).quantize(256).save(args.out, optimize=True)  # under 300 KB, like the other pictures
     print(args.out)
 
 

@@ -35,10 +35,7 @@ ACCENT_SIZE = 128
 ACCENT_CROPS = 4  # faccent's box crops with noise, as `transforms.crops`: 4 crops of half to all of the picture
 ACCENT_CROP_SCALE = (0.5, 1.0)
 ACCENT_NOISE = 0.02  # faccent's noise_std
-# The regularizer's weight over faccent's balance (its `accent_reg_alpha`, 1 there): measured on VGG16 (hed)
-# block4_conv3, 4 (photo, filter) pairs, 96 px, 48 steps, these crops: at 1.0 the pictures barely move (gains
-# 1.04-1.14), at 0.3 they gain 1.8-3.1 with the block3_conv1 activations 0.35-0.38 from the photo's.
-REG_WEIGHT = 0.3
+REG_WEIGHT = 1.0  # the regularizer's weight over faccent's balance: faccent's `accent_reg_alpha` default
 EAGER_BATCH = 16  # images per eager pass (the measurements and the first-step gradients)
 
 
@@ -254,22 +251,23 @@ def _gradient_sizes(fn, values: list[np.ndarray]) -> np.ndarray:
     return np.abs(grad).reshape(len(grad), -1).sum(axis=1)
 
 
-def _weights(param, network, layer, settings, features, channels, photos, targets, starts, reg_weight) -> np.ndarray:
+def _weights(plan, keys, param, features, photos, targets, starts, reg_weight) -> np.ndarray:
     """faccent's balance: per pair, `reg_weight` times the ratio of the objective's gradient magnitude to the
-    regularizer's at the first step (on the untransformed start)."""
+    regularizer's at the first step. The objective's is the step's own (`plan`: the accentuation objective without
+    its regularizer, under the first step's random transforms); the regularizer's is on the untransformed start, as
+    the step computes it."""
     if reg_weight == 0:
-        return np.zeros(len(channels), "float32")
-    main = _Features(network, layer, settings.pre_activation)
-    channel = objectives.channel(layer)
-    out = []
-    for i in range(0, len(channels), EAGER_BATCH):
-        ch = ops.convert_to_tensor(np.asarray(channels[i : i + EAGER_BATCH], "int32"))
-        tg = ops.convert_to_tensor(np.asarray(targets)[photos[i : i + EAGER_BATCH]])
-        values = param.encode(starts[i : i + EAGER_BATCH])
+        return np.zeros(len(keys), "float32")
+    renderer, out = plan.renderer, []
+    for i in range(0, len(keys), EAGER_BATCH):
+        chunk = list(range(i, min(i + EAGER_BATCH, len(keys))))
+        u = ops.convert_to_tensor(renderer.draw_uniforms([keys[j] for j in chunk], plan.seed, 1, 0)[0])
+        pairs = ops.convert_to_tensor(np.asarray(chunk, "int32"))
+        tg = ops.convert_to_tensor(np.asarray(targets)[photos[chunk]])
+        values = param.encode(starts[chunk])
 
-        def score(v, ch=ch):
-            x = param.draw(v)
-            return channel(objectives.Context({layer: main(x)}, x, ch))
+        def score(v, u=u, pairs=pairs):
+            return renderer.score_fn(v, u, pairs)
 
         def reg(v, tg=tg):
             return _distance(features(param.draw(v)), tg)
@@ -382,8 +380,7 @@ def accentuate(
         reg_layer: the layer kept close to the photo's. Defaults to `default_reg_layer` (the convolution layer
             halfway to `layer`; the pixels for a first convolution layer).
         reg_weight: the regularizer's weight over faccent's balance (faccent's `accent_reg_alpha`); 0 turns it
-            off, larger values keep the picture closer to the photo. Defaults to 0.3 (at faccent's 1.0 the
-            pictures barely move here; see `REG_WEIGHT`).
+            off, larger values keep the picture closer to the photo. Defaults to 1.0 (faccent's).
         preset: a preset name or `Preset` (not an input-space one), e.g. to use its transforms. Defaults to
             faccent's recipe: the `PhotoSpectrum` param, 96 steps of Adam at lr 0.05, 128 px, one octave, 4
             crops of half to all of the picture with noise of 0.02 (`transforms.crops`) per step.
@@ -421,12 +418,15 @@ def accentuate(
     param = params.get(settings.param)
     features = _Features(network, reg_path)
     targets = features.numpy(photos_in)
-    weights = _weights(param, network, path, settings, features, channels, photo_of, targets, starts, reg_weight)
-    objective = accent_objective(path, features, channels, photo_of, targets, weights)
     pairs_ = list(range(len(channels)))  # each image's `filters` entry: its pair, which the objective reads
+    keys = [int(c) for c in channels]  # keyed by its filter, a pair's random draws (so its picture) do not
+    # depend on the other pairs of the call
+    unweighted = accent_objective(path, features, channels, photo_of, targets, np.zeros(len(channels)))
+    first = optimize.plan(network, objective=unweighted, filters=pairs_, preset=settings, **run.keywords())
+    weights = _weights(first, keys, param, features, photo_of, targets, starts, reg_weight)
+    objective = accent_objective(path, features, channels, photo_of, targets, weights)
     p = optimize.plan(network, objective=objective, filters=pairs_, preset=settings, **run.keywords())
-    # keyed by its filter, a pair's random draws (so its picture) do not depend on the other pairs of the call
-    result = p.run([int(c) for c in channels], filters=pairs_, init=starts, progress=progress)
+    result = p.run(keys, filters=pairs_, init=starts, progress=progress)
     done = np.arange(len(result.images))  # every pair, unless Ctrl-C stopped the run (the finished come first)
     pictures = np.clip(result.raw, 0.0, 1.0)
     m = measure(network, path, channels[done], pictures, starts[done], reg_layer=reg_path)

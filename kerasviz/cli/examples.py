@@ -129,7 +129,7 @@ def register(subparsers) -> None:
     p.add_argument("--reg-layer", default=None,
                    help="the earlier layer kept close to the photo's (default: the convolution halfway to the layer)")
     p.add_argument("--reg-weight", type=float, default=None,
-                   help="the regularizer's weight over faccent's balance; 0 turns it off (default: 0.3)")
+                   help="the regularizer's weight over faccent's balance; 0 turns it off (default: 1)")
     common.add_precision_arg(p)
     p.add_argument("--size", type=int, default=None, help="picture size in pixels (default: 128)")
     p.add_argument("--steps", type=int, default=None, help="optimization steps (default: 96)")
