@@ -12,6 +12,7 @@ import time
 
 from kerasviz.cli.common import (
     LAYER_HELP,
+    add_extra_tokens_arg,
     add_model_args,
     add_precision_arg,
     add_seed_arg,
@@ -38,12 +39,6 @@ def _read_image(path: str):
 def _positive(name: str, value, minimum: int = 1) -> None:
     if value is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}. Received: {value}.")
-
-
-def _add_extra_tokens_arg(p) -> None:
-    p.add_argument("--extra-tokens", type=int, default=None, metavar="N",
-                   help="for a transformer's token layer: the class and register tokens before the patch tokens "
-                        "(default: read from the token count against the patch grid)")
 
 
 def _check_out(path: str, kind: str) -> None:
@@ -161,7 +156,7 @@ def register(subparsers) -> None:
     p.add_argument("--tokens", choices=("patches", "all", "class"), default="patches",
                    help="for a transformer's token layer, the tokens that rank the filters: the patch tokens, all "
                         "tokens, or the class token alone (default: patches)")
-    _add_extra_tokens_arg(p)
+    add_extra_tokens_arg(p)
     p.add_argument("--out", default="top.png", help="output figure (default: top.png)")
     p.add_argument("--preset", default=None, help="preset of the filter pictures (default: quality)")
     add_precision_arg(p)
@@ -198,7 +193,7 @@ def register(subparsers) -> None:
     p.add_argument("layer", help="a layer with spatial maps (convolution, pooling, activation) or a transformer's "
                                  "token layer (its patch grid), by name or path")
     p.add_argument("image", help="an image file (PNG, JPEG, ...)")
-    _add_extra_tokens_arg(p)
+    add_extra_tokens_arg(p)
     p.add_argument("--filters", default=None, help="e.g. 0-63, 0,3,5-7 or all (default: all)")
     p.add_argument("--cols", type=int, default=16, help="maps per row (default: 16)")
     p.add_argument("--image-size", type=int, default=None, help="resize the image to this square size first")
@@ -211,7 +206,7 @@ def register(subparsers) -> None:
                                  "token layer (its patch grid), by name or path")
     p.add_argument("filter", type=int, help="the filter (channel) index of LAYER, from 0")
     p.add_argument("image", help="an image file (PNG, JPEG, ...)")
-    _add_extra_tokens_arg(p)
+    add_extra_tokens_arg(p)
     p.add_argument("--image-size", type=int, default=None, help="resize the image to this square size first")
     p.add_argument("--out", default="heatmap.png", help="output figure (default: heatmap.png)")
     p.set_defaults(run=_cmd_heatmap)

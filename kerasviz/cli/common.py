@@ -58,7 +58,8 @@ def parse_weights(text: str | None):
 def add_model_args(p: argparse.ArgumentParser, *, weights_default: str | None = "imagenet") -> None:
     """The model argument and the options that say how to read it: `--weights`, `--input-range`, `--preprocess`,
     `--other-input`."""
-    p.add_argument("model", help="keras.applications name (e.g. VGG16) or a model file (.keras, .h5, .hdf5)")
+    p.add_argument("model", help="a keras.applications name (e.g. VGG16), a KerasHub preset (resnet_50_imagenet, "
+                                 "hf://..., a preset folder) or a model file (.keras, .h5, .hdf5)")
     p.add_argument("--weights", default=weights_default,
                    help="imagenet, none, hed (VGG16, offline) or a weights file path "
                         f"(default: {weights_default})")
@@ -187,3 +188,10 @@ def save_figure(fig, path: str) -> None:
     except (OSError, ValueError) as e:
         raise ValueError(f"Cannot write the figure to {path!r}: {e}. Use a path ending in .png, .pdf or "
                          ".svg.") from e
+
+
+def add_extra_tokens_arg(p) -> None:
+    """`--extra-tokens N`: the class and register tokens before a token layer's patch tokens."""
+    p.add_argument("--extra-tokens", type=int, default=None, metavar="N",
+                   help="for a transformer's token layer: the class and register tokens before the patch tokens "
+                        "(default: read from the token count against the patch grid)")

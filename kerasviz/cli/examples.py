@@ -20,7 +20,8 @@ def _cmd_examples(args) -> None:
     filters = nets.resolve_filters(common.parse_filters(args.filters), nets.channels_of(net, path), path,
                                    default=EXAMPLES_FILTERS)
     result = examples.dataset_examples(net, args.layer, args.dir, k=args.k, filters=filters,
-                                   batch_size=args.batch_size, size=args.size)
+                                   batch_size=args.batch_size, size=args.size, tokens=args.tokens,
+                                   extra_tokens=args.extra_tokens)
     visualization = None
     if not args.no_visualization:
         visualization = optimize.visualize_filters(net, result.layer, result.filters, preset=args.preset,
@@ -93,6 +94,10 @@ def register(subparsers) -> None:
     p.add_argument("--size", type=int, default=None,
                    help="images are resized to this (default: the model's input size, else 224)")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    p.add_argument("--tokens", choices=("patches", "class"), default="patches",
+                   help="for a transformer's token layer: crops of the patch tokens that fire, or whole images "
+                        "ranked by the class token (default: patches)")
+    common.add_extra_tokens_arg(p)
     p.add_argument("--no-visualization", action="store_true", help="do not draw the filters' own pictures")
     p.add_argument("--preset", default="fast", help="preset of the filters' pictures (default: fast)")
     common.add_precision_arg(p)
