@@ -9,18 +9,18 @@ import transformer_models as tm
 import kerasviz as kv
 
 UNITS = 16  # units tested per layer
-# What the defaults reach on this ViT's units (measured; docs/transformers.md): the MLP hidden layer keeps one or
-# two units of 16 just below zero (a GELU, bounded at -0.17, negative on nearly every patch), and 14-16 of 16
-# units are excited most by their own picture. The bar (all alive, >= 0.9) holds for the ConvNeXt-style
-# net and for the ViT's block outputs; not yet for its MLP hidden layer with this short training.
-VIT_DEAD_AT_MOST = 2
-VIT_OWN_AT_LEAST = 0.85
+# What the defaults reach on this ViT's units (measured; docs/transformers.md): the MLP hidden layer keeps one unit
+# of 16 just below zero (a GELU, bounded at -0.17, negative on nearly every patch), and 15 of 16 units are excited
+# most by their own picture. The bar (all alive, >= 0.9) holds for the ConvNeXt-style net and for the
+# ViT's block outputs; not yet for its MLP hidden layer (with a shorter training, 12 epochs: 2 dead, 0.81).
+VIT_DEAD_AT_MOST = 1
+VIT_OWN_AT_LEAST = 0.875
 
 
 @pytest.fixture(scope="session")
 def vit():
     model = tm.tiny_vit()
-    accuracy = tm.train(model, epochs=12, n_per_class=32)
+    accuracy = tm.train(model, epochs=20, n_per_class=48)
     assert accuracy > 0.9, f"the test ViT did not learn its gratings (accuracy {accuracy:.2f})"
     return model
 
