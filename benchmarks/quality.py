@@ -19,6 +19,7 @@ computes in that precision; the pictures are always judged by the float32 model)
     python benchmarks/quality.py --presets fast quality --precision float32 bfloat16
     python benchmarks/quality.py --nested --presets quality   # VGG16 as the backbone of a fine-tuned model
     python benchmarks/quality.py --maco --filters 4   # quality against maco, with a naturalness measure (#30)
+    python benchmarks/quality.py --transformers --presets fast quality   # the trained test ViT and ConvNeXt
 
 With `--nested` VGG16 is a user's transfer-learning model as kerasviz meets it at the first call: raw pixels
 (0..255) in, an augmentation layer, `vgg16.preprocess_input` in a layer, the VGG16 (fixed 224x224) nested as the
@@ -87,11 +88,16 @@ def main():
     parser.add_argument("--maco", action="store_true",
                         help="quality against maco: VGG16 early/mid/late layers, fixed size, trained test models "
                              "(--layers defaults to block2_conv2 block3_conv3 block5_conv3, --size to 96)")
+    parser.add_argument("--transformers", action="store_true",
+                        help="the small ViT and ConvNeXt-style net of tests/transformer_models.py, trained on "
+                             "gratings: alive, own-best and the patch-grid energy of their pictures")
     args = parser.parse_args()
     if args.maco:
         if args.layers == list(LAYERS):
             args.layers = list(MACO_LAYERS)
         return maco_comparison(args)
+    if args.transformers:
+        return transformers(args)
 
     import kerasviz as kv
 
@@ -230,6 +236,48 @@ def maco_comparison(args) -> None:
     for case, preset, alive, rec, rob, sec, dist, slope in rows:
         print(f"{case:>20} | {preset:>7} | {alive:5.2f} | {rec:9.2f} | {rob:10.2f} | {sec:8.2f} | {dist:14.2f} | "
               f"{slope:5.2f}")
+
+
+TRANSFORMER_LAYERS = {"tiny_vit": ("block0_mlp1", "block1_mlp1", "block1_out"),
+                      "tiny_convnext": ("stage0_mlp1", "stage1_mlp1", "stage1_out")}
+
+
+def transformers(args) -> None:
+    """The transformer cases: per model, preset and layer, the share of units alive, the share excited most by
+    their own picture (patch tokens only, on a token layer) and the patch-grid energy of the pictures (about 1:
+    no grid printed; `transformer_models.patch_grid_energy`). Variants of the transforms ride along: jitter of
+    one patch and a half instead of the preset's 8 and 4 px, and no transforms at all (a grid-printing control)."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    import transformer_models as tm
+
+    import kerasviz as kv
+    from kerasviz.engine import transforms as T
+
+    variants = {"preset": {}, f"jitter({tm.PATCH}),({tm.PATCH // 2})": dict(transforms=(
+        T.jitter(tm.PATCH), T.scale(0.9, 1.1), T.rotate(10.0), T.jitter(tm.PATCH // 2))), "no transforms": dict(
+        transforms=())}
+    print(f"{'model':>13} | {'preset':>7} | {'variant':>13} | {'layer':>11} | alive | own | grid | s  "
+          f"(load {os.getloadavg()[0]:.1f})")
+    for build in (tm.tiny_vit, tm.tiny_convnext):
+        model = build()
+        tm.train(model, epochs=20, n_per_class=48)
+        for preset in args.presets:
+            for name, variant in variants.items():
+                for layer in TRANSFORMER_LAYERS[model.name]:
+                    filters = list(range(args.filters))
+                    result = kv.visualize_filters(model, layer, filters, preset=preset, seed=args.seed,
+                                                  progress=False, **variant)
+                    acts = np.asarray(kv.feature_extractor(model, [layer], pre_activation=False)(
+                        result.images.astype("float32") / 255))
+                    grid = kv.nets.token_grid(acts.shape, (tm.SIZE, tm.SIZE))
+                    acts = kv.nets.to_grid(acts, grid) if grid is not None else acts
+                    means = acts.reshape(len(acts), -1, acts.shape[-1]).mean(axis=1)[:, :len(filters)]
+                    own = np.mean(means.argmax(axis=0) == np.arange(len(filters)))
+                    alive, energy = np.mean(result.scores > 0), tm.patch_grid_energy(result.images, tm.PATCH)
+                    print(f"{model.name:>13} | {preset:>7} | {name:>13} | {layer:>11} | {alive:.2f}  | {own:.2f} | "
+                          f"{energy:.2f} | {result.seconds:.0f}  (load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def fine_tuned(backbone, size: int):

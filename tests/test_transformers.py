@@ -9,18 +9,18 @@ import transformer_models as tm
 import kerasviz as kv
 
 UNITS = 16  # units tested per layer
-# What the defaults reach on this ViT's units (measured; docs/transformers.md): the MLP hidden layer keeps one or
-# two units of 16 just below zero (a GELU, bounded at -0.17, negative on nearly every patch), and 14-16 of 16
-# units are excited most by their own picture. The issue's bar (all alive, >= 0.9) holds for the ConvNeXt-style
-# net and for the ViT's block outputs; not yet for its MLP hidden layer with this short training.
-VIT_DEAD_AT_MOST = 2
-VIT_OWN_AT_LEAST = 0.85
+# What the defaults reach on this ViT's units (measured; docs/transformers.md): the MLP hidden layer keeps one unit
+# of 16 just below zero (a GELU, bounded at -0.17, negative on nearly every patch), and 15 of 16 units are excited
+# most by their own picture. The issue's bar (all alive, >= 0.9) holds for the ConvNeXt-style net and for the
+# ViT's block outputs; not yet for its MLP hidden layer (with a shorter training, 12 epochs: 2 dead, 0.81).
+VIT_DEAD_AT_MOST = 1
+VIT_OWN_AT_LEAST = 0.875
 
 
 @pytest.fixture(scope="session")
 def vit():
     model = tm.tiny_vit()
-    accuracy = tm.train(model, epochs=12, n_per_class=32)
+    accuracy = tm.train(model, epochs=20, n_per_class=48)
     assert accuracy > 0.9, f"the test ViT did not learn its gratings (accuracy {accuracy:.2f})"
     return model
 
@@ -55,7 +55,9 @@ def test_vit_units_come_alive_and_excite_themselves_at_the_first_call(vit, layer
 
 
 def test_vit_class_images_are_classified_as_their_class(vit):
-    result = kv.visualize_filters(vit, "logits", progress=False)
+    """The class probability (the logit alone let the 135-degree picture raise the 90-degree logit higher, once)."""
+    result = kv.visualize_filters(vit, "logits", objective=kv.objectives.class_probability("logits", None),
+                                  progress=False)
     predicted = vit.predict(result.images.astype("float32") / 255, verbose=0).argmax(axis=1)
     assert list(predicted) == list(range(tm.CLASSES))
 
@@ -78,10 +80,11 @@ def test_convnext_units_come_alive_and_excite_themselves_at_the_first_call(convn
     assert _own_best(convnext, "stage1_mlp1", result.images) >= 0.9
 
 
-@pytest.mark.engine
-def test_an_untrained_vit_is_visualized_on_every_backend():
-    """The engine subset: the token objective, the fixed size and the revive neuron on a patch, on any backend."""
+def test_an_untrained_vit_is_visualized_with_a_revive_neuron_on_a_patch():
+    """The token objective, the fixed size and the revive neuron on a patch, end to end (also passes under JAX and
+    PyTorch, but a ViT's step compiles for minutes under JAX on a busy CPU: the engine subset of
+    tests/test_tokens.py covers the objectives on every backend)."""
     vit = tm.tiny_vit(blocks=1, dim=16, mlp=32)
-    result = kv.visualize_filters(vit, "block0_mlp1", range(4), preset="fast", steps=4, revive_steps=2,
-                                  progress=False)
+    result = kv.visualize_filters(vit, "block0_mlp1", range(4), preset="fast", steps=2, block_steps=1,
+                                  revive_steps=1, progress=False)
     assert result.images.shape == (4, 32, 32, 3) and np.all(np.isfinite(result.scores))

@@ -137,7 +137,7 @@ def layer_output_shape(model, layer_name: str) -> tuple | None:
     Example:
     >>> net = kv.get_model("VGG16", weights="hed")
     >>> kv.nets.layer_output_shape(net, "block1_conv1")
-    (None, 224, 224, 64)
+    (None, None, None, 64)
     """
     keras_model = model.model if isinstance(model, Network) else model
     path, layer = find_layer(keras_model, layer_name)
