@@ -429,7 +429,7 @@ def _run_chunks(plan: Plan, key_chunks, filter_chunks, init_chunks, seed, cbs) -
     renderer, network, s = plan.renderer, plan.network, plan.settings
     start = time.perf_counter()
     everything = [k for keys in key_chunks for k in keys]
-    parts = []  # per chunk, its finished filters' (keys, images, scores, history, revived): one append each
+    parts = []  # per chunk, its finished filters' (keys, images, scores, history, revived, alpha): one append each
     interrupted = False
     steps_total = sum(presets.octave_steps(s))
     with run_callbacks(cbs, n_items=len(everything), steps=steps_total) as notify:
@@ -446,7 +446,8 @@ def _run_chunks(plan: Plan, key_chunks, filter_chunks, init_chunks, seed, cbs) -
                 if keep:
                     kept = [keys[j] for j in keep]
                     parts.append((kept, batch.images[keep], batch.scores[keep], batch.history[:, keep],
-                                  [k for k in batch.revived if k in kept]))
+                                  [k for k in batch.revived if k in kept],
+                                  None if batch.alpha is None else batch.alpha[keep]))
                 if batch.interrupted:
                     interrupted = True
                     break
@@ -468,7 +469,7 @@ def _run_chunks(plan: Plan, key_chunks, filter_chunks, init_chunks, seed, cbs) -
     return Result(images=imgs, scores=scores, history=np.concatenate([p[3] for p in parts], axis=1), filters=done,
                   layer=plan.layer, raw=raw, settings=settings, seconds=time.perf_counter() - start,
                   clipped=clipped, interrupted=interrupted, unfinished=[k for k in everything if k not in finished],
-                  revived=revived, dead=dead, flat=flat)
+                  revived=revived, dead=dead, flat=flat, alpha=results.crop_alpha([p[5] for p in parts], s))
 
 
 def visualize_filters(

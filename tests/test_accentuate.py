@@ -71,6 +71,7 @@ def test_accentuation_raises_the_unit_and_batches_photos_by_filters(tiny_cnn, ph
     alive = a.before > 0
     assert alive.sum() >= 2 and np.all(a.gains[alive] > 1.01)  # each unit the photo excites fires more
     assert np.all(a.distances > 0)
+    assert a.alpha.shape == (4, SIZE, SIZE) and 0 <= a.alpha.min() and a.alpha.max() <= 1  # where the photo changed
 
 
 def test_one_photo_and_pairs_give_the_same_pictures_as_the_full_batch(trained, photos):

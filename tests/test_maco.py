@@ -152,3 +152,13 @@ def test_maco_preset_and_cli_param():
     args = build_parser().parse_args(["gallery", "VGG16", "--param", "maco", "--preset", "maco"])
     assert kv.cli.common.run_options(args)["param"] == "maco"
     assert render.alpha_map(np.zeros((1, 2, 2, 3))).max() == 0.0  # a map of no gradient stays 0
+
+
+@pytest.mark.engine
+def test_result_carries_the_transparency_map_only_where_the_preset_makes_one(grating_model):
+    maco = kv.visualize_filters(grating_model, "gabor", [0, 1], preset="maco", size=24, steps=2, crop=2,
+                                progress=False)
+    assert maco.alpha.shape == (2, 20, 20) and maco.alpha.dtype == np.float32  # cropped as the pictures are
+    assert 0.0 <= maco.alpha.min() and maco.alpha.max() <= 1.0 and maco.alpha.max() > 0
+    plain = kv.visualize_filters(grating_model, "gabor", [0], preset="fast", size=24, steps=2, progress=False)
+    assert plain.alpha is None

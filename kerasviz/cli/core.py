@@ -9,6 +9,7 @@ import warnings
 from kerasviz.cli.common import (
     LAYER_HELP,
     add_model_args,
+    add_param_arg,
     add_precision_arg,
     add_ray_args,
     add_seed_arg,
@@ -111,7 +112,8 @@ def register(sub) -> None:
                    help="e.g. 0-63, 0,3,5-7 or all; a single number is that one filter (default: the first 64, "
                         "or every channel of a smaller layer)")
     p.add_argument("--out", default="atlas.png", help="output image (default: atlas.png)")
-    p.add_argument("--preset", default=None, help="quality (default), fast, lucid, keras-io, blog2016")
+    p.add_argument("--preset", default=None, help="quality (default), fast, lucid, keras-io, blog2016, maco")
+    add_param_arg(p)
     p.add_argument("--size", type=int, default=None, help="image size in pixels")
     p.add_argument("--steps", type=int, default=None, help="optimization steps")
     add_precision_arg(p)
