@@ -252,3 +252,14 @@ def test_cli_writes_pictures_a_table_and_json(planted_model, tmp_path):
     assert isinstance(data["concepts"][0]["importance"], float)
     assert (out / "concept_0.png").exists() and (out / "concept_0_patches.png").exists()
     assert "| concept |" in (out / "composition.md").read_text()
+
+
+def test_a_token_layer_is_sampled_and_factorized_on_its_patch_grid():
+    import transformer_models as tm
+
+    vit = tm.tiny_vit()  # 32 px, patch 4: 1 class token + an 8 x 8 grid of patch tokens
+    x = np.random.default_rng(4).random((6, 32, 32, 3)).astype("float32")
+    s = kv.sample_activations(vit, "block1_mlp1", x, budget=10_000)
+    assert s.grid == (8, 8) and s.vectors.shape == (6 * 64, 64)  # every patch token, the class token left out
+    c = kv.concepts(vit, "block1_mlp1", x, n=3, top_k=2, preset="fast", size=32, steps=2, progress=False)
+    assert c.basis.shape[0] == 3 and c.heatmaps[0].shape[1:] == (8, 8)

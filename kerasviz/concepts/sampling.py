@@ -113,21 +113,26 @@ class _Reservoir:
         return vectors[order], meta[order]
 
 
-def _spatial(out: np.ndarray, path: str) -> np.ndarray:
-    """A layer's batch output as `(B, rows, cols, C)`."""
+def _spatial(out: np.ndarray, path: str, image_size: tuple[int, int]) -> np.ndarray:
+    """A layer's batch output as `(B, rows, cols, C)`; a token layer's as its patch grid (class and register
+    tokens left out, `kerasviz.nets.tokens`)."""
     if out.ndim == 4:
         return out
     if out.ndim == 2:
         return out[:, None, None, :]
-    raise ValueError(f"sample_activations needs a layer with output (batch, H, W, C) or (batch, C); layer {path!r} "
-                     f"gives rank {out.ndim} (shape {out.shape}). Pick a convolution, pooling or activation layer.")
+    grid = nets.tokens.token_grid(out.shape, image_size) if out.ndim == 3 else None
+    if grid is not None:
+        return nets.tokens.to_grid(out, grid)
+    raise ValueError(f"sample_activations needs a layer with output (batch, H, W, C), a token layer (batch, tokens, C) "
+                     f"whose patch tokens form a grid, or (batch, C); layer {path!r} gives shape {out.shape}. Pick a "
+                     "convolution, pooling, activation or transformer block layer.")
 
 
 def forward(network: nets.Network, extractor, x: np.ndarray, path: str) -> np.ndarray:
     """The layer's output `(B, rows, cols, C)` (float32) for images `x` in [0, 1]: one forward pass of `extractor`."""
     inputs = keras.ops.convert_to_numpy(network.preprocess(np.array(x, "float32")))
     out = extractor.predict_on_batch(network.model_inputs(inputs, extractor))
-    return _spatial(np.asarray(out[0] if isinstance(out, (list, tuple)) else out, "float32"), path)
+    return _spatial(np.asarray(out[0] if isinstance(out, (list, tuple)) else out, "float32"), path, x.shape[1:3])
 
 
 def check_int(name: str, value, low: int = 1) -> int:
