@@ -126,6 +126,17 @@ def test_a_layer_on_ray_has_the_same_pixels_as_in_one_process(address, model, tm
     assert again.cached == list(range(16)) and again.computed == [] and again.chunks == []
 
 
+def test_maco_on_ray_stores_the_transparency_maps_as_in_one_process(address, model, tmp_path):
+    from kerasviz.atlas.cache import FilterCache
+
+    kw = dict(KW, preset="maco", size=24, steps=2, revive_steps=0)
+    one = atlas.layer_atlas(model, "conv2", range(4), cache_dir=tmp_path / "one", **kw)
+    on_ray = atlas.layer_atlas(model, "conv2", range(4), cache_dir=tmp_path / "ray", distribute=TWO, **kw)
+    np.testing.assert_array_equal(on_ray.images, one.images)  # the maco param and its crops travel to the workers
+    maps = FilterCache(on_ray.cache_path, {}).load_alphas(range(4))
+    assert sorted(maps) == [0, 1, 2, 3] and all(m.shape == on_ray.images.shape[1:3] for m in maps.values())
+
+
 def test_a_model_atlas_and_a_gallery_run_on_ray(address, model, tmp_path):
     from kerasviz.atlas import gallery
 
