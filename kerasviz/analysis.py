@@ -247,20 +247,6 @@ def activations(
     return {name: _to_numpy(out)[0] for name, out in zip(names, outs, strict=True)}
 
 
-def _token_grid(shape, layer: str, image_size=None, extra_tokens: int | None = None):
-    """The patch grid of a token activation `(tokens, C)`, or a ValueError that says what is needed."""
-    try:
-        grid = nets.token_grid((None, *shape), image_size, extra_tokens=extra_tokens)
-    except ValueError as e:  # extra_tokens= told, and the rest forms no grid
-        raise ValueError(f"Layer {layer!r}: {e}") from e
-    if grid is None:
-        raise ValueError(
-            f"Layer {layer!r} outputs {shape[0]} tokens per image, which form no patch grid. Tell how many class "
-            "and register tokens lead the patch tokens with extra_tokens=, or choose a layer whose tokens are patches."
-        )
-    return grid
-
-
 def token_values(
     activation: np.ndarray,
     layer: str = "layer",
@@ -305,7 +291,7 @@ def token_values(
         return act.reshape(-1, act.shape[-1])
     if tokens == "all":
         return act
-    grid = _token_grid(act.shape, layer, image_size, extra_tokens)
+    grid = nets.tokens.layer_grid((None, *act.shape), layer, image_size, extra_tokens=extra_tokens)
     if tokens == "patches":
         return act[grid.extra :]
     if grid.extra < 1:
@@ -513,7 +499,7 @@ def check_spatial_map(
     (14, 14, 4)
     """
     if np.ndim(activation) == 2:
-        grid = _token_grid(np.shape(activation), layer, image_size, extra_tokens)
+        grid = nets.tokens.layer_grid((None, *np.shape(activation)), layer, image_size, extra_tokens=extra_tokens)
         return nets.to_grid(np.asarray(activation)[None], grid)[0]
     if np.ndim(activation) != 3:
         raise ValueError(f"Layer {layer!r} outputs shape {np.shape(activation)} per image, with no spatial map or "

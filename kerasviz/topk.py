@@ -17,7 +17,7 @@ import numpy as np
 
 from kerasviz import nets
 from kerasviz.nets.receptive_field import ReceptiveField, positions_field
-from kerasviz.nets.tokens import TokenGrid, to_grid, token_grid
+from kerasviz.nets.tokens import TokenGrid, layer_grid, to_grid
 
 CROP_PAD_VALUE = 0.5  # gray fills the part of a crop that lies outside the image
 
@@ -99,16 +99,7 @@ def reader(network: nets.Network, path: str, extractor: keras.Model, filters: Se
         raise ValueError(f"tokens must be one of {EXAMPLE_TOKENS} for dataset examples. Received: tokens={tokens!r}.")
     grid, field = None, None
     if rank == 3:
-        try:
-            grid = token_grid(tuple(output.shape), tuple(image_size), extra_tokens=extra_tokens)
-        except ValueError as e:  # extra_tokens= told, and the rest forms no grid
-            raise ValueError(f"Layer {path!r}: {e}") from e
-        if grid is None:
-            raise ValueError(
-                f"Layer {path!r} outputs shape {tuple(output.shape)}: its tokens form no patch grid. Tell how many "
-                "class and register tokens lead the patches with extra_tokens=, or choose a layer whose output is "
-                "(batch, H, W, C), (batch, tokens, C) or (batch, C)."
-            )
+        grid = layer_grid(tuple(output.shape), path, tuple(image_size), extra_tokens=extra_tokens)
         if tokens == "class" and grid.extra < 1:
             raise ValueError(f"tokens='class' needs a class token; the tokens of layer {path!r} are all patches. "
                              "Use tokens='patches', or tell the token count with extra_tokens=.")

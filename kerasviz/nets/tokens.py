@@ -128,6 +128,25 @@ def token_grid(layer_or_shape, image_size=None, *, extra_tokens: int | None = No
     return None
 
 
+def layer_grid(shape, layer: str, image_size=None, *, extra_tokens: int | None = None) -> TokenGrid:
+    """The patch grid of token layer `layer`'s output `shape` `(batch, tokens, channels)`, or a ValueError that
+    names the layer and says what is needed: the one check of the apps that read a token layer as a map.
+
+    Raises:
+        ValueError: the tokens form no patch grid, or `extra_tokens` leaves a count that forms none.
+    """
+    try:
+        grid = token_grid(tuple(shape), image_size, extra_tokens=extra_tokens)
+    except ValueError as e:  # extra_tokens= told, and the rest forms no grid
+        raise ValueError(f"Layer {layer!r}: {e}") from e
+    if grid is None:
+        raise ValueError(
+            f"Layer {layer!r} outputs {shape[1]} tokens per image, which form no patch grid. Tell how many class "
+            "and register tokens lead the patch tokens with extra_tokens=, or choose a layer whose tokens are patches."
+        )
+    return grid
+
+
 def _told(tokens: int, extra: int, image_size) -> TokenGrid:
     patches = tokens - extra
     if image_size is None:
