@@ -58,19 +58,14 @@ def sample_photos(side: int) -> np.ndarray:
 
 
 def gratings(n_per_class: int, size: int, seed: int = 0):
-    """Oriented RGB gratings (0, 45, 90, 135 degrees; random wavelength, phase, tint) with noise, and labels."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype("float32")
-    xs, ys = [], []
-    for c in range(GRATING_CLASSES):
-        for _ in range(n_per_class):
-            t = np.deg2rad(45.0 * c)
-            wave = np.cos(2 * np.pi * (xx * np.cos(t) + yy * np.sin(t)) / rng.uniform(4, 7) + rng.uniform(0, 6.3))
-            img = (0.5 + 0.5 * wave)[..., None] * rng.uniform(0.6, 1.0, 3)
-            xs.append(np.clip(img + rng.normal(0, 0.05, img.shape), 0, 1))
-            ys.append(c)
-    order = rng.permutation(len(ys))
-    return np.stack(xs).astype("float32")[order], np.array(ys)[order]
+    """Oriented RGB gratings (0, 45, 90, 135 degrees; wavelengths 4-7 px), shuffled, with labels: the tests'
+    generator (tests/transformer_models.py)."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    import transformer_models
+
+    return transformer_models.gratings(n_per_class, size, seed, wavelengths=(4, 7))
 
 
 def trained_cnn(size: int = 32):

@@ -4,6 +4,7 @@ equal gain, batches photos x filters, and says what is wrong with bad inputs."""
 import keras
 import numpy as np
 import pytest
+import transformer_models
 from conftest import make_tiny_cnn
 from PIL import Image
 
@@ -16,18 +17,8 @@ CLASSES = 4  # gratings at 0, 45, 90 and 135 degrees
 
 
 def gratings(n_per_class: int, seed: int = 0):
-    """Oriented RGB gratings (random wavelength, phase, tint) with noise, and their class."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype("float32")
-    xs, ys = [], []
-    for c in range(CLASSES):
-        for _ in range(n_per_class):
-            t = np.deg2rad(45.0 * c)
-            wave = np.cos(2 * np.pi * (xx * np.cos(t) + yy * np.sin(t)) / rng.uniform(4, 7) + rng.uniform(0, 6.3))
-            img = (0.5 + 0.5 * wave)[..., None] * rng.uniform(0.6, 1.0, 3)
-            xs.append(np.clip(img + rng.normal(0, 0.05, img.shape), 0, 1))
-            ys.append(c)
-    return np.stack(xs).astype("float32"), np.array(ys)
+    """Oriented RGB gratings of `SIZE` px in class order (tests/transformer_models.py), wavelengths 4-7 px."""
+    return transformer_models.gratings(n_per_class, SIZE, seed, wavelengths=(4, 7), shuffle=False)
 
 
 @pytest.fixture(scope="module")

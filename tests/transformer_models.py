@@ -1,6 +1,7 @@
 """A small ViT (patch 4, 32x32, plain Keras layers) and a small ConvNeXt-style net, and the synthetic data they
 learn in seconds: oriented gratings, four classes. Shared by tests/test_transformers.py, tests/test_tokens.py,
-docs/make_transformer_images.py and benchmarks/quality.py --transformers."""
+docs/make_transformer_images.py, benchmarks/quality.py --transformers, and (the gratings) tests/test_accentuate.py
+and benchmarks/accentuation.py."""
 
 from __future__ import annotations
 
@@ -13,20 +14,25 @@ SIZE = 32
 PATCH = 4
 
 
-def gratings(n_per_class: int, size: int = SIZE, seed: int = 0):
-    """Oriented RGB gratings (random wavelength, phase and tint) with noise; shuffled, with labels."""
+def gratings(n_per_class: int, size: int = SIZE, seed: int = 0, *, wavelengths=(4, 8), shuffle: bool = True):
+    """Oriented RGB gratings (random wavelength in `wavelengths` pixels, phase and tint) with noise, with labels;
+    shuffled, or in class order. Shared by the tests and benchmarks that train on gratings."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype("float32")
     xs, ys = [], []
     for c in range(CLASSES):
         for _ in range(n_per_class):
             t = np.deg2rad(45.0 * c)
-            wave = np.cos(2 * np.pi * (xx * np.cos(t) + yy * np.sin(t)) / rng.uniform(4, 8) + rng.uniform(0, 6.3))
+            along = xx * np.cos(t) + yy * np.sin(t)
+            wave = np.cos(2 * np.pi * along / rng.uniform(*wavelengths) + rng.uniform(0, 6.3))
             img = (0.5 + 0.5 * wave)[..., None] * rng.uniform(0.6, 1.0, 3)
             xs.append(np.clip(img + rng.normal(0, 0.05, img.shape), 0, 1))
             ys.append(c)
+    x, y = np.stack(xs).astype("float32"), np.array(ys)
+    if not shuffle:
+        return x, y
     order = rng.permutation(len(ys))
-    return np.stack(xs).astype("float32")[order], np.array(ys)[order]
+    return x[order], y[order]
 
 
 @keras.saving.register_keras_serializable(package="kerasviz_tests")
