@@ -120,12 +120,11 @@ def _spatial(out: np.ndarray, path: str, image_size: tuple[int, int]) -> np.ndar
         return out
     if out.ndim == 2:
         return out[:, None, None, :]
-    grid = nets.tokens.token_grid(out.shape, image_size) if out.ndim == 3 else None
-    if grid is not None:
-        return nets.tokens.to_grid(out, grid)
+    if out.ndim == 3:
+        return nets.tokens.to_grid(out, nets.tokens.layer_grid(out.shape, path, image_size))
     raise ValueError(f"sample_activations needs a layer with output (batch, H, W, C), a token layer (batch, tokens, C) "
-                     f"whose patch tokens form a grid, or (batch, C); layer {path!r} gives shape {out.shape}. Pick a "
-                     "convolution, pooling, activation or transformer block layer.")
+                     f"or (batch, C); layer {path!r} gives shape {out.shape}. Pick a convolution, pooling, activation "
+                     "or transformer block layer.")
 
 
 def forward(network: nets.Network, extractor, x: np.ndarray, path: str) -> np.ndarray:
