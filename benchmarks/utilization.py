@@ -164,15 +164,17 @@ def vit_b16(size: int = 224):
 
 
 def vit_step_flops(size: int = 224) -> int:
-    """FLOP of one step (forward + input gradient, the `flops.step_flops` rule: 2 x forward MACs x 2) of
-    `vit_b16` for one image, up to the last block's MLP hidden layer: the patch embedding; per block the
-    query/key/value/output projections (4 N d^2), the attention scores and their mix (2 N^2 d) and the MLP
-    (2 N d m; the last block's second Dense is not needed, counted anyway: 1% of the total)."""
+    """FLOP of one step (forward + input gradient) of `vit_b16` for one image, up to the last block's MLP hidden
+    layer. Forward multiply-adds: the patch embedding; per block the query/key/value/output projections
+    (4 N d^2), the attention scores and their mix (2 N^2 d) and the MLP (2 N d m; the last block's second Dense
+    is not computed: N d m there). The input gradient of a product with a weight costs what its forward did, but
+    both operands of the scores and the mix are activations, each with its own gradient: twice their forward."""
     n_patches = (size // VIT_B16["patch_size"]) ** 2
-    n, d, m = n_patches + 1, VIT_B16["hidden_dim"], VIT_B16["mlp_dim"]
+    n, d, m, blocks = n_patches + 1, VIT_B16["hidden_dim"], VIT_B16["mlp_dim"], VIT_B16["num_layers"]
     embed = n_patches * d * 3 * VIT_B16["patch_size"] ** 2
-    block = 4 * n * d * d + 2 * n * n * d + 2 * n * d * m
-    return 2 * 2 * (embed + VIT_B16["num_layers"] * block)
+    weights = embed + blocks * 4 * n * d * d + (2 * blocks - 1) * n * d * m  # products with a weight
+    attention = blocks * 2 * n * n * d  # products of two activations
+    return 2 * (2 * weights + 3 * attention)
 
 
 def set_threads(n: int) -> None:

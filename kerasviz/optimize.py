@@ -287,7 +287,7 @@ def plan(
         s = presets.resolve_settings(preset, overrides)
         obj = objective if objective is not None else _default_objective(path, s, run)
         if objective is None:
-            revive = rendering.revive_objective(path, layer_obj, s)  # compiled only when used
+            revive = rendering.revive_objective(path, layer_obj, s, run.extra_tokens)  # compiled only when used
     elif objective is None:
         raise TypeError("plan needs a layer (its filters are visualized) or an objective. Received neither.")
     else:

@@ -295,7 +295,7 @@ def test_a_model_file_with_custom_layers_loads_with_custom_objects(tmp_path):
 
 class _Halver(keras.layers.Layer):
     """A custom layer whose `__init__` takes an argument but that has no `get_config`: it cannot be made again
-    from its config, so the bfloat16 extractor keeps it as it is."""
+    from its config, so the bfloat16 extractor calls the layer itself, switched to bfloat16 while it runs."""
 
     def __init__(self, factor):
         super().__init__()
@@ -322,7 +322,8 @@ def test_bfloat16_extractor_shares_the_weights_and_leaves_the_model_alone():
     assert sorted(map(id, bf16.weights)) == sorted(map(id, fp32.weights)) and len(bf16.weights) == 4
     copies = [layer for _, layer in nets.iter_layers(bf16)]
     assert {"mixed_bfloat16"} == {c.dtype_policy.name for c in copies if c.name in ("conv1", "conv2", "conv1_preact")}
-    assert any(c is outer.layers[0] for c in copies)  # the custom layer, kept as it is (it computes in float32)
+    # the custom layer: the user's own, called through the switch
+    assert any(isinstance(c, nets.extractors.SwitchedPolicy) and c.layer is outer.layers[0] for c in copies)
     x = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype("float32")
 
     def outputs(extractor):

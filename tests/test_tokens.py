@@ -71,6 +71,20 @@ def test_neuron_on_tokens_addresses_a_patch_of_the_grid():
     assert float(keras.ops.convert_to_numpy(score)[0]) == 7.0
 
 
+@pytest.mark.engine
+def test_the_revive_neuron_takes_the_runs_extra_tokens():
+    """65 tokens read as 8x8 + 1 by default; told 16 extra tokens, they are a 7x7 grid, whose center the revive
+    objective of that run scores."""
+    from kerasviz.engine import presets, render
+    acts = np.zeros((1, 65, 2), "float32")
+    acts[0, TokenGrid(7, 7, 16).position(3, 3), 0] = 5.0
+    acts[0, TokenGrid(8, 8, 1).position(4, 4), 0] = 9.0
+    settings = presets.resolve_settings("fast", {})
+    for extra, expected in ((None, 9.0), (16, 5.0)):
+        revive = render.revive_objective("t", None, settings, extra)
+        assert float(keras.ops.convert_to_numpy(revive(_context({"t": acts})))[0]) == expected
+
+
 def test_channel_refuses_unknown_tokens_and_a_class_token_that_is_not_there(vit):
     with pytest.raises(ValueError, match="tokens must be one of 'patches', 'all', 'class'"):
         objectives.channel("block0_mlp1", tokens="cls")
@@ -145,6 +159,20 @@ def test_kerashub_layers_are_visualized_at_the_model_size(hub_models):
         assert result.images.shape == (2, 32, 32, 3) and np.all(np.isfinite(result.scores))
     with pytest.raises(ValueError, match="use size=32"):  # DINOv2 would interpolate its position embeddings
         kv.visualize_filters(dino, "encoder/layers_1", 0, size=48, progress=False)
+
+
+def test_kerashub_encoders_compute_in_bfloat16_and_keep_their_policies(hub_models):
+    """KerasHub's encoders cannot be copied from their config (their blocks are made in `build`): the bfloat16
+    extractor switches them to bfloat16 while they run, and gives them back their float32 policies."""
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    for net, layer in ((hub_models[0], "vit_encoder/transformer_block_2/mlp/dense_1"),
+                       (hub_models[1], "encoder/layers_1/mlp/fc1")):
+        fp32 = keras.ops.convert_to_numpy(kv.nets.get_extractor(kv.as_network(net), [layer], True)(x))
+        bf16 = keras.ops.convert_to_numpy(kv.nets.get_extractor(kv.as_network(net), [layer], True, "bfloat16")(x))
+        error = np.abs(bf16 - fp32).max() / np.abs(fp32).max()
+        # bfloat16 keeps 8 significant bits: rounded through two blocks, yet not the float32 result
+        assert 1e-4 < error < 0.05, f"{layer}: relative error {error:.2g}"
+        assert {inner.dtype_policy.name for inner in net._flatten_layers()} == {"float32"}
 
 
 @pytest.mark.parametrize("name", ["ConvNeXtTiny", "EfficientNetV2B0"])

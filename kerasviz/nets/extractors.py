@@ -9,12 +9,17 @@ compiled step as for the float32 extractor. Under the copy's policy each variabl
 autocast, so the user's layers, their dtype policies and their variables never change.
 
 A layer that cannot be copied this way (no `get_config`/`from_config`, sublayers made in `build`, weights under
-other names) stays the original layer: it computes in float32 (its own `__call__` casts its bfloat16 input), so
-the result is right, only that layer is not faster. The outputs are cast to float32, so objectives and scores see
-float32 activations.
+other names: KerasHub's ViT encoder and patch embedding, a `Tap` into one) stays the original layer, called
+through `SwitchedPolicy`: while it runs, it and every layer inside it that computes in plain float32 take the
+`mixed_bfloat16` policy, and get their own policies back as soon as it returns (the policies are read when a
+layer is called, so a compiled step keeps bfloat16 after the switch is undone). Only during that call does the
+user's layer show another policy. The outputs are cast to float32, so objectives and scores see float32
+activations.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import keras
 
@@ -43,21 +48,61 @@ def _sharing_add_weight(layer, failed: set):
     return add_weight, copy_of
 
 
+def _plain_float32(policy) -> bool:
+    return (policy.name == "float32" and policy.quantization_mode is None
+            and not isinstance(policy, keras.dtype_policies.DTypePolicyMap))
+
+
+class SwitchedPolicy(keras.layers.Layer):
+    """Calls `layer` with it and the layers inside it under `mixed_bfloat16` for the call's duration.
+
+    Only layers whose own policy is plain `float32` are switched (a quantized or already mixed layer keeps its
+    policy); each gets its own policy back when the call returns or raises.
+    """
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(name=f"bf16_{layer.name}", dtype=BF16_POLICY, **kwargs)
+        self.layer = layer
+
+    @contextlib.contextmanager
+    def _switched(self):
+        switched = [inner for inner in self.layer._flatten_layers(include_self=True, recursive=True)
+                    if _plain_float32(inner.dtype_policy)]
+        policies = [inner.dtype_policy for inner in switched]
+        try:
+            for inner in switched:
+                inner.dtype_policy = BF16_POLICY
+            yield
+        finally:
+            for inner, policy in zip(switched, policies, strict=True):
+                inner.dtype_policy = policy
+
+    def call(self, *args, **kwargs):
+        with self._switched():
+            return self.layer(*args, **kwargs)
+
+    def compute_output_spec(self, *args, **kwargs):  # the layer's own (a traced call would open a root name scope)
+        with self._switched():
+            return self.layer.compute_output_spec(*args, **kwargs)
+
+
 def _copier(keep: set, failed: set, made: list):
     """The `clone_function`: a `mixed_bfloat16` copy of each layer, sharing its variables; the layers in `keep`
-    (by id) as they are."""
+    (by id), and those without a working config, called through `SwitchedPolicy`."""
 
     def clone(layer):
-        if id(layer) in keep or not isinstance(layer, keras.layers.Layer):  # an op of the graph (ConvertToTensor)
+        if not isinstance(layer, keras.layers.Layer):  # an op of the graph (ConvertToTensor)
             return layer
+        if id(layer) in keep:
+            return SwitchedPolicy(layer)
         if isinstance(layer, PreActivation):  # calls the user's layer's `call` itself: the wrapper's policy rules
             return PreActivation(layer.inner, dtype=BF16_POLICY)
         try:
             config = layer.get_config()
             config["dtype"] = BF16_POLICY
             copy = type(layer).from_config(config)
-        except Exception:  # a layer without a working config: it stays as it is (float32)
-            return layer
+        except Exception:  # a layer without a working config: the original, switched while it runs
+            return SwitchedPolicy(layer)
         add_weight, copy_of = _sharing_add_weight(layer, failed)
         copy_of.append(copy)
         object.__setattr__(copy, "add_weight", add_weight)  # on the instance only, removed once built
@@ -81,8 +126,8 @@ def bfloat16_extractor(extractor: keras.Model) -> keras.Model:
 
     Returns:
         A `keras.Model` with the same inputs and outputs (cast to float32) whose layers compute in bfloat16
-        (`mixed_bfloat16`), except those that cannot be copied (see the module's text), which are the original
-        layers. Its weight variables are the extractor's own objects.
+        (`mixed_bfloat16`); those that cannot be copied are the original layers, switched to bfloat16 while they
+        run (see the module's text). Its weight variables are the extractor's own objects.
 
     Example:
     >>> small = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="g")])
