@@ -16,7 +16,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 from kerasviz import atlas
-from kerasviz.atlas import cache as kvcache
+from kerasviz.atlas import storage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -105,10 +105,10 @@ def test_folder_for_joins_paths_and_urls(tmp_path):
         "s3://bucket/kv/Res_Net/block__conv-00ff"
     assert atlas.cache.folder_for(tmp_path, "m", "l", "k") == os.path.join(str(tmp_path), "m", "l-k")
     assert atlas.cache.folder_for("memory://kv", "m", "l", "k") == "memory://kv/m/l-k"
-    assert kvcache.is_url("simplecache::s3://b/k") and kvcache.is_url("file:///tmp")
-    assert not kvcache.is_url("C:\\Users\\me\\cache") and not kvcache.is_url("/tmp/kv:1")
-    assert not kvcache.is_url("/tmp/a::b") and not kvcache.is_url("relative/s3://x")
-    assert not kvcache.is_url(tmp_path)
+    assert storage.is_url("simplecache::s3://b/k") and storage.is_url("file:///tmp")
+    assert not storage.is_url("C:\\Users\\me\\cache") and not storage.is_url("/tmp/kv:1")
+    assert not storage.is_url("/tmp/a::b") and not storage.is_url("relative/s3://x")
+    assert not storage.is_url(tmp_path)
 
 
 @pytest.mark.parametrize("where", ["local", "memory"])
@@ -147,13 +147,13 @@ def test_a_record_that_never_landed_reads_as_missing_in_memory(memory_url, monke
 
 KILLED = """
 import os, signal, numpy as np
-from kerasviz.atlas import cache as kvcache
-real = kvcache._atomic_write
+from kerasviz.atlas import cache as kvcache, storage
+real = storage._atomic_write
 def write(path, data):
     if path.endswith("00001.json"):
         os.kill(os.getpid(), signal.SIGKILL)  # killed between the picture and its record
     real(path, data)
-kvcache._atomic_write = write
+storage._atomic_write = write
 c = kvcache.FilterCache({folder!r}, {{}})
 c.store(0, np.zeros((4, 4, 3), "uint8"), 1.0, 0.1)
 c.store(1, np.ones((4, 4, 3), "uint8"), 2.0, 0.1)
@@ -285,3 +285,17 @@ def test_a_bad_cache_url_stops_layer_atlas_before_any_work(monkeypatch):
     monkeypatch.setenv("KERASVIZ_CACHE", "memroy://kv")
     with pytest.raises(ValueError, match="Did you mean 'memory'"):
         atlas.layer_atlas(model, "conv", preset="fast", size=32, steps=4, progress=False)
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_arrays_round_trip_and_read_as_missing_when_foreign_or_corrupt(where, tmp_path, memory_url):
+    root = str(tmp_path) if where == "local" else memory_url
+    path = storage.join(root, "views", "layer.npz")
+    arrays = {"x": np.arange(6).reshape(2, 3), "names": np.asarray(["a", "b"])}
+    storage.write_arrays(path, arrays, {"k": 1})
+    back = storage.read_arrays(path, {"k": 1})
+    assert sorted(back) == ["names", "x"] and back["x"].tolist() == arrays["x"].tolist()
+    assert storage.read_arrays(path, {"k": 2}) is None  # written for other settings
+    assert storage.read_arrays(storage.join(root, "views", "missing.npz")) is None
+    storage.write_file(path, b"PK\x03\x04 not a zip")
+    assert storage.read_arrays(path) is None

@@ -16,16 +16,14 @@ second run computes nothing. The templates (`concepts.html`, `atlas_map.html`, `
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
-import zipfile
 
 import numpy as np
 
 from kerasviz import examples as kv_examples
 from kerasviz import images, nets
-from kerasviz.atlas import cache, pages
+from kerasviz.atlas import cache, pages, storage
 
 LAYER_VIEWS = ("concepts", "atlas-map")  # the views that give a layer a page of its own
 PAGE_FILES = {"concepts": "concepts.html", "atlas-map": "atlas-map.html"}
@@ -81,8 +79,7 @@ def compute(view: str, network: nets.Network, layer: str, examples, *, cache_dir
                                "weights": cache.weights_fingerprint(network, layer, pre_activation=False),
                                "data": source.fingerprint(), "preset": str(preset),
                                "options": json.dumps(options, sort_keys=True, default=str)})
-        path = "/".join([root.rstrip("/"), LAYER_VIEWS_FOLDER, f"{cache.slug(layer)}-{view}-{key}.npz"]) if (
-            cache.is_url(root)) else os.path.join(root, LAYER_VIEWS_FOLDER, f"{cache.slug(layer)}-{view}-{key}.npz")
+        path = storage.join(root, LAYER_VIEWS_FOLDER, f"{cache.slug(layer)}-{view}-{key}.npz")
         found = _load(path, view)
         if found is not None:
             return found
@@ -101,23 +98,19 @@ def compute(view: str, network: nets.Network, layer: str, examples, *, cache_dir
 
 
 def _load(path: str, view: str) -> LayerPage | None:
-    data = cache.read_file(path)
-    if data is None:
+    z = storage.read_arrays(path)
+    if z is None:
         return None
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            info = json.loads(str(z["info"]))
-            pictures = {name[len("picture:"):]: z[name] for name in z.files if name.startswith("picture:")}
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
-        return None  # a corrupt or foreign file is recomputed
-    return LayerPage(view, info, pictures)
+        info = json.loads(str(z["info"]))
+    except (KeyError, ValueError):
+        return None  # a foreign file: recomputed
+    return LayerPage(view, info, {name[len("picture:"):]: a for name, a in z.items() if name.startswith("picture:")})
 
 
 def _save(path: str, page: LayerPage) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, info=np.array(json.dumps(page.info, sort_keys=True)),
-             **{f"picture:{stem}": np.asarray(p) for stem, p in page.pictures.items()})
-    cache.write_file(path, buffer.getvalue())
+    storage.write_arrays(path, dict(info=np.array(json.dumps(page.info, sort_keys=True)),
+                                    **{f"picture:{stem}": np.asarray(p) for stem, p in page.pictures.items()}))
 
 
 def _concepts_page(c) -> LayerPage:

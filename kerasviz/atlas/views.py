@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
-import os
-import zipfile
 
 import numpy as np
 
 from kerasviz import analysis, images, nets
 from kerasviz import examples as kv_examples
-from kerasviz.atlas import cache
+from kerasviz.atlas import cache, storage
 
 EXAMPLES_VERSION = 1  # bump when the meaning of the cached example files changes
 
@@ -52,12 +49,7 @@ class Example:
 
 
 # ------------------------------------------------------------------------------------------ storage
-# The example files are read and written through the atlas cache's storage (`cache.read_file`,
-# `cache.write_file`): a local folder (atomic write by rename) or an fsspec URL, fsspec imported only for a URL.
-
-
-def _join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *parts]) if cache.is_url(root) else os.path.join(root, *parts)
+# The example files are `.npz` files of `storage` (a local folder, or an fsspec URL).
 
 
 # ------------------------------------------------------------------------------------------ keys
@@ -90,7 +82,7 @@ def examples_settings(network: nets.Network, layer: str, data: str, *, top_k: in
 
 def examples_path(root: str, layer: str, settings: dict) -> str:
     """Where a layer's example file lives: `<root>/examples/<layer>-<key>.npz`."""
-    return _join(root, EXAMPLES_FOLDER, f"{cache.slug(layer)}-{cache.cache_key(settings)}.npz")
+    return storage.join(root, EXAMPLES_FOLDER, f"{cache.slug(layer)}-{cache.cache_key(settings)}.npz")
 
 
 # ------------------------------------------------------------------------------------------ the file
@@ -106,17 +98,14 @@ class _Stored:
 
 
 def _load(path: str, settings: dict) -> _Stored | None:
-    data = cache.read_file(path)
-    if data is None:
+    z = storage.read_arrays(path, settings)
+    if z is None:
         return None
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            if json.loads(str(z["settings"])) != settings:
-                return None
-            stored = _Stored([int(f) for f in z["filters"]], z["crops"], z["activations"].astype("float32"),
-                             z["sources"].astype(str), int(z["count"]))
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
-        return None  # a corrupt or foreign file is recomputed
+        stored = _Stored([int(f) for f in z["filters"]], z["crops"], z["activations"].astype("float32"),
+                         z["sources"].astype(str), int(z["count"]))
+    except (KeyError, TypeError, ValueError):
+        return None  # a foreign file: recomputed
     n = len(stored.filters)
     if not (stored.crops.shape[:1] == stored.activations.shape[:1] == stored.sources.shape[:1] == (n,)):
         return None
@@ -124,12 +113,10 @@ def _load(path: str, settings: dict) -> _Stored | None:
 
 
 def _save(path: str, settings: dict, stored: _Stored) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, settings=np.array(json.dumps(settings, sort_keys=True)),
-             filters=np.asarray(stored.filters, "int64"), crops=stored.crops,
-             activations=stored.activations.astype("float32"), sources=np.asarray(stored.sources, dtype=str),
-             count=np.asarray(stored.count, "int64"))
-    cache.write_file(path, buffer.getvalue())
+    storage.write_arrays(path, dict(
+        filters=np.asarray(stored.filters, "int64"), crops=stored.crops,
+        activations=stored.activations.astype("float32"), sources=np.asarray(stored.sources, dtype=str),
+        count=np.asarray(stored.count, "int64")), settings)
 
 
 def _merge(old: _Stored | None, new: _Stored) -> _Stored:
@@ -297,7 +284,7 @@ def unit_accentuations(network, layer: str, examples: dict, *, top_k: int = ACCE
     from kerasviz.accentuation import accentuate
 
     pairs = [(int(f), ex) for f, exs in examples.items() for ex in exs[:top_k]]
-    path = _join(cache_dir or cache.default_cache_dir(), ACCENT_FOLDER,
+    path = storage.join(cache_dir or cache.default_cache_dir(), ACCENT_FOLDER,
                  f"{cache.slug(layer)}-{_pairs_key(network, layer, pairs, options)}.npz")
     stored = _load_accented(path, len(pairs))
     for start in range(len(stored), len(pairs), ACCENT_CHUNK):
@@ -323,24 +310,21 @@ def _same_size(crops: list) -> np.ndarray:
 
 
 def _load_accented(path: str, n: int) -> list:
-    data = cache.read_file(path)
-    if data is None:
+    z = storage.read_arrays(path)
+    if z is None:
         return []
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            done = [(z["images"][i], z["photos"][i], float(z["gains"][i]), float(z["distances"][i]))
-                    for i in range(len(z["gains"]))]
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
-        return []  # a corrupt file is recomputed
+        done = [(z["images"][i], z["photos"][i], float(z["gains"][i]), float(z["distances"][i]))
+                for i in range(len(z["gains"]))]
+    except (KeyError, TypeError, ValueError, IndexError):
+        return []  # a foreign file: recomputed
     return done[:n]
 
 
 def _save_accented(path: str, stored: list) -> None:
-    buffer = io.BytesIO()
-    np.savez(buffer, images=np.stack([s[0] for s in stored]), photos=np.stack([s[1] for s in stored]),
-             gains=np.asarray([s[2] for s in stored], "float64"),
-             distances=np.asarray([s[3] for s in stored], "float64"))
-    cache.write_file(path, buffer.getvalue())
+    storage.write_arrays(path, dict(images=np.stack([s[0] for s in stored]), photos=np.stack([s[1] for s in stored]),
+                                    gains=np.asarray([s[2] for s in stored], "float64"),
+                                    distances=np.asarray([s[3] for s in stored], "float64")))
 
 
 # ------------------------------------------------------------------------------------------ heatmaps

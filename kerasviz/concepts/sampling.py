@@ -11,11 +11,7 @@ one batch, whatever the number of images; the sample is the same for any `batch_
 from __future__ import annotations
 
 import dataclasses
-import io
-import json
-import os
 import time
-import zipfile
 
 import keras
 import numpy as np
@@ -174,43 +170,34 @@ def samples_settings(network: nets.Network, layer: str, data: str, *, budget: in
 
 
 def _cache_file(cache_dir: str, layer: str, settings: dict) -> str:
-    from kerasviz.atlas import cache
+    from kerasviz.atlas import cache, storage
 
-    name = f"{cache.slug(layer)}-{cache.cache_key(settings)}.npz"
-    if cache.is_url(cache_dir):
-        return "/".join([cache_dir.rstrip("/"), SAMPLES_FOLDER, name])
-    return os.path.join(cache_dir, SAMPLES_FOLDER, name)
+    return storage.join(cache_dir, SAMPLES_FOLDER, f"{cache.slug(layer)}-{cache.cache_key(settings)}.npz")
 
 
 def _load(path: str, settings: dict, source) -> Samples | None:
-    from kerasviz.atlas import cache
+    from kerasviz.atlas import storage
 
-    data = cache.read_file(path)
-    if data is None:
+    z = storage.read_arrays(path, settings)
+    if z is None:
         return None
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            if json.loads(str(z["settings"])) != settings:
-                return None
-            labels = z["labels"] if bool(z["has_labels"]) else None
-            return Samples(z["vectors"].astype("float32"), z["image_index"], z["y"], z["x"],
-                           tuple(int(g) for g in z["grid"]), labels, source, settings["layer"], int(z["count"]),
-                           None if z["image_size"].size == 0 else tuple(int(s) for s in z["image_size"]))
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
-        return None  # a corrupt or foreign file is recomputed
+        labels = z["labels"] if bool(z["has_labels"]) else None
+        return Samples(z["vectors"].astype("float32"), z["image_index"], z["y"], z["x"],
+                       tuple(int(g) for g in z["grid"]), labels, source, settings["layer"], int(z["count"]),
+                       None if z["image_size"].size == 0 else tuple(int(s) for s in z["image_size"]))
+    except (KeyError, TypeError, ValueError):
+        return None  # a foreign file: recomputed
 
 
 def _save(path: str, settings: dict, samples: Samples) -> None:
-    from kerasviz.atlas import cache
+    from kerasviz.atlas import storage
 
-    buffer = io.BytesIO()
-    np.savez(buffer, settings=np.array(json.dumps(settings, sort_keys=True)), vectors=samples.vectors,
-             image_index=samples.image_index, y=samples.y, x=samples.x, grid=np.asarray(samples.grid, "int64"),
-             has_labels=np.asarray(samples.labels is not None),
-             labels=samples.labels if samples.labels is not None else np.zeros(0, "int64"),
-             count=np.asarray(samples.count, "int64"),
-             image_size=np.asarray(samples.image_size or (), "int64"))
-    cache.write_file(path, buffer.getvalue())
+    storage.write_arrays(path, dict(
+        vectors=samples.vectors, image_index=samples.image_index, y=samples.y, x=samples.x,
+        grid=np.asarray(samples.grid, "int64"), has_labels=np.asarray(samples.labels is not None),
+        labels=samples.labels if samples.labels is not None else np.zeros(0, "int64"),
+        count=np.asarray(samples.count, "int64"), image_size=np.asarray(samples.image_size or (), "int64")), settings)
 
 
 def sample_activations(
