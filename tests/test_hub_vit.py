@@ -32,8 +32,8 @@ def _vit_converter():
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    """`{variant: preset folder}`, laid out as the real presets are."""
+def presets(tmp_path_factory):
+    """`{variant: (preset folder, the model saved there)}`, laid out as the real presets are."""
     root = tmp_path_factory.mktemp("kaggle")
     keras.utils.set_random_seed(0)
     vit = M.ViTBackbone(image_shape=(SIZE, SIZE, 3), patch_size=PATCH, num_layers=2, num_heads=2, hidden_dim=DIM,
@@ -49,11 +49,11 @@ def folders(tmp_path_factory):
     keras_hub.layers.DINOV2ImageConverter(
         image_size=(SIZE, SIZE), scale=(1 / (255 * STD)).tolist(), offset=(-MEAN / STD).tolist(),
         interpolation="bicubic").save_to_preset(str(root / DINO))
-    return {name: str(root / name) for name in (VIT, VIT_21K, DINO)}
+    return {VIT: (str(root / VIT), vit), VIT_21K: (str(root / VIT_21K), vit), DINO: (str(root / DINO), dino)}
 
 
 @pytest.fixture
-def kaggle(folders, monkeypatch):
+def kaggle(presets, monkeypatch):
     """The Kaggle handles keras_hub asked for; each file comes from the folder of the handle's variant."""
     import kagglehub
 
@@ -61,7 +61,7 @@ def kaggle(folders, monkeypatch):
 
     def model_download(handle, path=None, **kwargs):
         asked.append(handle)
-        file = os.path.join(folders[handle.split("/")[3]], path)  # org/model/framework/variant[/version]
+        file = os.path.join(presets[handle.split("/")[3]][0], path)  # org/model/framework/variant[/version]
         if not os.path.exists(file):
             raise ValueError(f"'{path}' is not present in the model files.")  # kagglehub's words
         return file
@@ -70,14 +70,20 @@ def kaggle(folders, monkeypatch):
     return asked
 
 
+def _assert_same_weights(loaded, saved):
+    for a, b in zip(loaded.get_weights(), saved.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 VIT_NOTE = ("input range read from vit_base_patch16_224_imagenet: its image converter ViTImageConverter(scale=0.007843,"
             " offset=-1) takes raw pixels in 0..255, at 32x32: a [0, 1] image enters as [-1, 1]; pass input_range= or "
             "preprocess= to set another.")
 
 
-def test_a_vit_preset_by_name_loads_through_its_kaggle_handle_with_its_converter(kaggle, capsys):
+def test_a_vit_preset_by_name_loads_through_its_kaggle_handle_with_its_converter(kaggle, presets, capsys):
     net = kv.get_model(VIT)
     assert isinstance(net.model, M.ViTBackbone) and net.name == VIT
+    _assert_same_weights(net.model, presets[VIT][1])
     assert set(kaggle) == {keras_hub.models.Backbone.presets[VIT]["kaggle_handle"].removeprefix("kaggle://")}
     np.testing.assert_allclose(net.preprocess(np.array([[0.0, 0.5, 1.0]], "float32")), [[-1, 0, 1]], atol=1e-6)
     assert kv.nets.visual_layers(net) == [VIT_HIDDEN, "vit_encoder/transformer_block_1",
@@ -92,9 +98,10 @@ def test_a_vit_preset_by_name_loads_through_its_kaggle_handle_with_its_converter
     assert kv.visualize_filters(task, "predictions", [0, 1], **RUN).images.shape == (2, SIZE, SIZE, 3)
 
 
-def test_a_dinov2_preset_by_name_reads_its_register_tokens(kaggle):
+def test_a_dinov2_preset_by_name_reads_its_register_tokens(kaggle, presets):
     net = kv.get_model(DINO)
     assert isinstance(net.model, M.DINOV2Backbone)
+    _assert_same_weights(net.model, presets[DINO][1])  # under its layer names with the "dinov2_backbone_" prefix
     assert kv.nets.visual_layers(net)[:2] == ["dinov2_backbone_encoder/layers_0/mlp/fc1", "dinov2_backbone_encoder/"
                                               "layers_0"]
     rows = {r.path: r for r in kv.list_layers(net)}
