@@ -102,8 +102,8 @@ def test_a_dinov2_preset_by_name_reads_its_register_tokens(kaggle, presets):
     net = kv.get_model(DINO)
     assert isinstance(net.model, M.DINOV2Backbone)
     _assert_same_weights(net.model, presets[DINO][1])  # under its layer names with the "dinov2_backbone_" prefix
-    assert kv.nets.visual_layers(net)[:2] == ["dinov2_backbone_encoder/layers_0/mlp/fc1", "dinov2_backbone_encoder/"
-                                              "layers_0"]
+    first = "dinov2_backbone_encoder/layers_0"
+    assert kv.nets.visual_layers(net)[:2] == [f"{first}/mlp/fc1", first]
     rows = {r.path: r for r in kv.list_layers(net)}
     for layer in (DINO_BLOCK, f"{DINO_BLOCK}/mlp/fc1"):  # a class token and the registers before the patches
         assert kv.nets.token_grid(rows[layer].output_shape, (SIZE, SIZE)) == kv.nets.TokenGrid(GRID, GRID,
