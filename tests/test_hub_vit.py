@@ -115,7 +115,8 @@ def test_a_dinov2_preset_by_name_reads_its_register_tokens(kaggle, presets):
     top = kv.top_filters(net, DINO_BLOCK, image, k=1)  # the patch tokens' mean: registers left out
     np.testing.assert_allclose(top.values, act[1 + REGISTERS:].mean(axis=0).max(), rtol=1e-5)
     result = kv.visualize_filters(net, f"{DINO_BLOCK}/mlp/fc1", [0, 2], **RUN)
-    assert result.images.shape == (2, SIZE, SIZE, 3) and not result.dead
+    assert result.images.shape == (2, SIZE, SIZE, 3)
+    assert np.any(result.history[-1] > result.history[0])  # the gradient reaches the image through the encoder
 
 
 def test_the_cli_lists_and_draws_presets_by_name(kaggle, tmp_path, capsys):
