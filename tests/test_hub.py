@@ -62,7 +62,8 @@ def classifier(backbones):
 
 CONVERTER_NOTE = ("input range read from res_net_image_classifier: its image converter ResNetImageConverter("
                   "scale=(0.01712, 0.01751, 0.01743), offset=(-2.118, -2.036, -1.804)) takes raw pixels in 0..255, at "
-                  "48x48; pass input_range= or preprocess= to set another.")
+                  "48x48: a [0, 1] image x enters as (x - mean) / std, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, "
+                  "0.225); pass input_range= or preprocess= to set another.")
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

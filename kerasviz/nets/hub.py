@@ -109,13 +109,13 @@ def load_preset(name: str, weights: str | None = PRESET_WEIGHTS, *, include_top:
             model = keras_hub.models.Backbone.from_preset(name, load_weights=weights is not None, **kwargs)
             converter = _preset_converter(keras_hub, name)
     except Exception as e:  # KerasHub and its download clients raise many kinds: one line says which
-        raise ValueError(_load_error(name, e, include_top)) from e
+        raise ValueError(_load_error(name, e, include_top, kwargs.get("image_shape"))) from e
     shape = model.inputs[0].shape if len(model.inputs) == 1 else ()
     if len(shape) != 4:
         raise ValueError(f"The KerasHub preset {name!r} is a {type(model).__name__}, not an image model with one "
                          f"(batch, height, width, channels) input. kerasviz visualizes image models: see "
                          "kv.list_models(hub=True).")
-    preprocess = converter_preprocessing(converter, int(shape[-1] or 3))
+    preprocess = converter_preprocessing(converter, int(shape[-1] or 3), model_size=tuple(shape[1:3]))
     shown = os.path.basename(os.path.normpath(name)) if os.path.isdir(name) else name
     return Network(model, shown, preprocess or Preprocessing.from_range(0.0, 1.0, int(shape[-1] or 3)),
                    weights=name if weights is not None else None)
@@ -140,7 +140,7 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0][:MAX_REASON]}" if text else type(e).__name__
 
 
-def _load_error(name: str, e: Exception, include_top: bool) -> str:
+def _load_error(name: str, e: Exception, include_top: bool, image_shape=None) -> str:
     text = str(e).strip()
     reason = _first_line(e)
     chain = _causes(e)
@@ -151,9 +151,13 @@ def _load_error(name: str, e: Exception, include_top: bool) -> str:
     if "has no config.json" in text:
         return (f"Could not load the KerasHub preset {name!r}: no config.json there. Check the handle, and that "
                 "this machine can reach it (presets are downloaded on first use).")
-    if include_top and "Unable to find a subclass" in text:
+    if include_top and ("Unable to find a subclass" in text or "num_classes" in text):  # no task, or no head
         return (f"The KerasHub preset {name!r} has no ImageClassifier: load its backbone with include_top=False. "
                 f"({reason})")
+    if image_shape is not None and "position_embedding" in text:
+        return (f"The KerasHub preset {name!r} cannot take image_shape={tuple(image_shape)}: its position embeddings "
+                "fix its input size, and its model does not interpolate them (KerasHub's DINOv2 does, ViT does not). "
+                "Leave image_shape out to load it at its own size.")
     return f"Could not load the KerasHub preset {name!r}: {reason}."
 
 
@@ -169,8 +173,8 @@ def _per_channel(value, default: float, channels: int) -> tuple[float, ...]:
     return tuple(values) if len(values) == channels else (values[0],) * channels
 
 
-def converter_preprocessing(converter, channels: int = 3, *, owner: str = "its image converter"
-                            ) -> Preprocessing | None:
+def converter_preprocessing(converter, channels: int = 3, *, owner: str = "its image converter",
+                            model_size: tuple | None = None) -> Preprocessing | None:
     """The preprocessing a KerasHub image converter says: it maps raw pixels `p` in 0..255 to `p * scale + offset`,
     so a [0, 1] image `x` goes in as `x * 255 * scale + offset`.
 
@@ -178,10 +182,12 @@ def converter_preprocessing(converter, channels: int = 3, *, owner: str = "its i
         converter: a `keras_hub.layers.ImageConverter` (or None).
         channels: the number of input channels. Defaults to 3.
         owner: whose converter it is, for the note. Defaults to `"its image converter"`.
+        model_size: the model's own `(height, width)`, for the note where it differs from the converter's
+            `image_size` (a DINOv2 preset loaded with another `image_shape=`). Defaults to None.
 
     Returns:
-        A `Preprocessing` whose `source` says what was read (scale, offset and the image size it was trained at),
-        or None for no converter.
+        A `Preprocessing` whose `source` says what was read (scale, offset, the image size the preset takes) and
+        what a [0, 1] image becomes (a range, or a mean and std per channel), or None for no converter.
 
     Example:
     >>> import keras_hub
@@ -189,6 +195,8 @@ def converter_preprocessing(converter, channels: int = 3, *, owner: str = "its i
     >>> p = kv.nets.hub.converter_preprocessing(converter)
     >>> p.scale, p.offset
     ((2.0, 2.0, 2.0), (-1.0, -1.0, -1.0))
+    >>> p.source.split(": ")[-1]
+    'a [0, 1] image enters as [-1, 1]'
     """
     if converter is None:
         return None
@@ -197,8 +205,21 @@ def converter_preprocessing(converter, channels: int = 3, *, owner: str = "its i
     size = getattr(converter, "image_size", None)
     shown = f"scale={_short(scale)}, offset={_short(offset)}"
     trained = f", at {size[0]}x{size[1]}" if size and None not in size else ""
+    if trained and model_size and None not in model_size and tuple(model_size) != tuple(size):
+        trained += f" (the preset's size; this model takes {model_size[0]}x{model_size[1]})"
     return Preprocessing("image-converter", tuple(RAW_PIXEL_MAX * s for s in scale), offset,
-                         source=f"{owner} {type(converter).__name__}({shown}) takes raw pixels in 0..255{trained}")
+                         source=f"{owner} {type(converter).__name__}({shown}) takes raw pixels in 0..255{trained}"
+                                f"{_what_an_image_becomes(scale, offset)}")
+
+
+def _what_an_image_becomes(scale: tuple[float, ...], offset: tuple[float, ...]) -> str:
+    if len(set(scale)) == 1 and len(set(offset)) == 1:
+        return f": a [0, 1] image enters as [{offset[0]:.4g}, {RAW_PIXEL_MAX * scale[0] + offset[0]:.4g}]"
+    if 0.0 in scale:
+        return ""
+    std = tuple(1.0 / (RAW_PIXEL_MAX * s) for s in scale)  # scale = 1 / (255 * std), offset = -mean / std
+    mean = tuple(-o * d for o, d in zip(offset, std, strict=True))
+    return f": a [0, 1] image x enters as (x - mean) / std, mean={_short(mean)}, std={_short(std)}"
 
 
 def _short(values: tuple[float, ...]) -> str:
