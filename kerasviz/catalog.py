@@ -1,5 +1,5 @@
 """The `keras.applications` models kerasviz knows, by name and preprocessing family, without importing Keras; and
-KerasHub's built-in presets of CNN families, listed offline by the installed `keras_hub` (an extra).
+KerasHub's built-in presets of image models (CNNs, ViT, DINOv2), listed offline by the installed `keras_hub` (an extra).
 
 Plain tables, so that `kerasviz models` answers without starting a framework; `nets.applications` builds the
 models from them, and `nets.hub` loads the presets.
@@ -39,7 +39,8 @@ FAMILY_OF = {name: family for family, members in FAMILIES.items() for name in me
 HUB_EXTRA = 'pip install "kerasviz[hub]"'
 
 
-HUB_CNN_FAMILIES = ("cspnet", "densenet", "efficientnet", "mobilenet", "resnet", "vgg", "xception")  # preset "path"s
+# the image-model families (a preset's "path") kerasviz is tested on: the CNNs, ViT and DINOv2
+HUB_IMAGE_FAMILIES = ("cspnet", "densenet", "dinov2", "efficientnet", "mobilenet", "resnet", "vgg", "vit", "xception")
 
 
 def module_name(name: str) -> str:
@@ -66,12 +67,12 @@ def module_name(name: str) -> str:
 
 def list_models(pattern: str | None = None, *, hub: bool = False) -> list[str]:
     """The `keras.applications` constructors that `get_model` knows, optionally filtered; with `hub=True`, the
-    KerasHub presets of CNN families after them.
+    KerasHub presets of image models (CNNs, ViT, DINOv2) after them.
 
     Args:
         pattern: a shell-style pattern, case-insensitive (`"resnet*"`). Defaults to all.
-        hub: add KerasHub's built-in presets of CNN families (`hub_presets`; needs keras_hub, which starts
-            Keras). Defaults to False: the keras.applications names alone, without Keras.
+        hub: add KerasHub's built-in presets of image models: CNNs, ViT, DINOv2 (`hub_presets`; needs
+            keras_hub, which starts Keras). Defaults to False: the keras.applications names alone, without Keras.
 
     Returns:
         Sorted constructor names, then (with `hub=True`) sorted preset names.
@@ -89,13 +90,13 @@ def list_models(pattern: str | None = None, *, hub: bool = False) -> list[str]:
     return found + hub_presets(pattern) if hub else found
 
 
-def hub_presets(pattern: str | None = None, *, families: tuple[str, ...] | None = HUB_CNN_FAMILIES) -> list[str]:
+def hub_presets(pattern: str | None = None, *, families: tuple[str, ...] | None = HUB_IMAGE_FAMILIES) -> list[str]:
     """KerasHub's built-in presets, listed offline from the installed keras_hub, optionally filtered.
 
     Args:
         pattern: a shell-style pattern, case-insensitive (`"resnet*"`). Defaults to all.
         families: the model families to keep (a preset's `metadata["path"]`), or None for every preset.
-            Defaults to the CNN families (`HUB_CNN_FAMILIES`).
+            Defaults to the image families kerasviz is tested on (`HUB_IMAGE_FAMILIES`).
 
     Returns:
         Sorted preset names.

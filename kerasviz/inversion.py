@@ -241,9 +241,12 @@ def dream_objective(layer_or_objective: DreamTarget) -> objectives.Objective:
         isinstance(n, str) for n in layer_or_objective
     ):
         return sum(objectives.deepdream(name) for name in layer_or_objective)
+    received = (f"an array of shape {np.shape(layer_or_objective)} (the image comes after the layer: "
+                "dream(model, layer, image))" if isinstance(layer_or_objective, np.ndarray)
+                else repr(layer_or_objective))
     raise TypeError(
         "layer_or_objective must be a layer name, a list of names, a {name: weight} dict or an Objective. "
-        f"Received: {layer_or_objective!r}."
+        f"Received: {received}."
     )
 
 
@@ -316,14 +319,14 @@ def dream(
     if not lr > 0:
         raise ValueError(f"lr must be > 0. Received: lr={lr!r}.")
     fixed = nets.input_size(network.model, network.image_input)
-    if fixed and nets.input_size(nets.get_extractor(network, list(objective.layers), False),
-                                                network.image_input) is not None:
+    extractor = nets.get_extractor(network, list(objective.layers), False)
+    if fixed and nets.input_size(extractor, network.image_input) is not None:
         # a fixed-size model whose layers up to the objective's take any size runs on a flexible copy of
         # them (`nets.feature_extractor`); a Flatten or Dense on the way ties them to the model's size
         raise ValueError(
             f"dream needs layers that take any image size; {network.name} takes only {fixed[0]}x{fixed[1]} and its "
-            f"layers up to {', '.join(map(repr, objective.layers))} need that size (a Flatten, Reshape or Dense on "
-            "the way). Dream a convolution layer before them."
+            f"layers up to {', '.join(map(repr, objective.layers))} need that size "
+            f"({nets.flexible.why_fixed(extractor)}). Dream a convolution layer before them."
         )
     # at the photo's own size, also for a fixed-size model (its layers up to the objective's take any size)
     original = analysis.prepare_image(network, image) if not fixed else images.load_image(

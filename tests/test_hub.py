@@ -205,5 +205,7 @@ def test_models_lists_kerashub_presets_on_request(capsys):
     assert cli.main(["models", "resnet*", "--hub"]) == 0
     listed = capsys.readouterr().out.split()
     assert listed[:3] == ["ResNet101", "ResNet101V2", "ResNet152"] and "resnet_50_imagenet" in listed
-    assert "bert_base_en" not in kv.list_models(hub=True)  # CNN families only
+    assert "bert_base_en" not in kv.list_models(hub=True)  # image models only
+    assert "vit_base_patch16_224_imagenet" in kv.list_models("vit*", hub=True)
+    assert "dinov2_with_registers_small" in kv.list_models("dinov2*", hub=True)
     assert kv.list_models("vgg*") == ["VGG16", "VGG19"]  # without hub=True: keras.applications alone

@@ -123,8 +123,14 @@ def test_a_vit_keeps_its_input_size(vit, capsys):
                                   progress=False)
     assert result.images.shape == (2, 32, 32, 3)  # the position embeddings fix the size: no interpolation
     assert "only 32x32 inputs" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="use size=32"):
+    with pytest.raises(ValueError, match=r"\(its position embeddings fix the size\)\. Received: size=64; use size=32"):
         kv.visualize_filters(vit, "block1_out", 0, size=64, progress=False)
+    with pytest.raises(ValueError, match=r"dream needs layers that take any image size; .* need that size \(its "
+                                         r"position embeddings fix the size\)"):
+        kv.dream(vit, "block1_out", np.zeros((32, 32, 3), "float32"))
+    with pytest.raises(TypeError, match=r"Received: an array of shape \(32, 32, 3\) \(the image comes after the "
+                                        r"layer: dream\(model, layer, image\)\)\."):
+        kv.dream(vit, np.zeros((32, 32, 3), "float32"), "block1_out")
 
 
 @pytest.fixture(scope="module")

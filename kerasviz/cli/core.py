@@ -139,7 +139,7 @@ def register(sub) -> None:
     p = sub.add_parser("models", help="list the keras.applications models kerasviz knows (and KerasHub presets)")
     p.add_argument("pattern", nargs="?", default=None, help="e.g. 'resnet*'")
     p.add_argument("--hub", action="store_true",
-                   help="also list KerasHub's presets of CNN families (needs keras_hub: pip install "
+                   help="also list KerasHub's image-model presets: CNNs, ViT, DINOv2 (needs keras_hub: pip install "
                         "\"kerasviz[hub]\"); any of them, or a kaggle:// or hf:// handle, is a model name")
     p.set_defaults(run=_cmd_models, framework=False)
 

@@ -68,8 +68,8 @@ def fit_size(network, layers: Sequence[str], settings: presets.Preset, *, preset
     side = max(fixed)
     if overrides.get("size") is not None and settings.size != side:
         raise ValueError(f"{network.name} takes only {h}x{w} inputs and its layers before {where} need that size "
-                         f"(a Flatten, Reshape or Dense on the way). Received: size={settings.size}; use "
-                         f"size={side}, or leave size out.")
+                         f"({nets.flexible.why_fixed(extractor)}). Received: size={settings.size}; use size={side}, "
+                         "or leave size out.")
     if settings.size != side:
         settings = presets.resolve_settings(preset, {**overrides, "size": side})
     octaves = " and the smaller octaves are upsampled to it inside the step" if settings.octaves > 1 else ""

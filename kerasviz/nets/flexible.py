@@ -32,6 +32,14 @@ def input_size(model: keras.Model, index: int = 0) -> tuple[int, int] | None:
     return None if None in shape else (int(shape[0]), int(shape[1]))
 
 
+def why_fixed(extractor: keras.Model) -> str:
+    """Why the layers of a fixed-size `extractor` (`input_size` not None) need the model's size, for messages:
+    a token layer's position embeddings, or a layer that flattens the map."""
+    if any(len(out.shape) == 3 for out in extractor.outputs):
+        return "its position embeddings fix the size"
+    return "a Flatten, Reshape or Dense on the way"
+
+
 def replay(model, inputs):
     """`model`'s layers called on the symbolic `inputs`, each nested model (Functional or Sequential) replaced by
     its own layers, at any depth: the same layers and weights in a graph without nested models, whose fixed-size
