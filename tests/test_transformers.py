@@ -71,6 +71,22 @@ def test_a_gelu_or_swish_is_kept_from_falling_below_its_minimum(activation):
         assert np.allclose(plain, real)
 
 
+def test_a_kerashub_vits_mlp_is_kept_from_falling_through_its_tap():
+    """A KerasHub encoder's MLP is read through a Tap: the tapped value is kept from falling, and the block goes
+    on with the real output (its own output is the same with and without `pre_activation`)."""
+    import keras_hub
+
+    vit = keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=4, num_layers=1, num_heads=2,
+                                       hidden_dim=16, mlp_dim=32)
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    layers = ["vit_encoder/transformer_block_1/mlp/dense_1", "vit_encoder/transformer_block_1"]
+    (kept, block), (real, real_block) = (
+        [np.asarray(a) for a in kv.feature_extractor(vit, layers, pre_activation=pre)(x)] for pre in (True, False))
+    assert np.all(kept <= real + 1e-6) and np.allclose(kept[real >= 0], real[real >= 0], atol=1e-6)
+    assert np.any(kept < -0.17)  # units below GELU's minimum (-0.17) rise slowly there instead of falling
+    assert np.allclose(block, real_block, atol=1e-5)
+
+
 @pytest.mark.parametrize("layer", ["block1_mlp1", "block1_out"])
 def test_vit_units_come_alive_and_excite_themselves_at_the_first_call(vit, layer):
     assert layer in kv.nets.visual_layers(vit)

@@ -348,14 +348,20 @@ class PreActivation(keras.layers.Layer):
         self.inner = inner
 
     def call(self, x):
-        minimum = _minimum(self.inner)
-        out = x if type(self.inner).__name__ == "Activation" else type(self.inner).call(_Linear(self.inner), x)
-        if minimum is not None:
-            (low, floor), activation = minimum, self.inner.activation
-            return keras.ops.where(out < low, floor + LEAKY_SLOPE * (out - low), activation(out))
+        if _minimum(self.inner) is not None:
+            return _kept_from_falling(self.inner, x)[1]
+        out = type(self.inner).call(_Linear(self.inner), x)
         if getattr(self.inner.activation, "__name__", "") == "softmax":
             return out
         return keras.ops.leaky_relu(out, LEAKY_SLOPE)
+
+
+def _kept_from_falling(layer, *args, **kwargs):
+    """`(output, kept)` of a layer with a GELU or swish: its output and the activation kept down to its minimum,
+    rising with the slope `LEAKY_SLOPE` below it (one call of the layer with its activation switched off)."""
+    z = args[0] if type(layer).__name__ == "Activation" else type(layer).call(_Linear(layer), *args, **kwargs)
+    (low, floor), out = _minimum(layer), layer.activation(z)
+    return out, keras.ops.where(z < low, floor + LEAKY_SLOPE * (z - low), out)
 
 
 def _node_inputs(layer):
@@ -367,7 +373,8 @@ def _layer_tensor(model, parts: Sequence[str], pre_activation: bool):
     """The symbolic tensor of layer `parts` (a path) within `model`'s own graph."""
     layer = model.get_layer(parts[0])
     if len(parts) > 1 and not isinstance(layer, keras.Model):  # a layer inside a subclassed layer: tap it
-        return Tap(layer, parts[1:])(_node_inputs(layer))
+        falls = pre_activation and _minimum(inner_layer(layer, parts[1:])) is not None
+        return Tap(layer, parts[1:], split=_kept_from_falling if falls else None)(_node_inputs(layer))
     if len(parts) > 1:
         inner_out = _layer_tensor(layer, parts[1:], pre_activation)
         sub = keras.Model(layer.inputs[0] if len(layer.inputs) == 1 else layer.inputs, inner_out)
