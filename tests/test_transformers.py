@@ -130,8 +130,8 @@ def test_convnext_units_come_alive_and_excite_themselves_at_the_first_call(convn
 @pytest.mark.engine
 def test_an_untrained_vit_is_visualized_with_a_revive_neuron_on_a_patch():
     """The token objective, the fixed size and the revive neuron on a patch, end to end on every backend (one step
-    per call: about 15 s under JAX, 5 s under PyTorch on this project's CPU). Unit 1's bias puts it below zero on
-    every patch, so it is dead after the main steps and the revive steps run on every backend."""
+    per call: 11-16 s under JAX, 3-4 s under PyTorch on this project's CPU, load 1-2). Unit 1's bias puts it below
+    zero on every patch, so it is dead after the main steps and the revive steps run on every backend."""
     vit = tm.tiny_vit(blocks=1, dim=16, mlp=32)
     dense = vit.get_layer("block0_mlp1")
     kernel, bias = dense.get_weights()
