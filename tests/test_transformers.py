@@ -2,6 +2,7 @@
 oriented gratings, visualized at the first call with the defaults: every tested unit's picture alive, each
 unit's own picture excites it most, each class image classified as its class, no patch grid printed."""
 
+import keras
 import numpy as np
 import pytest
 import transformer_models as tm
@@ -9,11 +10,15 @@ import transformer_models as tm
 import kerasviz as kv
 
 UNITS = 16  # units tested per layer
-# What the defaults reach on this ViT's units (measured; docs/transformers.md): the MLP hidden layer keeps one unit
-# of 16 just below zero (a GELU, bounded at -0.17, negative on nearly every patch), and 15 of 16 units are excited
-# most by their own picture. The issue's bar (all alive, >= 0.9) holds for the ConvNeXt-style net and for the
-# ViT's block outputs; not yet for its MLP hidden layer (with a shorter training, 12 epochs: 2 dead, 0.81).
-VIT_DEAD_AT_MOST = 1
+# What the defaults reach on this ViT's units (measured over seeds 0-3; docs/transformers.md, "Dead units"): with
+# the GELU kept from falling below its minimum (nets.PreActivation) no unit of 16 stays dead in either layer
+# (before, one or two of the MLP hidden layer did, stuck on GELU's falling branch). Own picture best varies by a
+# unit or two of 16 with the seed and with any change of the step's numerics: 0.81-1.00 for the MLP hidden layer
+# (0.875 at seed 0: units 0 and 11 are excited more by another unit's picture), 0.88-1.00 for the block output
+# (1.00 at seed 0 here, 0.875 with main's bfloat16 change of 1d4ed2e). Both reach 0.94-1.00 on seeds 0-3 with
+# jitter scaled to the 32 px image (2 and 1 px), but the defaults' jitter (8 and 4 px, Lucid's, for 64-224 px
+# images) is pinned by the convnet checksums at 32 px (tests/test_pictures_pinned.py): the ViT's bar stays one
+# unit of 16 below the issue's 0.9.
 VIT_OWN_AT_LEAST = 0.875
 
 
@@ -33,15 +38,55 @@ def convnext():
     return model
 
 
-def _own_best(model, layer, images_u8) -> float:
-    """The share of units whose own picture (image i for unit i) excites them most, over their mean activation
-    (patch tokens only on a token layer)."""
+def _unit_means(model, layer, images_u8) -> np.ndarray:
+    """`[image i, unit j]`: unit j's mean output (patch tokens only on a token layer) on image i, for the first
+    `len(images_u8)` units."""
     acts = np.asarray(kv.feature_extractor(model, [layer], pre_activation=False)(images_u8.astype("float32") / 255))
     grid = kv.nets.token_grid(acts.shape, tuple(model.inputs[0].shape[1:3]))
     if grid is not None:
         acts = kv.nets.to_grid(acts, grid)
-    means = acts.reshape(len(acts), -1, acts.shape[-1]).mean(axis=1)[:, :len(acts)]
-    return float(np.mean(means.argmax(axis=0) == np.arange(len(acts))))
+    return acts.reshape(len(acts), -1, acts.shape[-1]).mean(axis=1)[:, :len(acts)]
+
+
+def _own_best(means) -> float:
+    """The share of units whose own picture (image i for unit i) excites them most."""
+    return float(np.mean(means.argmax(axis=0) == np.arange(len(means))))
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("activation", ["gelu", "swish"])
+def test_a_gelu_or_swish_is_kept_from_falling_below_its_minimum(activation):
+    """Below its minimum a GELU (swish) falls to zero as its input falls, so an optimizer maximizing it pushes a
+    unit that starts there further down, never to a positive value. With `pre_activation` the extractor keeps
+    the activation down to its minimum and rises slowly below it: never above the real output, rising everywhere."""
+    z = np.linspace(-6, 3, 91, dtype="float32")[:, None]
+    inputs = keras.Input((1,))
+    fused = keras.layers.Dense(1, activation=activation, kernel_initializer="ones", bias_initializer="zeros")
+    apart = keras.layers.Activation(activation)
+    model = keras.Model(inputs, [fused(inputs), apart(inputs)])
+    real = keras.ops.convert_to_numpy(keras.activations.get(activation)(z))
+    for layer in (fused, apart):
+        out, plain = (keras.ops.convert_to_numpy(kv.feature_extractor(model, [layer.name], pre_activation=pre,
+                                                                      flexible=False)(z)) for pre in (True, False))
+        assert np.all(out <= real + 1e-6) and np.all(np.diff(out[:, 0]) > 0)  # a lower bound, always rising
+        assert np.allclose(out[z > -0.7], real[z > -0.7], atol=1e-6)  # the same above GELU's (swish's) minimum
+        assert np.allclose(plain, real)
+
+
+def test_a_kerashub_vits_mlp_is_kept_from_falling_through_its_tap():
+    """A KerasHub encoder's MLP is read through a Tap: the tapped value is kept from falling, and the block goes
+    on with the real output (its own output is the same with and without `pre_activation`)."""
+    import keras_hub
+
+    vit = keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=4, num_layers=1, num_heads=2,
+                                       hidden_dim=16, mlp_dim=32)
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    layers = ["vit_encoder/transformer_block_1/mlp/dense_1", "vit_encoder/transformer_block_1"]
+    (kept, block), (real, real_block) = (
+        [np.asarray(a) for a in kv.feature_extractor(vit, layers, pre_activation=pre)(x)] for pre in (True, False))
+    assert np.all(kept <= real + 1e-6) and np.allclose(kept[real >= 0], real[real >= 0], atol=1e-6)
+    assert np.any(kept < -0.17)  # units below GELU's minimum (-0.17) rise slowly there instead of falling
+    assert np.allclose(block, real_block, atol=1e-5)
 
 
 @pytest.mark.parametrize("layer", ["block1_mlp1", "block1_out"])
@@ -49,8 +94,9 @@ def test_vit_units_come_alive_and_excite_themselves_at_the_first_call(vit, layer
     assert layer in kv.nets.visual_layers(vit)
     result = kv.visualize_filters(vit, layer, range(UNITS), progress=False)  # the defaults
     assert result.images.shape == (UNITS, 32, 32, 3)
-    assert len(result.dead) <= VIT_DEAD_AT_MOST, f"dead units: {result.dead}"
-    assert _own_best(vit, layer, result.images) >= VIT_OWN_AT_LEAST
+    means = _unit_means(vit, layer, result.images)
+    assert not result.dead and np.all(np.diag(means) > 0), f"dead units: {np.flatnonzero(np.diag(means) <= 0)}"
+    assert _own_best(means) >= VIT_OWN_AT_LEAST, f"own-best {_own_best(means):.3f}"
     assert tm.patch_grid_energy(result.images, tm.PATCH) < 1.2  # the 4 px patch grid is not printed
 
 
@@ -76,15 +122,22 @@ def test_vit_heatmap_peaks_on_a_planted_grating(vit):
 
 def test_convnext_units_come_alive_and_excite_themselves_at_the_first_call(convnext):
     result = kv.visualize_filters(convnext, "stage1_mlp1", range(UNITS), progress=False)
-    assert np.all(result.scores > 0), f"dead units: {result.dead}"
-    assert _own_best(convnext, "stage1_mlp1", result.images) >= 0.9
+    means = _unit_means(convnext, "stage1_mlp1", result.images)
+    assert not result.dead and np.all(np.diag(means) > 0), f"dead units: {np.flatnonzero(np.diag(means) <= 0)}"
+    assert _own_best(means) >= 0.9
 
 
+@pytest.mark.engine
 def test_an_untrained_vit_is_visualized_with_a_revive_neuron_on_a_patch():
-    """The token objective, the fixed size and the revive neuron on a patch, end to end (also passes under JAX and
-    PyTorch, but a ViT's step compiles for minutes under JAX on a busy CPU: the engine subset of
-    tests/test_tokens.py covers the objectives on every backend)."""
+    """The token objective, the fixed size and the revive neuron on a patch, end to end on every backend (one step
+    per call: 11-16 s under JAX, 3-4 s under PyTorch on this project's CPU, load 1-2). Unit 1's bias puts it below
+    zero on every patch, so it is dead after the main steps and the revive steps run on every backend."""
     vit = tm.tiny_vit(blocks=1, dim=16, mlp=32)
+    dense = vit.get_layer("block0_mlp1")
+    kernel, bias = dense.get_weights()
+    bias[1] = -3.0
+    dense.set_weights([kernel, bias])
     result = kv.visualize_filters(vit, "block0_mlp1", range(4), preset="fast", steps=2, block_steps=1,
-                                  revive_steps=1, progress=False)
+                                  revive_steps=2, progress=False)
     assert result.images.shape == (4, 32, 32, 3) and np.all(np.isfinite(result.scores))
+    assert 1 in result.dead and 1 in result.revived  # still below zero, but the revive steps raised its score

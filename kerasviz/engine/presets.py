@@ -26,7 +26,8 @@ class Preset:
         octave_scale: growth factor between octaves (the fastai notebook: 1.2).
         octave_blur: Gaussian blur sigma (px) applied between octaves; 0 for none.
         border: activation positions dropped at each border in the channel objective.
-        pre_activation: optimize the value before a fused ReLU.
+        pre_activation: optimize the value before a fused ReLU (made leaky), and a GELU or swish kept from
+            falling below its minimum (`nets.PreActivation`).
         input_space: optimize the model's input directly (no preprocessing; the keras.io tutorial).
         deprocess: `"clip"` ([0, 1] images to uint8) or `"normalize"` (the tutorial's mean/std).
         deprocess_std: standard deviation for `"normalize"`.

@@ -20,6 +20,9 @@ from kerasviz.nets.sublayers import Tap, inner_layer, inner_layers, inner_shapes
 from kerasviz.nets.tokens import token_grid
 
 LEAKY_SLOPE = 0.01  # the slope that replaces a ReLU's zero gradient when pre_activation is on
+# (where, value) of the minimum of the activations that fall before they rise: below it a higher output needs a
+# lower input, so maximizing the output drives a unit away from ever firing (measured: docs/transformers.md).
+_MINIMA = {"gelu": (-0.7517915, -0.1699712), "silu": (-1.2784645, -0.2784645)}
 
 
 CONV_TYPES = ("Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "Conv3DTranspose", "DepthwiseConv2D",
@@ -289,6 +292,13 @@ def leaks_under_pre_activation(layer) -> bool:
     return has_fused_relu(layer) and not _is_softmax(layer)  # a softmax's logits come out as they are
 
 
+def _minimum(layer) -> tuple[float, float] | None:
+    """`_MINIMA` of the GELU or swish of a Conv/Dense or Activation layer, else None."""
+    if type(layer).__name__ not in (*_FUSED_RELU_TYPES, "Activation"):
+        return None
+    return _MINIMA.get(getattr(getattr(layer, "activation", None), "__name__", ""))
+
+
 def _is_softmax(layer) -> bool:
     return getattr(getattr(layer, "activation", None), "__name__", "") == "softmax"
 
@@ -329,17 +339,29 @@ class _Linear:
 
 class PreActivation(keras.layers.Layer):
     """Calls a Conv/Dense layer's own `call` with the activation switched off, sharing its weights; a
-    ReLU becomes a leaky ReLU, a softmax goes away (its input is the logit)."""
+    ReLU becomes a leaky ReLU, a softmax goes away (its input is the logit). A GELU or swish (of a Conv/Dense
+    or an Activation layer) is kept down to its minimum, below which it rises with the slope `LEAKY_SLOPE`
+    instead of falling: always at most the real output, so a positive score is a positive output."""
 
     def __init__(self, inner, **kwargs):
         super().__init__(name=inner.name + "_preact", **kwargs)
         self.inner = inner
 
     def call(self, x):
+        if _minimum(self.inner) is not None:
+            return _kept_from_falling(self.inner, x)[1]
         out = type(self.inner).call(_Linear(self.inner), x)
         if getattr(self.inner.activation, "__name__", "") == "softmax":
             return out
         return keras.ops.leaky_relu(out, LEAKY_SLOPE)
+
+
+def _kept_from_falling(layer, *args, **kwargs):
+    """`(output, kept)` of a layer with a GELU or swish: its output and the activation kept down to its minimum,
+    rising with the slope `LEAKY_SLOPE` below it (one call of the layer with its activation switched off)."""
+    z = args[0] if type(layer).__name__ == "Activation" else type(layer).call(_Linear(layer), *args, **kwargs)
+    (low, floor), out = _minimum(layer), layer.activation(z)
+    return out, keras.ops.where(z < low, floor + LEAKY_SLOPE * (z - low), out)
 
 
 def _node_inputs(layer):
@@ -351,7 +373,8 @@ def _layer_tensor(model, parts: Sequence[str], pre_activation: bool):
     """The symbolic tensor of layer `parts` (a path) within `model`'s own graph."""
     layer = model.get_layer(parts[0])
     if len(parts) > 1 and not isinstance(layer, keras.Model):  # a layer inside a subclassed layer: tap it
-        return Tap(layer, parts[1:])(_node_inputs(layer))
+        falls = pre_activation and _minimum(inner_layer(layer, parts[1:])) is not None
+        return Tap(layer, parts[1:], split=_kept_from_falling if falls else None)(_node_inputs(layer))
     if len(parts) > 1:
         inner_out = _layer_tensor(layer, parts[1:], pre_activation)
         sub = keras.Model(layer.inputs[0] if len(layer.inputs) == 1 else layer.inputs, inner_out)
@@ -361,6 +384,8 @@ def _layer_tensor(model, parts: Sequence[str], pre_activation: bool):
             if _is_softmax(layer):
                 return _node_inputs(layer)  # a classifier's own softmax layer: read its input, the logits
             return keras.layers.LeakyReLU(LEAKY_SLOPE, name=layer.name + "_leaky")(_node_inputs(layer))
+        return PreActivation(layer)(_node_inputs(layer))
+    if pre_activation and _minimum(layer) is not None:
         return PreActivation(layer)(_node_inputs(layer))
     return layer.output
 
@@ -377,7 +402,8 @@ def feature_extractor(
             layer), replace the ReLU by a leaky ReLU (slope `LEAKY_SLOPE`), so that filters whose
             output starts at zero still get a gradient; positive values are unchanged. A softmax (a
             layer's own or an `Activation("softmax")` layer) is dropped: its input, the logit, is
-            returned. Defaults to True.
+            returned. A GELU or swish is kept as it is down to its minimum, and below it rises slowly
+            instead of falling (`PreActivation`). Defaults to True.
         flexible: for a model with a fixed input size, rebuild the extractor on a flexible spatial input
             when the layers up to `layers` take any size (the same layers and weights); see `input_size`
             for what came out. Defaults to True.

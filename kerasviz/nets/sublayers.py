@@ -63,13 +63,16 @@ class Tap(keras.layers.Layer):
     (its first call, where the outer layer calls it more than once).
 
     `outer` keeps its weights (the tap tracks it, copying nothing); while the tap runs, the inner layer's
-    `call` is wrapped on the instance (its class, and every other model that uses it, see nothing).
+    `call` is wrapped on the instance (its class, and every other model that uses it, see nothing). `split`, a
+    function `(layer, *args, **kwargs) -> (output, tapped)` that calls the inner layer in its place, gives the
+    tap another value than the output (the outer layer goes on with the output).
     """
 
-    def __init__(self, outer, inner: Sequence[str], **kwargs):
+    def __init__(self, outer, inner: Sequence[str], *, split=None, **kwargs):
         super().__init__(name=f"{outer.name}__{'__'.join(inner)}", **kwargs)
         self.outer = outer
         self.inner = tuple(inner)
+        self.split = split
         if inner_layer(outer, self.inner) is None:
             raise ValueError(f"No layer {'/'.join(self.inner)!r} inside {outer.name!r}.")
 
@@ -79,8 +82,8 @@ class Tap(keras.layers.Layer):
         original = target.call
 
         def spy(*a, **k):
-            out = original(*a, **k)
-            seen.append(out)
+            out, tapped = (original(*a, **k),) * 2 if self.split is None else self.split(target, *a, **k)
+            seen.append(tapped)
             return out
 
         object.__setattr__(target, "call", spy)
