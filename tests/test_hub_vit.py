@@ -44,7 +44,7 @@ def presets(tmp_path_factory):
     preprocessor.save_to_preset(str(root / VIT_21K))
     dino = M.DINOV2Backbone(patch_size=PATCH, num_layers=2, hidden_dim=DIM, num_heads=2, intermediate_dim=HIDDEN,
                             num_register_tokens=REGISTERS, image_shape=(SIZE, SIZE, 3),
-                            position_embedding_shape=(SIZE, SIZE))
+                            position_embedding_shape=(SIZE, SIZE), name="dinov2_backbone")  # not the next free name
     dino.save_to_preset(str(root / DINO))
     keras_hub.layers.DINOV2ImageConverter(
         image_size=(SIZE, SIZE), scale=(1 / (255 * STD)).tolist(), offset=(-MEAN / STD).tolist(),
