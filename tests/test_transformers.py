@@ -54,7 +54,7 @@ def _own_best(means) -> float:
 
 
 @pytest.mark.engine
-@pytest.mark.parametrize("activation", ["gelu", "swish"])
+@pytest.mark.parametrize("activation", ["gelu", "swish", "hard_swish", "mish"])
 def test_a_gelu_or_swish_is_kept_from_falling_below_its_minimum(activation):
     """Below its minimum a GELU (swish) falls to zero as its input falls, so an optimizer maximizing it pushes a
     unit that starts there further down, never to a positive value. With `pre_activation` the extractor keeps

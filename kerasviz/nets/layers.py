@@ -22,7 +22,8 @@ from kerasviz.nets.tokens import token_grid
 LEAKY_SLOPE = 0.01  # the slope that replaces a ReLU's zero gradient when pre_activation is on
 # (where, value) of the minimum of the activations that fall before they rise: below it a higher output needs a
 # lower input, so maximizing the output drives a unit away from ever firing (measured: docs/transformers.md).
-_MINIMA = {"gelu": (-0.7517915, -0.1699712), "silu": (-1.2784645, -0.2784645)}
+_MINIMA = {"gelu": (-0.7517915, -0.1699712), "silu": (-1.2784645, -0.2784645), "hard_silu": (-1.5, -0.375),
+           "mish": (-1.1924312, -0.3088434)}
 
 
 CONV_TYPES = ("Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "Conv3DTranspose", "DepthwiseConv2D",
@@ -293,7 +294,7 @@ def leaks_under_pre_activation(layer) -> bool:
 
 
 def _minimum(layer) -> tuple[float, float] | None:
-    """`_MINIMA` of the GELU or swish of a Conv/Dense or Activation layer, else None."""
+    """`_MINIMA` of the GELU, swish, hard swish or mish of a Conv/Dense or Activation layer, else None."""
     if type(layer).__name__ not in (*_FUSED_RELU_TYPES, "Activation"):
         return None
     return _MINIMA.get(getattr(getattr(layer, "activation", None), "__name__", ""))
@@ -339,9 +340,9 @@ class _Linear:
 
 class PreActivation(keras.layers.Layer):
     """Calls a Conv/Dense layer's own `call` with the activation switched off, sharing its weights; a
-    ReLU becomes a leaky ReLU, a softmax goes away (its input is the logit). A GELU or swish (of a Conv/Dense
-    or an Activation layer) is kept down to its minimum, below which it rises with the slope `LEAKY_SLOPE`
-    instead of falling: always at most the real output, so a positive score is a positive output."""
+    ReLU becomes a leaky ReLU, a softmax goes away (its input is the logit). A GELU, swish, hard swish or mish
+    (of a Conv/Dense or an Activation layer) is kept down to its minimum, below which it rises with the slope
+    `LEAKY_SLOPE` instead of falling: always at most the real output, so a positive score is a positive output."""
 
     def __init__(self, inner, **kwargs):
         super().__init__(name=inner.name + "_preact", **kwargs)
@@ -357,8 +358,9 @@ class PreActivation(keras.layers.Layer):
 
 
 def _kept_from_falling(layer, *args, **kwargs):
-    """`(output, kept)` of a layer with a GELU or swish: its output and the activation kept down to its minimum,
-    rising with the slope `LEAKY_SLOPE` below it (one call of the layer with its activation switched off)."""
+    """`(output, kept)` of a layer with a GELU, swish, hard swish or mish: its output and the activation kept
+    down to its minimum, rising with the slope `LEAKY_SLOPE` below it (one call of the layer with its activation
+    switched off)."""
     z = args[0] if type(layer).__name__ == "Activation" else type(layer).call(_Linear(layer), *args, **kwargs)
     (low, floor), out = _minimum(layer), layer.activation(z)
     return out, keras.ops.where(z < low, floor + LEAKY_SLOPE * (z - low), out)
@@ -402,7 +404,7 @@ def feature_extractor(
             layer), replace the ReLU by a leaky ReLU (slope `LEAKY_SLOPE`), so that filters whose
             output starts at zero still get a gradient; positive values are unchanged. A softmax (a
             layer's own or an `Activation("softmax")` layer) is dropped: its input, the logit, is
-            returned. A GELU or swish is kept as it is down to its minimum, and below it rises slowly
+            returned. A GELU, swish, hard swish or mish is kept down to its minimum, and below it rises slowly
             instead of falling (`PreActivation`). Defaults to True.
         flexible: for a model with a fixed input size, rebuild the extractor on a flexible spatial input
             when the layers up to `layers` take any size (the same layers and weights); see `input_size`
