@@ -19,7 +19,7 @@ computes in that precision; the pictures are always judged by the float32 model)
     python benchmarks/quality.py --presets fast quality --precision float32 bfloat16
     python benchmarks/quality.py --nested --presets quality   # VGG16 as the backbone of a fine-tuned model
     python benchmarks/quality.py --maco --filters 4   # quality against maco, with a naturalness measure (#30)
-    python benchmarks/quality.py --transformers --presets fast quality   # the trained test ViT and ConvNeXt
+    python benchmarks/quality.py --transformers --presets quality --precision auto   # the test ViT and ConvNeXt
 
 With `--nested` VGG16 is a user's transfer-learning model as kerasviz meets it at the first call: raw pixels
 (0..255) in, an augmentation layer, `vgg16.preprocess_input` in a layer, the VGG16 (fixed 224x224) nested as the
@@ -29,6 +29,7 @@ layer `vgg16`, a new head with softmax fused into `Dense`; layers are named by t
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -258,26 +259,26 @@ def transformers(args) -> None:
     variants = {"preset": {}, f"jitter({tm.PATCH}),({tm.PATCH // 2})": dict(transforms=(
         T.jitter(tm.PATCH), T.scale(0.9, 1.1), T.rotate(10.0), T.jitter(tm.PATCH // 2))), "no transforms": dict(
         transforms=())}
-    print(f"{'model':>13} | {'preset':>7} | {'variant':>13} | {'layer':>11} | alive | own | grid | s  "
-          f"(load {os.getloadavg()[0]:.1f})")
+    print(f"{'model':>13} | {'preset':>7} | {'precision':>9} | {'variant':>13} | {'layer':>11} | alive | own | grid "
+          f"| s  (load {os.getloadavg()[0]:.1f})")
     for build in (tm.tiny_vit, tm.tiny_convnext):
         model = build()
         tm.train(model, epochs=20, n_per_class=48)
-        for preset in args.presets:
-            for name, variant in variants.items():
-                for layer in TRANSFORMER_LAYERS[model.name]:
-                    filters = list(range(args.filters))
-                    result = kv.visualize_filters(model, layer, filters, preset=preset, seed=args.seed,
-                                                  progress=False, **variant)
-                    acts = np.asarray(kv.feature_extractor(model, [layer], pre_activation=False)(
-                        result.images.astype("float32") / 255))
-                    grid = kv.nets.token_grid(acts.shape, (tm.SIZE, tm.SIZE))
-                    acts = kv.nets.to_grid(acts, grid) if grid is not None else acts
-                    means = acts.reshape(len(acts), -1, acts.shape[-1]).mean(axis=1)[:, :len(filters)]
-                    own = np.mean(means.argmax(axis=0) == np.arange(len(filters)))
-                    alive, energy = np.mean(result.scores > 0), tm.patch_grid_energy(result.images, tm.PATCH)
-                    print(f"{model.name:>13} | {preset:>7} | {name:>13} | {layer:>11} | {alive:.2f}  | {own:.2f} | "
-                          f"{energy:.2f} | {result.seconds:.0f}  (load {os.getloadavg()[0]:.1f})", flush=True)
+        for preset, precision, (name, variant) in itertools.product(args.presets, args.precision, variants.items()):
+            for layer in TRANSFORMER_LAYERS[model.name]:
+                filters = list(range(args.filters))
+                result = kv.visualize_filters(model, layer, filters, preset=preset, seed=args.seed,
+                                              precision=precision, progress=False, **variant)
+                acts = np.asarray(kv.feature_extractor(model, [layer], pre_activation=False)(
+                    result.images.astype("float32") / 255))
+                grid = kv.nets.token_grid(acts.shape, (tm.SIZE, tm.SIZE))
+                acts = kv.nets.to_grid(acts, grid) if grid is not None else acts
+                means = acts.reshape(len(acts), -1, acts.shape[-1]).mean(axis=1)[:, :len(filters)]
+                own = np.mean(means.argmax(axis=0) == np.arange(len(filters)))
+                alive, energy = np.mean(result.scores > 0), tm.patch_grid_energy(result.images, tm.PATCH)
+                print(f"{model.name:>13} | {preset:>7} | {result.settings['precision']:>9} | {name:>13} | "
+                      f"{layer:>11} | {alive:.2f}  | {own:.2f} | "
+                      f"{energy:.2f} | {result.seconds:.0f}  (load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def fine_tuned(backbone, size: int):
