@@ -31,8 +31,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# the small trained models and their gratings live with the tests (tests/transformer_models.py,
+# tests/test_trained_models.py), which import each other as top-level modules
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
 import numpy as np  # noqa: E402
 
@@ -176,10 +180,9 @@ def maco_comparison(args) -> None:
     picture's size. MACO fixes the magnitude to a photo-like power law, so the distance favours it by construction
     where its crops and sigmoid leave that spectrum intact; it shows how far each recipe's pictures are from
     photo statistics, not whether they show the unit better (the other scores say that)."""
-    import importlib.util
-
     import keras
     import skimage.data
+    import test_trained_models as trained
 
     import kerasviz as kv
 
@@ -194,10 +197,6 @@ def maco_comparison(args) -> None:
             print(f"natural photos' spectral slope at {px} px: {naturals[px]:.2f}", flush=True)
         return naturals[px]
 
-    spec = importlib.util.spec_from_file_location(
-        "trained", os.path.join(os.path.dirname(__file__), "..", "tests", "test_trained_models.py"))
-    trained = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(trained)
     cases = [("VGG16 hed", kv.get_model("VGG16", weights="hed"), list(args.layers), size),
              ("VGG16 hed fixed 128", kv.get_model("VGG16", weights="hed", input_shape=(128, 128, 3)),
               [args.layers[1]], None)]
@@ -248,9 +247,6 @@ def transformers(args) -> None:
     their own picture (patch tokens only, on a token layer) and the patch-grid energy of the pictures (about 1:
     no grid printed; `transformer_models.patch_grid_energy`). Variants of the transforms ride along: jitter of
     one patch and a half instead of the preset's 8 and 4 px, and no transforms at all (a grid-printing control)."""
-    import sys
-
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
     import transformer_models as tm
 
     import kerasviz as kv

@@ -6,26 +6,16 @@ is classified as its class."""
 import keras
 import numpy as np
 import pytest
+import transformer_models
 
 import kerasviz as kv
 
-CLASSES = 4  # stripes at 0, 45, 90 and 135 degrees
+CLASSES = transformer_models.CLASSES  # stripes at 0, 45, 90 and 135 degrees
 
 
 def gratings(n_per_class: int, size: int, channels: int, seed: int = 0):
-    """Oriented gratings (random wavelength, phase and, for RGB, tint) with noise; shuffled, with labels."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size].astype("float32")
-    xs, ys = [], []
-    for c in range(CLASSES):
-        for _ in range(n_per_class):
-            t = np.deg2rad(45.0 * c)
-            wave = np.cos(2 * np.pi * (xx * np.cos(t) + yy * np.sin(t)) / rng.uniform(4, 7) + rng.uniform(0, 6.3))
-            img = (0.5 + 0.5 * wave)[..., None] * rng.uniform(0.6, 1.0, channels)
-            xs.append(np.clip(img + rng.normal(0, 0.05, img.shape), 0, 1))
-            ys.append(c)
-    order = rng.permutation(len(ys))
-    return np.stack(xs).astype("float32")[order], np.array(ys)[order]
+    """Oriented gratings (wavelength 4-7 px, random phase and, for RGB, tint) with noise; shuffled, with labels."""
+    return transformer_models.gratings(n_per_class, size, seed, wavelengths=(4, 7), channels=channels)
 
 
 def classifier(size: int, channels: int, *, flatten: bool) -> keras.Model:

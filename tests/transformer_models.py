@@ -1,7 +1,7 @@
 """A small ViT (patch 4, 32x32, plain Keras layers) and a small ConvNeXt-style net, and the synthetic data they
 learn in seconds: oriented gratings, four classes. Shared by tests/test_transformers.py, tests/test_tokens.py,
-docs/make_transformer_images.py, benchmarks/quality.py --transformers, and (the gratings) tests/test_accentuate.py
-and benchmarks/accentuation.py."""
+docs/make_transformer_images.py, benchmarks/quality.py --transformers, and (the gratings)
+tests/test_trained_models.py, tests/test_accentuate.py and benchmarks/accentuation.py."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ SIZE = 32
 PATCH = 4
 
 
-def gratings(n_per_class: int, size: int = SIZE, seed: int = 0, *, wavelengths=(4, 8), shuffle: bool = True):
-    """Oriented RGB gratings (random wavelength in `wavelengths` pixels, phase and tint) with noise, with labels;
-    shuffled, or in class order. Shared by the tests and benchmarks that train on gratings."""
+def gratings(n_per_class: int, size: int = SIZE, seed: int = 0, *, wavelengths=(4, 8), shuffle: bool = True,
+             channels: int = 3):
+    """Oriented gratings (random wavelength in `wavelengths` pixels, phase and tint of `channels` channels) with
+    noise, with labels; shuffled, or in class order. Shared by the tests and benchmarks that train on gratings."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype("float32")
     xs, ys = [], []
@@ -25,7 +26,7 @@ def gratings(n_per_class: int, size: int = SIZE, seed: int = 0, *, wavelengths=(
             t = np.deg2rad(45.0 * c)
             along = xx * np.cos(t) + yy * np.sin(t)
             wave = np.cos(2 * np.pi * along / rng.uniform(*wavelengths) + rng.uniform(0, 6.3))
-            img = (0.5 + 0.5 * wave)[..., None] * rng.uniform(0.6, 1.0, 3)
+            img = (0.5 + 0.5 * wave)[..., None] * rng.uniform(0.6, 1.0, channels)
             xs.append(np.clip(img + rng.normal(0, 0.05, img.shape), 0, 1))
             ys.append(c)
     x, y = np.stack(xs).astype("float32"), np.array(ys)
