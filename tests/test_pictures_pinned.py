@@ -1,7 +1,10 @@
 """Pixel checksums taken before the redesign (the three wings): a refactor keeps the pictures, same seed, same
 pixels, on this kind of CPU with TensorFlow. They were made in float32, so every call pins `precision="float32"`
 (the default, `"auto"`, is bfloat16 on this project's CPU and float32 on others); one bfloat16 case is pinned
-apart."""
+apart. The pictures of the presets with jitter (quality, fast, lucid; render, caricature and layer_atlas, which use
+them) were taken again when the standard jitters became a share of the image (8 and 4 px at 128 px, in
+proportion below: at these 32-40 px sizes 1 or 2 px; docs/transformers.md, "Jitter in proportion to the image"):
+a deliberate change of the pictures, measured there."""
 
 import hashlib
 
@@ -11,20 +14,22 @@ from conftest import make_grating_model, make_tiny_cnn
 
 import kerasviz as kv
 
-BEFORE = {  # taken on the code before the move (commit 8a1184c), by the same calls as below
-    "visualize_filters/quality": "d7f18b715931df5a",
-    "visualize_filters/fast": "8f680167fcedf7b6",
-    "visualize_filters/lucid": "c1a26395b017e821",
+BEFORE = {  # taken on the code before the move (commit 8a1184c), by the same calls as below; the jittered
+    # ones again when the jitters became a share of the image (see above)
+    "visualize_filters/quality": "14d25cd9dc50f4b3",
+    "visualize_filters/fast": "c5a9291f1e71f4c7",
+    "visualize_filters/lucid": "14110fb5c70295a7",
     "visualize_filters/keras-io": "e57fda252f7246c9",
     "visualize_filters/blog2016": "89cee63631e8b30d",
-    "render/channel": "dc3b374a220cc2df",
+    "render/channel": "7d1e645025231690",
     "dream": "233da0798736257a",
-    "caricature": "c0a4f28082bcf57f",
-    "layer_atlas": "f30dbacba30c52a1",
-    "vgg16/block3_conv3/fast": "8313098cb1ceb455",  # filter 1 comes from the revive steps
+    "caricature": "d09e157faca5e2c6",
+    "layer_atlas": "303a569326e8a369",
+    "vgg16/block3_conv3/fast": "416ae006531499c8",  # filter 1 comes from the revive steps
 }
-BFLOAT16 = {  # taken when "auto" became the default (the bfloat16 extractor, this project's AVX512-BF16 CPU)
-    "visualize_filters/fast": "90ac1e77f5d9e965",
+BFLOAT16 = {  # taken when "auto" became the default (the bfloat16 extractor, this project's AVX512-BF16 CPU),
+    # again with the jitters in proportion
+    "visualize_filters/fast": "9d2070847a59a5d9",
 }
 FLOAT32 = dict(precision="float32")
 

@@ -25,6 +25,18 @@ def test_jitter_shifts_by_whole_pixels():
     np.testing.assert_allclose(out[1, :, 4], img[1, :, 2], atol=1e-5)
 
 
+def test_a_jitter_with_a_reference_size_shifts_in_proportion_to_the_image():
+    """`jitter(8, reference_size=128)` shifts a 32 px image by at most 2 px, a 128 px one by 8 (the largest draw)."""
+    assert [T.jitter_pixels(8, (side, side), 128) for side in (8, 32, 47, 64, 128, 224)] == [1, 2, 3, 4, 8, 8]
+    assert T.jitter_pixels(8, (32, 200), 128) == 2  # the shorter side rules
+    assert T.jitter_pixels(8, (32, 32), None) == 8 and T.jitter_pixels(0, (32, 32), 128) == 0
+    for side, shift in ((32, 2), (128, 8)):
+        img = ramp(side, side, 1)
+        out = np.asarray(T.jitter(8, reference_size=128)(img, np.array([[0.999, 0.5]], "float32")))
+        np.testing.assert_allclose(out[0, :, 10], img[0, :, 10 + shift], atol=1e-5)
+    assert T.jitter(8, reference_size=128) != T.jitter(8)  # another transform: another compiled step
+
+
 def test_middle_draws_are_the_identity():
     img = ramp()
     for t in (T.scale(0.8, 1.2), T.rotate(20)):
@@ -89,6 +101,9 @@ def test_transforms_pass_gradients():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="jitter pixels"):
         T.jitter(-1)
+    for bad in (0, 12.5, True, "128"):
+        with pytest.raises(ValueError, match="reference_size must be a positive int"):
+            T.jitter(8, reference_size=bad)
     with pytest.raises(ValueError, match="scale needs"):
         T.scale(1.2, 0.8)
 

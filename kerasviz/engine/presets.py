@@ -123,10 +123,12 @@ def _presets() -> dict[str, Preset]:
             transforms=(), update="rms", pre_activation=False, deprocess="normalize",
             deprocess_std=0.1,
         ),
-        # Quick and robust: Fourier + decorrelated color + two jitters (8 then 4 px, as in Lucid's standard
-        # set, without its scale and rotation), few steps (how they were chosen: docs/speed.md, "The presets").
-        "fast": Preset(size=96, steps=48, lr=0.05, transforms=(transforms.jitter(8), transforms.jitter(4)),
-                       revive_steps=64),
+        # Quick and robust: Fourier + decorrelated color + two jitters (Lucid's standard set's, 8 then 4 px at
+        # 128 px and in proportion below, without its scale and rotation), few steps (how they were chosen:
+        # docs/speed.md, "The presets").
+        "fast": Preset(size=96, steps=48, lr=0.05, transforms=(
+            transforms.jitter(8, reference_size=transforms.REFERENCE_SIZE),
+            transforms.jitter(4, reference_size=transforms.REFERENCE_SIZE)), revive_steps=64),
         # Lucid's recipe: Fourier + decorrelated color + standard transforms + Adam, many steps.
         "lucid": Preset(size=128, steps=256, lr=0.05, revive_steps=64),
         # The default: Lucid's pipeline on four octaves (47, 65, 91, 128 px) of 16 steps at lr 0.1, about 30
@@ -287,7 +289,7 @@ def to_dict(settings: Preset) -> dict:
 
     Example:
     >>> kv.presets.to_dict(kv.presets.get("fast"))["transforms"]
-    ['jitter(8)', 'jitter(4)']
+    ['jitter(8, reference_size=128)', 'jitter(4, reference_size=128)']
     """
     fields = {f.name: jsonable(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
     fields["param"] = repr(settings.param)

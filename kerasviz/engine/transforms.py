@@ -59,6 +59,10 @@ class Transform:
         return self.name
 
 
+# the image side of Lucid's standard set (its 8 and 4 px jitters); smaller images jitter in proportion
+REFERENCE_SIZE = 128
+
+
 def _fill(fill_mode: str) -> str:
     return "" if fill_mode == "reflect" else f", fill_mode={fill_mode!r}"
 
@@ -116,34 +120,71 @@ def _about_center(m2, h, w):
     )
 
 
-def jitter(pixels: int, *, fill_mode: str = "reflect") -> Transform:
+def jitter(pixels: int, *, fill_mode: str = "reflect", reference_size: int | None = None) -> Transform:
     """Shift each image by a random whole number of pixels in `[-pixels, pixels]` on each axis.
+
+    With `reference_size`, `pixels` is the shift of an image whose shorter side is `reference_size` or more;
+    a smaller image shifts in proportion to its side (rounded, at least 1 px), so the shift is the same share
+    of every image: of each octave, and of the model's input where a fixed-size model sees the octaves
+    upsampled.
 
     Args:
         pixels: the largest shift, an int >= 0.
         fill_mode: how pixels shifted in from outside are filled: `"reflect"`, `"constant"` (0.5 gray),
             `"nearest"` or `"wrap"`. Defaults to `"reflect"`.
+        reference_size: the image side (px) from which on the shift is `pixels`; None (the default): `pixels`
+            at every size.
 
     Returns:
         A `Transform` that draws 2 random numbers per image.
 
     Raises:
-        ValueError: `pixels` is negative.
+        ValueError: `pixels` is negative, or `reference_size` is not a positive int.
 
     Example:
     >>> kv.transforms.jitter(8).name
     'jitter(8)'
+    >>> kv.transforms.jitter(8, reference_size=128).name  # 2 px on a 32 px image
+    'jitter(8, reference_size=128)'
     """
     if pixels < 0:
         raise ValueError(f"jitter pixels must be >= 0. Received: {pixels}.")
+    if reference_size is not None and (isinstance(reference_size, bool) or not isinstance(reference_size, int)
+                                       or reference_size < 1):
+        raise ValueError(f"jitter reference_size must be a positive int (an image side in pixels) or None. "
+                         f"Received: reference_size={reference_size!r}.")
 
     def matrix(u, h, w):
-        span = 2 * pixels + 1
-        tx = ops.floor(u[:, 0] * span) - pixels
-        ty = ops.floor(u[:, 1] * span) - pixels
+        shift = jitter_pixels(pixels, (h, w), reference_size)
+        span = 2 * shift + 1
+        tx = ops.floor(u[:, 0] * span) - shift
+        ty = ops.floor(u[:, 1] * span) - shift
         return _translation(tx, ty)
 
-    return Transform(f"jitter({pixels}{_fill(fill_mode)})", 2, _affine_fn(matrix, fill_mode), matrix, fill_mode)
+    reference = "" if reference_size is None else f", reference_size={reference_size}"
+    return Transform(f"jitter({pixels}{_fill(fill_mode)}{reference})", 2, _affine_fn(matrix, fill_mode), matrix,
+                     fill_mode)
+
+
+def jitter_pixels(pixels: int, size, reference_size: int | None) -> int:
+    """The largest shift `jitter(pixels, reference_size=...)` makes on an image of `size` `(height, width)`.
+
+    Args:
+        pixels: the shift at `reference_size` and above.
+        size: `(height, width)` of the image (ints; an unknown side counts as large).
+        reference_size: the side from which on the shift is `pixels`; None: always `pixels`.
+
+    Returns:
+        An int: `pixels * min(1, side / reference_size)` rounded, at least 1 (0 only for `pixels=0`).
+
+    Example:
+    >>> [kv.transforms.jitter_pixels(8, (s, s), 128) for s in (32, 47, 65, 91, 128, 224)]
+    [2, 3, 4, 6, 8, 8]
+    """
+    sides = [int(s) for s in size if s is not None]
+    if reference_size is None or not pixels or not sides:
+        return int(pixels)
+    return max(1, math.floor(pixels * min(1.0, min(sides) / reference_size) + 0.5))
 
 
 def scale(low: float = 0.9, high: float = 1.1, *, fill_mode: str = "reflect") -> Transform:
@@ -461,17 +502,20 @@ def compose(transforms: Sequence[Transform]) -> Transform:
 
 
 def standard_transforms() -> list[Transform]:
-    """Lucid's standard robustness set, for 64-224 px images: jitter 8 px, scale 0.9-1.1, rotate up to
-    10 degrees, jitter 4 px (reflect fill instead of Lucid's gray padding).
+    """Lucid's standard robustness set, as a share of the image: jitter 8 px, scale 0.9-1.1, rotate up to 10
+    degrees, jitter 4 px (reflect fill instead of Lucid's gray padding). The jitters are Lucid's at 128 px
+    and up, and in proportion on smaller images and octaves (`reference_size=128`; why: docs/transformers.md,
+    "Jitter in proportion").
 
     Returns:
         A list of 4 `Transform`.
 
     Example:
     >>> [t.name for t in kv.transforms.standard_transforms()]
-    ['jitter(8)', 'scale(0.9, 1.1)', 'rotate(10)', 'jitter(4)']
+    ['jitter(8, reference_size=128)', 'scale(0.9, 1.1)', 'rotate(10)', 'jitter(4, reference_size=128)']
     """
-    return [jitter(8), scale(0.9, 1.1), rotate(10.0), jitter(4)]
+    return [jitter(8, reference_size=REFERENCE_SIZE), scale(0.9, 1.1), rotate(10.0),
+            jitter(4, reference_size=REFERENCE_SIZE)]
 
 
 def none() -> list[Transform]:
