@@ -9,7 +9,10 @@ separate kernels:
   (`jit_compile=True`: XLA fuses the chain and its gradient), in float32 only. In bfloat16 Keras's GELU stays:
   its `Erfc` is slowest there (several times its float32 time), but a fused one rounds once where
   TensorFlow rounds after every op, and that changed a trained test ViT's bfloat16 pictures (one unit in 16 no
-  longer its own picture's best), so the bfloat16 step computes what it computed before;
+  longer its own picture's best), so the bfloat16 step computes what it computed before. (Its `Erfc` and the
+  gradient's `Exp` alone, computed in float32 and rounded, give TensorFlow's bfloat16 bits for all 65536
+  values and a GELU 2.5x as fast, but grappler's arithmetic optimizer then orders the gradient's products
+  differently around the custom gradient: other bits again);
 - dot-product attention (`keras.ops.dot_product_attention`, which `MultiHeadAttention` calls): `tf.einsum`
   with the heads between the tokens and the features. `dot_product_attention` here moves the heads next to
   the batch once and multiplies with `tf.matmul` (one batched product over batch x heads), the scores'
@@ -21,8 +24,9 @@ compiled step keeps the faster kernels and nothing else (the user's own calls, e
 them. Each keeps Keras's own signature and hands any case it does not cover (a mask, a bias, a causal or
 soft-capped attention, grouped heads, float64) to Keras's function. The values are those of Keras's
 kernels up to float32 rounding (XLA's GELU); the attention gave the same bits in both precisions.
-Measured (ViT-B/16 widths, 4 blocks, batch 16, 224 px; forward and input gradient): float32 7% and
-bfloat16 10% less time (`benchmarks/utilization.py --vit` measures the whole step).
+Measured in one process, the two kinds of kernel in turn (ViT-B/16, 12 blocks, batch 16, 224 px, forward and
+input gradient, a machine loaded 5-6 on 2 cores): float32 4% less time (pairs 0.945-0.969), bfloat16 1% (the
+attention alone; pairs 0.975-0.992); `benchmarks/utilization.py --vit` and `op_profile.py --vit` measure them.
 """
 
 from __future__ import annotations
