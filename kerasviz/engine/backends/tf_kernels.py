@@ -25,8 +25,9 @@ them. Each keeps Keras's own signature and hands any case it does not cover (a m
 soft-capped attention, grouped heads, float64) to Keras's function. The values are those of Keras's
 kernels up to float32 rounding (XLA's GELU); the attention gave the same bits in both precisions.
 Measured in one process, the two kinds of kernel in turn (ViT-B/16, 12 blocks, batch 16, 224 px, forward and
-input gradient, a machine loaded 5-6 on 2 cores): float32 4% less time (pairs 0.945-0.969), bfloat16 1% (the
-attention alone; pairs 0.975-0.992); `benchmarks/utilization.py --vit` and `op_profile.py --vit` measure them.
+input gradient; two runs of three pairs, the machine loaded 3-6 on 2 cores): float32 4-5% less time (pairs
+0.933-0.969), bfloat16 1-4% (the attention alone; pairs 0.948-0.992); `benchmarks/utilization.py --vit` and
+`op_profile.py --vit` measure them.
 """
 
 from __future__ import annotations
