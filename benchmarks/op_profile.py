@@ -4,15 +4,20 @@ extractor kerasviz uses, traced once with TensorFlow's step statistics, its op t
     python benchmarks/op_profile.py --vit --precision bfloat16      # ViT-B/16 sized, 224 px, batch 16
     python benchmarks/op_profile.py --layers block3_conv3           # VGG16 hed, 128 px
 
-The step is the one `utilization.py` times (`model_step`): the compiled function's graph, with its variables
-frozen to constants, run in a session with a full trace. Op times overlap where TensorFlow runs independent
-ops side by side (its inter-op threads), so their sum can exceed the step's wall time: read the shares, not
-the sum. The kinds:
+The step is the one `utilization.py` times (`model_step`, traced with the GELU and attention kernels kerasviz's
+steps use, or Keras's own with `--keras-kernels`): the compiled function's graph, with its variables frozen to
+constants, run in a session with a full trace. The session runs one op at a time (`--inter-op 1`, the default):
+where TensorFlow runs independent ops side by side (a ViT's query, key and value projections), each one's time
+stretches while they share the cores, and a kind's share then says more about its neighbours than about its
+kernel (with the default inter-op threads, the projections looked ~2/3 as fast as the MLP's products; one at a
+time they run as fast). The kinds:
 
 - `MatMul`: 2-D matrix products (a Dense layer on flattened tokens, its input gradient);
 - `BatchMatMulV2`: products of a 3-D tensor with a matrix (`EinsumDense`: a ViT's query, key, value and output
-  projections, and their gradients);
-- `Einsum`: attention's scores and their mix over the values, and their gradients;
+  projections, and their gradients) and, with kerasviz's kernels, attention's scores and their mix over the
+  values (batch x heads products) and their gradients;
+- `Einsum`: attention's products with Keras's kernels (`--keras-kernels`);
+- `PartitionedCall`: a float32 GELU and its gradient, each one XLA-compiled function (kerasviz's kernels);
 - `Conv2D*`: convolutions (a ViT's patch embedding);
 - the rest: element-wise work (GELU's `Erfc`, `Mul`, LayerNorm's moments, softmax's `Exp`, `Cast` between
   bfloat16 and float32), which moves memory and does no matrix product.
@@ -32,13 +37,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import utilization  # noqa: E402
 
 
-def op_times(net, layer: str, precision: str, batch: int, size: int) -> tuple[dict, dict, float]:
-    """`({op kind: summed ms}, {op kind: count}, wall seconds of the traced run)` of one model step."""
+def op_times(net, layer: str, precision: str, batch: int, size: int, inter_op: int = 1,
+             keras_kernels: bool = False) -> tuple[dict, dict, float]:
+    """`({op kind: summed ms}, {op kind: count}, wall seconds of the traced run)` of one model step, its ops run
+    `inter_op` at a time (0: TensorFlow's default)."""
+    import contextlib
+
     import numpy as np
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     import kerasviz as kv
+    from kerasviz.engine.backends import tf_kernels
 
     extractor = kv.nets.get_extractor(net, [layer], True, precision)
     one_hot = tf.constant(np.eye(int(extractor.outputs[0].shape[-1]), dtype="float32")[np.arange(batch) % 16])
@@ -53,13 +63,15 @@ def op_times(net, layer: str, precision: str, batch: int, size: int) -> tuple[di
         return tape.gradient(loss, x)
 
     x = np.random.default_rng(0).uniform(-1, 1, (batch, size, size, net.input_channels)).astype("float32")
-    frozen = convert_variables_to_constants_v2(grad.get_concrete_function(tf.constant(x)))
+    with contextlib.nullcontext() if keras_kernels else tf_kernels.kernels():
+        frozen = convert_variables_to_constants_v2(grad.get_concrete_function(tf.constant(x)))
     graph = tf.Graph()
     with graph.as_default():
         image = tf.compat.v1.placeholder(tf.float32, x.shape)
         out, = tf.import_graph_def(frozen.graph.as_graph_def(), input_map={frozen.inputs[0].name: image},
                                    return_elements=[frozen.outputs[0].name])
-        with tf.compat.v1.Session(graph=graph) as session:
+        config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=inter_op)
+        with tf.compat.v1.Session(graph=graph, config=config) as session:
             session.run(out, {image: x})  # warm
             options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
             metadata = tf.compat.v1.RunMetadata()
@@ -86,6 +98,11 @@ def main():
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--vit", action="store_true", help="a ViT-B/16-sized KerasHub ViTBackbone (as utilization.py)")
+    parser.add_argument("--vit-blocks", type=int, default=12, help="with --vit: the first N blocks (default: 12)")
+    parser.add_argument("--inter-op", type=int, default=1,
+                        help="ops run side by side (default: 1, each op's own time; 0: TensorFlow's default)")
+    parser.add_argument("--keras-kernels", action="store_true",
+                        help="trace with Keras's own GELU and attention kernels instead of kerasviz's")
     parser.add_argument("--top", type=int, default=12, help="op kinds shown (default: 12)")
     args = parser.parse_args()
 
@@ -96,16 +113,19 @@ def main():
     if keras.backend.backend() != "tensorflow":
         raise SystemExit("op_profile.py reads TensorFlow's step statistics: run it with KERAS_BACKEND=tensorflow.")
     if args.vit:
-        net, layer = utilization.vit_b16()
-        args.model, args.weights, args.layers, args.size = "ViT-B/16", None, [layer], 224
+        net, layer = utilization.vit_b16(blocks=args.vit_blocks)
+        args.model, args.weights, args.layers, args.size = f"ViT-B/16 ({args.vit_blocks} blocks)", None, [layer], 224
     else:
         net = kv.get_model(args.model, weights=None if args.weights.lower() == "none" else args.weights)
     for precision in args.precision:
         for layer in args.layers:
-            ms, count, wall = op_times(net, layer, precision, args.batch, args.size)
+            ms, count, wall = op_times(net, layer, precision, args.batch, args.size, args.inter_op,
+                                       args.keras_kernels)
             total = sum(ms.values())
-            print(f"\n{args.model}, {layer}, {precision}, batch {args.batch}, {args.size} px: traced step "
-                  f"{1e3 * wall:.0f} ms wall, {total:.0f} ms of op time [{utilization._load()}]")
+            kernels = "Keras's" if args.keras_kernels else "kerasviz's"
+            print(f"\n{args.model}, {layer}, {precision}, batch {args.batch}, {args.size} px, {kernels} kernels, "
+                  f"inter-op {args.inter_op or 'default'}: traced step {1e3 * wall:.0f} ms wall, {total:.0f} ms of op "
+                  f"time [{utilization._load()}]")
             print("| op | ms | share of op time | ops |")
             print("| --- | ---: | ---: | ---: |")
             for kind, t in sorted(ms.items(), key=lambda kv_: -kv_[1])[:args.top]:

@@ -13,7 +13,8 @@ Measured, in this order, for each precision:
 - for each layer (batch `--batch`, `--size` px, one filter per image):
   - `model`: the model's forward pass and input gradient alone (the extractor kerasviz uses, at that
     precision, compiled: `tf.function` / `jax.jit`; eager on torch), on a fixed batch: the cost the FLOP
-    count (`flops.py`) describes;
+    count (`flops.py`) describes; on TensorFlow traced with the GELU and attention kernels kerasviz's steps
+    use (`kerasviz/engine/backends/tf_kernels.py`), or Keras's own with `--keras-kernels`;
   - `kerasviz`: one step of `kv.visualize_filters(..., preset=--preset)` (Fourier param, transforms, Adam
     update, the objective): the time of a run of `--warm + --steps` steps minus one of `--warm` steps, over
     `--steps`, so compiling, the start and the end of a run cancel;
@@ -84,9 +85,13 @@ def matmul_peak(precision: str, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / _best(run, repeats) / 1e9
 
 
-def model_step(net, layer: str, precision: str, batch: int, size: int):
+def model_step(net, layer: str, precision: str, batch: int, size: int, keras_kernels: bool = False):
     """A function running one compiled forward + input gradient of the extractor for `layer` on a fixed batch
-    (one filter per image, mean over positions), returning after the gradient is computed."""
+    (one filter per image, mean over positions), returning after the gradient is computed. On TensorFlow it is
+    traced with the kernels kerasviz's own steps trace with (`tf_kernels`: GELU, attention) unless
+    `keras_kernels`, which keeps Keras's."""
+    import contextlib
+
     import keras
     import numpy as np
 
@@ -106,6 +111,8 @@ def model_step(net, layer: str, precision: str, batch: int, size: int):
 
         x = tf.constant(x_np)
 
+        from kerasviz.engine.backends import tf_kernels
+
         @tf.function
         def grad(x):
             with tf.GradientTape() as tape:
@@ -113,6 +120,8 @@ def model_step(net, layer: str, precision: str, batch: int, size: int):
                 loss = total(extractor(x, training=False))
             return tape.gradient(loss, x)
 
+        with contextlib.nullcontext() if keras_kernels else tf_kernels.kernels():
+            grad.get_concrete_function(x)  # traced here, with the kernels
         return lambda: grad(x).numpy()
     if backend == "jax":
         import jax
@@ -152,25 +161,25 @@ def kerasviz_step_seconds(net, layer: str, precision: str, args) -> float:
 VIT_B16 = dict(patch_size=16, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072)  # ViT-B/16
 
 
-def vit_b16(size: int = 224):
-    """A KerasHub `ViTBackbone` of ViT-B/16's shape with random weights, and the layer read: the last block's
-    MLP hidden layer (after its GELU)."""
+def vit_b16(size: int = 224, blocks: int = 12):
+    """A KerasHub `ViTBackbone` of ViT-B/16's shape (or its first `blocks` blocks) with random weights, and the
+    layer read: the last block's MLP hidden layer (after its GELU)."""
     import keras_hub
 
     import kerasviz as kv
 
-    model = keras_hub.models.ViTBackbone(image_shape=(size, size, 3), **VIT_B16)
-    return kv.nets.as_network(model, input_range=(0, 1)), "vit_encoder/transformer_block_12/mlp/dense_1"
+    model = keras_hub.models.ViTBackbone(image_shape=(size, size, 3), **dict(VIT_B16, num_layers=blocks))
+    return kv.nets.as_network(model, input_range=(0, 1)), f"vit_encoder/transformer_block_{blocks}/mlp/dense_1"
 
 
-def vit_step_flops(size: int = 224) -> int:
+def vit_step_flops(size: int = 224, blocks: int = 12) -> int:
     """FLOP of one step (forward + input gradient) of `vit_b16` for one image, up to the last block's MLP hidden
     layer. Forward multiply-adds: the patch embedding; per block the query/key/value/output projections
     (4 N d^2), the attention scores and their mix (2 N^2 d) and the MLP (2 N d m; the last block's second Dense
     is not computed: N d m there). The input gradient of a product with a weight costs what its forward did, but
     both operands of the scores and the mix are activations, each with its own gradient: twice their forward."""
     n_patches = (size // VIT_B16["patch_size"]) ** 2
-    n, d, m, blocks = n_patches + 1, VIT_B16["hidden_dim"], VIT_B16["mlp_dim"], VIT_B16["num_layers"]
+    n, d, m = n_patches + 1, VIT_B16["hidden_dim"], VIT_B16["mlp_dim"]
     embed = n_patches * d * 3 * VIT_B16["patch_size"] ** 2
     weights = embed + blocks * 4 * n * d * d + (2 * blocks - 1) * n * d * m  # products with a weight
     attention = blocks * 2 * n * n * d  # products of two activations
@@ -213,6 +222,10 @@ def main():
     parser.add_argument("--vit", action="store_true",
                         help="a ViT-B/16-sized KerasHub ViTBackbone (random weights, 224 px; --model, --weights, "
                              "--layers and --size are then ignored)")
+    parser.add_argument("--vit-blocks", type=int, default=12, help="with --vit: the first N blocks (default: 12)")
+    parser.add_argument("--keras-kernels", action="store_true",
+                        help="TensorFlow: time the model step with Keras's own GELU and attention kernels instead of "
+                             "those kerasviz's steps trace with (engine/backends/tf_kernels.py)")
     parser.add_argument("--threads", type=int, default=None,
                         help="compute threads of the backend (default: its own); 1 gives steadier figures on a "
                              "busy machine: the matmul peak and the steps then share one core")
@@ -226,14 +239,16 @@ def main():
 
     weights = None if args.weights.lower() == "none" else args.weights
     if args.vit:
-        net, layer = vit_b16()
-        args.model, weights, args.layers, args.size = "ViT-B/16", None, [layer], 224
-        gflop = {layer: vit_step_flops(args.size) * args.batch / 1e9}
+        net, layer = vit_b16(blocks=args.vit_blocks)
+        args.model, weights, args.layers, args.size = f"ViT-B/16 ({args.vit_blocks} blocks)", None, [layer], 224
+        gflop = {layer: vit_step_flops(args.size, args.vit_blocks) * args.batch / 1e9}
     else:
         net = kv.get_model(args.model, weights=weights)
         gflop = {layer: flops.step_flops(net, layer, args.size) * args.batch / 1e9 for layer in args.layers}
     backend = keras.backend.backend()
     threads = f"{args.threads} thread(s)" if args.threads else "default threads"
+    if backend == "tensorflow":
+        threads += ", model step with " + ("Keras's kernels" if args.keras_kernels else "kerasviz's kernels")
     print(f"{args.model} ({weights}), batch {args.batch}, {args.size} px, backend {backend}, {threads}, "
           f"bfloat16_is_fast={kv.engine.backend.bfloat16_is_fast()}; {_load()}", flush=True)
     rows, peaks = [], {}
@@ -245,7 +260,7 @@ def main():
     for precision in args.precision:
         for layer in args.layers:
             peak = peak_of(precision)
-            step = model_step(net, layer, precision, args.batch, args.size)
+            step = model_step(net, layer, precision, args.batch, args.size, args.keras_kernels)
             step()  # compile
             model_s = _best(step, args.repeats)
             viz_s = None if args.skip_kerasviz else kerasviz_step_seconds(net, layer, precision, args)

@@ -6,11 +6,12 @@ variables here, assigned inside the step, instead of `stateless_apply`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import keras
 
-from kerasviz.engine.backends import Backend, capability
+from kerasviz.engine.backends import Backend, capability, tf_kernels
 from kerasviz.engine.deferred import module
 
 tf = module("tensorflow")
@@ -26,20 +27,25 @@ class _OwnFunction:
     "retraced" five times. A callable object is counted on its own (TensorFlow keys it by the object), so the
     warning keeps its meaning: it still fires when one of these functions really retraces too often, and for
     the user's own functions, whose counts this does not touch.
+
+    Its call (made only while `tf.function` traces) also puts `tf_kernels`' GELU and attention in place of
+    Keras's when the step runs on the CPU, where they were measured faster.
     """
 
-    def __init__(self, fn: Callable):
+    def __init__(self, fn: Callable, fast_kernels: bool = False):
         self.fn = fn
+        self.fast_kernels = fast_kernels
         self.__name__ = fn.__name__  # tf.function names its graphs after it
 
     def __call__(self, *args):
-        return self.fn(*args)
+        with tf_kernels.kernels() if self.fast_kernels else contextlib.nullcontext():
+            return self.fn(*args)
 
 
 def _function(fn: Callable):
     # no autograph: the step has no Python control flow on tensors (it runs under jax.jit too), so there is
     # nothing to convert, and a score function defined where its source cannot be read (a doctest) traces
-    return tf.function(_OwnFunction(fn), autograph=False)
+    return tf.function(_OwnFunction(fn, fast_kernels=BACKEND.accelerator() is None), autograph=False)
 
 
 def _ascent(score_fn, update):
