@@ -104,3 +104,15 @@ def test_kerasviz_steps_trace_with_the_kernels_and_leave_kerass_functions_in_pla
     assert _keras_nn().gelu is keras_gelu and _keras_nn().dot_product_attention is keras_attention
     np.testing.assert_allclose(backend.to_numpy(scores(x, None, filters)),
                                keras.ops.sum(vit(x[0]), axis=-1).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_keras_laid_out_otherwise_keeps_its_own_kernels(vit, monkeypatch):
+    """Where Keras's private backend module is not where the kernels look, steps trace with Keras's own."""
+    keras_gelu = _keras_nn().gelu
+    monkeypatch.setattr(tf_kernels, "_keras_nn", lambda: None)
+    x = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    with tf_kernels.kernels():
+        swapped = _keras_nn().gelu is not keras_gelu
+        out = vit(x, training=False)
+    assert not swapped
+    np.testing.assert_allclose(np.asarray(out), np.asarray(vit(x, training=False)), atol=1e-6)

@@ -49,10 +49,13 @@ _open: list = []  # Keras's own (gelu, dot_product_attention), once per open `ke
 
 
 def _keras_nn():
-    """Keras's TensorFlow `nn` module: what `keras.ops.gelu` and `keras.ops.dot_product_attention` call."""
-    from keras.src.backend.tensorflow import nn
-
-    return nn
+    """Keras's TensorFlow `nn` module: what `keras.ops.gelu` and `keras.ops.dot_product_attention` call; None
+    where a Keras lays out its backend otherwise (its private path): then Keras's kernels run."""
+    try:
+        from keras.src.backend.tensorflow import nn
+    except ImportError:
+        return None
+    return nn if all(callable(getattr(nn, name, None)) for name in ("gelu", "dot_product_attention")) else None
 
 
 @functools.cache
@@ -126,6 +129,9 @@ def kernels():
     kernels of this module; Keras's own are back when the block ends. Re-entrant; one thread at a time."""
     with _lock:
         nn = _keras_nn()
+        if nn is None:
+            yield
+            return
         originals = _open[0] if _open else (nn.gelu, nn.dot_product_attention)
         _open.append(originals)
         nn.gelu = functools.partial(gelu, keras_gelu=originals[0])
