@@ -20,10 +20,11 @@ separate kernels:
 
 `kernels()` puts both in place of Keras's for the duration of a `with` block; `backends.tensorflow` opens it
 around the Python function of each step it compiles, which runs only while `tf.function` traces, so the
-compiled step keeps the faster kernels and nothing else (the user's own calls, eager or compiled) ever sees
-them. Each keeps Keras's own signature and hands any case it does not cover (a mask, a bias, a causal or
-soft-capped attention, grouped heads, float64) to Keras's function. The values are those of Keras's
-kernels up to float32 rounding (XLA's GELU); the attention gave the same bits in both precisions.
+compiled step keeps the faster kernels and the user's own calls, eager or compiled, do not see them (save a
+call from another thread during the moment a step traces). Each keeps Keras's own signature and hands any
+case it does not cover (a mask, a bias, a causal or soft-capped attention, grouped heads, float64) to Keras's
+function; where a Keras lays out its TensorFlow backend otherwise, nothing is swapped. The values are those of
+Keras's kernels up to float32 rounding (XLA's GELU); the attention gave the same bits in both precisions.
 Measured in one process, the two kinds of kernel in turn (ViT-B/16, 12 blocks, batch 16, 224 px, forward and
 input gradient; two runs of three pairs, the machine loaded 3-6 on 2 cores): float32 4-5% less time (pairs
 0.933-0.969), bfloat16 1-4% (the attention alone; pairs 0.948-0.992); `benchmarks/utilization.py --vit` and
