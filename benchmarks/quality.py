@@ -246,7 +246,8 @@ def transformers(args) -> None:
     """The transformer cases: per model, preset and layer, the share of units alive, the share excited most by
     their own picture (patch tokens only, on a token layer) and the patch-grid energy of the pictures (about 1:
     no grid printed; `transformer_models.patch_grid_energy`). Variants of the transforms ride along: jitter of
-    one patch and a half instead of the preset's 8 and 4 px, and no transforms at all (a grid-printing control)."""
+    one patch and a half instead of the preset's (8 and 4 px at 128 px, in proportion: 1-2 px on these 32 px
+    models), and no transforms at all (a grid-printing control)."""
     import transformer_models as tm
 
     import kerasviz as kv

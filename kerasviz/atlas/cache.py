@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from kerasviz import nets
-from kerasviz.atlas.storage import TMP_PREFIX, is_url, png_bytes, read_png, store_for
+from kerasviz.atlas.storage import TMP_PREFIX, join, png_bytes, read_png, store_for
 from kerasviz.engine import presets
 
 CACHE_VERSION = 2  # bump when the cached files' meaning changes
@@ -176,10 +176,7 @@ def folder_for(root: str | os.PathLike, model_name: str, layer_path: str, key: s
     >>> kv.atlas.cache.folder_for("s3://bucket/kv", "VGG16", "block1_conv2", "0123456789abcdef")
     's3://bucket/kv/VGG16/block1_conv2-0123456789abcdef'
     """
-    leaf = f"{slug(layer_path)}-{key}"
-    if is_url(root):
-        return f"{root.rstrip('/')}/{slug(model_name)}/{leaf}"
-    return os.path.join(os.fspath(root), slug(model_name), leaf)
+    return join(root, slug(model_name), f"{slug(layer_path)}-{key}")
 
 
 class FilterCache:

@@ -571,7 +571,7 @@ def revive_objective(path: str, layer, s: presets.Preset, extra_tokens: int | No
     the run's `extra_tokens`). Where the extractor made the layer's ReLU leaky, the neuron's linear
     pre-activation (`nets.undo_leak`): with the leaky value, whose slope jumps 100-fold at zero, Adam oscillates
     around zero and rarely crosses it."""
-    center = objectives.neuron(path) if extra_tokens is None else objectives.neuron(path, extra_tokens=extra_tokens)
+    center = objectives.neuron(path, extra_tokens=extra_tokens)
     if not (s.pre_activation and nets.leaks_under_pre_activation(layer)):
         return center  # no leak to undo: a plain output, or a softmax layer's logits
     return objectives.Objective(lambda c: nets.undo_leak(center(c)), f"undo_leak({center.description})",
